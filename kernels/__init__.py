@@ -1,0 +1,29 @@
+"""Raw compute on arrays, one table of kernels per device.
+
+This package knows nothing of Tensor or autograd and never imports ``minigrad``.
+Each sub-package exports ``KERNELS``, a dict from kernel name to function:
+
+- ``kernels.reference``: plain NumPy/CuPy code (array-module generic). The ground
+  truth every fast kernel is tested against, and the fallback for any name a
+  device table does not fill in.
+- ``kernels.cpu``: Numba ``@njit(cache=True)`` kernels for the CPU hot loops.
+- ``kernels.cuda``: CUDA C sources (``*.cu``) compiled through CuPy ``RawModule``.
+
+The contract (shapes NCHW, weights OIHW, every function pure unless it says
+"in place"):
+
+``conv2d_forward(x, w, b, stride, padding) -> (y, cache)``
+    ``b`` may be None; ``stride``/``padding`` are ``(sh, sw)``/``(ph, pw)`` tuples.
+``conv2d_backward(gy, cache, need_input_grad) -> (gx or None, gw, gb or None)``
+``max_pool2d_forward(x, kernel, stride, padding) -> (y, cache)``
+``max_pool2d_backward(gy, cache) -> gx``
+``avg_pool2d_forward(x, kernel, stride, padding) -> (y, cache)``  (count_include_pad)
+``avg_pool2d_backward(gy, cache) -> gx``
+``softmax_cross_entropy_forward(logits, labels) -> (losses, cache)``
+    per-sample losses (N,) for integer labels (N,); numerically stable.
+``softmax_cross_entropy_backward(gloss, cache) -> glogits``
+Optimizer updates (in place on ``param`` and the state arrays): see
+``kernels.reference.optim``.
+
+``cache`` is opaque: only the backward of the same table reads it.
+"""

@@ -1,0 +1,34 @@
+"""2-D convolution by im2col + matrix multiply (BLAS / cuBLAS)."""
+from .._xp import array_module
+from .windows import col2im, im2col
+
+
+def conv2d_forward(x, w, b, stride, padding):
+    """y[n, o] = sum_{c,i,j} w[o, c, i, j] * xpad[n, c, s*y + i, s*x + j] + b[o]."""
+    xp = array_module(x)
+    n = x.shape[0]
+    out_ch, _, kh, kw = w.shape
+    cols = im2col(x, (kh, kw), stride, padding)
+    oh, ow = cols.shape[-2:]
+    cols2 = cols.reshape(n, -1, oh * ow)
+    y = xp.matmul(w.reshape(out_ch, -1), cols2).reshape(n, out_ch, oh, ow)
+    if b is not None:
+        y += b.reshape(1, -1, 1, 1)
+    return y, (cols2, x.shape, w, b is not None, stride, padding)
+
+
+def conv2d_backward(gy, cache, need_input_grad=True):
+    """Gradients of conv2d_forward with respect to x, w and b."""
+    xp = array_module(gy)
+    cols2, x_shape, w, has_bias, stride, padding = cache
+    n, out_ch = gy.shape[:2]
+    gy2 = gy.reshape(n, out_ch, -1)
+    gw = xp.tensordot(gy2, cols2, axes=([0, 2], [0, 2])).reshape(w.shape)
+    gb = gy2.sum(axis=(0, 2)) if has_bias else None
+    gx = None
+    if need_input_grad:
+        gcols = xp.matmul(w.reshape(out_ch, -1).T, gy2)
+        _, c, kh, kw = w.shape
+        gcols = gcols.reshape(n, c, kh, kw, *gy.shape[2:])
+        gx = col2im(gcols, x_shape, stride, padding)
+    return gx, gw, gb

@@ -1,0 +1,14 @@
+"""minigrad: a small, fast, from-scratch deep-learning framework.
+
+``import minigrad as mg``; ``mg.tensor(...)``; layers in ``mg.nn``, ops in
+``mg.functional``, losses in ``mg.losses``, optimizers in ``mg.optim``.
+"""
+from . import backend, functional, losses, nn, optim
+from .backend import cuda_available
+from .random import manual_seed
+from .tensor import Tensor, is_grad_enabled, no_grad, tensor
+
+__version__ = "0.1.0"
+
+__all__ = ["Tensor", "tensor", "no_grad", "is_grad_enabled", "cuda_available",
+           "manual_seed", "backend", "functional", "losses", "nn", "optim"]

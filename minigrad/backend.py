@@ -1,0 +1,138 @@
+"""Devices: which array module holds the data, and which kernel table computes on it.
+
+``"cpu"`` arrays are NumPy arrays, ``"cuda"`` arrays are CuPy arrays. Each device
+has one kernel table (name -> function), filled from ``kernels.reference`` and
+overridden by the device's fast kernels (``kernels.cpu``: Numba, ``kernels.cuda``:
+CUDA), unless ``MINIGRAD_KERNELS=reference`` asks for the plain path.
+"""
+import os
+
+import numpy as np
+
+DEVICES = ("cpu", "cuda")
+
+_cupy = None
+_cupy_error = None
+_tables = {}
+
+
+def _load_cupy():
+    """Import CuPy once; remember why it failed so the error can say so."""
+    global _cupy, _cupy_error
+    if _cupy is None and _cupy_error is None:
+        try:
+            import cupy
+            _cupy = cupy
+        except Exception as exc:  # ImportError, or a broken CUDA install
+            _cupy_error = exc
+    return _cupy
+
+
+def cuda_available():
+    """True when CuPy imports and sees at least one CUDA GPU."""
+    cupy = _load_cupy()
+    if cupy is None:
+        return False
+    try:
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:
+        return False
+
+
+def check_device(device):
+    """Normalise a device name; raise a clear error for an unknown or unusable one."""
+    device = str(device).lower()
+    if device.startswith("cuda:"):  # "cuda:0" as PyTorch users write it
+        device = "cuda"
+    if device not in DEVICES:
+        raise ValueError(f"unknown device {device!r}; choose one of {DEVICES}")
+    if device == "cuda" and not cuda_available():
+        if _load_cupy() is None:
+            raise RuntimeError(
+                "device 'cuda' needs CuPy, which is not installed "
+                f"({_cupy_error}). Install the GPU extra matching your CUDA: "
+                "pip install 'minigrad[cuda12]' or 'minigrad[cuda13]'")
+        raise RuntimeError("device 'cuda': CuPy is installed but finds no CUDA GPU "
+                           "(check the NVIDIA driver and CUDA_VISIBLE_DEVICES)")
+    return device
+
+
+def device_of(array):
+    """The device an array lives on."""
+    if isinstance(array, np.ndarray) or _cupy is None:
+        return "cpu"
+    return "cuda" if isinstance(array, _cupy.ndarray) else "cpu"
+
+
+def xp_for(device):
+    """The array module of a device: ``numpy`` or ``cupy``."""
+    if device == "cpu":
+        return np
+    check_device(device)
+    return _cupy
+
+
+def array_module(array):
+    """The array module an array belongs to."""
+    return xp_for(device_of(array))
+
+
+def to_device(array, device):
+    """Copy an array to a device (a no-op when it is already there)."""
+    if device_of(array) == device:
+        return array
+    if device == "cpu":
+        return array.get()
+    return xp_for(device).asarray(array)
+
+
+def to_numpy(array):
+    """A NumPy copy/view of an array from any device."""
+    return array if isinstance(array, np.ndarray) else array.get()
+
+
+def scatter_add(array, index, values):
+    """``array[index] += values`` in place, with repeated indices adding up."""
+    if device_of(array) == "cpu":
+        np.add.at(array, index, values)
+    else:
+        import cupyx
+        cupyx.scatter_add(array, index, values)
+
+
+def kernel_mode():
+    """``"fast"`` (default) or ``"reference"`` from the MINIGRAD_KERNELS variable."""
+    mode = os.environ.get("MINIGRAD_KERNELS", "fast").lower()
+    if mode not in ("fast", "reference"):
+        raise ValueError(f"MINIGRAD_KERNELS={mode!r}; use 'fast' or 'reference'")
+    return mode
+
+
+def kernel_table(device, mode=None):
+    """The kernel table (name -> function) of a device, built once per mode."""
+    mode = mode or kernel_mode()
+    key = (device, mode)
+    if key not in _tables:
+        from kernels.reference import KERNELS as reference
+        table = dict(reference)
+        if mode == "fast":
+            table.update(_fast_kernels(device))
+        _tables[key] = table
+    return _tables[key]
+
+
+def _fast_kernels(device):
+    """The device's fast kernels; an empty table if its package is unavailable."""
+    try:
+        if device == "cpu":
+            from kernels.cpu import KERNELS
+        else:
+            from kernels.cuda import KERNELS
+    except ImportError:
+        return {}
+    return KERNELS
+
+
+def kernel(name, device="cpu"):
+    """Look up one kernel by name for a device."""
+    return kernel_table(device)[name]

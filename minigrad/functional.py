@@ -1,0 +1,591 @@
+"""Differentiable ops: each computes its forward array and, beside it, its backward.
+
+Every op follows one pattern::
+
+    def op(x):
+        y = <forward on x.data>
+        def backward(gy):
+            return (<gradient for x>,)
+        return _record(y, (x,), backward)
+
+``backward`` receives the output's gradient array and returns one gradient array (or
+None) per input. Device-specific hot loops (convolution, pooling, fused losses) come
+from the device's kernel table (``backend.kernel``); everything else is array-module
+code that runs unchanged on NumPy and CuPy. Names follow ``torch.nn.functional``.
+"""
+import builtins
+
+import numpy as np
+
+from . import backend
+from . import random as mg_random
+from .tensor import Node, Tensor, as_tensor, is_grad_enabled
+
+
+def _record(data, inputs, backward, name=None):
+    """Wrap ``data`` as the op's output and, if a gradient is wanted, record the node."""
+    if isinstance(data, np.generic):  # NumPy reductions return scalars, not 0-d arrays
+        data = np.asarray(data)
+    out = Tensor(data)
+    if is_grad_enabled() and any(t.requires_grad for t in inputs):
+        out.requires_grad = True
+        out.node = Node(inputs, backward, name or backward.__qualname__.split(".")[0])
+    return out
+
+
+def _xp(t):
+    return backend.array_module(t.data)
+
+
+def _pair(value, what):
+    """An int or a pair -> (a, b) of ints."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{what} must be an int or a pair, got {value!r}")
+        return int(value[0]), int(value[1])
+    return int(value), int(value)
+
+
+def unbroadcast(grad, shape):
+    """Sum a broadcast gradient back down to an operand's ``shape``."""
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra:
+        grad = grad.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    return grad
+
+
+def _operands(a, b, op, broadcast=True):
+    """Two Tensors on one device (whose shapes broadcast), or a clear error."""
+    if not isinstance(a, Tensor):
+        a = as_tensor(a, b)
+    if not isinstance(b, Tensor):
+        b = as_tensor(b, a)
+    if a.device != b.device:
+        raise ValueError(f"{op}: operands are on different devices ({a.device} and "
+                         f"{b.device}); move one with .to()")
+    if not broadcast:
+        return a, b
+    try:
+        np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ValueError(f"{op}: shapes {a.shape} and {b.shape} cannot be broadcast "
+                         f"together") from None
+    return a, b
+
+
+# ---------------------------------------------------------------- arithmetic
+def add(a, b):
+    a, b = _operands(a, b, "add")
+
+    def add_backward(g):
+        return unbroadcast(g, a.shape), unbroadcast(g, b.shape)
+    return _record(a.data + b.data, (a, b), add_backward)
+
+
+def sub(a, b):
+    a, b = _operands(a, b, "sub")
+
+    def sub_backward(g):
+        return unbroadcast(g, a.shape), unbroadcast(-g, b.shape)
+    return _record(a.data - b.data, (a, b), sub_backward)
+
+
+def mul(a, b):
+    a, b = _operands(a, b, "mul")
+
+    def mul_backward(g):
+        return unbroadcast(g * b.data, a.shape), unbroadcast(g * a.data, b.shape)
+    return _record(a.data * b.data, (a, b), mul_backward)
+
+
+def div(a, b):
+    a, b = _operands(a, b, "div")
+
+    def div_backward(g):
+        ga = g / b.data
+        return unbroadcast(ga, a.shape), unbroadcast(-ga * a.data / b.data, b.shape)
+    return _record(a.data / b.data, (a, b), div_backward)
+
+
+def neg(x):
+    def neg_backward(g):
+        return (-g,)
+    return _record(-x.data, (x,), neg_backward)
+
+
+def pow(x, exponent):
+    """x ** exponent, for a constant or a Tensor exponent."""
+    if not isinstance(exponent, Tensor):
+        y = x.data ** exponent
+
+        def pow_backward(g):
+            return (g * exponent * x.data ** (exponent - 1),)
+        return _record(y, (x,), pow_backward)
+    x, exponent = _operands(x, exponent, "pow")
+    y = x.data ** exponent.data
+
+    def pow_tensor_backward(g):
+        xp = _xp(x)
+        gx = g * exponent.data * x.data ** (exponent.data - 1)
+        ge = g * y * xp.log(xp.where(x.data > 0, x.data, 1))
+        return unbroadcast(gx, x.shape), unbroadcast(ge, exponent.shape)
+    return _record(y, (x, exponent), pow_tensor_backward)
+
+
+def exp(x):
+    y = _xp(x).exp(x.data)
+
+    def exp_backward(g):
+        return (g * y,)
+    return _record(y, (x,), exp_backward)
+
+
+def log(x):
+    def log_backward(g):
+        return (g / x.data,)
+    return _record(_xp(x).log(x.data), (x,), log_backward)
+
+
+def abs(x):
+    xp = _xp(x)
+
+    def abs_backward(g):
+        return (g * xp.sign(x.data),)
+    return _record(xp.abs(x.data), (x,), abs_backward)
+
+
+def cast(x, dtype):
+    """x converted to ``dtype``; the gradient is converted back."""
+    source = x.dtype
+
+    def cast_backward(g):
+        return (g.astype(source),)
+    return _record(x.data.astype(dtype), (x,), cast_backward)
+
+
+def matmul(a, b):
+    """Matrix product with NumPy's rules (batched over leading axes)."""
+    a, b = _operands(a, b, "matmul", broadcast=False)
+    if a.ndim == 1:
+        return matmul(reshape(a, (1, -1)), b).reshape(b.shape[:-2] + b.shape[-1:])
+    if b.ndim == 1:
+        return matmul(a, reshape(b, (-1, 1))).reshape(a.shape[:-1])
+    if a.shape[-1] != b.shape[-2]:
+        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not line up "
+                         f"({a.shape[-1]} != {b.shape[-2]})")
+    xp = _xp(a)
+
+    def matmul_backward(g):
+        ga = xp.matmul(g, xp.swapaxes(b.data, -1, -2))
+        gb = xp.matmul(xp.swapaxes(a.data, -1, -2), g)
+        return unbroadcast(ga, a.shape), unbroadcast(gb, b.shape)
+    return _record(xp.matmul(a.data, b.data), (a, b), matmul_backward)
+
+
+# ---------------------------------------------------------------- reductions
+def _axes(axis, ndim):
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    return tuple(a % ndim for a in axes)
+
+
+def _expand_reduced(g, shape, axes, keepdims):
+    """Give a reduced gradient its reduced axes back so it broadcasts to ``shape``."""
+    if not keepdims:
+        g = g.reshape([1 if i in axes else n for i, n in enumerate(shape)])
+    return g
+
+
+def sum(x, axis=None, keepdims=False):
+    axes = _axes(axis, x.ndim)
+    xp = _xp(x)
+
+    def sum_backward(g):
+        return (xp.broadcast_to(_expand_reduced(g, x.shape, axes, keepdims), x.shape),)
+    return _record(x.data.sum(axis=axes, keepdims=keepdims), (x,), sum_backward)
+
+
+def mean(x, axis=None, keepdims=False):
+    axes = _axes(axis, x.ndim)
+    count = int(np.prod([x.shape[a] for a in axes]))
+    xp = _xp(x)
+
+    def mean_backward(g):
+        g = _expand_reduced(g, x.shape, axes, keepdims) / count
+        return (xp.broadcast_to(g, x.shape).astype(x.dtype, copy=False),)
+    return _record(x.data.mean(axis=axes, keepdims=keepdims), (x,), mean_backward)
+
+
+def max(x, axis=None, keepdims=False):
+    """Maximum over axes; ties share the gradient equally (as torch.amax)."""
+    axes = _axes(axis, x.ndim)
+    y = x.data.max(axis=axes, keepdims=True)
+
+    def max_backward(g):
+        mask = (x.data == y).astype(x.dtype)
+        mask /= mask.sum(axis=axes, keepdims=True)
+        return (mask * _expand_reduced(g, x.shape, axes, keepdims),)
+    out = y if keepdims else y.reshape([n for i, n in enumerate(x.shape) if i not in axes])
+    return _record(out, (x,), max_backward)
+
+
+# ---------------------------------------------------------------- shapes
+def reshape(x, shape):
+    try:
+        y = x.data.reshape(shape)
+    except ValueError:
+        raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} "
+                         f"({x.size} elements) into {tuple(shape)}") from None
+
+    def reshape_backward(g):
+        return (g.reshape(x.shape),)
+    return _record(y, (x,), reshape_backward)
+
+
+def flatten(x, start_dim=1):
+    """Merge every axis from ``start_dim`` on into one (torch.flatten)."""
+    return reshape(x, x.shape[:start_dim] + (-1,))
+
+
+def transpose(x, axes=None):
+    inverse = None if axes is None else tuple(np.argsort(axes))
+
+    def transpose_backward(g):
+        return (g.transpose(inverse),)
+    return _record(x.data.transpose(axes), (x,), transpose_backward)
+
+
+def getitem(x, index):
+    if isinstance(index, Tensor):
+        index = index.data
+    elif isinstance(index, tuple):
+        index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+
+    def getitem_backward(g):
+        full = _xp(x).zeros(x.shape, dtype=g.dtype)
+        backend.scatter_add(full, index, g)  # repeated indices add up
+        return (full,)
+    return _record(x.data[index], (x,), getitem_backward)
+
+
+# ---------------------------------------------------------------- activations
+def relu(x):
+    xp = _xp(x)
+    y = xp.maximum(x.data, 0)
+
+    def relu_backward(g):
+        return (g * (y > 0),)
+    return _record(y, (x,), relu_backward)
+
+
+def leaky_relu(x, negative_slope=0.01):
+    xp = _xp(x)
+    slope = xp.where(x.data > 0, 1, negative_slope).astype(x.dtype)
+
+    def leaky_relu_backward(g):
+        return (g * slope,)
+    return _record(x.data * slope, (x,), leaky_relu_backward)
+
+
+def sigmoid(x):
+    xp = _xp(x)
+    # exp of a non-positive number only: no overflow at +-1e4.
+    e = xp.exp(-xp.abs(x.data))
+    y = xp.where(x.data >= 0, 1 / (1 + e), e / (1 + e))
+
+    def sigmoid_backward(g):
+        return (g * y * (1 - y),)
+    return _record(y, (x,), sigmoid_backward)
+
+
+def tanh(x):
+    y = _xp(x).tanh(x.data)
+
+    def tanh_backward(g):
+        return (g * (1 - y * y),)
+    return _record(y, (x,), tanh_backward)
+
+
+def softmax(x, axis=-1):
+    xp = _xp(x)
+    e = xp.exp(x.data - x.data.max(axis=axis, keepdims=True))
+    y = e / e.sum(axis=axis, keepdims=True)
+
+    def softmax_backward(g):
+        return (y * (g - (g * y).sum(axis=axis, keepdims=True)),)
+    return _record(y, (x,), softmax_backward)
+
+
+def log_softmax(x, axis=-1):
+    xp = _xp(x)
+    shifted = x.data - x.data.max(axis=axis, keepdims=True)
+    y = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+
+    def log_softmax_backward(g):
+        return (g - xp.exp(y) * g.sum(axis=axis, keepdims=True),)
+    return _record(y, (x,), log_softmax_backward)
+
+
+# ---------------------------------------------------------------- layers' ops
+def linear(x, weight, bias=None):
+    """x @ weight.T + bias, weight shaped (out_features, in_features)."""
+    if x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"linear: input has {x.shape[-1]} features (shape {x.shape}) but "
+                         f"weight expects {weight.shape[1]} (weight shape {weight.shape})")
+    xp = _xp(x)
+    y = xp.matmul(x.data, weight.data.T)
+    if bias is not None:
+        y += bias.data
+
+    def linear_backward(g):
+        g2 = g.reshape(-1, g.shape[-1])
+        gx = xp.matmul(g, weight.data)
+        gw = xp.matmul(g2.T, x.data.reshape(-1, x.shape[-1]))
+        gb = g2.sum(axis=0) if bias is not None else None
+        return gx, gw, gb
+    inputs = (x, weight) if bias is None else (x, weight, bias)
+    return _record(y, inputs, linear_backward)
+
+
+def _check_nchw(x, what):
+    if x.ndim != 4:
+        raise ValueError(f"{what}: expected a 4-D input (N, C, H, W), got shape {x.shape}")
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0):
+    """2-D cross-correlation of NCHW ``x`` with OIHW ``weight`` (torch.nn.functional.conv2d)."""
+    _check_nchw(x, "conv2d")
+    stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
+    if x.shape[1] != weight.shape[1]:
+        raise ValueError(f"conv2d: input has {x.shape[1]} channels (shape {x.shape}) but "
+                         f"weight expects {weight.shape[1]} (weight shape {weight.shape})")
+    kh, kw = weight.shape[2:]
+    if x.shape[2] + 2 * padding[0] < kh or x.shape[3] + 2 * padding[1] < kw:
+        raise ValueError(f"conv2d: input of spatial size {x.shape[2:]} with padding {padding} "
+                         f"is smaller than the kernel ({kh}, {kw})")
+    device = x.device
+    y, cache = backend.kernel("conv2d_forward", device)(
+        x.data, weight.data, None if bias is None else bias.data, stride, padding)
+
+    def conv2d_backward(g):
+        gx, gw, gb = backend.kernel("conv2d_backward", device)(g, cache, x.requires_grad)
+        return gx, gw, gb
+    inputs = (x, weight) if bias is None else (x, weight, bias)
+    return _record(y, inputs, conv2d_backward)
+
+
+def _pool(kind, x, kernel_size, stride, padding):
+    _check_nchw(x, f"{kind}_pool2d")
+    kernel = _pair(kernel_size, "kernel_size")
+    stride = kernel if stride is None else _pair(stride, "stride")
+    padding = _pair(padding, "padding")
+    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
+        raise ValueError(f"{kind}_pool2d: padding {padding} must be at most half the "
+                         f"kernel size {kernel}")
+    if x.shape[2] + 2 * padding[0] < kernel[0] or x.shape[3] + 2 * padding[1] < kernel[1]:
+        raise ValueError(f"{kind}_pool2d: input of spatial size {x.shape[2:]} is smaller "
+                         f"than the window {kernel}")
+    device = x.device
+    y, cache = backend.kernel(f"{kind}_pool2d_forward", device)(x.data, kernel, stride, padding)
+
+    def pool2d_backward(g):
+        return (backend.kernel(f"{kind}_pool2d_backward", device)(g, cache),)
+    return _record(y, (x,), pool2d_backward, f"{kind}_pool2d")
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0):
+    """Window maxima over NCHW ``x``; stride defaults to the kernel size."""
+    return _pool("max", x, kernel_size, stride, padding)
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0):
+    """Window means over NCHW ``x`` (zero padding counts, as PyTorch's default)."""
+    return _pool("avg", x, kernel_size, stride, padding)
+
+
+def dropout(x, p=0.5, training=True):
+    """Zero each element with probability ``p`` and scale the rest by 1/(1-p)."""
+    if not 0 <= p < 1:
+        raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+    if not training or p == 0:
+        return x
+    seed, offset = mg_random.take_offsets(x.size)
+    mask = backend.kernel("dropout_mask", x.device)(x.shape, p, seed, offset, x.dtype)
+
+    def dropout_backward(g):
+        return (g * mask,)
+    return _record(x.data * mask, (x,), dropout_backward)
+
+
+def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False,
+               momentum=0.1, eps=1e-5):
+    """Normalise over every axis but the channel axis 1 (torch.nn.functional.batch_norm).
+
+    In training the batch statistics are used and the running arrays updated in place
+    (unbiased variance, as PyTorch); in evaluation the running statistics are used.
+    """
+    if bias is not None and weight is None:
+        raise ValueError("batch_norm: a bias without a weight is not supported")
+    xp = _xp(x)
+    axes = (0,) + tuple(range(2, x.ndim))
+    shape = [1, x.shape[1]] + [1] * (x.ndim - 2)
+    if training:
+        mu = x.data.mean(axis=axes)
+        var = x.data.var(axis=axes)
+        count = x.size // x.shape[1]
+        if running_mean is not None:
+            running_mean *= 1 - momentum
+            running_mean += momentum * mu
+            running_var *= 1 - momentum
+            running_var += momentum * var * count / builtins.max(count - 1, 1)
+    else:
+        mu, var = running_mean, running_var
+    inv_std = (1 / xp.sqrt(var + eps)).astype(x.dtype)
+    x_hat = (x.data - mu.reshape(shape)) * inv_std.reshape(shape)
+    gamma = weight.data.reshape(shape) if weight is not None else 1
+    y = x_hat * gamma
+    if bias is not None:
+        y = y + bias.data.reshape(shape)
+
+    def batch_norm_backward(g):
+        gw = (g * x_hat).sum(axis=axes) if weight is not None else None
+        gb = g.sum(axis=axes) if bias is not None else None
+        g_hat = g * gamma
+        if training:  # the batch statistics depend on x too
+            g_hat = g_hat - g_hat.mean(axis=axes, keepdims=True) \
+                - x_hat * (g_hat * x_hat).mean(axis=axes, keepdims=True)
+        gx = g_hat * inv_std.reshape(shape)
+        return (gx, gw, gb)[:len(inputs)]
+    inputs = tuple(t for t in (x, weight, bias) if t is not None)
+    return _record(y, inputs, batch_norm_backward)
+
+
+# ---------------------------------------------------------------- losses
+def _reduce(losses, reduction):
+    if reduction == "mean":
+        return mean(losses)
+    if reduction == "sum":
+        return sum(losses)
+    if reduction == "none":
+        return losses
+    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def _class_labels(target, logits, loss):
+    """Integer class labels as an array, checked against the logits' class count."""
+    labels = target.data if isinstance(target, Tensor) else target
+    xp = _xp(logits)
+    labels = xp.asarray(labels)
+    if labels.dtype.kind not in "iu":
+        raise TypeError(f"{loss}: class labels must be integers, got dtype {labels.dtype}")
+    if labels.shape != logits.shape[:1]:
+        raise ValueError(f"{loss}: {logits.shape[0]} rows of logits (shape {logits.shape}) "
+                         f"but labels of shape {labels.shape}")
+    n_classes = logits.shape[1]
+    bad = (labels < 0) | (labels >= n_classes)
+    if bool(bad.any()):
+        label = int(labels[bad][0])
+        raise ValueError(f"{loss}: label {label} is outside [0, {n_classes}) for logits "
+                         f"with {n_classes} classes")
+    return labels.astype(np.int64, copy=False)
+
+
+def _check_logits(logits, loss):
+    if logits.ndim != 2:
+        raise ValueError(f"{loss}: expected logits of shape (N, classes), got {logits.shape}")
+
+
+def cross_entropy(logits, target, reduction="mean"):
+    """Softmax cross-entropy on raw logits (torch.nn.CrossEntropyLoss).
+
+    ``target`` holds integer class labels (N,), or class probabilities (N, C).
+    """
+    _check_logits(logits, "cross_entropy")
+    if isinstance(target, Tensor) and target.dtype.kind == "f":
+        if target.shape != logits.shape:
+            raise ValueError(f"cross_entropy: probability targets of shape {target.shape} "
+                             f"do not match logits {logits.shape}")
+        return _reduce(-sum(target * log_softmax(logits, axis=1), axis=1), reduction)
+    labels = _class_labels(target, logits, "cross_entropy")
+    device = logits.device
+    losses, cache = backend.kernel("softmax_cross_entropy_forward", device)(logits.data, labels)
+
+    def cross_entropy_backward(g):
+        return (backend.kernel("softmax_cross_entropy_backward", device)(g, cache),)
+    return _reduce(_record(losses, (logits,), cross_entropy_backward), reduction)
+
+
+def nll_loss(log_probs, target, reduction="mean"):
+    """Negative log-likelihood of integer labels under log-probabilities (N, C)."""
+    _check_logits(log_probs, "nll_loss")
+    labels = _class_labels(target, log_probs, "nll_loss")
+    return _reduce(-log_probs[_xp(log_probs).arange(labels.shape[0]), labels], reduction)
+
+
+def _regression_pair(prediction, target, loss):
+    target = target if isinstance(target, Tensor) else as_tensor(target, prediction)
+    if prediction.shape != target.shape:
+        raise ValueError(f"{loss}: prediction shape {prediction.shape} does not match "
+                         f"target shape {target.shape}")
+    return prediction, target
+
+
+def mse_loss(prediction, target, reduction="mean"):
+    """Mean squared error (torch.nn.MSELoss)."""
+    prediction, target = _regression_pair(prediction, target, "mse_loss")
+    return _reduce((prediction - target) ** 2, reduction)
+
+
+def l1_loss(prediction, target, reduction="mean"):
+    """Mean absolute error (torch.nn.L1Loss)."""
+    prediction, target = _regression_pair(prediction, target, "l1_loss")
+    return _reduce(abs(prediction - target), reduction)
+
+
+def huber_loss(prediction, target, reduction="mean", delta=1.0):
+    """Quadratic within ``delta`` of the target, linear beyond (torch.nn.HuberLoss)."""
+    prediction, target = _regression_pair(prediction, target, "huber_loss")
+    xp = _xp(prediction)
+    d = prediction.data - target.data
+    small = xp.abs(d) <= delta
+    losses = xp.where(small, 0.5 * d * d, delta * (xp.abs(d) - 0.5 * delta))
+
+    def huber_backward(g):
+        gd = g * xp.where(small, d, delta * xp.sign(d))
+        return gd, -gd
+    return _reduce(_record(losses, (prediction, target), huber_backward), reduction)
+
+
+def binary_cross_entropy_with_logits(logits, target, reduction="mean"):
+    """Logistic loss on raw scores (torch.nn.BCEWithLogitsLoss), stable at +-1e4."""
+    logits, target = _regression_pair(logits, target, "binary_cross_entropy_with_logits")
+    xp = _xp(logits)
+    x, t = logits.data, target.data
+    losses = xp.maximum(x, 0) - x * t + xp.log1p(xp.exp(-xp.abs(x)))
+
+    def bce_backward(g):
+        e = xp.exp(-xp.abs(x))
+        p = xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+        return g * (p - t), -g * x
+    return _reduce(_record(losses, (logits, target), bce_backward), reduction)
+
+
+def multi_margin_loss(logits, target, margin=1.0, reduction="mean"):
+    """Multi-class hinge loss (torch.nn.MultiMarginLoss, p=1)::
+
+        loss_n = sum_{i != y_n} max(0, margin - x[n, y_n] + x[n, i]) / C
+    """
+    _check_logits(logits, "multi_margin_loss")
+    labels = _class_labels(target, logits, "multi_margin_loss")
+    rows = _xp(logits).arange(labels.shape[0])
+    true_score = reshape(logits[rows, labels], (-1, 1))
+    # The i == y term is max(0, margin) = margin exactly; take it back out.
+    hinge = relu(margin - true_score + logits)
+    losses = (sum(hinge, axis=1) - margin) / logits.shape[1]
+    return _reduce(losses, reduction)

@@ -1,0 +1,166 @@
+"""Atomic file writing, and a safe container for nested training state.
+
+Every checkpoint, weight file and result table in minigrad goes through
+:func:`atomic_write`: the bytes go to a temporary file in the destination's own
+folder, are flushed and fsync'ed, and only then renamed over the destination with
+``os.replace`` (atomic on POSIX and Windows). A run killed half-way through a write
+leaves the previous file intact and at most a stray ``.tmp`` file beside it.
+
+:func:`save_tree` / :func:`load_tree` store a nested structure of dicts, lists,
+tuples, scalars, strings and arrays (a model's and an optimizer's state, a
+history, RNG states) in one ``.npz`` file: the arrays as NumPy arrays, the rest as
+JSON. Loading never unpickles, so a checkpoint from elsewhere cannot run code.
+"""
+import json
+import os
+import tempfile
+
+import numpy as np
+
+__all__ = ["atomic_write", "atomic_write_text", "atomic_write_json",
+           "save_tree", "load_tree"]
+
+
+def atomic_write(path, write_fn):
+    """Write a file atomically: ``write_fn(f)`` fills an open binary file object.
+
+    The data lands in a temporary file in the same folder (so the final rename
+    never crosses file systems), is fsync'ed, then renamed over ``path``. If
+    ``write_fn`` raises, the temporary file is removed and ``path`` is untouched.
+    Missing parent folders are created. Returns ``path`` as a string.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".",
+                               suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write_fn(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        # BaseException too: a Ctrl-C during the write must not leave the temp file.
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_folder(folder)
+    return path
+
+
+def _fsync_folder(folder):
+    """Make the rename itself durable (POSIX only; a no-op where unsupported)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path, text, encoding="utf-8"):
+    """Atomically write a string to ``path``."""
+    return atomic_write(path, lambda f: f.write(text.encode(encoding)))
+
+
+def atomic_write_json(path, obj, indent=2):
+    """Atomically write ``obj`` as JSON (NumPy scalars and arrays become numbers/lists)."""
+    return atomic_write_text(path, json.dumps(obj, indent=indent, default=_json_default) + "\n")
+
+
+def _json_default(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if hasattr(obj, "get") and hasattr(obj, "shape"):  # a CuPy array
+        return obj.get().tolist()
+    raise TypeError(f"object of type {type(obj).__name__} is not JSON serialisable")
+
+
+# ---------------------------------------------------------------------------
+# Nested state in one .npz: arrays stored natively, the skeleton as JSON.
+
+_TREE_FORMAT = "minigrad-tree"
+_TREE_VERSION = 1
+
+
+def save_tree(path, tree):
+    """Atomically save a nested structure of dicts/lists/tuples/scalars/arrays.
+
+    Arrays (NumPy or CuPy; CuPy ones are copied to the host) are stored as
+    ``.npz`` members; dict keys may be strings, ints, floats, bools or None and
+    keep their type, tuples stay tuples. Anything else is a ``TypeError`` naming
+    where in the tree it sits.
+    """
+    arrays = {}
+    skeleton = _encode(tree, arrays, "tree")
+    header = json.dumps({"format": _TREE_FORMAT, "version": _TREE_VERSION,
+                         "tree": skeleton})
+    members = {"__tree__": np.frombuffer(header.encode("utf-8"), dtype=np.uint8)}
+    members.update(arrays)
+    return atomic_write(path, lambda f: np.savez(f, **members))
+
+
+def load_tree(path):
+    """Load a structure written by :func:`save_tree` (arrays come back as NumPy)."""
+    path = os.fspath(path)
+    with np.load(path, allow_pickle=False) as archive:
+        if "__tree__" not in archive.files:
+            raise ValueError(f"{path} is not a minigrad state file (no '__tree__' entry)")
+        header = json.loads(archive["__tree__"].tobytes().decode("utf-8"))
+        if header.get("format") != _TREE_FORMAT:
+            raise ValueError(f"{path}: unknown format {header.get('format')!r}")
+        if header.get("version", 0) > _TREE_VERSION:
+            raise ValueError(f"{path} was written by a newer minigrad "
+                             f"(format version {header['version']})")
+        return _decode(header["tree"], archive)
+
+
+def _encode(obj, arrays, where):
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray) or (hasattr(obj, "get") and hasattr(obj, "dtype")
+                                       and hasattr(obj, "shape")):
+        array = obj if isinstance(obj, np.ndarray) else obj.get()
+        if array.dtype == object:
+            raise TypeError(f"{where}: object arrays cannot be saved safely")
+        name = f"a{len(arrays)}"
+        arrays[name] = array
+        return {"__array__": name}
+    if isinstance(obj, tuple):
+        return {"__tuple__": [_encode(v, arrays, f"{where}[{i}]") for i, v in enumerate(obj)]}
+    if isinstance(obj, list):
+        return [_encode(v, arrays, f"{where}[{i}]") for i, v in enumerate(obj)]
+    if isinstance(obj, dict):
+        items = []
+        for key, value in obj.items():
+            if isinstance(key, np.generic):
+                key = key.item()
+            if not (key is None or isinstance(key, (bool, int, float, str))):
+                raise TypeError(f"{where}: dict key {key!r} of type "
+                                f"{type(key).__name__} cannot be saved")
+            items.append([key, _encode(value, arrays, f"{where}[{key!r}]")])
+        return {"__dict__": items}
+    raise TypeError(f"{where}: cannot save an object of type {type(obj).__name__}")
+
+
+def _decode(node, archive):
+    if isinstance(node, list):
+        return [_decode(v, archive) for v in node]
+    if isinstance(node, dict):
+        if "__array__" in node:
+            return archive[node["__array__"]]
+        if "__tuple__" in node:
+            return tuple(_decode(v, archive) for v in node["__tuple__"])
+        return {key: _decode(value, archive) for key, value in node["__dict__"]}
+    return node

@@ -1,0 +1,260 @@
+"""The optimizer base class: parameter groups, the shared update loop, state save/load.
+
+A parameter is any object with ``.data`` (a NumPy or CuPy float array, updated in
+place: other code holds references to it, so it is never rebound) and ``.grad``
+(an array of the same shape, or None). ``minigrad.nn.Parameter`` is one.
+"""
+import numpy as np
+
+from .. import backend
+
+
+class Optimizer:
+    """Base class of all optimizers; mirrors ``torch.optim.Optimizer``.
+
+    ``param_groups`` is a list of dicts, each with ``"params"`` (a list of
+    parameters) and that group's hyper-parameters (``"lr"``, ...); schedulers change
+    ``group["lr"]`` between steps. ``state`` maps ``id(param)`` to that parameter's
+    state dict (step count, moment buffers), created on its first update.
+
+    A subclass passes its ``defaults`` (hyper-parameter name -> value) to
+    ``__init__`` and implements ``_check_group`` (raise ValueError for a bad
+    hyper-parameter), ``_init_state`` (a new parameter's state) and ``_update`` (one
+    parameter's step, through its device's kernel). This class holds the loop.
+    """
+
+    def __init__(self, params, defaults):
+        self.defaults = dict(defaults)
+        self.param_groups = []
+        self.state = {}
+        for group in _as_param_groups(params):
+            self.add_param_group(group)
+
+    # ------------------------------------------------------------------ groups
+    def add_param_group(self, param_group):
+        """Add a group (a dict with ``"params"``; missing hyper-parameters take the defaults)."""
+        if not isinstance(param_group, dict):
+            raise TypeError(f"a parameter group must be a dict, got {type(param_group).__name__}")
+        if "params" not in param_group:
+            raise ValueError("a parameter group needs a 'params' entry")
+        group = dict(param_group)
+        group["params"] = _as_param_list(group["params"])
+        for name, default in self.defaults.items():
+            group.setdefault(name, default)
+
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        for param in group["params"]:
+            if id(param) in seen:
+                raise ValueError(f"{type(self).__name__}: a parameter appears more than once "
+                                 "in the parameter groups")
+            seen.add(id(param))
+        self._check_group(group)
+        self.param_groups.append(group)
+
+    # -------------------------------------------------------------------- step
+    def zero_grad(self, set_to_none=True):
+        """Forget the gradients: set them to None (default, as PyTorch), or zero them in place."""
+        for group in self.param_groups:
+            for param in group["params"]:
+                if set_to_none:
+                    param.grad = None
+                elif param.grad is not None:
+                    param.grad[...] = 0
+
+    def step(self, closure=None):
+        """Update every parameter that has a gradient; returns ``closure()`` if one is given.
+
+        Parameters whose ``.grad`` is None are skipped and their state (step count
+        included) is left alone, as in PyTorch.
+        """
+        loss = closure() if closure is not None else None
+        for g, group in enumerate(self.param_groups):
+            for i, param in enumerate(group["params"]):
+                if param.grad is None:
+                    continue
+                if param.grad.shape != param.data.shape:
+                    raise ValueError(f"{type(self).__name__}: parameter {i} of group {g} has "
+                                     f"shape {tuple(param.data.shape)} but its grad has shape "
+                                     f"{tuple(param.grad.shape)}")
+                state = self.state.get(id(param))
+                if state is None:
+                    state = self.state[id(param)] = self._init_state(param, group)
+                self._update(param, state, group)
+        return loss
+
+    def _check_group(self, group):
+        """Raise ValueError naming any hyper-parameter of ``group`` that is out of range."""
+        raise NotImplementedError(f"{type(self).__name__} must define _check_group")
+
+    def _init_state(self, param, group):
+        """The state of a parameter about to take its first step (empty unless overridden)."""
+        return {}
+
+    def _update(self, param, state, group):
+        """Update one parameter in place from ``param.grad``."""
+        raise NotImplementedError(f"{type(self).__name__} must define _update")
+
+    @staticmethod
+    def _kernel(name, param):
+        """The update kernel ``name`` of the device that holds ``param``."""
+        return backend.kernel(name, backend.device_of(param.data))
+
+    def _check_non_negative(self, group, *names):
+        """Raise ValueError for any of ``names`` that is negative (or NaN) in ``group``."""
+        for name in names:
+            value = group[name]
+            if not value >= 0:  # written this way round so that NaN fails too
+                raise ValueError(f"{type(self).__name__}: {name} must be >= 0, got {value!r}")
+
+    # ------------------------------------------------------------- save/load
+    def state_dict(self):
+        """The optimizer's state, shaped like PyTorch's, with NumPy copies of the buffers.
+
+        ``{"state": {index: {"step": int, "exp_avg": ndarray, ...}},
+        "param_groups": [{"lr": ..., ..., "params": [index, ...]}]}`` where ``index``
+        numbers the parameters in group order. Every array is a host copy, so the
+        dict can go straight into an ``.npz`` checkpoint (``minigrad.io.save_tree``)
+        and later steps do not change it.
+        """
+        index = {}
+        groups = []
+        for group in self.param_groups:
+            saved = {name: value for name, value in group.items() if name != "params"}
+            saved["params"] = [index.setdefault(id(p), len(index)) for p in group["params"]]
+            groups.append(saved)
+        state = {}
+        for group in self.param_groups:
+            for param in group["params"]:
+                if id(param) in self.state:
+                    state[index[id(param)]] = {
+                        name: _host_copy(value) for name, value in self.state[id(param)].items()}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict):
+        """Restore hyper-parameters and per-parameter state saved by :meth:`state_dict`.
+
+        The groups must match this optimizer's in number and size. Buffers are copied
+        onto each parameter's device in its dtype. Everything is checked before
+        anything changes, so a bad state dict leaves the optimizer as it was.
+        """
+        name = type(self).__name__
+        for key in ("state", "param_groups"):
+            if key not in state_dict:
+                raise ValueError(f"{name}.load_state_dict: missing key {key!r}")
+        saved_groups = list(state_dict["param_groups"])
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(f"{name}.load_state_dict: the state has {len(saved_groups)} "
+                             f"parameter group(s), this optimizer has {len(self.param_groups)}")
+
+        param_of = {}
+        new_groups = []
+        for g, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+            saved_ids = [int(i) for i in _host_value(saved["params"])]
+            if len(saved_ids) != len(group["params"]):
+                raise ValueError(f"{name}.load_state_dict: group {g} has {len(saved_ids)} "
+                                 f"parameter(s) in the state, {len(group['params'])} here")
+            param_of.update(zip(saved_ids, group["params"]))
+            new_group = dict(group)
+            for key, value in saved.items():
+                if key != "params":
+                    new_group[key] = _host_value(value, like=group.get(key))
+            self._check_group(new_group)
+            new_groups.append(new_group)
+
+        new_state = {}
+        for index, saved in state_dict["state"].items():
+            param = param_of.get(int(index))
+            if param is None:
+                raise ValueError(f"{name}.load_state_dict: state for parameter {index}, "
+                                 "which is in no parameter group")
+            new_state[id(param)] = {key: _restore_state_value(value, param, key, index, name)
+                                    for key, value in saved.items()}
+
+        for group, new_group in zip(self.param_groups, new_groups):
+            group.update(new_group)  # in place: code holding a group dict sees the change
+        self.state = new_state
+
+    def __repr__(self):
+        lines = [f"{type(self).__name__} ("]
+        for g, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {g}")
+            lines += [f"    {key}: {value}" for key, value in group.items() if key != "params"]
+        return "\n".join(lines + [")"])
+
+
+# --------------------------------------------------------------------- helpers
+def buffer_like(param, fill_value=0.0):
+    """A new state array like ``param.data`` (shape, dtype, device), filled with ``fill_value``."""
+    return backend.array_module(param.data).full_like(param.data, fill_value)
+
+
+def _is_parameter(obj):
+    return hasattr(obj, "data") and hasattr(obj, "grad")
+
+
+def _as_param_list(params):
+    """A list of parameters from a parameter, a list or an iterator; checks each one."""
+    if _is_parameter(params):
+        params = [params]
+    elif isinstance(params, (set, frozenset)):
+        # A set's order changes between runs, and with it the state_dict numbering.
+        raise TypeError("parameters must be given in an ordered container (a list, or "
+                        "model.parameters()), not a set")
+    params = list(params)
+    for i, param in enumerate(params):
+        if not _is_parameter(param):
+            raise TypeError(f"parameter {i} is a {type(param).__name__}, not a parameter "
+                            "(an object with .data and .grad, such as nn.Parameter)")
+        if getattr(param.data, "dtype", None) is None or param.data.dtype.kind != "f":
+            raise TypeError(f"parameter {i} has data of dtype "
+                            f"{getattr(param.data, 'dtype', type(param.data).__name__)}; "
+                            "an optimizer updates floating-point arrays only")
+    return params
+
+
+def _as_param_groups(params):
+    """The constructor's ``params`` (parameters, or dicts of PyTorch param groups) as groups."""
+    if _is_parameter(params):
+        raise TypeError("params must be an iterable of parameters or of dicts (e.g. "
+                        "model.parameters() or [param]), got a single parameter")
+    if isinstance(params, (set, frozenset)):
+        _as_param_list(params)  # raises the set error
+    items = list(params)
+    if not items:
+        raise ValueError("optimizer got an empty parameter list")
+    if all(isinstance(item, dict) for item in items):
+        return items
+    if any(isinstance(item, dict) for item in items):
+        raise TypeError("params must be all parameters or all dicts (parameter groups), "
+                        "not a mix")
+    return [{"params": items}]
+
+
+def _host_copy(value):
+    """A NumPy copy of a state array (scalars such as step counts pass through)."""
+    if hasattr(value, "shape") and hasattr(value, "dtype") and not isinstance(value, np.generic):
+        return np.array(backend.to_numpy(value), copy=True)
+    return value
+
+
+def _host_value(value, like=None):
+    """A saved hyper-parameter as a Python value (arrays from a checkpoint become
+    scalars or lists); a tuple stays a tuple when the current value is one."""
+    if isinstance(value, (np.ndarray, np.generic)):
+        value = value.item() if np.ndim(value) == 0 else value.tolist()
+    if isinstance(like, tuple) and isinstance(value, list):
+        value = tuple(value)
+    return value
+
+
+def _restore_state_value(value, param, key, index, optimizer_name):
+    """One saved state entry, back on the parameter's device and in its dtype."""
+    if key == "step":  # the only scalar entry; every other one is shaped like the parameter
+        return int(_host_value(value))
+    array = np.asarray(backend.to_numpy(value))
+    if array.shape != tuple(param.data.shape):
+        raise ValueError(f"{optimizer_name}.load_state_dict: state {key!r} of parameter "
+                         f"{index} has shape {array.shape}, the parameter has "
+                         f"{tuple(param.data.shape)}")
+    xp = backend.array_module(param.data)
+    return xp.array(array, dtype=param.data.dtype)  # a copy: never alias the caller's arrays
