@@ -59,15 +59,22 @@ def unbroadcast(grad, shape):
     return grad
 
 
+def _same_device(op, *tensors):
+    """Raise a clear error when an op's tensors live on different devices."""
+    devices = {t.device for t in tensors if t is not None}
+    if len(devices) > 1:
+        named = ", ".join(f"{tuple(t.shape)} on {t.device}" for t in tensors if t is not None)
+        raise ValueError(f"{op}: tensors are on different devices ({named}); "
+                         f"move them to one device with .to()")
+
+
 def _operands(a, b, op, broadcast=True):
     """Two Tensors on one device (whose shapes broadcast), or a clear error."""
     if not isinstance(a, Tensor):
         a = as_tensor(a, b)
     if not isinstance(b, Tensor):
         b = as_tensor(b, a)
-    if a.device != b.device:
-        raise ValueError(f"{op}: operands are on different devices ({a.device} and "
-                         f"{b.device}); move one with .to()")
+    _same_device(op, a, b)
     if not broadcast:
         return a, b
     try:
@@ -335,6 +342,7 @@ def log_softmax(x, axis=-1):
 # ---------------------------------------------------------------- layers' ops
 def linear(x, weight, bias=None):
     """x @ weight.T + bias, weight shaped (out_features, in_features)."""
+    _same_device("linear", x, weight, bias)
     if x.shape[-1] != weight.shape[1]:
         raise ValueError(f"linear: input has {x.shape[-1]} features (shape {x.shape}) but "
                          f"weight expects {weight.shape[1]} (weight shape {weight.shape})")
@@ -361,6 +369,7 @@ def _check_nchw(x, what):
 def conv2d(x, weight, bias=None, stride=1, padding=0):
     """2-D cross-correlation of NCHW ``x`` with OIHW ``weight`` (torch.nn.functional.conv2d)."""
     _check_nchw(x, "conv2d")
+    _same_device("conv2d", x, weight, bias)
     stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
     if x.shape[1] != weight.shape[1]:
         raise ValueError(f"conv2d: input has {x.shape[1]} channels (shape {x.shape}) but "

@@ -1,0 +1,67 @@
+"""The whole engine on a CUDA GPU agrees with the CPU (skipped without CuPy and a GPU)."""
+import numpy as np
+import pytest
+
+import minigrad as mg
+from minigrad import losses, nn, optim
+from test_nn import exercise_cnn
+
+pytestmark = pytest.mark.gpu
+
+if not mg.cuda_available():
+    pytest.skip("needs CuPy and a CUDA GPU", allow_module_level=True)
+
+
+def _pair_of_models(num_classes=4, seed=0):
+    mg.manual_seed(seed)
+    cpu = exercise_cnn(num_classes)
+    gpu = exercise_cnn(num_classes)
+    gpu.load_state_dict(cpu.state_dict())
+    return cpu, gpu.to("cuda")
+
+
+def test_exercise_cnn_forward_gradients_and_adam_steps_agree():
+    cpu, gpu = _pair_of_models()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 3, 80, 80)).astype(np.float32)
+    y = np.array([0, 1, 2, 3, 1])
+    loss_fn = losses.get("cross_entropy")
+    opt_cpu = optim.get("adam", cpu.parameters(), lr=1e-3)
+    opt_gpu = optim.get("adam", gpu.parameters(), lr=1e-3)
+    for step in range(10):
+        losses_seen = []
+        for model, opt, device in ((cpu, opt_cpu, "cpu"), (gpu, opt_gpu, "cuda")):
+            loss = loss_fn(model(mg.tensor(x, device=device)), mg.tensor(y, device=device))
+            opt.zero_grad()
+            loss.backward()
+            if step == 0:
+                model.grads_at_start = [p.grad.copy() if device == "cpu" else p.grad.get()
+                                        for p in model.parameters()]
+            opt.step()
+            losses_seen.append(loss.item())
+        assert losses_seen[0] == pytest.approx(losses_seen[1], rel=1e-4, abs=1e-5)
+    for g_cpu, g_gpu in zip(cpu.grads_at_start, gpu.grads_at_start):
+        np.testing.assert_allclose(g_gpu, g_cpu, rtol=1e-3, atol=1e-5)
+    for (name, a), b in zip(cpu.state_dict().items(), gpu.state_dict().values()):
+        assert isinstance(b, np.ndarray), name  # state dicts are always NumPy
+        np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-4, err_msg=name)
+
+
+def test_mixing_devices_names_both():
+    a = mg.tensor(np.ones(3, np.float32))
+    b = mg.tensor(np.ones(3, np.float32), device="cuda")
+    with pytest.raises(ValueError, match="cpu.*cuda|cuda.*cpu"):
+        a + b
+    layer = nn.Dense(3, 2).to("cuda")
+    with pytest.raises(ValueError, match="cpu.*cuda|cuda.*cpu"):
+        layer(mg.tensor(np.ones((1, 3), np.float32)))
+
+
+def test_tensor_round_trip_and_module_moves():
+    x = mg.tensor(np.arange(6, dtype=np.float32).reshape(2, 3), device="cuda")
+    assert x.device == "cuda"
+    np.testing.assert_array_equal(x.to("cpu").numpy(), np.arange(6).reshape(2, 3))
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)).to("cuda")
+    assert all(p.device == "cuda" for p in model.parameters())
+    model(mg.tensor(np.ones((2, 3, 5, 5), np.float32), device="cuda"))
+    assert model.to("cpu")[1].running_mean.__class__ is np.ndarray
