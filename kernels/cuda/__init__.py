@@ -1,0 +1,23 @@
+"""CUDA kernels through CuPy: CUDA C sources (``*.cu``) compiled by NVRTC on first use.
+
+``KERNELS`` overrides the reference table for device ``"cuda"``; the GEMMs of the
+convolution stay with cuBLAS (``cupy.matmul``). Importing this package needs no GPU
+and no CuPy; the functions need both when called.
+"""
+from . import conv, losses, optim, pool, random
+
+KERNELS = {
+    "conv2d_forward": conv.conv2d_forward,
+    "conv2d_backward": conv.conv2d_backward,
+    "max_pool2d_forward": pool.max_pool2d_forward,
+    "max_pool2d_backward": pool.max_pool2d_backward,
+    "avg_pool2d_forward": pool.avg_pool2d_forward,
+    "avg_pool2d_backward": pool.avg_pool2d_backward,
+    "softmax_cross_entropy_forward": losses.softmax_cross_entropy_forward,
+    "softmax_cross_entropy_backward": losses.softmax_cross_entropy_backward,
+    "sgd_update": optim.sgd_update,
+    "adam_update": optim.adam_update,
+    "rmsprop_update": optim.rmsprop_update,
+    "adagrad_update": optim.adagrad_update,
+    "dropout_mask": random.dropout_mask,
+}

@@ -1,0 +1,84 @@
+"""2-D convolution on the GPU: im2col/col2im CUDA kernels around cuBLAS GEMMs.
+
+The columns are laid out (C*kh*kw, N*OH*OW) so the whole batch is one GEMM in each
+direction; ``rows_to_nchw`` / ``nchw_to_rows`` move between that channel-major
+layout and NCHW, adding the bias on the way out and summing it on the way back.
+"""
+import numpy as np
+
+from ..reference.windows import output_size
+from .compile import check_int32, cp, float_dtype, grid_1d, grid_2d, kernel, launch
+
+_SOURCE = "conv.cu"
+
+
+def conv2d_forward(x, w, b, stride, padding):
+    """y[n, o] = sum_{c,i,j} w[o, c, i, j] * xpad[n, c, s*y + i, s*x + j] + b[o]."""
+    x = cp.ascontiguousarray(x)
+    w = cp.ascontiguousarray(w)
+    arrays = (x, w) if b is None else (x, w, b)
+    dtype = float_dtype("conv2d_forward", *arrays)
+    n, c, h, wd = x.shape
+    out_ch, w_in, kh, kw = w.shape
+    if w_in != c:
+        raise ValueError(f"conv2d_forward: input has {c} channels (shape {x.shape}) but "
+                         f"the weight expects {w_in} (weight shape {w.shape})")
+    if b is not None and b.shape != (out_ch,):
+        raise ValueError(f"conv2d_forward: bias of shape {b.shape} does not match "
+                         f"{out_ch} output channels")
+    (sh, sw), (ph, pw) = stride, padding
+    oh, ow = output_size(h, kh, sh, ph), output_size(wd, kw, sw, pw)
+    if oh <= 0 or ow <= 0:
+        raise ValueError(f"conv2d_forward: input {x.shape} with padding {padding} is "
+                         f"smaller than the kernel ({kh}, {kw})")
+    rows, row_len = c * kh * kw, n * oh * ow
+    check_int32("conv2d_forward", columns_per_row=row_len, input_plane=h * wd,
+                batch_times_channels=n * max(c, out_ch))
+    cols = cp.empty((rows, row_len), dtype=dtype)
+    launch(kernel(_SOURCE, "im2col", dtype), grid_2d(row_len, rows),
+           (x, cols, np.int32(n), np.int32(c), np.int32(h), np.int32(wd), np.int32(kh),
+            np.int32(kw), np.int32(sh), np.int32(sw), np.int32(ph), np.int32(pw),
+            np.int32(oh), np.int32(ow)))
+    y_rows = cp.matmul(w.reshape(out_ch, rows), cols)
+    y = cp.empty((n, out_ch, oh, ow), dtype=dtype)
+    bias = y_rows if b is None else cp.ascontiguousarray(b)  # never read without a bias
+    launch(kernel(_SOURCE, "rows_to_nchw", dtype), grid_2d(oh * ow, n * out_ch),
+           (y_rows, bias, y, np.int32(n), np.int32(out_ch), np.int32(oh * ow),
+            np.int32(b is not None)))
+    return y, (cols, x.shape, w, b is not None, stride, padding, y.shape)
+
+
+def conv2d_backward(gy, cache, need_input_grad=True):
+    """Gradients of conv2d_forward with respect to x, w and b."""
+    cols, x_shape, w, has_bias, (sh, sw), (ph, pw), y_shape = cache
+    gy = cp.ascontiguousarray(gy)
+    if gy.shape != y_shape:  # the kernels index by the forward's sizes
+        raise ValueError(f"conv2d_backward: gradient of shape {gy.shape} does not match "
+                         f"the convolution output {y_shape}")
+    dtype = float_dtype("conv2d_backward", gy, w)
+    n, out_ch, oh, ow = gy.shape
+    plane = oh * ow
+    gy_rows = cp.empty((out_ch, n * plane), dtype=dtype)
+    # Per-(n, o) sums in float64, reduced over n by bias_grad in a fixed order
+    # (without a bias the kernel never touches them: any pointer will do).
+    plane_sums = cp.empty(n * out_ch, dtype=np.float64) if has_bias else gy_rows
+    launch(kernel(_SOURCE, "nchw_to_rows", dtype), grid_1d(n * out_ch, 1),
+           (gy, gy_rows, plane_sums, np.int32(n), np.int32(out_ch), np.int32(plane),
+            np.int32(has_bias)))
+    gw = cp.matmul(gy_rows, cols.T).reshape(w.shape)
+    gb = None
+    if has_bias:
+        gb = cp.empty(out_ch, dtype=dtype)
+        launch(kernel(_SOURCE, "bias_grad", dtype), grid_1d(out_ch),
+               (plane_sums, gb, np.int32(n), np.int32(out_ch)))
+    gx = None
+    if need_input_grad:
+        _, c, kh, kw = w.shape
+        gcols = cp.matmul(w.reshape(out_ch, -1).T, gy_rows)
+        _, _, h, wd = x_shape
+        gx = cp.empty(x_shape, dtype=dtype)
+        launch(kernel(_SOURCE, "col2im", dtype), grid_2d(h * wd, n * c),
+               (gcols, gx, np.int32(n), np.int32(c), np.int32(h), np.int32(wd),
+                np.int32(kh), np.int32(kw), np.int32(sh), np.int32(sw), np.int32(ph),
+                np.int32(pw), np.int32(oh), np.int32(ow)))
+    return gx, gw, gb

@@ -1,0 +1,36 @@
+"""Dropout masks on the GPU from the counter-based hash of kernels.reference.random.
+
+Same seed and offset, same mask, bit for bit, as the NumPy reference.
+"""
+import numpy as np
+
+from ..reference.random import (as_uint64, drop_threshold, keep_scale, mask_dtype,
+                                mask_shape)
+from .compile import cp, grid_1d, kernel, launch
+
+_SOURCE = "random.cu"
+
+
+def dropout_mask(shape, p, seed, offset, dtype):
+    """A dropout mask: 1/(1-p) where an element is kept, 0 where it is dropped.
+
+    Uses stream positions ``offset .. offset + size - 1`` of ``seed``. ``offset`` may
+    also be a one-element uint64 CuPy array: the kernel then reads it on the device,
+    so a captured CUDA graph draws a fresh mask on each replay once the caller
+    advances that array (by the mask size) inside the graph.
+    """
+    shape, dtype = mask_shape(shape), mask_dtype(dtype)
+    threshold = drop_threshold(p)
+    mask = cp.empty(shape, dtype=dtype)
+    if isinstance(offset, cp.ndarray):
+        if offset.size != 1 or offset.dtype != np.uint64:
+            raise TypeError("dropout_mask: a device offset must be a one-element uint64 "
+                            f"array, got dtype {offset.dtype} and shape {offset.shape}")
+        offset_ptr, on_device, offset_host = offset, 1, 0
+    else:
+        offset_ptr, on_device, offset_host = mask, 0, as_uint64(offset)
+    launch(kernel(_SOURCE, "dropout_mask", dtype), grid_1d(mask.size),
+           (mask, np.int64(mask.size), np.uint64(as_uint64(seed)), offset_ptr,
+            np.int32(on_device), np.uint64(offset_host), np.uint64(threshold),
+            np.float64(keep_scale(p, np.float64))))
+    return mask

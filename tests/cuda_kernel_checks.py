@@ -1,0 +1,234 @@
+"""Checks of the kernels.cuda table against kernels.reference, shared by two test files.
+
+``tests/test_kernels_cuda.py`` runs them on a real GPU (CuPy arrays) and
+``tests/test_kernels_cuda_emulated.py`` on the CPU emulation of the same CUDA C
+(NumPy arrays). Each check takes a ``Device``: how to move arrays there and back,
+and the tolerance its arithmetic earns (cuBLAS and CUDA's exp/log round
+differently from NumPy's).
+"""
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from kernels.reference import KERNELS as REFERENCE
+
+
+@dataclass
+class Device:
+    """Where the CUDA table runs: array transfer functions and its kernel table."""
+
+    table: dict
+    to_device: Callable
+    to_host: Callable
+
+    def put(self, *arrays):
+        return tuple(None if a is None else self.to_device(a) for a in arrays)
+
+
+def tolerance(dtype):
+    """rtol/atol for comparing against the reference: a few ulps of the sums involved."""
+    return {"rtol": 2e-5, "atol": 2e-5} if dtype == np.float32 else {"rtol": 1e-11,
+                                                                      "atol": 1e-12}
+
+
+def assert_close(device, actual, expected, what, dtype):
+    actual = device.to_host(actual)
+    assert actual.dtype == expected.dtype, f"{what}: dtype {actual.dtype} != {expected.dtype}"
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
+    np.testing.assert_allclose(actual, expected, err_msg=what, **tolerance(dtype))
+
+
+# (batch, channels, height, width, out_channels, (kh, kw), stride, padding, bias)
+CONV_CASES = [
+    (1, 1, 5, 5, 1, (3, 3), (1, 1), (0, 0), True),      # batch 1, single channel
+    (2, 3, 7, 5, 4, (3, 3), (1, 1), (1, 1), True),      # odd, non-square input
+    (3, 2, 9, 8, 5, (3, 2), (2, 1), (1, 0), False),     # non-square kernel, mixed stride
+    (2, 4, 6, 7, 3, (1, 1), (2, 2), (0, 0), True),      # 1x1, strided
+    (1, 3, 11, 10, 2, (5, 4), (3, 2), (2, 1), True),    # big kernel, stride > 1, padding
+    (2, 2, 4, 4, 3, (2, 2), (3, 3), (0, 0), False),     # stride larger than the kernel
+    (2, 3, 1, 9, 2, (1, 3), (1, 2), (0, 1), True),      # a one-row image
+]
+
+# (batch, channels, height, width, (kh, kw), stride, padding)
+POOL_CASES = [
+    (1, 1, 4, 4, (2, 2), (2, 2), (0, 0)),
+    (2, 3, 7, 5, (2, 2), (2, 2), (0, 0)),     # odd sizes: the last row/column is dropped
+    (2, 2, 7, 7, (3, 3), (2, 2), (1, 1)),     # overlapping windows with padding
+    (1, 3, 6, 9, (3, 2), (1, 2), (1, 1)),     # non-square window, mixed stride
+    (3, 1, 5, 6, (3, 3), (1, 1), (1, 0)),     # stride 1: every pixel in up to 9 windows
+    (1, 2, 5, 5, (1, 1), (2, 2), (0, 0)),     # 1x1 window, strided
+]
+
+# (rows, classes)
+SOFTMAX_CASES = [(1, 1), (1, 4), (7, 4), (33, 37), (5, 1000), (64, 2)]
+
+
+def check_conv2d(device, rng, case, dtype):
+    n, c, h, w, o, (kh, kw), stride, padding, has_bias = case
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    wt = rng.standard_normal((o, c, kh, kw)).astype(dtype)
+    b = rng.standard_normal(o).astype(dtype) if has_bias else None
+    y_ref, cache_ref = REFERENCE["conv2d_forward"](x, wt, b, stride, padding)
+    y, cache = device.table["conv2d_forward"](*device.put(x, wt, b), stride, padding)
+    assert_close(device, y, y_ref, "conv2d_forward y", dtype)
+    gy = rng.standard_normal(y_ref.shape).astype(dtype)
+    gx_ref, gw_ref, gb_ref = REFERENCE["conv2d_backward"](gy, cache_ref, True)
+    gx, gw, gb = device.table["conv2d_backward"](device.to_device(gy), cache, True)
+    assert_close(device, gx, gx_ref, "conv2d_backward gx", dtype)
+    assert_close(device, gw, gw_ref, "conv2d_backward gw", dtype)
+    if has_bias:
+        assert_close(device, gb, gb_ref, "conv2d_backward gb", dtype)
+    else:
+        assert gb is None
+    gx2, gw2, _ = device.table["conv2d_backward"](device.to_device(gy), cache, False)
+    assert gx2 is None
+    # The gathers use no atomics: the same inputs give the same bits.
+    np.testing.assert_array_equal(device.to_host(gw2), device.to_host(gw))
+
+
+def check_max_pool2d(device, rng, case, dtype, ties=False):
+    n, c, h, w, kernel, stride, padding = case
+    if ties:  # few distinct values: the first maximum in window order must win
+        x = rng.integers(0, 3, (n, c, h, w)).astype(dtype)
+    else:
+        x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    y_ref, cache_ref = REFERENCE["max_pool2d_forward"](x, kernel, stride, padding)
+    y, cache = device.table["max_pool2d_forward"](device.to_device(x), kernel, stride,
+                                                  padding)
+    np.testing.assert_array_equal(device.to_host(y), y_ref)
+    gy = rng.standard_normal(y_ref.shape).astype(dtype)
+    gx_ref = REFERENCE["max_pool2d_backward"](gy, cache_ref)
+    gx = device.table["max_pool2d_backward"](device.to_device(gy), cache)
+    assert_close(device, gx, gx_ref, "max_pool2d_backward gx", dtype)
+
+
+def check_avg_pool2d(device, rng, case, dtype):
+    n, c, h, w, kernel, stride, padding = case
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    y_ref, cache_ref = REFERENCE["avg_pool2d_forward"](x, kernel, stride, padding)
+    y, cache = device.table["avg_pool2d_forward"](device.to_device(x), kernel, stride,
+                                                  padding)
+    assert_close(device, y, y_ref, "avg_pool2d_forward y", dtype)
+    gy = rng.standard_normal(y_ref.shape).astype(dtype)
+    gx_ref = REFERENCE["avg_pool2d_backward"](gy, cache_ref)
+    gx = device.table["avg_pool2d_backward"](device.to_device(gy), cache)
+    assert_close(device, gx, gx_ref, "avg_pool2d_backward gx", dtype)
+
+
+def check_softmax_cross_entropy(device, rng, case, dtype, scale=1.0):
+    rows, classes = case
+    logits = (scale * rng.standard_normal((rows, classes))).astype(dtype)
+    labels = rng.integers(0, classes, rows)
+    losses_ref, cache_ref = REFERENCE["softmax_cross_entropy_forward"](logits, labels)
+    losses, cache = device.table["softmax_cross_entropy_forward"](*device.put(logits, labels))
+    assert np.all(np.isfinite(device.to_host(losses)))
+    assert_close(device, losses, losses_ref, "softmax_cross_entropy_forward", dtype)
+    gloss = rng.standard_normal(rows).astype(dtype)
+    g_ref = REFERENCE["softmax_cross_entropy_backward"](gloss, cache_ref)
+    g = device.table["softmax_cross_entropy_backward"](device.to_device(gloss), cache)
+    assert_close(device, g, g_ref, "softmax_cross_entropy_backward", dtype)
+
+
+# (kernel name, state buffer names, hyperparameter sets) - every flag on and off.
+OPTIMIZER_CASES = [
+    ("sgd_update", ("momentum_buffer",), [
+        dict(lr=0.1, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0),
+        dict(lr=0.05, momentum=0.9, dampening=0.0, nesterov=False, weight_decay=0.0),
+        dict(lr=0.05, momentum=0.9, dampening=0.3, nesterov=False, weight_decay=1e-2),
+        dict(lr=0.05, momentum=0.8, dampening=0.0, nesterov=True, weight_decay=1e-3),
+    ]),
+    ("adam_update", ("exp_avg", "exp_avg_sq"), [
+        dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+             decoupled_weight_decay=False),
+        dict(lr=1e-2, beta1=0.8, beta2=0.99, eps=1e-6, weight_decay=1e-2,
+             decoupled_weight_decay=False),
+        dict(lr=1e-2, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=1e-2,
+             decoupled_weight_decay=True),
+    ]),
+    ("rmsprop_update", ("square_avg", "momentum_buffer", "grad_avg"), [
+        dict(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False),
+        dict(lr=1e-2, alpha=0.9, eps=1e-6, weight_decay=1e-2, momentum=0.9, centered=False),
+        dict(lr=1e-3, alpha=0.95, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=True),
+        dict(lr=1e-3, alpha=0.95, eps=1e-8, weight_decay=1e-3, momentum=0.5, centered=True),
+    ]),
+    ("adagrad_update", ("state_sum",), [
+        dict(lr=1e-2, eps=1e-10, weight_decay=0.0, lr_decay=0.0),
+        dict(lr=1e-1, eps=1e-10, weight_decay=1e-2, lr_decay=1e-2),
+    ]),
+]
+
+
+def _optimizer_state(name, hyper, shape, dtype, rng):
+    """Fresh state buffers as the optimizers make them; None where one is unused."""
+    zeros = lambda: np.zeros(shape, dtype=dtype)  # noqa: E731
+    if name == "sgd_update":
+        return [zeros() if hyper["momentum"] != 0 else None]
+    if name == "adam_update":
+        return [zeros(), zeros()]
+    if name == "rmsprop_update":
+        return [zeros(), zeros() if hyper["momentum"] > 0 else None,
+                zeros() if hyper["centered"] else None]
+    return [np.full(shape, 0.1, dtype=dtype)]  # Adagrad's initial_accumulator_value
+
+
+def check_optimizer(device, rng, name, hyper, dtype, shape=(5, 7), steps=3):
+    """Several steps of one update, param and state held to the reference each step."""
+    param_ref = rng.standard_normal(shape).astype(dtype)
+    state_ref = _optimizer_state(name, hyper, shape, dtype, rng)
+    (param,) = device.put(param_ref.copy())
+    state = list(device.put(*(None if s is None else s.copy() for s in state_ref)))
+    for step in range(1, steps + 1):
+        grad = rng.standard_normal(shape).astype(dtype)
+        grad_before = grad.copy()
+        (grad_dev,) = device.put(grad)
+        extra = {}
+        if name == "sgd_update":
+            extra["first_step"] = step == 1
+        if name in ("adam_update", "adagrad_update"):
+            extra["step"] = step
+        REFERENCE[name](param_ref, grad, *state_ref, **hyper, **extra)
+        result = device.table[name](param, grad_dev, *state, **hyper, **extra)
+        assert result is None  # in place, like the reference
+        np.testing.assert_array_equal(device.to_host(grad_dev), grad_before,
+                                      err_msg=f"{name} wrote to grad")
+        assert_close(device, param, param_ref, f"{name} param, step {step}", dtype)
+        for i, (s, s_ref) in enumerate(zip(state, state_ref)):
+            if s_ref is not None:
+                assert_close(device, s, s_ref, f"{name} state {i}, step {step}", dtype)
+
+
+def check_device_step(device, rng, name, to_step_array, dtype=np.float32):
+    """A step count read on the device gives the same update as a host step count."""
+    hyper = (OPTIMIZER_CASES[1][2][2] if name == "adam_update" else OPTIMIZER_CASES[3][2][1])
+    shape = (33,)
+    param0 = rng.standard_normal(shape).astype(dtype)
+    grad = device.to_device(rng.standard_normal(shape).astype(dtype))
+    results = []
+    for step in (4, to_step_array(4.0)):
+        state = [device.to_device(s) for s in _optimizer_state(name, hyper, shape, dtype, rng)]
+        (param,) = device.put(param0.copy())
+        device.table[name](param, grad, *state, **hyper, step=step)
+        results.append(device.to_host(param))
+    np.testing.assert_allclose(results[1], results[0], rtol=1e-6, atol=0)
+
+
+# (shape, p, seed, offset)
+DROPOUT_CASES = [
+    ((1,), 0.5, 0, 0),
+    ((7, 13), 0.5, 1, 0),
+    ((3, 5, 33), 0.1, 12345, 1000),
+    ((4, 257), 0.9, 2 ** 40 + 3, 2 ** 33 + 11),  # counters past 32 bits
+    ((2, 3), 0.0, 7, 5),                         # keep everything
+    ((3, 3), 1.0, 7, 5),                         # drop everything
+    ((600,), 0.3, -1, 0),                        # a negative seed wraps like the reference
+]
+
+
+def check_dropout_mask(device, case, dtype):
+    shape, p, seed, offset = case
+    expected = REFERENCE["dropout_mask"](shape, p, seed, offset, dtype)
+    mask = device.table["dropout_mask"](shape, p, seed, offset, dtype)
+    actual = device.to_host(mask)
+    assert actual.dtype == expected.dtype and actual.shape == expected.shape
+    np.testing.assert_array_equal(actual, expected)  # same hash: identical masks

@@ -1,0 +1,159 @@
+"""The CUDA kernels and their Python wrappers, run on the CPU by tests/cuda_emulator.py.
+
+Not a substitute for tests/test_kernels_cuda.py on a GPU, but it runs the same
+checks, on the same CUDA C text, in CI: the index math, bounds checks, window
+ranges of the gathers, tie-breaking, block and warp reductions, the hash, and the
+wrappers' argument lists and launch geometry. Needs a host C++20 compiler (g++).
+"""
+import numpy as np
+import pytest
+
+import cuda_kernel_checks as checks
+from cuda_emulator import (EmulatedModule, FakeCupy, check_arguments, compiler,
+                           kernel_signatures)
+
+pytestmark = pytest.mark.skipif(compiler() is None,
+                                reason="no host C++ compiler (g++) to emulate CUDA with")
+
+DTYPES = [np.float32, np.float64]
+
+
+@pytest.fixture
+def device(monkeypatch):
+    """kernels.cuda with CuPy replaced by NumPy + the CPU emulation of the kernels."""
+    import kernels.cuda as cuda_table
+    from kernels.cuda import compile as cuda_compile
+    from kernels.cuda import conv, losses, optim, pool, random
+    for module in (cuda_compile, conv, losses, optim, pool, random):
+        monkeypatch.setattr(module, "cp", FakeCupy)
+    monkeypatch.setattr(cuda_compile, "_modules", {})
+    monkeypatch.setattr(cuda_compile, "_kernels", {})
+    # 64-thread blocks: the emulation runs one OS thread per CUDA thread, and the
+    # kernels take any multiple of 32 (one test below uses the real 256).
+    monkeypatch.setattr(cuda_compile, "BLOCK", 64)
+    monkeypatch.setattr(EmulatedModule, "kernels_built", [])
+    return checks.Device(table=cuda_table.KERNELS, to_device=np.array, to_host=np.asarray)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(20240611)
+
+
+def _case_id(case):
+    return "-".join(str(v).replace(" ", "") for v in case)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", checks.CONV_CASES, ids=_case_id)
+def test_conv2d(device, rng, case, dtype):
+    checks.check_conv2d(device, rng, case, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", checks.POOL_CASES, ids=_case_id)
+def test_max_pool2d(device, rng, case, dtype):
+    checks.check_max_pool2d(device, rng, case, dtype)
+
+
+@pytest.mark.parametrize("case", checks.POOL_CASES, ids=_case_id)
+def test_max_pool2d_ties_go_to_the_first_maximum(device, rng, case):
+    checks.check_max_pool2d(device, rng, case, np.float32, ties=True)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", checks.POOL_CASES, ids=_case_id)
+def test_avg_pool2d(device, rng, case, dtype):
+    checks.check_avg_pool2d(device, rng, case, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", checks.SOFTMAX_CASES, ids=_case_id)
+def test_softmax_cross_entropy(device, rng, case, dtype):
+    checks.check_softmax_cross_entropy(device, rng, case, dtype)
+
+
+def test_softmax_cross_entropy_is_stable_for_huge_logits(device, rng):
+    checks.check_softmax_cross_entropy(device, rng, (9, 6), np.float32, scale=1e4)
+
+
+def test_softmax_cross_entropy_out_of_range_label_gives_nan(device):
+    logits = np.zeros((2, 3), dtype=np.float32)
+    losses, _ = device.table["softmax_cross_entropy_forward"](logits, np.array([1, 3]))
+    assert np.isfinite(losses[0]) and np.isnan(losses[1])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name,state,hypers", checks.OPTIMIZER_CASES,
+                         ids=[c[0] for c in checks.OPTIMIZER_CASES])
+def test_optimizer_updates(device, rng, name, state, hypers, dtype):
+    for hyper in hypers:
+        checks.check_optimizer(device, rng, name, hyper, dtype)
+
+
+@pytest.mark.parametrize("name", ["adam_update", "adagrad_update"])
+def test_optimizer_step_count_on_the_device(device, rng, name):
+    checks.check_device_step(device, rng, name, lambda v: np.array([v]))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", checks.DROPOUT_CASES, ids=_case_id)
+def test_dropout_mask_matches_the_numpy_hash(device, case, dtype):
+    checks.check_dropout_mask(device, case, dtype)
+
+
+def test_dropout_mask_offset_on_the_device(device):
+    host = device.table["dropout_mask"]((5, 9), 0.4, 3, 77, np.float32)
+    on_device = device.table["dropout_mask"]((5, 9), 0.4, 3, np.array([77], np.uint64),
+                                             np.float32)
+    np.testing.assert_array_equal(on_device, host)
+
+
+def test_launch_geometry_covers_large_planes_with_grid_stride_loops(device, rng):
+    """More columns than one grid row holds: the grid-stride loops must finish the job."""
+    from kernels.cuda import compile as cuda_compile
+    # A 1 x 1 x 3 x 700 image pooled 1x2: 350 outputs per plane, two x-blocks.
+    case = (1, 1, 3, 700, (1, 2), (1, 2), (0, 0))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cuda_compile, "MAX_GRID_X", 1)  # force the grid-stride path
+        checks.check_max_pool2d(device, rng, case, np.float64)
+        checks.check_avg_pool2d(device, rng, case, np.float64)
+    launches = [k.launches for name, k in EmulatedModule.kernels_built
+                if name.startswith("max_pool_forward")]
+    assert launches and all(grid[0] == 1 for grid, _ in launches[0])
+
+
+def test_wrappers_reject_mixed_dtypes_and_wrong_gradient_shapes(device, rng):
+    x = rng.standard_normal((1, 2, 5, 5)).astype(np.float32)
+    w = rng.standard_normal((3, 2, 3, 3))
+    with pytest.raises(TypeError, match="share one dtype"):
+        device.table["conv2d_forward"](x, w, None, (1, 1), (0, 0))
+    y, cache = device.table["max_pool2d_forward"](x, (2, 2), (2, 2), (0, 0))
+    with pytest.raises(ValueError, match="does not match"):
+        device.table["max_pool2d_backward"](np.ones((1, 2, 3, 3), np.float32), cache)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        device.table["avg_pool2d_forward"](x.astype(np.float16), (2, 2), (2, 2), (0, 0))
+
+
+def test_the_block_size_used_on_the_gpu(device, rng, monkeypatch):
+    """The other tests launch 64-thread blocks to run fast; the GPU gets 256 (8 warps)."""
+    from kernels.cuda import compile as cuda_compile
+    monkeypatch.setattr(cuda_compile, "BLOCK", 256)
+    checks.check_conv2d(device, rng, checks.CONV_CASES[1], np.float32)
+    checks.check_softmax_cross_entropy(device, rng, (19, 37), np.float32)
+    assert all(block == (256,) for _, k in EmulatedModule.kernels_built
+               for _, block in k.launches)
+
+
+def test_emulator_holds_arguments_to_the_c_parameter_types():
+    """A np.int64 where the kernel takes an int would garble every later argument."""
+    from kernels.cuda import compile as cuda_compile
+    signatures = kernel_signatures(cuda_compile.source_text("random.cu"))
+    types = signatures["dropout_mask_f32"]
+    assert types == ["pointer", "i64", "u64", "pointer", "int", "u64", "u64", "double"]
+    good = (np.empty(3, np.float32), np.int64(3), np.uint64(1), np.empty(1, np.uint64),
+            np.int32(0), np.uint64(0), np.uint64(0), np.float64(1.0))
+    check_arguments("dropout_mask_f32", types, good)
+    bad = good[:4] + (np.int64(0),) + good[5:]
+    with pytest.raises(AssertionError, match="argument 4"):
+        check_arguments("dropout_mask_f32", types, bad)
