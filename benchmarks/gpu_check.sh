@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The whole GPU check in one run: the `gpu`-marked tests, then the GPU training-step
-# benchmark, each with its output written under $OUT.
+# benchmark, then the CUDA-graph benchmark (eager vs graphed steps, the graph-safe
+# GEMM vs cuBLAS), each with its output written under $OUT.
 #
 #   OUT=/some/dir bash benchmarks/gpu_check.sh
 #
 # Installs nothing: it runs the tree as it is (PYTHONPATH=.) with the Python that
 # already has CuPy. Each part has a time limit so a hang cannot eat the whole GPU
-# lease; override with GPU_TEST_TIMEOUT / BENCH_TIMEOUT (seconds). Exits non-zero
-# when either part failed; $OUT/summary.txt says which.
+# lease; override with GPU_TEST_TIMEOUT / BENCH_TIMEOUT / GRAPH_BENCH_TIMEOUT (seconds).
+# Exits non-zero when any part failed; $OUT/summary.txt says which.
 set -u
 
 cd "$(dirname "$0")/.."
@@ -20,6 +21,7 @@ else PYTHON=python3
 fi
 GPU_TEST_TIMEOUT="${GPU_TEST_TIMEOUT:-360}"
 BENCH_TIMEOUT="${BENCH_TIMEOUT:-180}"
+GRAPH_BENCH_TIMEOUT="${GRAPH_BENCH_TIMEOUT:-150}"
 
 {
     date -u
@@ -62,6 +64,17 @@ else
     bench_status=127
 fi
 
+# 3. The whole training step as a replayed CUDA graph (minigrad.cuda.graphed_step) beside
+#    the eager step, PyTorch's eager and graphed steps where it imports, and the GEMMs.
+if [ -f benchmarks/cuda_graph.py ]; then
+    timeout "$GRAPH_BENCH_TIMEOUT" "$PYTHON" benchmarks/cuda_graph.py --steps 30 \
+        --json "$OUT/cuda_graph.json" > /dev/null 2> "$OUT/cuda_graph.stderr"
+    graph_status=$?
+else
+    echo "benchmarks/cuda_graph.py does not exist" > "$OUT/cuda_graph.stderr"
+    graph_status=127
+fi
+
 {
     echo "gpu tests: exit $tests_status (124 = timed out after ${GPU_TEST_TIMEOUT}s)"
     tail -n 25 "$OUT/gpu_tests.txt"
@@ -69,7 +82,11 @@ fi
     echo "train_step --device cuda: exit $bench_status (124 = timed out after ${BENCH_TIMEOUT}s)"
     cat "$OUT/train_step_cuda.json" 2>/dev/null
     tail -n 15 "$OUT/train_step_cuda.stderr"
+    echo
+    echo "cuda_graph: exit $graph_status (124 = timed out after ${GRAPH_BENCH_TIMEOUT}s)"
+    cat "$OUT/cuda_graph.json" 2>/dev/null
+    tail -n 15 "$OUT/cuda_graph.stderr"
 } > "$OUT/summary.txt"
 cat "$OUT/summary.txt"
 
-[ "$tests_status" -eq 0 ] && [ "$bench_status" -eq 0 ]
+[ "$tests_status" -eq 0 ] && [ "$bench_status" -eq 0 ] && [ "$graph_status" -eq 0 ]

@@ -12,6 +12,9 @@ Each sub-package exports ``KERNELS``, a dict from kernel name to function:
 The contract (shapes NCHW, weights OIHW, every function pure unless it says
 "in place"):
 
+``matmul(a, b) -> a @ b``
+    NumPy's matmul rules. On CUDA it is cuBLAS, except while the current stream is
+    capturing a CUDA graph: then the graph-safe tiled GEMM (``matmul_graph_safe``).
 ``conv2d_forward(x, w, b, stride, padding) -> (y, cache)``
     ``b`` may be None; ``stride``/``padding`` are ``(sh, sw)``/``(ph, pw)`` tuples.
 ``conv2d_backward(gy, cache, need_input_grad) -> (gx or None, gw, gb or None)``

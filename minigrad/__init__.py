@@ -10,5 +10,13 @@ from .tensor import Tensor, is_grad_enabled, no_grad, tensor
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name):
+    # mg.cuda (CUDA-graph training steps) imports CuPy, so load it only when asked for.
+    if name == "cuda":
+        from . import cuda
+        return cuda
+    raise AttributeError(f"module 'minigrad' has no attribute {name!r}")
+
 __all__ = ["Tensor", "tensor", "no_grad", "is_grad_enabled", "cuda_available",
            "manual_seed", "backend", "functional", "losses", "nn", "optim"]

@@ -5,6 +5,7 @@ has one kernel table (name -> function), filled from ``kernels.reference`` and
 overridden by the device's fast kernels (``kernels.cpu``: Numba, ``kernels.cuda``:
 CUDA), unless ``MINIGRAD_KERNELS=reference`` asks for the plain path.
 """
+import contextlib
 import os
 
 import numpy as np
@@ -14,6 +15,7 @@ DEVICES = ("cpu", "cuda")
 _cupy = None
 _cupy_error = None
 _tables = {}
+_capturing = False
 
 
 def _load_cupy():
@@ -136,3 +138,24 @@ def _fast_kernels(device):
 def kernel(name, device="cpu"):
     """Look up one kernel by name for a device."""
     return kernel_table(device)[name]
+
+
+def is_capturing():
+    """True inside :func:`capturing`: a CUDA graph of a step is being recorded."""
+    return _capturing
+
+
+@contextlib.contextmanager
+def capturing():
+    """Mark the recording of a CUDA graph (``minigrad.cuda``) for the ops.
+
+    Inside, ops skip the checks that would read a device value back to the host
+    (a capture cannot wait for the GPU); the matrix products choose their graph-safe
+    kernel by themselves, from the stream's own capture state.
+    """
+    global _capturing
+    previous, _capturing = _capturing, True
+    try:
+        yield
+    finally:
+        _capturing = previous

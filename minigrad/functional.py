@@ -186,12 +186,14 @@ def matmul(a, b):
         raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not line up "
                          f"({a.shape[-1]} != {b.shape[-2]})")
     xp = _xp(a)
+    # The device's product: BLAS / cuBLAS, or a GEMM that a CUDA graph can capture.
+    product = backend.kernel("matmul", a.device)
 
     def matmul_backward(g):
-        ga = xp.matmul(g, xp.swapaxes(b.data, -1, -2))
-        gb = xp.matmul(xp.swapaxes(a.data, -1, -2), g)
+        ga = product(g, xp.swapaxes(b.data, -1, -2))
+        gb = product(xp.swapaxes(a.data, -1, -2), g)
         return unbroadcast(ga, a.shape), unbroadcast(gb, b.shape)
-    return _record(xp.matmul(a.data, b.data), (a, b), matmul_backward)
+    return _record(product(a.data, b.data), (a, b), matmul_backward)
 
 
 # ---------------------------------------------------------------- reductions
@@ -346,15 +348,16 @@ def linear(x, weight, bias=None):
     if x.shape[-1] != weight.shape[1]:
         raise ValueError(f"linear: input has {x.shape[-1]} features (shape {x.shape}) but "
                          f"weight expects {weight.shape[1]} (weight shape {weight.shape})")
-    xp = _xp(x)
-    y = xp.matmul(x.data, weight.data.T)
+    # The device's product: BLAS / cuBLAS, or a GEMM that a CUDA graph can capture.
+    product = backend.kernel("matmul", x.device)
+    y = product(x.data, weight.data.T)
     if bias is not None:
         y += bias.data
 
     def linear_backward(g):
         g2 = g.reshape(-1, g.shape[-1])
-        gx = xp.matmul(g, weight.data)
-        gw = xp.matmul(g2.T, x.data.reshape(-1, x.shape[-1]))
+        gx = product(g, weight.data)
+        gw = product(g2.T, x.data.reshape(-1, x.shape[-1]))
         gb = g2.sum(axis=0) if bias is not None else None
         return gx, gw, gb
     inputs = (x, weight) if bias is None else (x, weight, bias)
@@ -487,7 +490,12 @@ def _reduce(losses, reduction):
 
 
 def _class_labels(target, logits, loss):
-    """Integer class labels as an array, checked against the logits' class count."""
+    """Integer class labels as an array, checked against the logits' class count.
+
+    Not checked while a CUDA graph is captured (``backend.capturing()``): the check
+    reads a device value back, which a capture cannot wait for. The CUDA
+    cross-entropy kernel then gives a NaN loss for a label out of range.
+    """
     labels = target.data if isinstance(target, Tensor) else target
     xp = _xp(logits)
     labels = xp.asarray(labels)
@@ -497,6 +505,8 @@ def _class_labels(target, logits, loss):
         raise ValueError(f"{loss}: {logits.shape[0]} rows of logits (shape {logits.shape}) "
                          f"but labels of shape {labels.shape}")
     n_classes = logits.shape[1]
+    if backend.is_capturing():
+        return labels.astype(np.int64, copy=False)
     bad = (labels < 0) | (labels >= n_classes)
     if bool(bad.any()):
         label = int(labels[bad][0])

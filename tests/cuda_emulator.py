@@ -86,6 +86,10 @@ extern "C" void emu_enter_block(unsigned bx, unsigned by, unsigned tx) {
 
 LAUNCH_TIMEOUT_S = 60
 
+# Kernels that index their array arguments with leading dimensions and batch strides
+# passed beside them (gemm.cu), so transposed and strided views are legitimate.
+STRIDED_KERNELS = ("gemm_",)
+
 _C_TYPES = {
     np.dtype(np.int32): ctypes.c_int32, np.dtype(np.int64): ctypes.c_int64,
     np.dtype(np.uint64): ctypes.c_uint64, np.dtype(np.float32): ctypes.c_float,
@@ -178,7 +182,7 @@ class EmulatedKernel:
         assert grid[0] >= 1 and 1 <= grid[1] <= 65535, grid
         self.launches.append((grid, block))
         check_arguments(self.name, self.parameter_types, args)
-        c_args = [self._c_argument(a) for a in args]
+        c_args = [self._c_argument(a, self.name) for a in args]
         self.library.emu_launch_begin(grid[0], grid[1], threads)
         errors = []
 
@@ -206,9 +210,12 @@ class EmulatedKernel:
             raise errors[0]
 
     @staticmethod
-    def _c_argument(value):
+    def _c_argument(value, name):
         if isinstance(value, np.ndarray):
-            assert value.flags.c_contiguous, "kernels take contiguous arrays only"
+            # As CuPy does, pass the address of the first element; only kernels that
+            # are given explicit strides (STRIDED_KERNELS) may receive a view.
+            assert value.flags.c_contiguous or name.startswith(STRIDED_KERNELS), \
+                f"{name}: kernels take contiguous arrays only"
             return ctypes.c_void_p(value.ctypes.data)
         if isinstance(value, np.generic) and value.dtype in _C_TYPES:
             return _C_TYPES[value.dtype](value.item())
@@ -234,11 +241,35 @@ class EmulatedModule:
         return kernel
 
 
+class FakeStream:
+    """A cupy.cuda.Stream stand-in: its handle and whether it is capturing a graph."""
+
+    def __init__(self, ptr=0, capturing=False):
+        self.ptr, self.capturing = ptr, capturing
+        self.queries = 0  # how often CUDA would have been asked
+
+    def is_capturing(self):
+        self.queries += 1
+        return self.capturing
+
+
+class FakeCuda:
+    """The slice of cupy.cuda the wrappers use. ``current_stream`` is the legacy
+    default stream unless a test swaps in a capturing FakeStream."""
+
+    current_stream = FakeStream()
+
+    @classmethod
+    def get_current_stream(cls):
+        return cls.current_stream
+
+
 class FakeCupy:
     """The slice of the cupy module the kernels.cuda wrappers use, on NumPy."""
 
     ndarray = np.ndarray
     RawModule = EmulatedModule
+    cuda = FakeCuda
 
     @staticmethod
     def ascontiguousarray(a, dtype=None):
@@ -248,3 +279,6 @@ class FakeCupy:
     empty = staticmethod(np.empty)
     empty_like = staticmethod(np.empty_like)
     matmul = staticmethod(np.matmul)
+    broadcast_to = staticmethod(np.broadcast_to)
+    swapaxes = staticmethod(np.swapaxes)
+    may_share_memory = staticmethod(np.may_share_memory)

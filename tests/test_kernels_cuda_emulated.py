@@ -23,8 +23,8 @@ def device(monkeypatch):
     """kernels.cuda with CuPy replaced by NumPy + the CPU emulation of the kernels."""
     import kernels.cuda as cuda_table
     from kernels.cuda import compile as cuda_compile
-    from kernels.cuda import conv, losses, optim, pool, random
-    for module in (cuda_compile, conv, losses, optim, pool, random):
+    from kernels.cuda import conv, gemm, losses, optim, pool, random
+    for module in (cuda_compile, conv, gemm, losses, optim, pool, random):
         monkeypatch.setattr(module, "cp", FakeCupy)
     monkeypatch.setattr(cuda_compile, "_modules", {})
     monkeypatch.setattr(cuda_compile, "_kernels", {})

@@ -1,12 +1,16 @@
 """CUDA kernels through CuPy: CUDA C sources (``*.cu``) compiled by NVRTC on first use.
 
-``KERNELS`` overrides the reference table for device ``"cuda"``; the GEMMs of the
-convolution stay with cuBLAS (``cupy.matmul``). Importing this package needs no GPU
-and no CuPy; the functions need both when called.
+``KERNELS`` overrides the reference table for device ``"cuda"``. Matrix products
+(``"matmul"``, and the GEMMs inside the convolution) go to cuBLAS, except while the
+current stream is capturing a CUDA graph, where CuPy cannot call cuBLAS: then they
+run on our tiled GEMM (``"matmul_graph_safe"``, gemm.cu). Importing this package
+needs no GPU and no CuPy; the functions need both when called.
 """
-from . import conv, losses, optim, pool, random
+from . import conv, gemm, losses, optim, pool, random
 
 KERNELS = {
+    "matmul": gemm.matmul,
+    "matmul_graph_safe": gemm.matmul_graph_safe,
     "conv2d_forward": conv.conv2d_forward,
     "conv2d_backward": conv.conv2d_backward,
     "max_pool2d_forward": pool.max_pool2d_forward,

@@ -22,7 +22,8 @@ PRELUDE = "common.cuh"
 
 # Options for both CuPy and the CI compile check. FMA contraction is off so that
 # a*b + c rounds as NumPy rounds it, which lets the tests hold the kernels to the
-# reference at a few ulps; every kernel here is memory-bound, so it costs nothing.
+# reference at a few ulps; the elementwise kernels are memory-bound, so it costs
+# nothing, and gemm.cu, the one compute-bound kernel, asks for its FMAs explicitly.
 NVRTC_OPTIONS = ("--std=c++17", "--fmad=false")
 
 # Every kernel a wrapper may ask for, by source file; each is compiled for float32
@@ -30,6 +31,7 @@ NVRTC_OPTIONS = ("--std=c++17", "--fmad=false")
 # entry point of the compiled PTX, so a renamed kernel fails in CI, not on a GPU.
 ENTRY_POINTS = {
     "conv.cu": ("im2col", "col2im", "rows_to_nchw", "nchw_to_rows", "bias_grad"),
+    "gemm.cu": ("gemm", "gemm_reduce"),
     "pool.cu": ("max_pool_forward", "max_pool_backward", "avg_pool_forward",
                 "avg_pool_backward"),
     "softmax_ce.cu": ("softmax_ce_forward", "softmax_ce_backward"),

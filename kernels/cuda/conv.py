@@ -1,13 +1,16 @@
-"""2-D convolution on the GPU: im2col/col2im CUDA kernels around cuBLAS GEMMs.
+"""2-D convolution on the GPU: im2col/col2im CUDA kernels around GEMMs.
 
 The columns are laid out (C*kh*kw, N*OH*OW) so the whole batch is one GEMM in each
 direction; ``rows_to_nchw`` / ``nchw_to_rows`` move between that channel-major
 layout and NCHW, adding the bias on the way out and summing it on the way back.
+The GEMMs are cuBLAS, or gemm.cu while a CUDA graph is being captured
+(``gemm.matmul`` decides); the transposed operands are views, never copies.
 """
 import numpy as np
 
 from ..reference.windows import output_size
 from .compile import check_int32, cp, float_dtype, grid_1d, grid_2d, kernel, launch
+from .gemm import matmul
 
 _SOURCE = "conv.cu"
 
@@ -39,7 +42,7 @@ def conv2d_forward(x, w, b, stride, padding):
            (x, cols, np.int32(n), np.int32(c), np.int32(h), np.int32(wd), np.int32(kh),
             np.int32(kw), np.int32(sh), np.int32(sw), np.int32(ph), np.int32(pw),
             np.int32(oh), np.int32(ow)))
-    y_rows = cp.matmul(w.reshape(out_ch, rows), cols)
+    y_rows = matmul(w.reshape(out_ch, rows), cols)
     y = cp.empty((n, out_ch, oh, ow), dtype=dtype)
     bias = y_rows if b is None else cp.ascontiguousarray(b)  # never read without a bias
     launch(kernel(_SOURCE, "rows_to_nchw", dtype), grid_2d(oh * ow, n * out_ch),
@@ -65,7 +68,7 @@ def conv2d_backward(gy, cache, need_input_grad=True):
     launch(kernel(_SOURCE, "nchw_to_rows", dtype), grid_1d(n * out_ch, 1),
            (gy, gy_rows, plane_sums, np.int32(n), np.int32(out_ch), np.int32(plane),
             np.int32(has_bias)))
-    gw = cp.matmul(gy_rows, cols.T).reshape(w.shape)
+    gw = matmul(gy_rows, cols.T).reshape(w.shape)
     gb = None
     if has_bias:
         gb = cp.empty(out_ch, dtype=dtype)
@@ -74,7 +77,7 @@ def conv2d_backward(gy, cache, need_input_grad=True):
     gx = None
     if need_input_grad:
         _, c, kh, kw = w.shape
-        gcols = cp.matmul(w.reshape(out_ch, -1).T, gy_rows)
+        gcols = matmul(w.reshape(out_ch, -1).T, gy_rows)
         _, _, h, wd = x_shape
         gx = cp.empty(x_shape, dtype=dtype)
         launch(kernel(_SOURCE, "col2im", dtype), grid_2d(h * wd, n * c),

@@ -10,14 +10,22 @@
 // corrections, the decayed learning rate) come from the host, computed in Python
 // exactly as the reference does; when step_on_device is set they are computed here
 // in double from *step_ptr instead, so a captured CUDA graph can replay the update
-// with a step counter that lives on the device.
+// with a step counter that lives on the device. Likewise the learning rate is read
+// from *lr_ptr when lr_on_device is set, so a scheduler can change it between replays.
+
+// The learning rate: the host's value, or the device's when lr_on_device is set.
+__device__ __forceinline__ double learning_rate(double lr_host, const double* lr_ptr,
+                                                int lr_on_device) {
+    return lr_on_device ? *lr_ptr : lr_host;
+}
 
 template <typename T>
 __device__ __forceinline__ void sgd_body(
     T* __restrict__ param, const T* __restrict__ grad, T* __restrict__ buf, i64 n,
-    double lr_d, double momentum_d, double dampening_d, double weight_decay_d,
-    int nesterov, int first_step) {
-    const T lr = (T)lr_d, momentum = (T)momentum_d, weight_decay = (T)weight_decay_d;
+    double lr_host, const double* lr_ptr, int lr_on_device, double momentum_d,
+    double dampening_d, double weight_decay_d, int nesterov, int first_step) {
+    const T lr = (T)learning_rate(lr_host, lr_ptr, lr_on_device);
+    const T momentum = (T)momentum_d, weight_decay = (T)weight_decay_d;
     const T keep_grad = (T)(1.0 - dampening_d);
     FOR_ELEMENTS(i, n) {
         const T p = param[i];
@@ -35,16 +43,20 @@ __device__ __forceinline__ void sgd_body(
 template <typename T>
 __device__ __forceinline__ void adam_body(
     T* __restrict__ param, const T* __restrict__ grad, T* __restrict__ exp_avg,
-    T* __restrict__ exp_avg_sq, i64 n, double lr_d, double beta1_d, double beta2_d,
-    double eps_d, double weight_decay_d, int decoupled, const double* step_ptr,
-    int step_on_device, double step_size_host, double bias_correction2_sqrt_host) {
-    double step_size_d = step_size_host, bias_correction2_sqrt_d = bias_correction2_sqrt_host;
+    T* __restrict__ exp_avg_sq, i64 n, double lr_host, const double* lr_ptr,
+    int lr_on_device, double beta1_d, double beta2_d, double eps_d, double weight_decay_d,
+    int decoupled, const double* step_ptr, int step_on_device,
+    double bias_correction1_host, double bias_correction2_sqrt_host) {
+    const double lr_d = learning_rate(lr_host, lr_ptr, lr_on_device);
+    double bias_correction1_d = bias_correction1_host;
+    double bias_correction2_sqrt_d = bias_correction2_sqrt_host;
     if (step_on_device) {
         const double step = *step_ptr;
-        step_size_d = lr_d / (1.0 - pow(beta1_d, step));
+        bias_correction1_d = 1.0 - pow(beta1_d, step);
         bias_correction2_sqrt_d = sqrt(1.0 - pow(beta2_d, step));
     }
-    const T step_size = (T)step_size_d;
+    // lr / bias_correction1 in double, as the reference divides Python floats.
+    const T step_size = (T)(lr_d / bias_correction1_d);
     const T bias_correction2_sqrt = (T)bias_correction2_sqrt_d;
     const T beta2 = (T)beta2_d, eps = (T)eps_d;
     const T one_minus_beta1 = (T)(1.0 - beta1_d), one_minus_beta2 = (T)(1.0 - beta2_d);
@@ -70,10 +82,11 @@ __device__ __forceinline__ void adam_body(
 template <typename T>
 __device__ __forceinline__ void rmsprop_body(
     T* __restrict__ param, const T* __restrict__ grad, T* __restrict__ square_avg,
-    T* __restrict__ momentum_buffer, T* __restrict__ grad_avg, i64 n, double lr_d,
-    double alpha_d, double eps_d, double weight_decay_d, double momentum_d,
-    int centered) {
-    const T lr = (T)lr_d, alpha = (T)alpha_d, eps = (T)eps_d;
+    T* __restrict__ momentum_buffer, T* __restrict__ grad_avg, i64 n, double lr_host,
+    const double* lr_ptr, int lr_on_device, double alpha_d, double eps_d,
+    double weight_decay_d, double momentum_d, int centered) {
+    const T lr = (T)learning_rate(lr_host, lr_ptr, lr_on_device);
+    const T alpha = (T)alpha_d, eps = (T)eps_d;
     const T one_minus_alpha = (T)(1.0 - alpha_d);
     const T weight_decay = (T)weight_decay_d, momentum = (T)momentum_d;
     FOR_ELEMENTS(i, n) {
@@ -104,10 +117,13 @@ __device__ __forceinline__ void rmsprop_body(
 template <typename T>
 __device__ __forceinline__ void adagrad_body(
     T* __restrict__ param, const T* __restrict__ grad, T* __restrict__ state_sum, i64 n,
-    double lr_d, double eps_d, double weight_decay_d, double lr_decay_d,
-    const double* step_ptr, int step_on_device, double clr_host) {
-    const T clr = (T)(step_on_device ? lr_d / (1.0 + (*step_ptr - 1.0) * lr_decay_d)
-                                     : clr_host);
+    double lr_host, const double* lr_ptr, int lr_on_device, double eps_d,
+    double weight_decay_d, double lr_decay_d, double step_host, const double* step_ptr,
+    int step_on_device) {
+    const double lr_d = learning_rate(lr_host, lr_ptr, lr_on_device);
+    const double step = step_on_device ? *step_ptr : step_host;
+    // The same double operations as the reference's lr / (1 + (step - 1) * lr_decay).
+    const T clr = (T)(lr_d / (1.0 + (step - 1.0) * lr_decay_d));
     const T eps = (T)eps_d, weight_decay = (T)weight_decay_d;
     FOR_ELEMENTS(i, n) {
         const T p = param[i];
@@ -121,33 +137,35 @@ __device__ __forceinline__ void adagrad_body(
 
 #define OPTIM_ENTRIES(T, SUFFIX)                                                        \
     extern "C" __global__ void sgd_update_##SUFFIX(                                      \
-        T* param, const T* grad, T* buf, i64 n, double lr, double momentum,              \
-        double dampening, double weight_decay, int nesterov, int first_step) {          \
-        sgd_body<T>(param, grad, buf, n, lr, momentum, dampening, weight_decay,          \
-                    nesterov, first_step);                                              \
+        T* param, const T* grad, T* buf, i64 n, double lr, const double* lr_ptr,         \
+        int lr_on_device, double momentum, double dampening, double weight_decay,       \
+        int nesterov, int first_step) {                                                 \
+        sgd_body<T>(param, grad, buf, n, lr, lr_ptr, lr_on_device, momentum, dampening,  \
+                    weight_decay, nesterov, first_step);                                \
     }                                                                                   \
     extern "C" __global__ void adam_update_##SUFFIX(                                     \
         T* param, const T* grad, T* exp_avg, T* exp_avg_sq, i64 n, double lr,            \
-        double beta1, double beta2, double eps, double weight_decay, int decoupled,     \
-        const double* step_ptr, int step_on_device, double step_size,                   \
-        double bias_correction2_sqrt) {                                                 \
-        adam_body<T>(param, grad, exp_avg, exp_avg_sq, n, lr, beta1, beta2, eps,         \
-                     weight_decay, decoupled, step_ptr, step_on_device, step_size,      \
-                     bias_correction2_sqrt);                                            \
+        const double* lr_ptr, int lr_on_device, double beta1, double beta2, double eps, \
+        double weight_decay, int decoupled, const double* step_ptr, int step_on_device, \
+        double bias_correction1, double bias_correction2_sqrt) {                        \
+        adam_body<T>(param, grad, exp_avg, exp_avg_sq, n, lr, lr_ptr, lr_on_device,      \
+                     beta1, beta2, eps, weight_decay, decoupled, step_ptr,              \
+                     step_on_device, bias_correction1, bias_correction2_sqrt);          \
     }                                                                                   \
     extern "C" __global__ void rmsprop_update_##SUFFIX(                                  \
         T* param, const T* grad, T* square_avg, T* momentum_buffer, T* grad_avg, i64 n,  \
-        double lr, double alpha, double eps, double weight_decay, double momentum,      \
-        int centered) {                                                                 \
+        double lr, const double* lr_ptr, int lr_on_device, double alpha, double eps,    \
+        double weight_decay, double momentum, int centered) {                           \
         rmsprop_body<T>(param, grad, square_avg, momentum_buffer, grad_avg, n, lr,       \
-                        alpha, eps, weight_decay, momentum, centered);                  \
+                        lr_ptr, lr_on_device, alpha, eps, weight_decay, momentum,       \
+                        centered);                                                      \
     }                                                                                   \
     extern "C" __global__ void adagrad_update_##SUFFIX(                                  \
-        T* param, const T* grad, T* state_sum, i64 n, double lr, double eps,             \
-        double weight_decay, double lr_decay, const double* step_ptr,                   \
-        int step_on_device, double clr) {                                               \
-        adagrad_body<T>(param, grad, state_sum, n, lr, eps, weight_decay, lr_decay,      \
-                        step_ptr, step_on_device, clr);                                 \
+        T* param, const T* grad, T* state_sum, i64 n, double lr, const double* lr_ptr,   \
+        int lr_on_device, double eps, double weight_decay, double lr_decay,             \
+        double step, const double* step_ptr, int step_on_device) {                      \
+        adagrad_body<T>(param, grad, state_sum, n, lr, lr_ptr, lr_on_device, eps,        \
+                        weight_decay, lr_decay, step, step_ptr, step_on_device);        \
     }
 
 OPTIM_ENTRIES(float, f32)

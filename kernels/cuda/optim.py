@@ -1,9 +1,10 @@
 """Fused optimizer steps on the GPU: one kernel launch per parameter (optim.cu).
 
 Same signatures and math as kernels.reference.optim: ``param`` and the state
-arrays change in place, ``grad`` is only read. ``step`` (Adam, Adagrad) may also be
-a one-element float64 CuPy array, read on the device, so that a captured CUDA
-graph replays the update correctly while the caller advances the counter there.
+arrays change in place, ``grad`` is only read. ``step`` (Adam, Adagrad) and ``lr``
+(every optimizer) may also be one-element float64 CuPy arrays, read on the device,
+so that a captured CUDA graph replays the update correctly while the caller
+advances the step counter and sets the learning rate there between replays.
 """
 import numpy as np
 
@@ -29,14 +30,19 @@ def _operands(what, param, grad, *state):
     return grad, dtype, param.size
 
 
-def _device_step(what, step):
-    """``step`` if it is a device counter (checked), else None for a Python number."""
-    if not isinstance(step, cp.ndarray):
-        return None
-    if step.size != 1 or step.dtype != np.float64:
-        raise TypeError(f"{what}: a device step must be a one-element float64 array, "
-                        f"got dtype {step.dtype} and shape {step.shape}")
-    return step
+def _device_scalar(what, name, value, unused_pointer):
+    """Kernel arguments (pointer, on-device flag, host value) for a hyper-parameter
+    given as a Python number or as a one-element float64 device array.
+
+    A host number travels by value and ``unused_pointer`` (any array: the kernel
+    does not read it) fills the pointer slot.
+    """
+    if not isinstance(value, cp.ndarray):
+        return unused_pointer, np.int32(0), np.float64(value)
+    if value.size != 1 or value.dtype != np.float64:
+        raise TypeError(f"{what}: a device {name} must be a one-element float64 array, "
+                        f"got dtype {value.dtype} and shape {value.shape}")
+    return value, np.int32(1), np.float64(0.0)
 
 
 def sgd_update(param, grad, momentum_buffer, *, lr, momentum, dampening, nesterov,
@@ -48,10 +54,11 @@ def sgd_update(param, grad, momentum_buffer, *, lr, momentum, dampening, nestero
     state = (("momentum_buffer", momentum_buffer),) if momentum != 0 else ()
     grad, dtype, n = _operands(what, param, grad, *state)
     buf = momentum_buffer if momentum != 0 else param  # never touched without momentum
+    lr_ptr, lr_on_device, lr_host = _device_scalar(what, "lr", lr, param)
     launch(kernel(_SOURCE, what, dtype), grid_1d(n),
-           (param, grad, buf, np.int64(n), np.float64(lr), np.float64(momentum),
-            np.float64(dampening), np.float64(weight_decay), np.int32(bool(nesterov)),
-            np.int32(bool(first_step))))
+           (param, grad, buf, np.int64(n), lr_host, lr_ptr, lr_on_device,
+            np.float64(momentum), np.float64(dampening), np.float64(weight_decay),
+            np.int32(bool(nesterov)), np.int32(bool(first_step))))
 
 
 def adam_update(param, grad, exp_avg, exp_avg_sq, *, lr, beta1, beta2, eps, weight_decay,
@@ -60,17 +67,17 @@ def adam_update(param, grad, exp_avg, exp_avg_sq, *, lr, beta1, beta2, eps, weig
     what = "adam_update"
     grad, dtype, n = _operands(what, param, grad, ("exp_avg", exp_avg),
                                ("exp_avg_sq", exp_avg_sq))
-    device_step = _device_step(what, step)
-    if device_step is None:  # the step-dependent factors, as the reference computes them
-        step_size, bias_correction2_sqrt = lr / (1 - beta1 ** step), (1 - beta2 ** step) ** 0.5
-    else:  # computed by the kernel from the device counter
-        step_size = bias_correction2_sqrt = 0.0
+    lr_ptr, lr_on_device, lr_host = _device_scalar(what, "lr", lr, param)
+    step_ptr, step_on_device, _ = _device_scalar(what, "step", step, param)
+    if step_on_device:  # the kernel computes the corrections from the device counter
+        bias_correction1 = bias_correction2_sqrt = 1.0
+    else:  # the step-dependent factors, as the reference computes them
+        bias_correction1, bias_correction2_sqrt = 1 - beta1 ** step, (1 - beta2 ** step) ** 0.5
     launch(kernel(_SOURCE, what, dtype), grid_1d(n),
-           (param, grad, exp_avg, exp_avg_sq, np.int64(n), np.float64(lr),
+           (param, grad, exp_avg, exp_avg_sq, np.int64(n), lr_host, lr_ptr, lr_on_device,
             np.float64(beta1), np.float64(beta2), np.float64(eps),
             np.float64(weight_decay), np.int32(bool(decoupled_weight_decay)),
-            param if device_step is None else device_step,  # pointer unread when None
-            np.int32(device_step is not None), np.float64(step_size),
+            step_ptr, step_on_device, np.float64(bias_correction1),
             np.float64(bias_correction2_sqrt)))
 
 
@@ -88,11 +95,12 @@ def rmsprop_update(param, grad, square_avg, momentum_buffer, grad_avg, *, lr, al
             raise ValueError(f"{what}: centered=True needs a grad_avg buffer")
         state.append(("grad_avg", grad_avg))
     grad, dtype, n = _operands(what, param, grad, *state)
+    lr_ptr, lr_on_device, lr_host = _device_scalar(what, "lr", lr, param)
     launch(kernel(_SOURCE, what, dtype), grid_1d(n),
            (param, grad, square_avg,
             momentum_buffer if momentum > 0 else param,  # unused pointers: never touched
             grad_avg if centered else param,
-            np.int64(n), np.float64(lr), np.float64(alpha), np.float64(eps),
+            np.int64(n), lr_host, lr_ptr, lr_on_device, np.float64(alpha), np.float64(eps),
             np.float64(weight_decay), np.float64(momentum), np.int32(bool(centered))))
 
 
@@ -100,10 +108,9 @@ def adagrad_update(param, grad, state_sum, *, lr, eps, weight_decay, lr_decay, s
     """Adagrad with learning-rate decay and L2 weight decay (torch.optim.Adagrad)."""
     what = "adagrad_update"
     grad, dtype, n = _operands(what, param, grad, ("state_sum", state_sum))
-    device_step = _device_step(what, step)
-    clr = lr / (1 + (step - 1) * lr_decay) if device_step is None else 0.0
+    lr_ptr, lr_on_device, lr_host = _device_scalar(what, "lr", lr, param)
+    step_ptr, step_on_device, step_host = _device_scalar(what, "step", step, param)
     launch(kernel(_SOURCE, what, dtype), grid_1d(n),
-           (param, grad, state_sum, np.int64(n), np.float64(lr), np.float64(eps),
-            np.float64(weight_decay), np.float64(lr_decay),
-            param if device_step is None else device_step,  # pointer unread when None
-            np.int32(device_step is not None), np.float64(clr)))
+           (param, grad, state_sum, np.int64(n), lr_host, lr_ptr, lr_on_device,
+            np.float64(eps), np.float64(weight_decay), np.float64(lr_decay), step_host,
+            step_ptr, step_on_device))

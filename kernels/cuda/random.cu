@@ -16,14 +16,15 @@ __device__ __forceinline__ u64 mix64(u64 z) {
     return z ^ (z >> 31);
 }
 
-// When offset_on_device is set the stream position is read from *offset_ptr, so a
-// captured graph can advance it on the device between replays.
+// The stream position is offset_host, plus *offset_ptr when offset_on_device is set,
+// so a captured graph can advance a base position on the device between replays
+// while each mask of the step keeps its own distance from that base.
 template <typename T>
 __device__ __forceinline__ void dropout_mask_body(
     T* __restrict__ mask, i64 n, u64 seed, const u64* offset_ptr, int offset_on_device,
     u64 offset_host, u64 threshold, double keep_scale) {
     const u64 key = mix64(seed);
-    const u64 offset = offset_on_device ? *offset_ptr : offset_host;
+    const u64 offset = offset_host + (offset_on_device ? *offset_ptr : 0ULL);
     const T scale = (T)keep_scale;
     FOR_ELEMENTS(i, n) {
         const u64 bits = mix64(key + (offset + (u64)i) * GOLDEN_GAMMA);

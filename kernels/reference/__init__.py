@@ -1,7 +1,8 @@
 """The plain NumPy/CuPy kernels: readable ground truth for every fast kernel."""
-from . import conv, losses, optim, pool, random
+from . import conv, linalg, losses, optim, pool, random
 
 KERNELS = {
+    "matmul": linalg.matmul,
     "conv2d_forward": conv.conv2d_forward,
     "conv2d_backward": conv.conv2d_backward,
     "max_pool2d_forward": pool.max_pool2d_forward,

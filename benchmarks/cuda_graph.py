@@ -1,0 +1,280 @@
+"""Time the exercise CNN's training step replayed as a CUDA graph, beside the eager step.
+
+    python benchmarks/cuda_graph.py [--batch-sizes 32 256] [--steps 50] [--warmup 5]
+                                    [--no-torch] [--json PATH]
+
+Needs CuPy and a GPU. Prints one JSON object: for each batch size, median milliseconds
+per training step (forward, loss, backward, Adam; synchronised after every step) of
+minigrad eager and minigrad graphed (``minigrad.cuda.graphed_step``), and, where
+PyTorch with CUDA imports, PyTorch eager and PyTorch graphed (whole-step capture with
+``capturable`` Adam, TF32 off), all in this process on this card, with the ratios
+(minigrad / PyTorch: below 1 is faster); also the steps per second when nothing waits
+between steps, the graph's private memory and the peak GPU memory. Then each GEMM of
+the exercise's layers, cuBLAS (``cupy.matmul``) against the graph-safe tiled GEMM
+(``kernels/cuda/gemm.cu``) that the graph uses.
+"""
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run from a checkout without installing
+    sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402  (after the path set-up)
+
+IMAGE_SIZE = 80
+CLASSES = 4
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 256])
+    parser.add_argument("--steps", type=int, default=50, help="timed steps per measurement")
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch baseline")
+    parser.add_argument("--json", type=Path, help="also write the JSON here")
+    args = parser.parse_args(argv)
+    if args.steps < 1 or args.warmup < 1 or min(args.batch_sizes) < 1:
+        parser.error("--steps, --warmup and the batch sizes must be positive")
+    return args
+
+
+def make_batch(batch_size, seed=0):
+    gen = np.random.default_rng(seed)
+    images = gen.standard_normal((batch_size, 3, IMAGE_SIZE, IMAGE_SIZE)).astype(np.float32)
+    return images, gen.integers(0, CLASSES, batch_size)
+
+
+def median_ms(times):
+    return round(1e3 * statistics.median(times), 4)
+
+
+def time_calls(call, sync, steps):
+    """Per-call seconds (synchronised each call), and seconds per call back to back."""
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        call()
+        sync()
+        times.append(time.perf_counter() - start)
+    start = time.perf_counter()
+    for _ in range(steps):
+        call()
+    sync()
+    return times, (time.perf_counter() - start) / steps
+
+
+# ---------------------------------------------------------------------- minigrad
+def minigrad_model(mg):
+    from minigrad import nn
+    mg.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Dense(128 * (IMAGE_SIZE // 8) ** 2, 128), nn.ReLU(),
+        nn.Dense(128, CLASSES)).to("cuda")
+
+
+def time_minigrad(batch_size, args):
+    import cupy as cp
+
+    import minigrad as mg
+    import minigrad.cuda as mg_cuda
+    images, labels = make_batch(batch_size)
+    x, y = mg.tensor(images, device="cuda"), mg.tensor(labels, device="cuda")
+    loss_fn = mg.losses.get("cross_entropy")
+    sync = cp.cuda.get_current_stream().synchronize
+    result = {}
+
+    model = minigrad_model(mg)
+    opt = mg.optim.get("adam", model.parameters(), lr=1e-3)
+
+    def eager():
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+    for _ in range(args.warmup):
+        eager()
+    times, back_to_back = time_calls(eager, sync, args.steps)
+    result["eager_ms"] = median_ms(times)
+    result["eager_back_to_back_ms"] = round(1e3 * back_to_back, 4)
+
+    model = minigrad_model(mg)
+    opt = mg.optim.get("adam", model.parameters(), lr=1e-3)
+    step = mg_cuda.graphed_step(model, loss_fn, opt, x, y)
+    start = time.perf_counter()
+    step(x, y)  # the eager warm-up and the capture
+    sync()
+    result["warm_up_and_capture_ms"] = round(1e3 * (time.perf_counter() - start), 2)
+    for _ in range(args.warmup):
+        step(x, y)
+    times, back_to_back = time_calls(lambda: step(x, y), sync, args.steps)
+    result["graphed_ms"] = median_ms(times)
+    result["graphed_back_to_back_ms"] = round(1e3 * back_to_back, 4)
+    result["graph_memory_mib"] = round(step.graph_memory_bytes / 2 ** 20, 1)
+    result["finite"] = step.check_finite()
+    pool = cp.get_default_memory_pool()
+    result["cupy_pool_total_mib"] = round(pool.total_bytes() / 2 ** 20, 1)
+    return result
+
+
+# ---------------------------------------------------------------------- PyTorch
+def time_torch(batch_size, args):
+    import torch
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    nn, functional = torch.nn, torch.nn.functional
+    images, labels = make_batch(batch_size)
+    x, y = torch.from_numpy(images).cuda(), torch.from_numpy(labels).cuda()
+
+    def build():
+        torch.manual_seed(0)
+        return nn.Sequential(
+            nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(128 * (IMAGE_SIZE // 8) ** 2, 128), nn.ReLU(),
+            nn.Linear(128, CLASSES)).cuda()
+    sync = torch.cuda.synchronize
+    result = {"version": torch.__version__}
+    torch.cuda.reset_peak_memory_stats()
+
+    model = build()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def eager():
+        opt.zero_grad(set_to_none=True)
+        functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    for _ in range(args.warmup):
+        eager()
+    times, back_to_back = time_calls(eager, sync, args.steps)
+    result["eager_ms"] = median_ms(times)
+    result["eager_back_to_back_ms"] = round(1e3 * back_to_back, 4)
+
+    # Whole-step capture as in PyTorch's CUDA-graph documentation.
+    model = build()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, capturable=True)
+    static_x, static_y = x.clone(), y.clone()
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            opt.zero_grad(set_to_none=True)
+            functional.cross_entropy(model(static_x), static_y).backward()
+            opt.step()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    opt.zero_grad(set_to_none=True)
+    with torch.cuda.graph(graph):
+        static_loss = functional.cross_entropy(model(static_x), static_y)
+        static_loss.backward()
+        opt.step()
+
+    def graphed():
+        static_x.copy_(x)
+        static_y.copy_(y)
+        graph.replay()
+    for _ in range(args.warmup):
+        graphed()
+    times, back_to_back = time_calls(graphed, sync, args.steps)
+    result["graphed_ms"] = median_ms(times)
+    result["graphed_back_to_back_ms"] = round(1e3 * back_to_back, 4)
+    result["peak_memory_mib"] = round(torch.cuda.max_memory_allocated() / 2 ** 20, 1)
+    return result
+
+
+def torch_cuda_available():
+    try:
+        import torch
+        return torch.cuda.is_available()
+    except Exception:
+        return False
+
+
+# ---------------------------------------------------------------------- GEMMs
+def exercise_gemms(batch_size):
+    """(name, m, n, k, trans_a, trans_b) of every GEMM of one training step."""
+    shapes = []
+    size, channels = IMAGE_SIZE, 3
+    for i, out in enumerate((32, 64, 128), 1):
+        k, columns = channels * 9, batch_size * size * size
+        shapes += [(f"conv{i} forward", out, columns, k, False, False),
+                   (f"conv{i} weight grad", out, k, columns, False, True)]
+        if i > 1:
+            shapes.append((f"conv{i} input grad", k, columns, out, True, False))
+        size, channels = size // 2, out
+    features = channels * size * size
+    shapes += [("dense1 forward", batch_size, 128, features, False, True),
+               ("dense1 weight grad", 128, features, batch_size, True, False),
+               ("dense1 input grad", batch_size, features, 128, False, False)]
+    return shapes
+
+
+def time_gemms(batch_size, reps=20):
+    import cupy as cp
+
+    from kernels.cuda import gemm
+    gen = np.random.default_rng(0)
+    gemm.load(np.float32)
+    rows = []
+    for name, m, n, k, trans_a, trans_b in exercise_gemms(batch_size):
+        a = cp.asarray(gen.standard_normal((k, m) if trans_a else (m, k)).astype(np.float32))
+        b = cp.asarray(gen.standard_normal((n, k) if trans_b else (k, n)).astype(np.float32))
+        a_op, b_op = (a.T if trans_a else a), (b.T if trans_b else b)
+        row = {"gemm": name, "m": m, "n": n, "k": k,
+               "split_k": gemm.split_k_for(m, n, k, 1, gemm._sm_count())}
+        for label, fn in (("cublas_ms", cp.matmul), ("graph_safe_ms", gemm.matmul_graph_safe)):
+            fn(a_op, b_op)
+            start, end = cp.cuda.Event(), cp.cuda.Event()
+            start.record()
+            for _ in range(reps):
+                fn(a_op, b_op)
+            end.record()
+            end.synchronize()
+            row[label] = round(cp.cuda.get_elapsed_time(start, end) / reps, 4)
+        row["tflops_graph_safe"] = round(2 * m * n * k / (row["graph_safe_ms"] * 1e9), 2)
+        row["ratio"] = round(row["graph_safe_ms"] / row["cublas_ms"], 2)
+        rows.append(row)
+    return rows
+
+
+def run(args):
+    import cupy as cp
+    device = cp.cuda.Device()
+    result = {"benchmark": "exercise CNN training step, eager vs CUDA graph",
+              "gpu": cp.cuda.runtime.getDeviceProperties(device.id)["name"].decode(),
+              "cupy": cp.__version__, "steps": args.steps, "warmup": args.warmup,
+              "batches": {}}
+    with_torch = not args.no_torch and torch_cuda_available()
+    for batch_size in args.batch_sizes:
+        entry = {"minigrad": time_minigrad(batch_size, args)}
+        if with_torch:
+            entry["torch"] = time_torch(batch_size, args)
+            for kind in ("eager", "graphed"):
+                entry[f"ratio_{kind}"] = round(entry["minigrad"][f"{kind}_ms"]
+                                               / entry["torch"][f"{kind}_ms"], 3)
+        result["batches"][str(batch_size)] = entry
+        print(f"batch {batch_size}: {json.dumps(entry)}", file=sys.stderr)
+    result["gemms_batch_32"] = time_gemms(32)
+    return result
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    result = run(args)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

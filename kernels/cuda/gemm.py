@@ -1,0 +1,237 @@
+"""Matrix products on the GPU: cuBLAS normally, our own tiled GEMM inside a CUDA graph.
+
+CuPy raises ``NotImplementedError`` when ``cupy.matmul`` (cuBLAS) is called while the
+current stream is capturing a CUDA graph, so a captured training step needs a GEMM of
+its own: ``gemm.cu``, a 64x64-tile kernel with split-K for skinny products (few output
+tiles, long K). cuBLAS is about twice as fast on the convolution GEMMs, so it stays the
+eager default; :func:`matmul` (the ``"matmul"`` entry of the CUDA kernel table) asks
+CUDA whether the current stream is capturing and picks one or the other.
+"""
+import numpy as np
+
+from .compile import INT_MAX, check_int32, cp, float_dtype, grid_2d, kernel, launch
+
+_SOURCE = "gemm.cu"
+
+# The tile shape compiled into gemm.cu.
+TILE_M = TILE_N = 64
+TILE_K = 16
+THREADS = 256
+
+# Split-K: aim for this many blocks per SM, give each K slice at least MIN_K_PER_SPLIT
+# (below that the partial sums cost more than the parallelism saves), and cap the
+# number of slices and the workspace they write.
+BLOCKS_PER_SM = 2
+MIN_K_PER_SPLIT = 128
+MAX_SPLITS = 128
+MAX_WORKSPACE_ELEMENTS = 1 << 25
+
+DEFAULT_SM_COUNT = 132  # an H100 / H200; used only where the device cannot be asked
+_sm_counts = {}
+
+
+def matmul(a, b):
+    """NumPy's ``matmul(a, b)``: cuBLAS, or :func:`matmul_graph_safe` while capturing."""
+    if stream_is_capturing():
+        return matmul_graph_safe(a, b)
+    return cp.matmul(a, b)
+
+
+def stream_is_capturing():
+    """True while the current CUDA stream is capturing a graph.
+
+    CuPy never captures the legacy default stream (handles 0 and 1), so on that
+    stream, the eager default, CUDA is not even asked.
+    """
+    stream = cp.cuda.get_current_stream()
+    return stream.ptr not in (0, 1) and bool(stream.is_capturing())
+
+
+def matmul_graph_safe(a, b):
+    """NumPy's ``matmul(a, b)`` (batched, broadcast, 1-D operands) by the tiled GEMM.
+
+    Operands must be float32 or float64 of one dtype. Transposed views (``w.T``) are
+    read in place, without a copy. Safe to capture in a CUDA graph.
+    """
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul: operands must have at least one axis, got shapes "
+                         f"{a.shape} and {b.shape}")
+    dtype = float_dtype("matmul", a, b)
+    a2 = a[None, :] if a.ndim == 1 else a
+    b2 = b[:, None] if b.ndim == 1 else b
+    m, k = a2.shape[-2:]
+    k_b, n = b2.shape[-2:]
+    if k != k_b:
+        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not line up "
+                         f"({k} != {k_b})")
+    try:
+        batch_shape = tuple(np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2]))
+    except ValueError:
+        raise ValueError(f"matmul: the batch axes of shapes {a.shape} and {b.shape} "
+                         "cannot be broadcast together") from None
+    out = cp.empty(batch_shape + (m, n), dtype=dtype)
+    _gemm(a2, b2, out, batch_shape, accumulate=False, split_k=None)
+    if a.ndim == 1:
+        out = out[..., 0, :]
+    if b.ndim == 1:
+        out = out[..., 0]
+    return out
+
+
+def gemm(a, b, out=None, *, trans_a=False, trans_b=False, accumulate=False, split_k=None):
+    """``out = op(a) @ op(b)``, or ``out += op(a) @ op(b)`` with ``accumulate=True``.
+
+    ``op(x)`` is ``x`` or, with ``trans_x``, ``x`` with its last two axes swapped, so
+    ``a`` is (M, K) or (K, M), optionally with leading batch axes (broadcast as in
+    ``matmul``); likewise ``b``. ``out`` (made when None; required to accumulate) is
+    a C-contiguous (..., M, N) array that does not overlap ``a`` or ``b``.
+    ``split_k``: None picks the number of K slices from the shape, 1 turns split-K
+    off, a larger integer asks for that many (fewer if K is too short). Returns ``out``.
+    """
+    dtype = float_dtype("gemm", a, b)
+    if a.ndim < 2 or b.ndim < 2:
+        raise ValueError(f"gemm: operands must be matrices (at least 2-D), got shapes "
+                         f"{a.shape} and {b.shape}")
+    a_op = cp.swapaxes(a, -1, -2) if trans_a else a
+    b_op = cp.swapaxes(b, -1, -2) if trans_b else b
+    (m, k), (k_b, n) = a_op.shape[-2:], b_op.shape[-2:]
+    if k != k_b:
+        raise ValueError(f"gemm: op(a) is {m}x{k} but op(b) is {k_b}x{n} "
+                         f"(shapes {a.shape} and {b.shape}, trans_a={trans_a}, "
+                         f"trans_b={trans_b})")
+    try:
+        batch_shape = tuple(np.broadcast_shapes(a_op.shape[:-2], b_op.shape[:-2]))
+    except ValueError:
+        raise ValueError(f"gemm: the batch axes of shapes {a.shape} and {b.shape} "
+                         "cannot be broadcast together") from None
+    if split_k is not None and (int(split_k) != split_k or split_k < 1):
+        raise ValueError(f"gemm: split_k must be None or a positive integer, got {split_k!r}")
+    expected = batch_shape + (m, n)
+    if out is None:
+        if accumulate:
+            raise ValueError("gemm: accumulate=True needs an `out` array to add to")
+        out = cp.empty(expected, dtype=dtype)
+    else:
+        if tuple(out.shape) != expected:
+            raise ValueError(f"gemm: out has shape {out.shape}, the product has {expected}")
+        if out.dtype != dtype:
+            raise TypeError(f"gemm: out has dtype {out.dtype}, the operands {dtype}")
+        if not out.flags.c_contiguous:
+            raise ValueError("gemm: out must be C-contiguous (it is written in place)")
+        if cp.may_share_memory(out, a) or cp.may_share_memory(out, b):
+            raise ValueError("gemm: out must not overlap a or b")
+    _gemm(a_op, b_op, out, batch_shape, accumulate=accumulate, split_k=split_k)
+    return out
+
+
+def split_k_for(m, n, k, batch, sm_count):
+    """How many K slices to cut an (m x k) @ (k x n) product (times ``batch``) into.
+
+    1 unless the output tiles alone would leave the GPU idle and K is long enough to
+    share out: then enough slices for about BLOCKS_PER_SM blocks per SM, each slice
+    at least MIN_K_PER_SPLIT deep, with at most MAX_SPLITS slices and a workspace of
+    at most MAX_WORKSPACE_ELEMENTS.
+    """
+    tiles = batch * -(-m // TILE_M) * -(-n // TILE_N)
+    target = BLOCKS_PER_SM * sm_count
+    if tiles == 0 or tiles >= target or k < 2 * MIN_K_PER_SPLIT:
+        return 1
+    splits = min(-(-target // tiles), k // MIN_K_PER_SPLIT, MAX_SPLITS,
+                 MAX_WORKSPACE_ELEMENTS // max(batch * m * n, 1))
+    return max(splits, 1)
+
+
+def k_slices(k, splits):
+    """(slice depth, number of non-empty slices) for cutting K into ``splits`` slices.
+
+    The depth is a whole number of TILE_K so each slice starts on a tile boundary.
+    """
+    if k == 0 or splits <= 1:
+        return max(k, 1), 1
+    depth = -(-k // splits)
+    depth = -(-depth // TILE_K) * TILE_K
+    return depth, -(-k // depth)
+
+
+def load(dtype):
+    """Compile/load the GEMM kernels for ``dtype`` and learn the SM count, ahead of time.
+
+    A CUDA graph capture should not be the first to load a module: call this first.
+    """
+    kernel(_SOURCE, "gemm", dtype)
+    kernel(_SOURCE, "gemm_reduce", dtype)
+    _sm_count()
+
+
+def _sm_count():
+    """The current GPU's multiprocessor count (memoised per device)."""
+    try:
+        device = cp.cuda.Device()
+        key = device.id
+    except AttributeError:  # an emulated cupy without devices
+        return DEFAULT_SM_COUNT
+    count = _sm_counts.get(key)
+    if count is None:
+        properties = cp.cuda.runtime.getDeviceProperties(key)
+        count = _sm_counts[key] = int(properties["multiProcessorCount"])
+    return count
+
+
+def _matrix_operand(x, batch_shape):
+    """``x`` broadcast to ``batch_shape`` as (array, transposed, ld, batch stride).
+
+    The array is (batch, rows, cols) with unit stride along cols (``transposed`` False,
+    row pitch ``ld``) or along rows (``transposed`` True: the stored matrix is its
+    transpose, row pitch ``ld``); anything else is copied to C order first. Strides
+    are in elements; a batch stride of 0 shares one matrix across the batch.
+    """
+    rows, cols = x.shape[-2:]
+    if batch_shape:
+        x = cp.broadcast_to(x, batch_shape + (rows, cols)).reshape((-1, rows, cols))
+    else:
+        x = x[None]
+    item = x.itemsize
+    if any(s % item for s in x.strides):  # an odd view (as_strided): take a copy
+        x = cp.ascontiguousarray(x)
+    batch_stride, s0, s1 = (s // item for s in x.strides)
+    if x.shape[0] == 1:
+        batch_stride = 0
+    if batch_stride >= 0:
+        if (s1 == 1 or cols == 1) and (s0 > 0 or rows == 1):
+            return x, False, (s0 if rows > 1 else max(cols, 1)), batch_stride
+        if (s0 == 1 or rows == 1) and (s1 > 0 or cols == 1):
+            return x, True, (s1 if cols > 1 else max(rows, 1)), batch_stride
+    x = cp.ascontiguousarray(x)
+    return x, False, max(cols, 1), (rows * cols if x.shape[0] > 1 else 0)
+
+
+def _gemm(a_op, b_op, out, batch_shape, *, accumulate, split_k):
+    """Launch the kernels for ``out (+)= a_op @ b_op`` (shapes already checked)."""
+    m, k = a_op.shape[-2:]
+    n = b_op.shape[-1]
+    batch = int(np.prod(batch_shape, dtype=np.int64)) if batch_shape else 1
+    if m == 0 or n == 0 or batch == 0:
+        return
+    check_int32("gemm", rows=m, columns=n, inner=k, batch=batch)
+    a3, trans_a, lda, stride_a = _matrix_operand(a_op, batch_shape)
+    b3, trans_b, ldb, stride_b = _matrix_operand(b_op, batch_shape)
+    tiles_m, tiles_n = -(-m // TILE_M), -(-n // TILE_N)
+    if split_k is None:
+        split_k = split_k_for(m, n, k, batch, _sm_count())
+    depth, splits = k_slices(k, int(split_k))
+    blocks = batch * splits * tiles_m * tiles_n
+    if blocks > INT_MAX:
+        raise ValueError(f"gemm: {blocks} blocks exceed the grid limit of 2**31 - 1")
+    dtype = out.dtype
+    partials = cp.empty(batch * splits * m * n, dtype=dtype) if splits > 1 else out
+    kernel(_SOURCE, "gemm", dtype)(
+        (blocks,), (THREADS,),
+        (a3, b3, out, partials, np.int32(m), np.int32(n), np.int32(k), np.int64(lda),
+         np.int64(ldb), np.int64(n), np.int64(stride_a), np.int64(stride_b),
+         np.int64(m * n), np.int32(trans_a), np.int32(trans_b),
+         np.int32(bool(accumulate) and splits == 1), np.int32(splits), np.int32(depth),
+         np.int32(tiles_m), np.int32(tiles_n)))
+    if splits > 1:
+        launch(kernel(_SOURCE, "gemm_reduce", dtype), grid_2d(n, batch * m),
+               (partials, out, np.int32(m), np.int32(n), np.int64(n), np.int64(m * n),
+                np.int32(batch), np.int32(splits), np.int32(bool(accumulate))))

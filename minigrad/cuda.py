@@ -1,0 +1,355 @@
+"""Whole training steps as CUDA graphs: capture forward, backward and the optimizer's
+update once, then replay them for a few microseconds of host time per step.
+
+    step = minigrad.cuda.graphed_step(model, loss_fn, optimizer, x_example, y_example)
+    for x, y in loader:
+        loss = step(x, y)            # a device scalar: nothing is read back
+    if not step.check_finite():      # one read-back, when you choose
+        ...
+
+A training step of a small network is bound by Python and kernel-launch overhead;
+a replayed graph removes both. What capturing asks of the rest of minigrad:
+
+- CuPy cannot call cuBLAS or cuRAND while capturing. Matrix products switch to the
+  graph-safe GEMM by themselves (``kernels.cuda.gemm.matmul`` asks the stream);
+  dropout masks come from a counter-based hash whose stream position is read on the
+  device (``kernels.cuda.random.offsets_on_device``).
+- Nothing may wait for the GPU: ``backend.capturing()`` makes ops skip host-side
+  checks, and the loss's finiteness is kept in a device flag.
+- Everything the graph touches must stay where it was at capture. Inputs are copied
+  into static buffers; parameters, buffers and optimizer state are updated in place,
+  as always. Gradients and temporaries come from a memory pool private to the
+  capture and kept as long as the graph, so that memory is never handed to anyone
+  else: gradients are written in place by every replay.
+- What changes between replays lives on the device: each parameter group's learning
+  rate (copied from ``param_groups`` before a replay when a scheduler changed it),
+  the optimizer's per-parameter step counts (advanced inside the graph and mirrored
+  in the optimizer's state dicts, so ``state_dict()`` stays right) and the dropout
+  stream position (mirrored in ``minigrad.random``). Other hyper-parameters are
+  frozen into the graph: changing one makes the next call capture afresh.
+"""
+import numpy as np
+
+from kernels.cuda import gemm as cuda_gemm
+from kernels.cuda import random as cuda_random
+
+from . import backend
+from . import random as mg_random
+from .tensor import Tensor, tensor
+
+# Hyper-parameters that may change between replays (read on the device) or that only
+# schedulers use; every other entry of a parameter group is frozen into the graph.
+_LIVE_HYPERPARAMETERS = ("params", "lr", "initial_lr")
+
+
+def graphed_step(model, loss_fn, optimizer, x_example, y_example):
+    """A training step ``step(x, y) -> loss`` that runs as a replayed CUDA graph.
+
+    One call does what ``optimizer.zero_grad(); loss_fn(model(x), y).backward();
+    optimizer.step()`` does and returns the loss as a device scalar Tensor (its own
+    copy, not read back). ``x_example`` and ``y_example`` (Tensors or arrays) fix the
+    batch shape and dtypes of the graph: the first call with that shape runs eagerly
+    (a real step, which also creates the optimizer's state) and captures the graph;
+    later calls copy ``x``, ``y`` into the graph's input buffers and replay it. A
+    batch of another shape (the last, smaller one of an epoch) runs eagerly.
+
+    The model, its parameters and the optimizer must be on ``"cuda"``: a CPU model
+    gets a ValueError (run the eager step there; there is no graph to replay).
+    ``step.check_finite()`` reports whether every loss since the previous check was
+    finite; ``step.output`` is the model's output of the latest call.
+    """
+    return GraphedStep(model, loss_fn, optimizer, x_example, y_example)
+
+
+class GraphedStep:
+    """A training step of fixed batch shape, captured once and replayed; see
+    :func:`graphed_step`. Counters: ``captures``, ``replays``, ``eager_steps``."""
+
+    def __init__(self, model, loss_fn, optimizer, x_example, y_example):
+        params = list(model.parameters())
+        if not params:
+            raise ValueError("graphed_step: the model has no parameters to train")
+        devices = {p.device for p in params}
+        devices |= {backend.device_of(p.data) for g in optimizer.param_groups
+                    for p in g["params"]}
+        if devices != {"cuda"}:
+            raise ValueError(f"graphed_step: CUDA graphs need the model and the optimizer's "
+                             f"parameters on 'cuda', found them on {sorted(devices)}; on "
+                             "the CPU train with the plain (eager) step")
+        self._cp = backend.xp_for("cuda")
+        self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
+        self._params = params
+        x_example, y_example = _array(x_example), _array(y_example)
+        self._key = (tuple(x_example.shape), np.dtype(x_example.dtype),
+                     tuple(y_example.shape), np.dtype(y_example.dtype))
+        cp = self._cp
+        self._x = cp.empty(x_example.shape, dtype=x_example.dtype)  # the graph's inputs
+        self._y = cp.empty(y_example.shape, dtype=y_example.dtype)
+        self._nonfinite = cp.zeros((), dtype=bool)  # set on the device by any bad loss
+        self._graph = None
+        self.output = None
+        self.captures = self.replays = self.eager_steps = 0
+
+    # ------------------------------------------------------------------ calling
+    def __call__(self, x, y):
+        """One training step on ``(x, y)``; returns the loss (a device scalar Tensor)."""
+        x_data, y_data = _array(x), _array(y)
+        key = (tuple(x_data.shape), np.dtype(x_data.dtype), tuple(y_data.shape),
+               np.dtype(y_data.dtype))
+        if key != self._key:  # e.g. the last, smaller batch of an epoch
+            return self._eager(x_data, y_data)
+        if self._graph is not None and not self._still_valid():
+            self._release()
+        if self._graph is None:
+            # A real step first: it creates the optimizer's state (which must exist
+            # before capture, or the graph would re-create it on every replay) and
+            # loads every kernel the step uses.
+            loss = self._eager(x_data, y_data)
+            self._capture()
+            return loss
+        self._copy_in(x_data, y_data)
+        self._sync_device_values()
+        self._graph.launch()  # on the current stream: after the copies, before any read
+        self._after_replay()
+        return Tensor(self._loss.copy())
+
+    def check_finite(self):
+        """True if every loss since the previous check was finite, then clear the flag.
+
+        Reads one flag back from the GPU, so it waits for the queued steps: call it
+        once per epoch or every N steps, not every step.
+        """
+        bad = bool(self._nonfinite)
+        if bad:
+            self._nonfinite.fill(False)
+        return not bad
+
+    @property
+    def graph_memory_bytes(self):
+        """Bytes held by the graph's private memory pool (0 before capture)."""
+        return 0 if self._graph is None else self._pool.total_bytes()
+
+    def __repr__(self):
+        x_shape, x_dtype, y_shape, y_dtype = self._key
+        return (f"GraphedStep(x={x_shape} {x_dtype}, y={y_shape} {y_dtype}, "
+                f"captured={self._graph is not None}, replays={self.replays}, "
+                f"eager_steps={self.eager_steps})")
+
+    # ------------------------------------------------------------------ eager
+    def _eager(self, x_data, y_data):
+        """The same step without a graph (warm-up, other batch shapes)."""
+        x = tensor(x_data, device="cuda")
+        y = tensor(y_data, device="cuda")
+        self.model.zero_grad()
+        output = self.model(x)
+        loss = self.loss_fn(output, y)
+        loss.backward()
+        self.optimizer.step()
+        self._record_finite(loss.data)
+        self.output = output.detach()
+        self.eager_steps += 1
+        return loss.detach()
+
+    def _record_finite(self, loss_data):
+        self._nonfinite |= ~self._cp.isfinite(loss_data.reshape(()))
+
+    # ------------------------------------------------------------------ capture
+    def _capture(self):
+        """Record one step into a CUDA graph (nothing runs on the GPU meanwhile)."""
+        cp, model, optimizer = self._cp, self.model, self.optimizer
+        groups = optimizer.param_groups
+        # After the warm-up step, the parameters holding a gradient are those the
+        # graph's optimizer step updates; those with a step count get a device one.
+        stepped = [optimizer.state[id(p)] for g in groups for p in g["params"]
+                   if p.grad is not None and "step" in optimizer.state.get(id(p), ())]
+        warm_grads = [p.grad for p in self._params]
+        self._prepare_device_values(len(groups), len(stepped))
+        for dtype in {p.data.dtype for p in self._params} | {self._x.dtype}:
+            if dtype in (np.float32, np.float64):
+                cuda_gemm.load(dtype)  # a capture must not be the first to load a module
+
+        keys_before = {key: tuple(state) for key, state in optimizer.state.items()}
+        saved_steps = [s["step"] for s in stepped]
+        saved_lrs = [g["lr"] for g in groups]
+        random_state = mg_random.get_state()
+        seed, origin = mg_random.take_offsets(0)
+        stream = cp.cuda.Stream(non_blocking=True)
+        pool = cp.cuda.MemoryPool()
+        model.zero_grad()  # the graph's backward then assigns, never adds to, .grad
+        for i, state in enumerate(stepped):
+            state["step"] = self._steps[i:i + 1]  # `+= 1` in _update counts in the graph
+        for i, group in enumerate(groups):
+            group["lr"] = self._lrs[i:i + 1]
+        try:
+            with cp.cuda.using_allocator(pool.malloc), stream, backend.capturing(), \
+                    cuda_random.offsets_on_device(self._offset, origin):
+                stream.begin_capture()
+                try:
+                    output = model(Tensor(self._x))
+                    loss = self.loss_fn(output, Tensor(self._y))
+                    loss.backward()
+                    optimizer.step()
+                    consumed = mg_random.take_offsets(0)[1] - origin
+                    if consumed:  # the next replay's masks start where these ended
+                        self._offset += np.uint64(consumed)
+                    self._record_finite(loss.data)
+                except BaseException:
+                    _end_capture_quietly(stream)
+                    raise
+                graph = stream.end_capture()
+        except Exception as exc:
+            _restore_grads(self._params, warm_grads)
+            _new_state_entries(optimizer, keys_before)  # never initialised: drop it
+            raise RuntimeError(
+                f"graphed_step: the training step could not be captured in a CUDA graph "
+                f"({type(exc).__name__}: {exc}). Something in the model, the loss or the "
+                "optimizer reads a value back from the GPU or calls a library CuPy cannot "
+                "capture; train this model without the graph (eagerly)") from exc
+        finally:
+            for state, value in zip(stepped, saved_steps):
+                state["step"] = value
+            for group, value in zip(groups, saved_lrs):
+                group["lr"] = value
+            mg_random.set_state(random_state)  # the capture ran no step: take nothing
+
+        grads = [(p, p.grad) for p in self._params if p.grad is not None]
+        _restore_grads(self._params, warm_grads)  # the graph's fill on the first replay
+        created = _new_state_entries(optimizer, keys_before)
+        if created:
+            raise RuntimeError(
+                "graphed_step: the optimizer created state while the step was captured "
+                f"({created}); the graph would reset it on every replay. The warm-up step "
+                "should have created it: does the optimizer skip parameters on some steps?")
+        self._graph, self._pool, self._stream = graph, pool, stream
+        self._loss, self._output, self._grads = loss.data, output.detach(), grads
+        self._stepped = stepped
+        self._consumed, self._seed = consumed, seed
+        self._training = model.training
+        self._state_dict = optimizer.state
+        self._datas = [p.data for p in self._params]
+        self._frozen = [[(k, v) for k, v in g.items() if k not in _LIVE_HYPERPARAMETERS]
+                        for g in groups]
+        self.captures += 1
+
+    def _prepare_device_values(self, n_groups, n_stepped):
+        """Device arrays for the values that change between replays, made (and their
+        update kernels loaded) before capture; the host mirrors force a first copy."""
+        cp = self._cp
+        self._lrs = cp.zeros(n_groups, dtype=np.float64)
+        self._steps = cp.zeros(max(n_stepped, 1), dtype=np.float64)
+        self._offset = cp.zeros(1, dtype=np.uint64)
+        self._lr_mirror = [None] * n_groups
+        self._step_mirror = None
+        self._offset_mirror = None
+        # Run once each elementwise op the graph adds, so none compiles mid-capture.
+        scratch_steps, scratch_offset = cp.zeros(1, np.float64), cp.zeros(1, np.uint64)
+        scratch_steps += 1
+        scratch_offset += np.uint64(1)
+
+    def _still_valid(self):
+        """False when something the graph baked in has changed since capture."""
+        optimizer = self.optimizer
+        if self.model.training != self._training or optimizer.state is not self._state_dict:
+            return False
+        groups = optimizer.param_groups
+        if len(groups) != len(self._frozen):
+            return False
+        for group, frozen in zip(groups, self._frozen):
+            for name, value in frozen:
+                if group.get(name) != value:
+                    return False
+        if any(p.data is not data for p, data in zip(self._params, self._datas)):
+            return False
+        return not self._consumed or mg_random.take_offsets(0)[0] == self._seed
+
+    def _release(self):
+        """Drop the graph and its memory (after the GPU is done with them)."""
+        self._cp.cuda.get_current_stream().synchronize()
+        captured = {id(g) for _, g in self._grads}
+        for p in self._params:
+            if p.grad is not None and id(p.grad) in captured:
+                p.grad = None
+        self._graph = self._pool = self._stream = None
+        self._loss = self._output = None
+        self._grads = []
+
+    # ------------------------------------------------------------------ replay
+    def _copy_in(self, x_data, y_data):
+        cp = self._cp
+        for static, data in ((self._x, x_data), (self._y, y_data)):
+            if isinstance(data, cp.ndarray):
+                cp.copyto(static, data)
+            else:
+                static.set(np.ascontiguousarray(data))
+
+    def _sync_device_values(self):
+        """Bring the device copies of lr, step counts and dropout position up to date.
+
+        Each is copied only when the host value differs from what the device holds
+        (a scheduler moved the lr, an eager step advanced the counts or the stream).
+        """
+        for i, group in enumerate(self.optimizer.param_groups):
+            lr = group["lr"]
+            if lr != self._lr_mirror[i]:
+                self._lrs[i:i + 1].fill(lr)
+                self._lr_mirror[i] = lr
+        if self._stepped:
+            steps = [state["step"] for state in self._stepped]
+            if steps != self._step_mirror:
+                self._steps[:len(steps)].set(np.asarray(steps, dtype=np.float64))
+                self._step_mirror = steps
+        if self._consumed:
+            position = mg_random.take_offsets(0)[1]
+            if position != self._offset_mirror:
+                self._offset.fill(position)
+                self._offset_mirror = position
+
+    def _after_replay(self):
+        """Mirror on the host what the replay did on the device."""
+        mirror = self._step_mirror
+        for i, state in enumerate(self._stepped):
+            state["step"] += 1
+            mirror[i] += 1
+        if self._consumed:
+            mg_random.take_offsets(self._consumed)
+            self._offset_mirror += self._consumed
+        for p, grad in self._grads:
+            p.grad = grad  # the replay wrote this step's gradients there
+        self.output = self._output
+        self.replays += 1
+
+
+def _array(value):
+    """The backend array of a Tensor, or the value itself if it is already an array."""
+    if isinstance(value, Tensor):
+        return value.data
+    return value if hasattr(value, "shape") and hasattr(value, "dtype") else np.asarray(value)
+
+
+def _end_capture_quietly(stream):
+    """End a capture that failed, so the stream is usable again; its error is moot."""
+    try:
+        stream.end_capture()
+    except Exception:
+        pass
+
+
+def _restore_grads(params, grads):
+    for p, grad in zip(params, grads):
+        p.grad = grad
+
+
+def _new_state_entries(optimizer, keys_before):
+    """Describe state the optimizer created since ``keys_before`` and remove it."""
+    created = []
+    for key in list(optimizer.state):
+        state = optimizer.state[key]
+        before = keys_before.get(key)
+        if before is None:
+            created.append("a new parameter's state")
+            del optimizer.state[key]
+            continue
+        for name in [n for n in state if n not in before]:
+            created.append(repr(name))
+            del state[name]
+    return ", ".join(created)

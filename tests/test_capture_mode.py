@@ -1,0 +1,138 @@
+"""CUDA-graph capture plumbing that runs without a GPU: the capture flag, the ops that
+consult it, the "matmul" kernel-table entry, and graphed_step's refusal of a CPU model.
+
+The graph itself (capture, replay, schedulers, fallback, memory) is tested on a GPU in
+tests/test_cuda_graph_gpu.py; the CUDA kernels it uses in tests/test_gemm_cuda_emulated.py.
+"""
+import numpy as np
+import pytest
+
+import minigrad as mg
+import minigrad.cuda as mg_cuda
+from minigrad import backend, nn, optim
+from minigrad import functional as F
+
+
+def test_the_capture_flag_is_scoped():
+    assert not backend.is_capturing()
+    with backend.capturing():
+        assert backend.is_capturing()
+        with backend.capturing():
+            assert backend.is_capturing()
+        assert backend.is_capturing()  # the inner exit restores, not clears
+    assert not backend.is_capturing()
+    with pytest.raises(KeyError):
+        with backend.capturing():
+            raise KeyError("inside")
+    assert not backend.is_capturing()
+
+
+def test_labels_are_checked_on_the_host_unless_capturing():
+    logits = mg.tensor(np.zeros((3, 4), np.float32))
+    bad = np.array([0, 4, 1])
+    with pytest.raises(ValueError, match="label 4 is outside \\[0, 4\\)"):
+        F.cross_entropy(logits, bad)
+    with pytest.raises(ValueError, match="label -1 is outside"):
+        F.nll_loss(logits, np.array([0, -1, 1]))
+    with backend.capturing():
+        # The range check would read a device value back: skipped while capturing.
+        labels = F._class_labels(bad, logits, "cross_entropy")
+        assert labels.dtype == np.int64 and labels.tolist() == [0, 4, 1]
+        # The checks that need no device value still run.
+        with pytest.raises(TypeError, match="must be integers"):
+            F._class_labels(np.array([0.5, 1, 2]), logits, "cross_entropy")
+        with pytest.raises(ValueError, match="labels of shape"):
+            F._class_labels(np.array([0, 1]), logits, "cross_entropy")
+    good = F.cross_entropy(logits, np.array([0, 3, 1]))
+    assert good.item() == pytest.approx(np.log(4))
+
+
+@pytest.fixture
+def counted_matmul(monkeypatch):
+    """The CPU table's "matmul", wrapped to count calls."""
+    table = backend.kernel_table("cpu")
+    original = table["matmul"]
+    calls = []
+
+    def counting(a, b):
+        calls.append((a.shape, b.shape))
+        return original(a, b)
+    monkeypatch.setitem(table, "matmul", counting)
+    return calls
+
+
+def test_linear_and_matmul_multiply_through_the_kernel_table(counted_matmul, rng):
+    x = mg.tensor(rng.standard_normal((5, 3)), requires_grad=True)
+    w = mg.tensor(rng.standard_normal((4, 3)), requires_grad=True)
+    b = mg.tensor(rng.standard_normal(4), requires_grad=True)
+    y = F.linear(x, w, b)
+    assert counted_matmul == [((5, 3), (3, 4))]
+    y.sum().backward()
+    assert len(counted_matmul) == 3  # gx and gw in the backward
+    np.testing.assert_allclose(y.numpy(), x.numpy() @ w.numpy().T + b.numpy())
+    np.testing.assert_allclose(x.grad, np.ones((5, 4)) @ w.numpy())
+    np.testing.assert_allclose(w.grad, np.ones((5, 4)).T @ x.numpy())
+    counted_matmul.clear()
+    a = mg.tensor(rng.standard_normal((2, 5, 3)), requires_grad=True)
+    z = a @ w.T
+    z.sum().backward()
+    assert len(counted_matmul) == 3
+    np.testing.assert_allclose(a.grad, np.ones((2, 5, 4)) @ w.numpy())
+
+
+def test_the_reference_matmul_entry_is_numpy_matmul_on_the_cpu(rng):
+    product = backend.kernel("matmul", "cpu")
+    a, b = rng.standard_normal((3, 2, 4)), rng.standard_normal((4, 5))
+    np.testing.assert_array_equal(product(a, b), np.matmul(a, b))
+    c = rng.standard_normal(4).astype(np.float32)
+    assert product(c, c.astype(np.float32)).dtype == np.float32
+
+
+def test_a_training_step_is_unchanged_under_the_capture_flag(rng):
+    """On the CPU the flag only skips host checks: the numbers stay the same."""
+    results = []
+    for flag in (False, True):
+        mg.manual_seed(3)
+        model = nn.Sequential(nn.Dense(6, 5), nn.ReLU(), nn.Dropout(0.3), nn.Dense(5, 3))
+        opt = optim.get("adam", model.parameters(), lr=1e-2)
+        x = mg.tensor(np.arange(24, dtype=np.float32).reshape(4, 6) / 24)
+        y = np.array([0, 2, 1, 2])
+        for _ in range(3):
+            if flag:
+                with backend.capturing():
+                    loss = F.cross_entropy(model(x), y)
+            else:
+                loss = F.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        results.append([p.numpy().copy() for p in model.parameters()])
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_graphed_step_refuses_a_cpu_model():
+    model = nn.Sequential(nn.Dense(3, 2))
+    opt = optim.get("sgd", model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="need the model .* on 'cuda'.*\\['cpu'\\]"):
+        mg_cuda.graphed_step(model, mg.losses.get("cross_entropy"), opt,
+                             np.zeros((4, 3), np.float32), np.zeros(4, np.int64))
+    with pytest.raises(ValueError, match="no parameters"):
+        mg_cuda.graphed_step(nn.Sequential(nn.ReLU()), mg.losses.get("mse"), opt,
+                             np.zeros((4, 3), np.float32), np.zeros(4, np.int64))
+
+
+def test_new_optimizer_state_made_during_a_capture_is_found_and_removed():
+    """The guard that keeps a graph from re-initialising optimizer state on replay."""
+    a, b = nn.Parameter(np.ones(2, np.float32)), nn.Parameter(np.ones(2, np.float32))
+    opt = optim.get("rmsprop", [a, b], lr=0.1)
+    a.grad = np.ones(2, np.float32)
+    opt.step()
+    before = {key: tuple(state) for key, state in opt.state.items()}
+    assert mg_cuda._new_state_entries(opt, before) == ""
+    opt.param_groups[0]["momentum"] = 0.9
+    b.grad = np.ones(2, np.float32)
+    opt.step()  # b gets state; a gets a momentum buffer
+    described = mg_cuda._new_state_entries(opt, before)
+    assert "a new parameter's state" in described and "'momentum_buffer'" in described
+    assert {key: tuple(state) for key, state in opt.state.items()} == before

@@ -1,0 +1,334 @@
+"""The graph-safe GEMM (kernels/cuda/gemm.cu) and the other graph-capture hooks of
+kernels.cuda, run on the CPU by tests/cuda_emulator.py.
+
+The same CUDA C text NVRTC compiles, built for the host: tile index math, bounds on
+odd sizes, every transpose combination, strided and batched operands, split-K and
+its reduction, the dispatch between cuBLAS and the GEMM, the device learning rate of
+the optimizer kernels and the device base of the dropout stream. The GPU runs them
+for real in tests/test_cuda_graph_gpu.py.
+"""
+import numpy as np
+import pytest
+
+import cuda_kernel_checks as checks
+from cuda_emulator import EmulatedModule, FakeCuda, FakeCupy, FakeStream, compiler
+from kernels.reference import KERNELS as REFERENCE
+
+pytestmark = pytest.mark.skipif(compiler() is None,
+                                reason="no host C++ compiler (g++) to emulate CUDA with")
+
+DTYPES = [np.float32, np.float64]
+TRANSPOSES = [(False, False), (True, False), (False, True), (True, True)]
+
+
+@pytest.fixture
+def gemm(monkeypatch):
+    """kernels.cuda.gemm (and its neighbours) on NumPy + the CPU emulation."""
+    from kernels.cuda import compile as cuda_compile
+    from kernels.cuda import conv, gemm as gemm_module, losses, optim, pool, random
+    for module in (cuda_compile, conv, gemm_module, losses, optim, pool, random):
+        monkeypatch.setattr(module, "cp", FakeCupy)
+    monkeypatch.setattr(cuda_compile, "_modules", {})
+    monkeypatch.setattr(cuda_compile, "_kernels", {})
+    monkeypatch.setattr(cuda_compile, "BLOCK", 64)  # the reduce kernel's block; GEMM keeps 256
+    monkeypatch.setattr(EmulatedModule, "kernels_built", [])
+    monkeypatch.setattr(FakeCuda, "current_stream", FakeStream())
+    return gemm_module
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(7)
+
+
+def _launches(prefix):
+    """(grid, block) of every emulated launch of kernels whose name starts with prefix."""
+    return [launch for name, k in EmulatedModule.kernels_built if name.startswith(prefix)
+            for launch in k.launches]
+
+
+def _expected(a, b):
+    """The product in float64, and a bound on float rounding: (k + 2) ulps of |a| @ |b|."""
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    k = a.shape[-1]
+    eps = np.finfo(a.dtype).eps
+    return np.matmul(a64, b64), (k + 2) * eps * np.matmul(np.abs(a64), np.abs(b64)) + 1e-30
+
+
+def _assert_product(got, a, b, what=""):
+    want, bound = _expected(a, b)
+    assert got.shape == want.shape, (got.shape, want.shape)
+    assert got.dtype == a.dtype
+    error = np.abs(got.astype(np.float64) - want)
+    assert np.all(error <= bound), f"{what}: max error {error.max()} over bound {bound.min()}"
+
+
+def _operand(rng, shape, dtype, transposed):
+    """A (rows, cols) operand; when ``transposed``, a transposed view of a C array."""
+    if transposed:
+        return rng.standard_normal(shape[::-1]).astype(dtype).T
+    return rng.standard_normal(shape).astype(dtype)
+
+
+# (m, n, k): odd sizes around the 64 x 64 x 16 tile, one-row/one-column products, K = 0
+SHAPES = [(1, 1, 1), (5, 7, 3), (65, 63, 17), (64, 64, 16), (3, 130, 33), (70, 2, 1),
+          (4, 5, 0)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a,trans_b", TRANSPOSES)
+def test_every_transpose_combination_on_odd_shapes(gemm, rng, dtype, trans_a, trans_b):
+    for m, n, k in SHAPES:
+        a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
+        b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
+        got = gemm.gemm(a, b, trans_a=trans_a, trans_b=trans_b, split_k=1)
+        _assert_product(got, a.T if trans_a else a, b.T if trans_b else b, (m, n, k))
+    launches = _launches("gemm_f")
+    assert len(launches) == len(SHAPES) and all(block == (256,) for _, block in launches)
+
+
+def test_operand_layouts_read_views_in_place(gemm):
+    big = np.zeros((40, 30))
+    array, transposed, ld, stride = gemm._matrix_operand(big[3:20, 2:9], ())
+    assert (transposed, ld, stride) == (False, 30, 0) and np.shares_memory(array, big)
+    array, transposed, ld, _ = gemm._matrix_operand(big[3:20, 2:9].T, ())
+    assert (transposed, ld) == (True, 30) and np.shares_memory(array, big)
+    array, transposed, ld, _ = gemm._matrix_operand(big[::-1, :7], ())  # copied
+    assert (transposed, ld) == (False, 7) and not np.shares_memory(array, big)
+    batched = np.zeros((3, 5, 4))
+    array, transposed, ld, stride = gemm._matrix_operand(np.swapaxes(batched, -1, -2), (3,))
+    assert (transposed, ld, stride) == (True, 4, 20) and np.shares_memory(array, batched)
+    shared = np.zeros((5, 4))
+    array, transposed, _, stride = gemm._matrix_operand(shared, (6,))
+    assert (transposed, stride) == (False, 0) and np.shares_memory(array, shared)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a,trans_b", TRANSPOSES)
+def test_split_k_matches_and_repeats_bit_for_bit(gemm, rng, dtype, trans_a, trans_b):
+    m, n, k = 37, 70, 300
+    a = _operand(rng, (m, k), dtype, trans_a)
+    b = _operand(rng, (k, n), dtype, trans_b)
+    single = gemm.matmul_graph_safe(a, b)  # auto: 2 x 2 tiles, K 300 -> split
+    forced = [gemm.gemm(np.ascontiguousarray(a), np.ascontiguousarray(b), split_k=s)
+              for s in (1, 3, 7)]
+    for got in [single] + forced:
+        _assert_product(got, a, b)
+    again = gemm.matmul_graph_safe(a, b)
+    np.testing.assert_array_equal(again, single)  # no atomics: the same bits every time
+    reduces = _launches("gemm_reduce")
+    assert len(reduces) == 4  # auto (split), 3, 7, and auto again; split_k=1 has none
+
+
+def test_split_k_slices_start_on_tile_boundaries(gemm):
+    assert gemm.k_slices(300, 3) == (112, 3)
+    assert gemm.k_slices(300, 7) == (48, 7)
+    assert gemm.k_slices(20, 7) == (16, 2)  # too short for 7 slices: 2 non-empty ones
+    assert gemm.k_slices(0, 5) == (1, 1)
+    assert gemm.k_slices(1000, 1) == (1000, 1)
+
+
+def test_split_k_heuristic_on_the_exercise_shapes(gemm):
+    sms = 132
+    # Dense forward 32x12800 @ 12800x128: 2 tiles; 100 slices of 128.
+    assert gemm.split_k_for(32, 128, 12800, 1, sms) == 100
+    # Its weight gradient 128x32 @ 32x12800 and input gradient: enough tiles, short K.
+    assert gemm.split_k_for(128, 12800, 32, 1, sms) == 1
+    assert gemm.split_k_for(32, 12800, 128, 1, sms) == 1
+    # conv2's weight gradient 64x51200 @ 51200x288: 5 tiles -> 53 slices.
+    assert gemm.split_k_for(64, 288, 51200, 1, sms) == 53
+    # conv2 forward 64x288 @ 288x51200: 800 tiles fill the GPU.
+    assert gemm.split_k_for(64, 51200, 288, 1, sms) == 1
+    # The workspace cap: a huge output with few tiles would not split past it.
+    assert gemm.split_k_for(4000, 4000, 1 << 20, 1, 10_000) <= \
+        max(1, gemm.MAX_WORKSPACE_ELEMENTS // (4000 * 4000))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_accumulate_into_out_with_and_without_split(gemm, rng, dtype):
+    a = rng.standard_normal((9, 200)).astype(dtype)
+    b = rng.standard_normal((200, 11)).astype(dtype)
+    start = rng.standard_normal((9, 11)).astype(dtype)
+    for split in (1, 4):
+        out = start.copy()
+        result = gemm.gemm(a, b, out, accumulate=True, split_k=split)
+        assert result is out
+        want, bound = _expected(a, b)
+        error = np.abs(out.astype(np.float64) - (want + start))
+        assert np.all(error <= bound + 4 * np.finfo(dtype).eps * np.abs(start)), split
+
+
+def test_strided_views_are_read_in_place_and_odd_ones_copied(gemm, rng):
+    big = rng.standard_normal((40, 30))
+    cases = [
+        (big[3:20, 2:9], big[5:12, 1:25]),       # row pitch 30: read in place
+        (big[3:20, 2:9].T, big[:17, 4:8]),       # a transposed window
+        (big[::-1, :7][:13], big[:7, ::2]),      # negative and non-unit strides: copied
+    ]
+    for a, b in cases:
+        got = gemm.matmul_graph_safe(a, b)
+        _assert_product(got, a, b)
+
+
+def test_batched_and_broadcast_operands_follow_numpy(gemm, rng):
+    cases = [
+        ((3, 5, 4), (3, 4, 6)),     # batched both sides
+        ((2, 1, 5, 4), (3, 4, 6)),  # broadcast batch axes
+        ((5, 4), (2, 4, 6)),        # a shared left matrix
+        ((2, 5, 4), (4, 6)),        # a shared right matrix
+        ((4,), (2, 4, 6)),          # 1-D operands
+        ((3, 5, 4), (4,)),
+        ((4,), (4,)),
+    ]
+    for shape_a, shape_b in cases:
+        a = rng.standard_normal(shape_a)
+        b = rng.standard_normal(shape_b)
+        got = gemm.matmul_graph_safe(a, b)
+        want = np.matmul(a, b)
+        assert got.shape == want.shape, (shape_a, shape_b)
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    # A transposed batch (the linear layer's weight gradient of a 3-D input).
+    x = rng.standard_normal((2, 7, 5))
+    g = rng.standard_normal((2, 7, 3))
+    np.testing.assert_allclose(gemm.matmul_graph_safe(np.swapaxes(g, -1, -2), x),
+                               np.matmul(np.swapaxes(g, -1, -2), x), rtol=1e-12)
+
+
+def test_empty_products(gemm):
+    assert gemm.matmul_graph_safe(np.ones((0, 3)), np.ones((3, 4))).shape == (0, 4)
+    np.testing.assert_array_equal(gemm.matmul_graph_safe(np.ones((2, 0)), np.ones((0, 3))),
+                                  np.zeros((2, 3)))
+
+
+def test_wrong_operands_are_named(gemm, rng):
+    a = rng.standard_normal((3, 4)).astype(np.float32)
+    with pytest.raises(ValueError, match="do not line up"):
+        gemm.matmul_graph_safe(a, a)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        gemm.matmul_graph_safe(np.ones((2, 2), np.int64), np.ones((2, 2), np.int64))
+    with pytest.raises(TypeError, match="share one dtype"):
+        gemm.matmul_graph_safe(a, a.T.astype(np.float64))
+    with pytest.raises(ValueError, match="cannot be broadcast"):
+        gemm.matmul_graph_safe(np.ones((2, 3, 4)), np.ones((5, 4, 2)))
+    with pytest.raises(ValueError, match="needs an `out`"):
+        gemm.gemm(a, a.T, accumulate=True)
+    with pytest.raises(ValueError, match="overlap"):
+        gemm.gemm(a[:, :3], a[:, 1:], _overlapping_out(a))
+    with pytest.raises(ValueError, match="split_k"):
+        gemm.gemm(a, a.T, split_k=0)
+    with pytest.raises(ValueError, match="out has shape"):
+        gemm.gemm(a, a.T, np.empty((4, 4), np.float32))
+
+
+def _overlapping_out(a):
+    """A (3, 3) out array that is a view into ``a``'s memory."""
+    return a.reshape(-1)[:9].reshape(3, 3)
+
+
+# ------------------------------------------------------------------ the dispatch
+def test_matmul_uses_cublas_unless_the_stream_is_capturing(gemm, rng, monkeypatch):
+    a = rng.standard_normal((6, 5)).astype(np.float32)
+    b = rng.standard_normal((5, 4)).astype(np.float32)
+    default = FakeStream()  # the legacy default stream: CUDA is not even asked
+    monkeypatch.setattr(FakeCuda, "current_stream", default)
+    gemm.matmul(a, b)
+    assert default.queries == 0 and not _launches("gemm_")
+    idle = FakeStream(ptr=0x7F00, capturing=False)  # a side stream that is not capturing
+    monkeypatch.setattr(FakeCuda, "current_stream", idle)
+    gemm.matmul(a, b)
+    assert idle.queries == 1 and not _launches("gemm_")
+    monkeypatch.setattr(FakeCuda, "current_stream", FakeStream(ptr=0x7F00, capturing=True))
+    got = gemm.matmul(a, b)
+    assert len(_launches("gemm_f32")) == 1
+    _assert_product(got, a, b)
+
+
+@pytest.mark.parametrize("case", [checks.CONV_CASES[1], checks.CONV_CASES[2],
+                                  checks.CONV_CASES[4]], ids=lambda c: str(c[:5]))
+def test_convolution_gemms_while_capturing(gemm, rng, monkeypatch, case):
+    """The CUDA convolution's three GEMMs (two on transposed views) through gemm.cu."""
+    import kernels.cuda as cuda_table
+    monkeypatch.setattr(FakeCuda, "current_stream", FakeStream(ptr=0x7F00, capturing=True))
+    device = checks.Device(table=cuda_table.KERNELS, to_device=np.array, to_host=np.asarray)
+    checks.check_conv2d(device, rng, case, np.float64)
+    assert len(_launches("gemm_f64")) == 1 + 2 + 1  # forward; backward with gx; without
+
+
+def test_the_table_entries(gemm):
+    import kernels.cuda as cuda_table
+    assert cuda_table.KERNELS["matmul"] is gemm.matmul
+    assert cuda_table.KERNELS["matmul_graph_safe"] is gemm.matmul_graph_safe
+    assert REFERENCE["matmul"](np.eye(2), np.arange(4.0).reshape(2, 2)).tolist() == \
+        [[0.0, 1.0], [2.0, 3.0]]
+
+
+# ------------------------------------------------------------------ device lr
+@pytest.mark.parametrize("name,state,hypers", checks.OPTIMIZER_CASES,
+                         ids=[c[0] for c in checks.OPTIMIZER_CASES])
+def test_optimizer_learning_rate_on_the_device(gemm, rng, name, state, hypers):
+    """A one-element float64 lr array gives the same update as the Python float."""
+    from kernels.cuda import KERNELS
+    hyper = dict(hypers[-1])
+    shape = (29,)
+    param0 = rng.standard_normal(shape).astype(np.float32)
+    grad = rng.standard_normal(shape).astype(np.float32)
+    results = []
+    for lr in (hyper["lr"], np.array([hyper["lr"]])):
+        state_arrays = [None if s is None else s.copy()
+                        for s in checks._optimizer_state(name, hyper, shape, np.float32, rng)]
+        param = param0.copy()
+        extra = {"first_step": False} if name == "sgd_update" else {}
+        if name in ("adam_update", "adagrad_update"):
+            extra["step"] = 3
+        KERNELS[name](param, grad, *state_arrays, **{**hyper, "lr": lr}, **extra)
+        results.append(param)
+    np.testing.assert_array_equal(results[1], results[0])
+
+
+def test_adam_with_both_lr_and_step_on_the_device(gemm, rng):
+    from kernels.cuda import KERNELS
+    hyper = dict(checks.OPTIMIZER_CASES[1][2][2])  # AdamW with weight decay
+    shape = (17,)
+    param0 = rng.standard_normal(shape).astype(np.float32)
+    grad = rng.standard_normal(shape).astype(np.float32)
+    param_ref = param0.copy()
+    REFERENCE["adam_update"](param_ref, grad, np.zeros(shape, np.float32),
+                             np.zeros(shape, np.float32), **hyper, step=5)
+    param = param0.copy()
+    KERNELS["adam_update"](param, grad, np.zeros(shape, np.float32), np.zeros(shape, np.float32),
+                           **{**hyper, "lr": np.array([hyper["lr"]])}, step=np.array([5.0]))
+    np.testing.assert_allclose(param, param_ref, rtol=1e-6, atol=1e-7)
+
+
+def test_a_device_lr_must_be_one_float64(gemm):
+    from kernels.cuda import KERNELS
+    p = np.zeros(3, np.float32)
+    with pytest.raises(TypeError, match="device lr must be a one-element float64"):
+        KERNELS["sgd_update"](p, p.copy(), None, lr=np.array([0.1], np.float32), momentum=0,
+                              dampening=0, nesterov=False, weight_decay=0, first_step=True)
+
+
+# ------------------------------------------------------------------ dropout base
+def test_host_offsets_count_from_a_device_base_inside_the_context(gemm):
+    from kernels.cuda import KERNELS, random
+    base = np.array([1000], dtype=np.uint64)
+    with random.offsets_on_device(base, origin=40):
+        first = KERNELS["dropout_mask"]((4, 9), 0.3, 5, 40, np.float32)
+        second = KERNELS["dropout_mask"]((7,), 0.3, 5, 76, np.float32)
+        base += np.uint64(500)  # what a replayed graph does between steps
+        moved = KERNELS["dropout_mask"]((7,), 0.3, 5, 76, np.float32)
+    np.testing.assert_array_equal(first, REFERENCE["dropout_mask"]((4, 9), 0.3, 5, 1000,
+                                                                   np.float32))
+    np.testing.assert_array_equal(second, REFERENCE["dropout_mask"]((7,), 0.3, 5, 1036,
+                                                                    np.float32))
+    np.testing.assert_array_equal(moved, REFERENCE["dropout_mask"]((7,), 0.3, 5, 1536,
+                                                                   np.float32))
+    # Outside the context host offsets are positions again.
+    np.testing.assert_array_equal(KERNELS["dropout_mask"]((7,), 0.3, 5, 76, np.float32),
+                                  REFERENCE["dropout_mask"]((7,), 0.3, 5, 76, np.float32))
+    with pytest.raises(ValueError, match="before the origin"):
+        with random.offsets_on_device(base, origin=40):
+            KERNELS["dropout_mask"]((2,), 0.3, 5, 39, np.float32)
+    with pytest.raises(TypeError, match="one-element uint64"):
+        with random.offsets_on_device(np.zeros(1, np.int64), origin=0):
+            pass
