@@ -1,23 +1,34 @@
 """Time the exercise CNN's training step replayed as a CUDA graph, beside the eager step.
 
     python benchmarks/cuda_graph.py [--batch-sizes 32 256] [--steps 50] [--warmup 5]
-                                    [--no-torch] [--json PATH]
+                                    [--capture-gemms custom cublas] [--no-torch]
+                                    [--json PATH]
 
 Needs CuPy and a GPU. Prints one JSON object: for each batch size, median milliseconds
 per training step (forward, loss, backward, Adam; synchronised after every step) of
-minigrad eager and minigrad graphed (``minigrad.cuda.graphed_step``), and, where
+minigrad eager and minigrad graphed (``minigrad.cuda.graphed_step``) once per GEMM
+the graph can capture - ``graphed_custom_ms`` (our tiled GEMM) and
+``graphed_cublas_ms`` (cuBLAS called past CuPy's guard) side by side - and, where
 PyTorch with CUDA imports, PyTorch eager and PyTorch graphed (whole-step capture with
 ``capturable`` Adam, TF32 off), all in this process on this card, with the ratios
 (minigrad / PyTorch: below 1 is faster); also the steps per second when nothing waits
-between steps, the graph's private memory and the peak GPU memory. Then each GEMM of
-the exercise's layers, cuBLAS (``cupy.matmul``) against the graph-safe tiled GEMM
-(``kernels/cuda/gemm.cu``) that the graph uses.
+between steps, each graph's private memory, the loss after the timed steps (the
+same steps from the same weights, so the two graphs should end close), and the peak
+GPU memory. Then each GEMM of the exercise's layers: cuBLAS through CuPy
+(``cupy.matmul``), cuBLAS called directly as the graph does, and the tiled GEMM
+(``kernels/cuda/gemm.cu``).
+
+A part that fails is reported as ``{"error": ...}`` and the rest still runs; with
+``--json`` the file is rewritten after every part, so a run cut short by a time limit
+still leaves what it measured.
 """
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
+import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,6 +46,8 @@ def parse_args(argv=None):
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 256])
     parser.add_argument("--steps", type=int, default=50, help="timed steps per measurement")
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--capture-gemms", nargs="+", default=["custom", "cublas"],
+                        choices=["custom", "cublas"], help="GEMMs to capture the graph with")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch baseline")
     parser.add_argument("--json", type=Path, help="also write the JSON here")
     args = parser.parse_args(argv)
@@ -51,6 +64,21 @@ def make_batch(batch_size, seed=0):
 
 def median_ms(times):
     return round(1e3 * statistics.median(times), 4)
+
+
+def error_entry(exc):
+    """A failed part's JSON: the exception and where it came from."""
+    return {"error": f"{type(exc).__name__}: {exc}",
+            "where": traceback.format_exc(limit=-3).strip().splitlines()[-6:]}
+
+
+def write_json(path, result):
+    """Write the JSON atomically (write, then rename): never a half-written file."""
+    if path is None:
+        return
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(result, indent=2) + "\n")
+    os.replace(partial, path)
 
 
 def time_calls(call, sync, steps):
@@ -84,30 +112,53 @@ def time_minigrad(batch_size, args):
     import cupy as cp
 
     import minigrad as mg
-    import minigrad.cuda as mg_cuda
     images, labels = make_batch(batch_size)
     x, y = mg.tensor(images, device="cuda"), mg.tensor(labels, device="cuda")
     loss_fn = mg.losses.get("cross_entropy")
     sync = cp.cuda.get_current_stream().synchronize
     result = {}
+    try:
+        model = minigrad_model(mg)
+        opt = mg.optim.get("adam", model.parameters(), lr=1e-3)
 
+        def eager():
+            opt.zero_grad()
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+        for _ in range(args.warmup + 1):  # as many as a graphed step's first call + warm-up
+            eager()
+        times, back_to_back = time_calls(eager, sync, args.steps)
+        result["eager_ms"] = median_ms(times)
+        result["eager_back_to_back_ms"] = round(1e3 * back_to_back, 4)
+        result["eager_final_loss"] = float(eager().item())
+    except Exception as exc:
+        result["eager"] = error_entry(exc)
+    result["graphed"] = {}
+    for gemm_name in args.capture_gemms:
+        try:
+            entry = time_graphed(mg, loss_fn, x, y, sync, args, gemm_name)
+            result[f"graphed_{gemm_name}_ms"] = entry["graphed_ms"]
+        except Exception as exc:
+            entry = error_entry(exc)
+        result["graphed"][gemm_name] = entry
+    if "graphed_custom_ms" in result and "graphed_cublas_ms" in result:
+        result["cublas_speedup_over_custom"] = round(
+            result["graphed_custom_ms"] / result["graphed_cublas_ms"], 3)
+    pool = cp.get_default_memory_pool()
+    result["cupy_pool_total_mib"] = round(pool.total_bytes() / 2 ** 20, 1)
+    return result
+
+
+def time_graphed(mg, loss_fn, x, y, sync, args, gemm_name):
+    """One graphed model, captured with ``gemm_name``: timings, memory, and the loss
+    after as many steps from the same weights as the eager model took."""
+    import minigrad.cuda as mg_cuda
     model = minigrad_model(mg)
     opt = mg.optim.get("adam", model.parameters(), lr=1e-3)
-
-    def eager():
-        opt.zero_grad()
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        opt.step()
-    for _ in range(args.warmup):
-        eager()
-    times, back_to_back = time_calls(eager, sync, args.steps)
-    result["eager_ms"] = median_ms(times)
-    result["eager_back_to_back_ms"] = round(1e3 * back_to_back, 4)
-
-    model = minigrad_model(mg)
-    opt = mg.optim.get("adam", model.parameters(), lr=1e-3)
-    step = mg_cuda.graphed_step(model, loss_fn, opt, x, y)
+    step = mg_cuda.graphed_step(model, loss_fn, opt, x, y, gemm=gemm_name)
+    result = {"gemm": step.gemm}
     start = time.perf_counter()
     step(x, y)  # the eager warm-up and the capture
     sync()
@@ -118,9 +169,9 @@ def time_minigrad(batch_size, args):
     result["graphed_ms"] = median_ms(times)
     result["graphed_back_to_back_ms"] = round(1e3 * back_to_back, 4)
     result["graph_memory_mib"] = round(step.graph_memory_bytes / 2 ** 20, 1)
+    result["final_loss"] = float(step(x, y).item())
     result["finite"] = step.check_finite()
-    pool = cp.get_default_memory_pool()
-    result["cupy_pool_total_mib"] = round(pool.total_bytes() / 2 ** 20, 1)
+    result["captures"], result["replays"] = step.captures, step.replays
     return result
 
 
@@ -220,9 +271,12 @@ def exercise_gemms(batch_size):
 def time_gemms(batch_size, reps=20):
     import cupy as cp
 
-    from kernels.cuda import gemm
+    from kernels.cuda import cublas_capture, gemm
     gen = np.random.default_rng(0)
     gemm.load(np.float32)
+    cublas_capture.prepare()
+    products = (("cublas_ms", cp.matmul), ("cublas_direct_ms", gemm.matmul_cublas),
+                ("graph_safe_ms", gemm.matmul_graph_safe))
     rows = []
     for name, m, n, k, trans_a, trans_b in exercise_gemms(batch_size):
         a = cp.asarray(gen.standard_normal((k, m) if trans_a else (m, k)).astype(np.float32))
@@ -230,19 +284,40 @@ def time_gemms(batch_size, reps=20):
         a_op, b_op = (a.T if trans_a else a), (b.T if trans_b else b)
         row = {"gemm": name, "m": m, "n": n, "k": k,
                "split_k": gemm.split_k_for(m, n, k, 1, gemm._sm_count())}
-        for label, fn in (("cublas_ms", cp.matmul), ("graph_safe_ms", gemm.matmul_graph_safe)):
-            fn(a_op, b_op)
-            start, end = cp.cuda.Event(), cp.cuda.Event()
-            start.record()
-            for _ in range(reps):
+        for label, fn in products:
+            try:
                 fn(a_op, b_op)
-            end.record()
-            end.synchronize()
-            row[label] = round(cp.cuda.get_elapsed_time(start, end) / reps, 4)
-        row["tflops_graph_safe"] = round(2 * m * n * k / (row["graph_safe_ms"] * 1e9), 2)
-        row["ratio"] = round(row["graph_safe_ms"] / row["cublas_ms"], 2)
+                start, end = cp.cuda.Event(), cp.cuda.Event()
+                start.record()
+                for _ in range(reps):
+                    fn(a_op, b_op)
+                end.record()
+                end.synchronize()
+                row[label] = round(cp.cuda.get_elapsed_time(start, end) / reps, 4)
+            except Exception as exc:
+                row[label] = None
+                row.setdefault("errors", {})[label] = f"{type(exc).__name__}: {exc}"
+        if row["graph_safe_ms"] and row["cublas_ms"]:
+            row["tflops_graph_safe"] = round(2 * m * n * k / (row["graph_safe_ms"] * 1e9), 2)
+            row["ratio"] = round(row["graph_safe_ms"] / row["cublas_ms"], 2)
+        if row["cublas_direct_ms"] and row["cublas_ms"]:
+            row["ratio_direct"] = round(row["cublas_direct_ms"] / row["cublas_ms"], 2)
         rows.append(row)
     return rows
+
+
+def graph_memory_node_bytes():
+    """The high-water mark of memory that captured graphs allocate as memory nodes
+    (memory outside CuPy's pool: 0 when every graph's memory came from the pool);
+    None where CuPy does not expose the attribute."""
+    import cupy as cp
+    get = getattr(cp.cuda.runtime, "deviceGetGraphMemAttribute", None)
+    if get is None:
+        return None
+    try:
+        return int(get(cp.cuda.Device().id, 1))  # cudaGraphMemAttrUsedMemHigh
+    except Exception:
+        return None
 
 
 def run(args):
@@ -251,29 +326,49 @@ def run(args):
     result = {"benchmark": "exercise CNN training step, eager vs CUDA graph",
               "gpu": cp.cuda.runtime.getDeviceProperties(device.id)["name"].decode(),
               "cupy": cp.__version__, "steps": args.steps, "warmup": args.warmup,
-              "batches": {}}
+              "capture_gemms": args.capture_gemms, "batches": {}}
+    if "cublas" in args.capture_gemms:
+        try:
+            from kernels.cuda import cublas_capture
+            result["cublas_capture"] = cublas_capture.describe()
+        except Exception as exc:
+            result["cublas_capture"] = error_entry(exc)
     with_torch = not args.no_torch and torch_cuda_available()
     for batch_size in args.batch_sizes:
         entry = {"minigrad": time_minigrad(batch_size, args)}
-        if with_torch:
-            entry["torch"] = time_torch(batch_size, args)
-            for kind in ("eager", "graphed"):
-                entry[f"ratio_{kind}"] = round(entry["minigrad"][f"{kind}_ms"]
-                                               / entry["torch"][f"{kind}_ms"], 3)
         result["batches"][str(batch_size)] = entry
+        write_json(args.json, result)
+        if with_torch:
+            try:
+                entry["torch"] = time_torch(batch_size, args)
+            except Exception as exc:
+                entry["torch"] = error_entry(exc)
+            ours, theirs = entry["minigrad"], entry["torch"]
+            pairs = [("eager", "eager_ms", "eager_ms")]
+            pairs += [(f"graphed_{g}", f"graphed_{g}_ms", "graphed_ms")
+                      for g in args.capture_gemms]
+            for label, mine, torch_key in pairs:
+                if mine in ours and torch_key in theirs:
+                    entry[f"ratio_{label}"] = round(ours[mine] / theirs[torch_key], 3)
         print(f"batch {batch_size}: {json.dumps(entry)}", file=sys.stderr)
-    result["gemms_batch_32"] = time_gemms(32)
+        write_json(args.json, result)
+    result["graph_memory_node_high_bytes"] = graph_memory_node_bytes()
+    try:
+        result["gemms_batch_32"] = time_gemms(32)
+    except Exception as exc:
+        result["gemms_batch_32"] = error_entry(exc)
+    write_json(args.json, result)
     return result
 
 
 def main(argv=None):
     args = parse_args(argv)
     result = run(args)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
-    return 0
+    print(json.dumps(result, indent=2))
+    failed = any("error" in part for entry in result["batches"].values()
+                 for part in [entry["minigrad"].get("eager", {})]
+                 + list(entry["minigrad"]["graphed"].values()))
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -10,10 +10,14 @@ update once, then replay them for a few microseconds of host time per step.
 A training step of a small network is bound by Python and kernel-launch overhead;
 a replayed graph removes both. What capturing asks of the rest of minigrad:
 
-- CuPy cannot call cuBLAS or cuRAND while capturing. Matrix products switch to the
-  graph-safe GEMM by themselves (``kernels.cuda.gemm.matmul`` asks the stream);
-  dropout masks come from a counter-based hash whose stream position is read on the
-  device (``kernels.cuda.random.offsets_on_device``).
+- CuPy cannot call cuBLAS or cuRAND while capturing. Matrix products switch by
+  themselves (``kernels.cuda.gemm.matmul`` asks the stream) to the GEMM the step was
+  made with: ``gemm="custom"``, our tiled GEMM (the default for now), or
+  ``gemm="cublas"``, cuBLAS called directly through a handle with its own stream and
+  workspace (``kernels.cuda.cublas_capture``), about twice as fast; the environment
+  variable ``MINIGRAD_CAPTURE_GEMM`` picks when the call does not. Dropout masks come
+  from a counter-based hash whose stream position is read on the device
+  (``kernels.cuda.random.offsets_on_device``).
 - Nothing may wait for the GPU: ``backend.capturing()`` makes ops skip host-side
   checks, and the loss's finiteness is kept in a device flag.
 - Everything the graph touches must stay where it was at capture. Inputs are copied
@@ -28,6 +32,8 @@ a replayed graph removes both. What capturing asks of the rest of minigrad:
   stream position (mirrored in ``minigrad.random``). Other hyper-parameters are
   frozen into the graph: changing one makes the next call capture afresh.
 """
+import contextlib
+
 import numpy as np
 
 from kernels.cuda import gemm as cuda_gemm
@@ -42,7 +48,7 @@ from .tensor import Tensor, tensor
 _LIVE_HYPERPARAMETERS = ("params", "lr", "initial_lr")
 
 
-def graphed_step(model, loss_fn, optimizer, x_example, y_example):
+def graphed_step(model, loss_fn, optimizer, x_example, y_example, gemm=None):
     """A training step ``step(x, y) -> loss`` that runs as a replayed CUDA graph.
 
     One call does what ``optimizer.zero_grad(); loss_fn(model(x), y).backward();
@@ -57,15 +63,23 @@ def graphed_step(model, loss_fn, optimizer, x_example, y_example):
     gets a ValueError (run the eager step there; there is no graph to replay).
     ``step.check_finite()`` reports whether every loss since the previous check was
     finite; ``step.output`` is the model's output of the latest call.
+
+    ``gemm`` names the matrix product inside the graph: ``"custom"`` (our tiled GEMM)
+    or ``"cublas"`` (cuBLAS called past CuPy's capture guard; the warm-up step then
+    multiplies with it too, so that everything it loads is loaded before the
+    capture). None takes ``MINIGRAD_CAPTURE_GEMM`` from the environment, else
+    ``"custom"``. Eager steps (other batch shapes) always use ``cupy.matmul``.
     """
-    return GraphedStep(model, loss_fn, optimizer, x_example, y_example)
+    return GraphedStep(model, loss_fn, optimizer, x_example, y_example, gemm=gemm)
 
 
 class GraphedStep:
     """A training step of fixed batch shape, captured once and replayed; see
-    :func:`graphed_step`. Counters: ``captures``, ``replays``, ``eager_steps``."""
+    :func:`graphed_step`. Counters: ``captures``, ``replays``, ``eager_steps``;
+    ``gemm``: the matrix product captured in the graph (``"custom"`` or ``"cublas"``)."""
 
-    def __init__(self, model, loss_fn, optimizer, x_example, y_example):
+    def __init__(self, model, loss_fn, optimizer, x_example, y_example, gemm=None):
+        self.gemm = cuda_gemm.resolve_capture_gemm(gemm)  # a bad name fails here, early
         params = list(model.parameters())
         if not params:
             raise ValueError("graphed_step: the model has no parameters to train")
@@ -103,8 +117,10 @@ class GraphedStep:
         if self._graph is None:
             # A real step first: it creates the optimizer's state (which must exist
             # before capture, or the graph would re-create it on every replay) and
-            # loads every kernel the step uses.
-            loss = self._eager(x_data, y_data)
+            # loads every kernel the step uses - with cuBLAS, through the very calls
+            # (handle, shapes, layouts) that the capture will make.
+            with _warm_up_gemm(self.gemm):
+                loss = self._eager(x_data, y_data)
             self._capture()
             return loss
         self._copy_in(x_data, y_data)
@@ -132,7 +148,8 @@ class GraphedStep:
     def __repr__(self):
         x_shape, x_dtype, y_shape, y_dtype = self._key
         return (f"GraphedStep(x={x_shape} {x_dtype}, y={y_shape} {y_dtype}, "
-                f"captured={self._graph is not None}, replays={self.replays}, "
+                f"gemm={self.gemm!r}, captured={self._graph is not None}, "
+                f"replays={self.replays}, "
                 f"eager_steps={self.eager_steps})")
 
     # ------------------------------------------------------------------ eager
@@ -164,9 +181,10 @@ class GraphedStep:
                    if p.grad is not None and "step" in optimizer.state.get(id(p), ())]
         warm_grads = [p.grad for p in self._params]
         self._prepare_device_values(len(groups), len(stepped))
-        for dtype in {p.data.dtype for p in self._params} | {self._x.dtype}:
-            if dtype in (np.float32, np.float64):
-                cuda_gemm.load(dtype)  # a capture must not be the first to load a module
+        # A capture must not be the first to load a module or to allocate the cuBLAS
+        # handle's workspace (which must not come from the graph's private pool).
+        cuda_gemm.prepare_capture(self.gemm,
+                                  {p.data.dtype for p in self._params} | {self._x.dtype})
 
         keys_before = {key: tuple(state) for key, state in optimizer.state.items()}
         saved_steps = [s["step"] for s in stepped]
@@ -182,7 +200,8 @@ class GraphedStep:
             group["lr"] = self._lrs[i:i + 1]
         try:
             with cp.cuda.using_allocator(pool.malloc), stream, backend.capturing(), \
-                    cuda_random.offsets_on_device(self._offset, origin):
+                    cuda_random.offsets_on_device(self._offset, origin), \
+                    cuda_gemm.capture_gemm(self.gemm):
                 stream.begin_capture()
                 try:
                     output = model(Tensor(self._x))
@@ -317,6 +336,15 @@ class GraphedStep:
             p.grad = grad  # the replay wrote this step's gradients there
         self.output = self._output
         self.replays += 1
+
+
+def _warm_up_gemm(name):
+    """The products of the warm-up step: cuBLAS's capture path when the graph will use
+    it (so its first calls, which may load kernels, happen outside the capture); else
+    whatever is in force (``cupy.matmul``, or a caller's ``capture_gemm(eager=True)``)."""
+    if name == "cublas":
+        return cuda_gemm.capture_gemm(name, eager=True)
+    return contextlib.nullcontext()
 
 
 def _array(value):

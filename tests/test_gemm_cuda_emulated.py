@@ -6,7 +6,16 @@ odd sizes, every transpose combination, strided and batched operands, split-K an
 its reduction, the dispatch between cuBLAS and the GEMM, the device learning rate of
 the optimizer kernels and the device base of the dropout stream. The GPU runs them
 for real in tests/test_cuda_graph_gpu.py.
+
+The cuBLAS capture path (kernels/cuda/cublas_capture.py and gemm.matmul_cublas) runs
+here against a stand-in libcublas built from the C++ below: the same ctypes bindings
+and calls, a column-major reference GEMM that rejects what cuBLAS rejects, and a
+handle that forgets its workspace on cublasSetStream, as cuBLAS's does.
 """
+import ctypes
+import ctypes.util
+import subprocess
+
 import numpy as np
 import pytest
 
@@ -25,9 +34,15 @@ TRANSPOSES = [(False, False), (True, False), (False, True), (True, True)]
 def gemm(monkeypatch):
     """kernels.cuda.gemm (and its neighbours) on NumPy + the CPU emulation."""
     from kernels.cuda import compile as cuda_compile
-    from kernels.cuda import conv, gemm as gemm_module, losses, optim, pool, random
-    for module in (cuda_compile, conv, gemm_module, losses, optim, pool, random):
+    from kernels.cuda import (conv, cublas_capture, gemm as gemm_module, losses, optim,
+                              pool, random)
+    for module in (cuda_compile, conv, cublas_capture, gemm_module, losses, optim, pool,
+                   random):
         monkeypatch.setattr(module, "cp", FakeCupy)
+    # No cuBLAS in these tests unless one asks for the stand-in library (fake_cublas).
+    monkeypatch.setattr(cublas_capture, "_library", None)
+    monkeypatch.setattr(cublas_capture, "_handles", {})
+    monkeypatch.delenv(gemm_module.CAPTURE_GEMM_VARIABLE, raising=False)
     monkeypatch.setattr(cuda_compile, "_modules", {})
     monkeypatch.setattr(cuda_compile, "_kernels", {})
     monkeypatch.setattr(cuda_compile, "BLOCK", 64)  # the reduce kernel's block; GEMM keeps 256
@@ -332,3 +347,345 @@ def test_host_offsets_count_from_a_device_base_inside_the_context(gemm):
     with pytest.raises(TypeError, match="one-element uint64"):
         with random.offsets_on_device(np.zeros(1, np.int64), origin=0):
             pass
+
+
+# ------------------------------------------------------------------ cuBLAS, captured
+# A stand-in for libcublas with the entry points cublas_capture binds. Its GEMM is the
+# BLAS definition (column-major, op = N or T, C = alpha op(A) op(B) + beta C, beta 0
+# never reading C) and refuses, as cuBLAS does, a leading dimension shorter than the
+# stored column. cublasSetStream drops the workspace, as cuBLAS's does. The state each
+# GEMM ran with is kept for fake_state().
+FAKE_CUBLAS = r"""
+#include <cstddef>
+#include <algorithm>
+struct FakeHandle {
+    void* stream; void* workspace; size_t bytes; int pointer_mode, math_mode, magic;
+};
+static void* seen_stream; static void* seen_workspace; static size_t seen_bytes;
+static int seen_pointer_mode, seen_math_mode, gemm_calls, set_stream_calls;
+static double seen_alpha, seen_beta;
+
+template <typename T>
+static int gemm(void* h, int ta, int tb, int m, int n, int k, const T* alpha, const T* A,
+                int lda, const T* B, int ldb, const T* beta, T* C, int ldc) {
+    FakeHandle* f = (FakeHandle*)h;
+    if (!f || f->magic != 0x5EED) return 1;                       // NOT_INITIALIZED
+    if (ta < 0 || ta > 1 || tb < 0 || tb > 1 || m < 0 || n < 0 || k < 0) return 7;
+    if (lda < std::max(1, ta ? k : m) || ldb < std::max(1, tb ? n : k) ||
+        ldc < std::max(1, m)) return 7;                             // INVALID_VALUE
+    seen_stream = f->stream; seen_workspace = f->workspace; seen_bytes = f->bytes;
+    seen_pointer_mode = f->pointer_mode; seen_math_mode = f->math_mode;
+    seen_alpha = *alpha; seen_beta = *beta; ++gemm_calls;
+    for (int j = 0; j < n; ++j)
+        for (int i = 0; i < m; ++i) {
+            T sum = 0;
+            for (int p = 0; p < k; ++p)
+                sum += (ta ? A[p + (long)i * lda] : A[i + (long)p * lda]) *
+                       (tb ? B[j + (long)p * ldb] : B[p + (long)j * ldb]);
+            T* c = C + i + (long)j * ldc;
+            *c = *alpha * sum + (*beta == T(0) ? T(0) : *beta * *c);
+        }
+    return 0;
+}
+
+extern "C" {
+int cublasCreate_v2(void** handle) {
+    *handle = new FakeHandle{nullptr, nullptr, 0, 0, 0, 0x5EED};
+    return 0;
+}
+int cublasGetVersion_v2(void* h, int* version) { *version = 424242; return h ? 0 : 1; }
+int cublasSetStream_v2(void* h, void* stream) {
+    FakeHandle* f = (FakeHandle*)h;
+    f->stream = stream; f->workspace = nullptr; f->bytes = 0;  // back to cuBLAS's own pool
+    ++set_stream_calls;
+    return 0;
+}
+int cublasSetWorkspace_v2(void* h, void* workspace, size_t bytes) {
+    FakeHandle* f = (FakeHandle*)h; f->workspace = workspace; f->bytes = bytes; return 0;
+}
+int cublasSetPointerMode_v2(void* h, int mode) { ((FakeHandle*)h)->pointer_mode = mode; return 0; }
+int cublasSetMathMode(void* h, int mode) { ((FakeHandle*)h)->math_mode = mode; return 0; }
+int cublasSgemm_v2(void* h, int ta, int tb, int m, int n, int k, const float* alpha,
+                   const float* A, int lda, const float* B, int ldb, const float* beta,
+                   float* C, int ldc) {
+    return gemm<float>(h, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+int cublasDgemm_v2(void* h, int ta, int tb, int m, int n, int k, const double* alpha,
+                   const double* A, int lda, const double* B, int ldb, const double* beta,
+                   double* C, int ldc) {
+    return gemm<double>(h, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+void fake_state(void** stream, void** workspace, size_t* bytes, int* modes, double* scalars,
+                int* counts) {
+    *stream = seen_stream; *workspace = seen_workspace; *bytes = seen_bytes;
+    modes[0] = seen_pointer_mode; modes[1] = seen_math_mode;
+    scalars[0] = seen_alpha; scalars[1] = seen_beta;
+    counts[0] = gemm_calls; counts[1] = set_stream_calls;
+}
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def fake_cublas_path(tmp_path_factory):
+    """The stand-in libcublas, compiled once for this module."""
+    folder = tmp_path_factory.mktemp("fake_cublas")
+    source, library = folder / "fake_cublas.cpp", folder / "libcublas.so.99"
+    source.write_text(FAKE_CUBLAS)
+    result = subprocess.run([compiler(), "-std=c++17", "-O1", "-fPIC", "-shared", "-o",
+                             str(library), str(source)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return str(library)
+
+
+class FakeCublasState:
+    """What the stand-in's latest GEMM ran with, and how many calls it has seen."""
+
+    def __init__(self, path):
+        self._function = ctypes.CDLL(path).fake_state
+
+    def read(self):
+        stream, workspace = ctypes.c_void_p(), ctypes.c_void_p()
+        size = ctypes.c_size_t()
+        modes, counts = (ctypes.c_int * 2)(), (ctypes.c_int * 2)()
+        scalars = (ctypes.c_double * 2)()
+        self._function(ctypes.byref(stream), ctypes.byref(workspace), ctypes.byref(size),
+                       modes, scalars, counts)
+        return {"stream": stream.value or 0, "workspace": workspace.value or 0,
+                "workspace_bytes": size.value, "pointer_mode": modes[0],
+                "math_mode": modes[1], "alpha": scalars[0], "beta": scalars[1],
+                "gemm_calls": counts[0], "set_stream_calls": counts[1]}
+
+
+@pytest.fixture
+def fake_cublas(gemm, monkeypatch, fake_cublas_path):
+    """cublas_capture bound (through its own ctypes code) to the stand-in library."""
+    from kernels.cuda import cublas_capture
+    monkeypatch.setattr(cublas_capture, "_library", cublas_capture.CublasLibrary(fake_cublas_path))
+    return FakeCublasState(fake_cublas_path)
+
+
+def _capturing_stream(monkeypatch, ptr=0x7F00, capturing=True):
+    stream = FakeStream(ptr=ptr, capturing=capturing)
+    monkeypatch.setattr(FakeCuda, "current_stream", stream)
+    return stream
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a,trans_b", TRANSPOSES)
+def test_cublas_products_on_odd_shapes_and_transposed_views(fake_cublas, gemm, rng, dtype,
+                                                             trans_a, trans_b):
+    """Row-major products through the column-major GEMM: operands swapped, views read
+    in place with op = T, k = 0 filled with zeros without a call."""
+    calls = fake_cublas.read()["gemm_calls"]
+    for m, n, k in SHAPES:
+        a = _operand(rng, (m, k), dtype, trans_a)
+        b = _operand(rng, (k, n), dtype, trans_b)
+        got = gemm.matmul_cublas(a, b)
+        _assert_product(got, a, b, (m, n, k, trans_a, trans_b))
+    assert fake_cublas.read()["gemm_calls"] - calls == len(SHAPES) - 1  # not for k = 0
+    assert not _launches("gemm_")  # cuBLAS only, never the tiled kernel
+
+
+def test_cublas_batched_broadcast_and_one_dimensional_operands(fake_cublas, gemm, rng):
+    cases = [((3, 5, 4), (3, 4, 6)), ((2, 1, 5, 4), (3, 4, 6)), ((5, 4), (2, 4, 6)),
+             ((2, 5, 4), (4, 6)), ((4,), (2, 4, 6)), ((3, 5, 4), (4,)), ((4,), (4,)),
+             ((0, 5, 4), (4, 6)), ((3, 5, 0), (3, 0, 6))]
+    for shape_a, shape_b in cases:
+        a, b = rng.standard_normal(shape_a), rng.standard_normal(shape_b)
+        got, want = gemm.matmul_cublas(a, b), np.matmul(a, b)
+        assert got.shape == want.shape, (shape_a, shape_b)
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12,
+                                   err_msg=f"{shape_a} @ {shape_b}")
+    before = fake_cublas.read()["gemm_calls"]
+    x, g = rng.standard_normal((2, 7, 5)), rng.standard_normal((2, 7, 3))
+    np.testing.assert_allclose(gemm.matmul_cublas(np.swapaxes(g, -1, -2), x),
+                               np.matmul(np.swapaxes(g, -1, -2), x), rtol=1e-12)
+    assert fake_cublas.read()["gemm_calls"] - before == 2  # one GEMM per batch matrix
+
+
+def test_cublas_operands_with_a_leading_dimension_blas_refuses_are_copied(fake_cublas, gemm,
+                                                                          rng):
+    base = rng.standard_normal(40)
+    item = base.itemsize
+    # Rows that overlap (row pitch 1 < 3 columns): no BLAS layout reads this in place.
+    overlapping = np.lib.stride_tricks.as_strided(base, (6, 3), (item, item))
+    array, transposed, ld, _ = gemm._matrix_operand(overlapping, ())
+    assert (transposed, ld) == (False, 1)
+    array, transposed, ld, _ = gemm._blas_operand(overlapping, ())
+    assert (transposed, ld) == (False, 3) and not np.shares_memory(array, base)
+    b = rng.standard_normal((3, 4))
+    np.testing.assert_allclose(gemm.matmul_cublas(overlapping, b), overlapping @ b,
+                               rtol=1e-12)
+    np.testing.assert_allclose(gemm.matmul_cublas(b.T, overlapping.T), b.T @ overlapping.T,
+                               rtol=1e-12)
+    # Windows of a larger array keep their row pitch: read in place.
+    big = rng.standard_normal((40, 30))
+    for a, b in [(big[3:20, 2:9], big[5:12, 1:25]), (big[3:20, 2:9].T, big[:17, 4:8])]:
+        np.testing.assert_allclose(gemm.matmul_cublas(a, b), a @ b, rtol=1e-12)
+
+
+def test_cublas_handle_keeps_its_workspace_stream_and_host_scalars(fake_cublas, gemm, rng,
+                                                                    monkeypatch):
+    from kernels.cuda import cublas_capture
+    a, b = rng.standard_normal((5, 4)).astype(np.float32), rng.standard_normal((4, 3))
+    b = b.astype(np.float32)
+    first = _capturing_stream(monkeypatch, ptr=0x7F00, capturing=False)
+    gemm.matmul_cublas(a, b)  # not capturing: the handle is made on first use
+    state = cublas_capture._handles[0]
+    seen = fake_cublas.read()
+    assert seen["stream"] == first.ptr
+    # The workspace survives cublasSetStream because it is set again after it.
+    assert (seen["workspace"], seen["workspace_bytes"]) == (
+        cublas_capture.address(state.workspace), cublas_capture.WORKSPACE_BYTES)
+    assert (seen["pointer_mode"], seen["math_mode"]) == (
+        cublas_capture.CUBLAS_POINTER_MODE_HOST, cublas_capture.CUBLAS_DEFAULT_MATH)
+    assert (seen["alpha"], seen["beta"]) == (1.0, 0.0)
+    gemm.matmul_cublas(a, b)
+    assert fake_cublas.read()["set_stream_calls"] == seen["set_stream_calls"]  # same stream
+    second = _capturing_stream(monkeypatch, ptr=0x7F80, capturing=True)
+    gemm.matmul_cublas(a, b)
+    moved = fake_cublas.read()
+    assert moved["stream"] == second.ptr
+    assert moved["set_stream_calls"] == seen["set_stream_calls"] + 1
+    assert moved["workspace"] == seen["workspace"] and moved["workspace_bytes"] > 0
+    # Before a capture, prepare() makes the next GEMM set the stream again, even the same.
+    cublas_capture.prepare()
+    gemm.matmul_cublas(a, b)
+    assert fake_cublas.read()["set_stream_calls"] == moved["set_stream_calls"] + 1
+    assert cublas_capture._handles[0] is state
+    info = cublas_capture.describe()
+    assert (info["library"], info["version"], info["workspace_bytes"]) == (
+        cublas_capture.library().path, 424242, cublas_capture.WORKSPACE_BYTES)
+
+
+def test_a_capture_needs_the_cublas_handle_made_beforehand(fake_cublas, gemm, rng, monkeypatch):
+    from kernels.cuda import cublas_capture
+    a = rng.standard_normal((3, 3))
+    _capturing_stream(monkeypatch, capturing=True)
+    with pytest.raises(RuntimeError, match=r"call kernels\.cuda\.cublas_capture\.prepare\(\)"):
+        gemm.matmul_cublas(a, a)
+    assert not cublas_capture.is_prepared()
+    gemm.prepare_capture("cublas", [np.float64])
+    assert cublas_capture.is_prepared()
+    np.testing.assert_allclose(gemm.matmul_cublas(a, a), a @ a, rtol=1e-12)
+    assert not _launches("gemm_")  # preparing for cuBLAS compiles no tiled GEMM
+
+
+def test_cublas_errors_name_the_call_and_the_status(fake_cublas, gemm):
+    from kernels.cuda import cublas_capture
+    a = np.zeros((4, 4), np.float32)
+    at = cublas_capture.address(a)
+    with pytest.raises(RuntimeError, match=r"cublasSgemm_v2\(transa=0, transb=0, m=4, n=4, "
+                                           r"k=4, lda=2.*CUBLAS_STATUS_INVALID_VALUE \(7\)"):
+        cublas_capture.gemm(np.float32, False, False, 4, 4, 4, at, 2, at, 4, at, 4,
+                            stream=0, capturing=False)
+    with pytest.raises(TypeError, match="float32 or float64 only"):
+        cublas_capture.gemm(np.int32, False, False, 1, 1, 1, at, 1, at, 1, at, 1,
+                            stream=0, capturing=False)
+    with pytest.raises(RuntimeError, match="cannot load the cuBLAS library"):
+        cublas_capture.CublasLibrary("/nonexistent/libcublas.so.99")
+
+
+def test_the_capture_gemm_is_chosen_by_context_then_environment(fake_cublas, gemm, rng,
+                                                                 monkeypatch):
+    a = rng.standard_normal((6, 5)).astype(np.float32)
+    b = rng.standard_normal((5, 4)).astype(np.float32)
+    gemm.prepare_capture("cublas", [np.float32])
+
+    def products():
+        """(tiled GEMM launches, cuBLAS calls) made by one gemm.matmul."""
+        launches, calls = len(_launches("gemm_f32")), fake_cublas.read()["gemm_calls"]
+        _assert_product(gemm.matmul(a, b), a, b)
+        return len(_launches("gemm_f32")) - launches, fake_cublas.read()["gemm_calls"] - calls
+
+    assert products() == (0, 0)  # eager, not capturing: numpy's matmul stands in for cuBLAS
+    _capturing_stream(monkeypatch, capturing=True)
+    assert gemm.capture_gemm_choice() == "custom"
+    assert products() == (1, 0)
+    with gemm.capture_gemm("cublas") as name:
+        assert name == "cublas" and products() == (0, 1)
+        with gemm.capture_gemm("CUSTOM"):
+            assert products() == (1, 0)
+        assert products() == (0, 1)  # the inner block restored the outer choice
+    monkeypatch.setenv(gemm.CAPTURE_GEMM_VARIABLE, "cublas")
+    assert products() == (0, 1)
+    with gemm.capture_gemm("custom"):  # an explicit choice beats the environment
+        assert products() == (1, 0)
+    monkeypatch.setenv(gemm.CAPTURE_GEMM_VARIABLE, "tf32")
+    with pytest.raises(ValueError, match=r"MINIGRAD_CAPTURE_GEMM='tf32' is not a GEMM .*"
+                                         r"\('custom', 'cublas'\)"):
+        gemm.matmul(a, b)
+    with pytest.raises(ValueError, match=r"gemm='fast' is not a GEMM"):
+        gemm.resolve_capture_gemm("fast")
+
+
+def test_eager_products_take_the_capture_gemm_only_when_asked(fake_cublas, gemm, rng):
+    a = rng.standard_normal((6, 5))
+    calls = fake_cublas.read()["gemm_calls"]
+    gemm.matmul(a, a.T)
+    assert fake_cublas.read()["gemm_calls"] == calls
+    with gemm.capture_gemm("cublas", eager=True):
+        np.testing.assert_allclose(gemm.matmul(a, a.T), a @ a.T, rtol=1e-12)
+        assert fake_cublas.read()["gemm_calls"] == calls + 1
+        with gemm.capture_gemm("custom"):  # not eager: back to cupy.matmul when eager
+            gemm.matmul(a, a.T)
+            assert not _launches("gemm_")
+    gemm.matmul(a, a.T)
+    assert fake_cublas.read()["gemm_calls"] == calls + 1 and not _launches("gemm_")
+
+
+@pytest.mark.parametrize("case", [checks.CONV_CASES[1], checks.CONV_CASES[4]],
+                         ids=lambda c: str(c[:5]))
+def test_convolution_gemms_through_cublas_while_capturing(fake_cublas, gemm, rng, monkeypatch,
+                                                          case):
+    import kernels.cuda as cuda_table
+    gemm.prepare_capture("cublas", [np.float64])
+    _capturing_stream(monkeypatch, capturing=True)
+    calls = fake_cublas.read()["gemm_calls"]
+    device = checks.Device(table=cuda_table.KERNELS, to_device=np.array, to_host=np.asarray)
+    with gemm.capture_gemm("cublas"):
+        checks.check_conv2d(device, rng, case, np.float64)
+    assert fake_cublas.read()["gemm_calls"] - calls == 1 + 2 + 1
+    assert not _launches("gemm_")
+
+
+def test_finding_the_loaded_cublas(gemm, monkeypatch, fake_cublas_path):
+    from kernels.cuda import cublas_capture
+    maps = ("7f00-7f10 r-xp 00000000 08:01 1 /usr/lib/libc.so.6\n"
+            "7f10-7f20 r-xp 00000000 08:01 2 /opt/nvidia/cu13/lib/libcublasLt.so.13\n"
+            "7f20-7f30 r-xp 00000000 08:01 3 /opt/nvidia/cu13/lib/libcublas.so.13\n"
+            "7f30-7f40 r--p 00001000 08:01 3 /opt/nvidia/cu13/lib/libcublas.so.13\n"
+            "7f40-7f50 rw-p 00000000 00:00 0 [heap]\n")
+    assert cublas_capture.loaded_cublas_paths(maps) == ["/opt/nvidia/cu13/lib/libcublas.so.13"]
+    # With PyTorch's cuBLAS 12 in the process too, CuPy's CUDA version picks.
+    both = ["/site/torch/lib/libcublas.so.12.8.4.1", "/site/nvidia/cu13/lib/libcublas.so.13"]
+    assert cublas_capture.preferred_path(both, 13) == both[1]
+    assert cublas_capture.preferred_path(both, 12) == both[0]
+    assert cublas_capture.preferred_path(both, None) == both[0]
+    assert cublas_capture.preferred_path(["/x/libcublas.so.130", "/y/libcublas.so.13.1.0"],
+                                         13) == "/y/libcublas.so.13.1.0"
+    assert cublas_capture.preferred_path([], 13) is None
+    monkeypatch.setenv("MINIGRAD_CUBLAS_LIBRARY", fake_cublas_path)
+    assert cublas_capture.library().path == fake_cublas_path
+    if ctypes.util.find_library("cublas") is None and not cublas_capture.loaded_cublas_paths():
+        with pytest.raises(RuntimeError, match="gemm='custom'.*MINIGRAD_CAPTURE_GEMM=custom"):
+            cublas_capture.find_library()
+
+
+def test_graphed_step_checks_its_gemm_name_first(monkeypatch):
+    import minigrad as mg
+    import minigrad.cuda as mg_cuda
+    from kernels.cuda import gemm as gemm_module
+    from minigrad import nn, optim
+    model = nn.Sequential(nn.Dense(3, 2))
+    opt = optim.get("sgd", model.parameters(), lr=0.1)
+    args = (model, mg.losses.get("cross_entropy"), opt, np.zeros((4, 3), np.float32),
+            np.zeros(4, np.int64))
+    with pytest.raises(ValueError, match=r"gemm='cudnn' is not a GEMM .*\('custom', 'cublas'\)"):
+        mg_cuda.graphed_step(*args, gemm="cudnn")
+    monkeypatch.setenv(gemm_module.CAPTURE_GEMM_VARIABLE, "fastest")
+    with pytest.raises(ValueError, match="MINIGRAD_CAPTURE_GEMM='fastest'"):
+        mg_cuda.graphed_step(*args)
+    with pytest.raises(ValueError, match="on 'cuda'"):  # a good name: then the device check
+        mg_cuda.graphed_step(*args, gemm="cublas")

@@ -1,14 +1,26 @@
-"""Matrix products on the GPU: cuBLAS normally, our own tiled GEMM inside a CUDA graph.
+"""Matrix products on the GPU: cuBLAS normally; inside a CUDA graph, one of two GEMMs.
 
 CuPy raises ``NotImplementedError`` when ``cupy.matmul`` (cuBLAS) is called while the
-current stream is capturing a CUDA graph, so a captured training step needs a GEMM of
-its own: ``gemm.cu``, a 64x64-tile kernel with split-K for skinny products (few output
-tiles, long K). cuBLAS is about twice as fast on the convolution GEMMs, so it stays the
-eager default; :func:`matmul` (the ``"matmul"`` entry of the CUDA kernel table) asks
-CUDA whether the current stream is capturing and picks one or the other.
+current stream is capturing a CUDA graph, so a captured training step multiplies with
+one of:
+
+- ``"custom"``: ``gemm.cu``, our 64x64-tile kernel with split-K for skinny products
+  (few output tiles, long K); about half of cuBLAS's speed on the convolution GEMMs;
+- ``"cublas"``: cuBLAS itself, called directly past CuPy's guard through a handle with
+  its own stream and workspace (``cublas_capture.py`` says why and how).
+
+:func:`matmul` (the ``"matmul"`` entry of the CUDA kernel table) asks CUDA whether the
+current stream is capturing and, if so, takes the GEMM named by :func:`capture_gemm`
+(set by ``minigrad.cuda.graphed_step``) or else by the ``MINIGRAD_CAPTURE_GEMM``
+environment variable, ``"custom"`` when neither says. Eager products stay
+``cupy.matmul``.
 """
+import contextlib
+import os
+
 import numpy as np
 
+from . import cublas_capture
 from .compile import INT_MAX, check_int32, cp, float_dtype, grid_2d, kernel, launch
 
 _SOURCE = "gemm.cu"
@@ -30,20 +42,89 @@ DEFAULT_SM_COUNT = 132  # an H100 / H200; used only where the device cannot be a
 _sm_counts = {}
 
 
+# The GEMMs a capture can use, and where the default choice comes from.
+CAPTURE_GEMMS = ("custom", "cublas")
+DEFAULT_CAPTURE_GEMM = "custom"
+CAPTURE_GEMM_VARIABLE = "MINIGRAD_CAPTURE_GEMM"
+
+_capture_choice = None   # set inside capture_gemm(); None: the environment's choice
+_route_eager = False     # capture_gemm(..., eager=True): eager products take it too
+
+
 def matmul(a, b):
-    """NumPy's ``matmul(a, b)``: cuBLAS, or :func:`matmul_graph_safe` while capturing."""
-    if stream_is_capturing():
+    """NumPy's ``matmul(a, b)``: cuBLAS through CuPy, or, while the stream is capturing
+    a graph, the GEMM that :func:`capture_gemm_choice` names."""
+    if _route_eager or stream_is_capturing():
+        if capture_gemm_choice() == "cublas":
+            return matmul_cublas(a, b)
         return matmul_graph_safe(a, b)
     return cp.matmul(a, b)
 
 
-def stream_is_capturing():
-    """True while the current CUDA stream is capturing a graph.
+def resolve_capture_gemm(name=None):
+    """The capture GEMM ``name`` names, checked: ``"custom"`` or ``"cublas"``.
 
-    CuPy never captures the legacy default stream (handles 0 and 1), so on that
-    stream, the eager default, CUDA is not even asked.
+    None means the ``MINIGRAD_CAPTURE_GEMM`` environment variable, or ``"custom"``
+    when it is unset or empty.
     """
-    stream = cp.cuda.get_current_stream()
+    source = "gemm"
+    if name is None:
+        name = os.environ.get(CAPTURE_GEMM_VARIABLE, "").strip() or DEFAULT_CAPTURE_GEMM
+        source = CAPTURE_GEMM_VARIABLE
+    if not isinstance(name, str) or name.lower() not in CAPTURE_GEMMS:
+        raise ValueError(f"{source}={name!r} is not a GEMM for CUDA graph captures; "
+                         f"choose one of {CAPTURE_GEMMS}")
+    return name.lower()
+
+
+def capture_gemm_choice():
+    """The GEMM that products captured now use: the innermost :func:`capture_gemm`,
+    else the environment's choice (see :func:`resolve_capture_gemm`)."""
+    return _capture_choice if _capture_choice is not None else resolve_capture_gemm()
+
+
+@contextlib.contextmanager
+def capture_gemm(name, *, eager=False):
+    """Within the block, products captured in a CUDA graph use the GEMM ``name``.
+
+    With ``eager=True`` the products that are not captured take it too: a warm-up
+    step run that way makes every call (and, with cuBLAS, loads every kernel) that
+    the capture will make, and a test can give eager and graphed steps the same
+    arithmetic. Restores the previous choice on exit; blocks nest.
+    """
+    global _capture_choice, _route_eager
+    name = resolve_capture_gemm(name)
+    previous = _capture_choice, _route_eager
+    _capture_choice, _route_eager = name, bool(eager)
+    try:
+        yield name
+    finally:
+        _capture_choice, _route_eager = previous
+
+
+def prepare_capture(name, dtypes):
+    """Load what capturing products of ``dtypes`` with the GEMM ``name`` needs.
+
+    A capture must not compile or load a module, nor allocate a cuBLAS handle or its
+    workspace: call this before the stream begins capturing.
+    """
+    name = resolve_capture_gemm(name)
+    if name == "cublas":
+        cublas_capture.prepare()
+        return
+    for dtype in dtypes:
+        if np.dtype(dtype) in (np.float32, np.float64):
+            load(dtype)
+
+
+def stream_is_capturing():
+    """True while the current CUDA stream is capturing a graph."""
+    return _capturing(cp.cuda.get_current_stream())
+
+
+def _capturing(stream):
+    """Whether ``stream`` is capturing. CuPy never captures the legacy default stream
+    (handles 0 and 1), so on that stream, the eager default, CUDA is not even asked."""
     return stream.ptr not in (0, 1) and bool(stream.is_capturing())
 
 
@@ -53,6 +134,26 @@ def matmul_graph_safe(a, b):
     Operands must be float32 or float64 of one dtype. Transposed views (``w.T``) are
     read in place, without a copy. Safe to capture in a CUDA graph.
     """
+    a2, b2, out, batch_shape = _matmul_operands(a, b)
+    _gemm(a2, b2, out, batch_shape, accumulate=False, split_k=None)
+    return _matmul_result(out, a, b)
+
+
+def matmul_cublas(a, b):
+    """NumPy's ``matmul(a, b)`` by cuBLAS called directly (``cublas_capture``).
+
+    What a step captured with ``gemm="cublas"`` multiplies with; safe to capture once
+    ``cublas_capture.prepare()`` has run, and usable outside a capture too (on the
+    current stream, with the same handle and workspace). Operands as for
+    :func:`matmul_graph_safe`; transposed views are read in place.
+    """
+    a2, b2, out, batch_shape = _matmul_operands(a, b)
+    _cublas_gemm(a2, b2, out, batch_shape)
+    return _matmul_result(out, a, b)
+
+
+def _matmul_operands(a, b):
+    """Check ``matmul``'s operands: (a as 2-D+, b as 2-D+, an empty out, batch shape)."""
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: operands must have at least one axis, got shapes "
                          f"{a.shape} and {b.shape}")
@@ -69,8 +170,11 @@ def matmul_graph_safe(a, b):
     except ValueError:
         raise ValueError(f"matmul: the batch axes of shapes {a.shape} and {b.shape} "
                          "cannot be broadcast together") from None
-    out = cp.empty(batch_shape + (m, n), dtype=dtype)
-    _gemm(a2, b2, out, batch_shape, accumulate=False, split_k=None)
+    return a2, b2, cp.empty(batch_shape + (m, n), dtype=dtype), batch_shape
+
+
+def _matmul_result(out, a, b):
+    """Drop the axes that 1-D operands were given, as NumPy's matmul does."""
     if a.ndim == 1:
         out = out[..., 0, :]
     if b.ndim == 1:
@@ -235,3 +339,45 @@ def _gemm(a_op, b_op, out, batch_shape, *, accumulate, split_k):
         launch(kernel(_SOURCE, "gemm_reduce", dtype), grid_2d(n, batch * m),
                (partials, out, np.int32(m), np.int32(n), np.int64(n), np.int64(m * n),
                 np.int32(batch), np.int32(splits), np.int32(bool(accumulate))))
+
+
+def _blas_operand(x, batch_shape):
+    """:func:`_matrix_operand`, with a copy where its leading dimension would not be
+    one BLAS accepts (at least the stored rows' length, and a 32-bit int)."""
+    array, transposed, ld, stride = _matrix_operand(x, batch_shape)
+    rows, cols = x.shape[-2:]
+    if ld < max(rows if transposed else cols, 1) or ld > INT_MAX:
+        array = cp.ascontiguousarray(array)
+        transposed, ld = False, max(cols, 1)
+        stride = rows * cols if array.shape[0] > 1 else 0
+    return array, transposed, ld, stride
+
+
+def _cublas_gemm(a_op, b_op, out, batch_shape):
+    """``out = a_op @ b_op`` by cuBLAS, one GEMM per batch matrix (shapes checked).
+
+    cuBLAS is column-major: the row-major (M, N) ``out`` is, to it, the N x M matrix
+    ``out^T = b_op^T @ a_op^T``, and a row-major operand read in place is its own
+    transpose. So cuBLAS is given ``b`` first and ``a`` second, with M and N swapped,
+    and an operand stored transposed (``w.T``) is given with op = T.
+    """
+    m, k = a_op.shape[-2:]
+    n = b_op.shape[-1]
+    batch = int(np.prod(batch_shape, dtype=np.int64)) if batch_shape else 1
+    if m == 0 or n == 0 or batch == 0:
+        return
+    if k == 0:  # an empty sum: zeros, without asking cuBLAS about a degenerate product
+        out.fill(0)
+        return
+    check_int32("matmul", rows=m, columns=n, inner=k)
+    a3, trans_a, lda, stride_a = _blas_operand(a_op, batch_shape)
+    b3, trans_b, ldb, stride_b = _blas_operand(b_op, batch_shape)
+    stream = cp.cuda.get_current_stream()
+    capturing = _capturing(stream)
+    item = out.itemsize
+    a_at, b_at, out_at = (cublas_capture.address(x) for x in (a3, b3, out))
+    for i in range(batch):  # a loop rather than a batched call: it costs only at capture
+        cublas_capture.gemm(out.dtype, trans_b, trans_a, n, m, k,
+                            b_at + i * stride_b * item, ldb, a_at + i * stride_a * item, lda,
+                            out_at + i * m * n * item, n, stream=stream.ptr,
+                            capturing=capturing)
