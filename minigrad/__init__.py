@@ -3,7 +3,7 @@
 ``import minigrad as mg``; ``mg.tensor(...)``; layers in ``mg.nn``, ops in
 ``mg.functional``, losses in ``mg.losses``, optimizers in ``mg.optim``.
 """
-from . import backend, functional, losses, nn, optim
+from . import backend, data, functional, losses, nn, optim, train
 from .backend import cuda_available
 from .random import manual_seed
 from .tensor import Tensor, is_grad_enabled, no_grad, tensor
@@ -19,4 +19,4 @@ def __getattr__(name):
     raise AttributeError(f"module 'minigrad' has no attribute {name!r}")
 
 __all__ = ["Tensor", "tensor", "no_grad", "is_grad_enabled", "cuda_available",
-           "manual_seed", "backend", "functional", "losses", "nn", "optim"]
+           "manual_seed", "backend", "functional", "losses", "nn", "optim", "data", "train"]

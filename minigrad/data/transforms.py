@@ -1,0 +1,128 @@
+"""Seeded, batched augmentation of uint8 images.
+
+A transform is any callable ``transform(images, rng) -> images`` on a batch of
+uint8 images laid out ``(B, H, W, C)``, drawing its randomness from the NumPy
+``Generator`` it is given. The :class:`~minigrad.data.DataLoader` hands every
+batch the generator of the current epoch, so a seeded loader repeats its
+augmentations exactly. Transforms run before normalisation (on the compact
+uint8 pixels) and never modify their input array.
+
+Example::
+
+    train_set.transform = Compose([RandomHorizontalFlip(), RandomCrop(80, padding=4)])
+"""
+import numpy as np
+
+__all__ = ["Compose", "RandomHorizontalFlip", "RandomVerticalFlip", "RandomCrop"]
+
+
+def _check_batch(images, name):
+    if not isinstance(images, np.ndarray) or images.ndim != 4:
+        shape = getattr(images, "shape", None)
+        raise ValueError(f"{name} expects a batch of images (B, H, W, C), got shape {shape}")
+
+
+def _pair(value, name):
+    if isinstance(value, (int, np.integer)):
+        value = (int(value), int(value))
+    value = tuple(int(v) for v in value)
+    if len(value) != 2 or min(value) <= 0:
+        raise ValueError(f"{name} must be a positive int or (height, width), got {value}")
+    return value
+
+
+class Compose:
+    """Apply several transforms in order."""
+
+    def __init__(self, transforms):
+        self.transforms = list(transforms)
+        for t in self.transforms:
+            if not callable(t):
+                raise TypeError(f"Compose: {t!r} is not callable")
+
+    def __call__(self, images, rng):
+        for t in self.transforms:
+            images = t(images, rng)
+        return images
+
+    def __repr__(self):
+        inner = ", ".join(repr(t) for t in self.transforms)
+        return f"Compose([{inner}])"
+
+
+class _RandomFlip:
+    axis = None
+
+    def __init__(self, p=0.5):
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"{type(self).__name__}: p must lie in [0, 1], got {p}")
+        self.p = float(p)
+
+    def __call__(self, images, rng):
+        _check_batch(images, type(self).__name__)
+        flip = rng.random(images.shape[0]) < self.p
+        out = images.copy()
+        if flip.any():
+            out[flip] = np.flip(images[flip], axis=self.axis)
+        return out
+
+    def __repr__(self):
+        return f"{type(self).__name__}(p={self.p})"
+
+
+class RandomHorizontalFlip(_RandomFlip):
+    """Mirror each image left-right with probability ``p``."""
+    axis = 2
+
+
+class RandomVerticalFlip(_RandomFlip):
+    """Mirror each image upside down with probability ``p``."""
+    axis = 1
+
+
+class RandomCrop:
+    """Pad each image by ``padding`` pixels, then cut a random ``size`` window.
+
+    ``size`` is an int or ``(height, width)``; ``padding_mode`` is ``"constant"``
+    (filled with ``fill``), ``"reflect"`` or ``"edge"``, as in torchvision. With
+    ``padding=4`` and ``size`` equal to the image size this is the classic
+    "shift by up to 4 pixels" augmentation.
+    """
+
+    _MODES = ("constant", "reflect", "edge")
+
+    def __init__(self, size, padding=0, fill=0, padding_mode="constant"):
+        self.size = _pair(size, "RandomCrop size")
+        if int(padding) < 0:
+            raise ValueError(f"RandomCrop padding must be >= 0, got {padding}")
+        if padding_mode not in self._MODES:
+            raise ValueError(f"RandomCrop padding_mode must be one of {self._MODES}, "
+                             f"got {padding_mode!r}")
+        self.padding = int(padding)
+        self.fill = fill
+        self.padding_mode = padding_mode
+
+    def __call__(self, images, rng):
+        _check_batch(images, "RandomCrop")
+        p = self.padding
+        if p:
+            widths = ((0, 0), (p, p), (p, p), (0, 0))
+            if self.padding_mode == "constant":
+                images = np.pad(images, widths, mode="constant", constant_values=self.fill)
+            else:
+                images = np.pad(images, widths, mode=self.padding_mode)
+        batch, height, width = images.shape[:3]
+        h, w = self.size
+        if h > height or w > width:
+            raise ValueError(f"RandomCrop size {self.size} is larger than the padded "
+                             f"images ({height}, {width})")
+        top = rng.integers(0, height - h + 1, size=batch)
+        left = rng.integers(0, width - w + 1, size=batch)
+        rows = top[:, None] + np.arange(h)
+        cols = left[:, None] + np.arange(w)
+        # One fancy-index gather crops the whole batch at per-image offsets.
+        return images[np.arange(batch)[:, None, None], rows[:, :, None], cols[:, None, :]]
+
+    def __repr__(self):
+        return (f"RandomCrop(size={self.size}, padding={self.padding}, "
+                f"padding_mode={self.padding_mode!r})")

@@ -1,0 +1,139 @@
+"""Plots of a training run: loss/accuracy curves and the confusion matrix.
+
+matplotlib is optional (``pip install 'minigrad[plot]'``). Without it the plotting
+functions raise :class:`PlotUnavailable`, an ``ImportError`` whose message says how
+to install it; :func:`format_confusion` (a text table) needs nothing.
+
+Figures are drawn on ``matplotlib.figure.Figure`` directly, not through pyplot, so
+saving works without a display and from any thread.
+"""
+import math
+
+import numpy as np
+
+__all__ = ["PlotUnavailable", "plots_available", "plot_history", "plot_confusion",
+           "format_confusion"]
+
+INSTALL_HINT = "pip install 'minigrad[plot]'"
+
+
+class PlotUnavailable(ImportError):
+    """matplotlib is not installed; the message says how to get the plots."""
+
+
+def plots_available():
+    """True when matplotlib can be imported."""
+    try:
+        _figure_class()
+    except PlotUnavailable:
+        return False
+    return True
+
+
+def _figure_class():
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise PlotUnavailable(f"plots need matplotlib, which is not installed ({exc}); "
+                              f"install it with: {INSTALL_HINT}") from None
+    return Figure
+
+
+def _history_dict(history):
+    data = getattr(history, "history", history)
+    if isinstance(data, dict) and "history" in data and isinstance(data["history"], dict):
+        data = data["history"]  # the to_dict() / history.json form
+    if not isinstance(data, dict):
+        raise TypeError(f"expected a History or its dict, got {type(history).__name__}")
+    return data
+
+
+def plot_history(history, path=None, title=None):
+    """Training vs validation loss and accuracy per epoch, side by side.
+
+    ``history`` is a :class:`minigrad.train.History`, its ``.history`` dict or
+    the contents of ``history.json``. Saves a PNG to ``path`` when given;
+    returns the matplotlib ``Figure``.
+    """
+    data = _history_dict(history)
+    if not data.get("loss"):
+        raise ValueError("the history has no 'loss' values to plot")
+    Figure = _figure_class()
+    panels = [("loss", "Loss")] + ([("accuracy", "Accuracy")] if data.get("accuracy") else [])
+    fig = Figure(figsize=(5.2 * len(panels), 4.0), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (key, label) in zip(axes, panels):
+        epochs = np.arange(1, len(data[key]) + 1)
+        ax.plot(epochs, data[key], "o-", label=f"training {label.lower()}")
+        val = data.get("val_" + key)
+        if val and not all(math.isnan(v) for v in val):
+            ax.plot(epochs, val, "s--", label=f"validation {label.lower()}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label.lower())
+        ax.set_title(label)
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+        if len(epochs) <= 20:
+            ax.set_xticks(epochs)
+        if key == "accuracy":
+            ax.set_ylim(0, 1.02)
+    if title:
+        fig.suptitle(title)
+    if path is not None:
+        fig.savefig(path, dpi=110)
+    return fig
+
+
+def plot_confusion(confusion, classes=None, path=None, title="Confusion matrix",
+                   normalize=False):
+    """The confusion matrix as a heat map with counts, class names on both axes.
+
+    Rows are true classes, columns predicted ones. ``normalize=True`` colours by
+    the fraction of each true class (counts are still printed). Saves a PNG to
+    ``path`` when given; returns the ``Figure``.
+    """
+    matrix = np.asarray(confusion)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise ValueError(f"a confusion matrix must be square, got shape {matrix.shape}")
+    k = matrix.shape[0]
+    classes = [str(c) for c in (classes if classes is not None else range(k))]
+    if len(classes) != k:
+        raise ValueError(f"{len(classes)} class names for a {k}x{k} confusion matrix")
+    Figure = _figure_class()
+    rows = matrix.sum(axis=1, keepdims=True)
+    shade = matrix / np.maximum(rows, 1) if normalize else matrix
+    side = 1.2 + 0.9 * k
+    fig = Figure(figsize=(side + 1.5, side), layout="constrained")
+    ax = fig.subplots()
+    image = ax.imshow(shade, cmap="Blues", vmin=0)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_xticks(range(k), classes, rotation=45 if max(map(len, classes)) > 5 else 0,
+                  ha="right" if max(map(len, classes)) > 5 else "center")
+    ax.set_yticks(range(k), classes)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    total = matrix.sum()
+    accuracy = np.trace(matrix) / total if total else float("nan")
+    ax.set_title(f"{title} (accuracy {accuracy:.3f})" if title else None)
+    limit = shade.max() if shade.size else 0
+    for i in range(k):
+        for j in range(k):
+            light = shade[i, j] > 0.55 * limit
+            ax.text(j, i, f"{int(matrix[i, j])}", ha="center", va="center",
+                    color="white" if light else "black", fontsize=10)
+    if path is not None:
+        fig.savefig(path, dpi=110)
+    return fig
+
+
+def format_confusion(confusion, classes=None):
+    """The confusion matrix as an aligned text table (rows true, columns predicted)."""
+    matrix = np.asarray(confusion)
+    k = matrix.shape[0]
+    classes = [str(c) for c in (classes if classes is not None else range(k))]
+    width = max([len(c) for c in classes] + [len(str(int(matrix.max()))) if matrix.size else 1])
+    first = max(len("true \\ predicted"), width)
+    lines = ["true \\ predicted".ljust(first) + " " + " ".join(c.rjust(width) for c in classes)]
+    for name, row in zip(classes, matrix):
+        lines.append(name.ljust(first) + " " + " ".join(str(int(v)).rjust(width) for v in row))
+    return "\n".join(lines)

@@ -1,0 +1,222 @@
+"""The bees-vs-wasps demo: model, one-call experiment, CLI; real-data learning (slow)."""
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import minigrad as mg
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+
+
+def _load_demo():
+    spec = importlib.util.spec_from_file_location("bees_vs_wasps", ROOT / "demos" / "bees_vs_wasps.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bees_vs_wasps"] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+demo = _load_demo()
+
+
+def test_exercise_model_has_the_exercise_parameter_count():
+    model = demo.build_model(4, "relu", 80)
+    assert model.num_parameters() == 1_732_292
+    small = demo.build_model(2, "tanh", 32)
+    # convs 896 + 18,496 + 73,856; dense 2048*128 + 128; output 128*2 + 2
+    assert small.num_parameters() == 93_248 + 262_272 + 258
+    out = small(mg.tensor(np.zeros((3, 3, 32, 32), np.float32)))
+    assert out.shape == (3, 2)
+    assert any(type(m).__name__ == "Tanh" for m in small.modules())
+
+
+@pytest.mark.parametrize("args, match", [
+    ((4, "swish", 80), "unknown activation"), ((4, "relu", 4), "size"), ((1, "relu", 80), "classes"),
+])
+def test_build_model_rejects_bad_settings(args, match):
+    with pytest.raises(ValueError, match=match):
+        demo.build_model(*args)
+
+
+def _tiny(tmp_path, **changes):
+    config = dict(size=24, synthetic_images=480, epochs=4, out=str(tmp_path / "run"), seed=5)
+    config.update(changes)
+    return config
+
+
+def test_run_experiment_on_synthetic_data_learns_and_writes_everything(tmp_path):
+    result = demo.run_experiment(_tiny(tmp_path), verbose=0)
+    out = tmp_path / "run"
+    names = {"history.json", "result.json", "model.npz", "checkpoint.npz"}
+    if demo.PlotUnavailable is not None and _has_matplotlib():
+        names |= {"curves.png", "confusion.png"}
+    assert names <= {p.name for p in out.iterdir()}
+    assert result["classes"] == ["bee", "other_insect", "other_noinsect", "wasp"]
+    assert (result["train_images"], result["val_images"]) == (384, 96)
+    assert len(result["history"]["val_accuracy"]) == 4
+    # Chance is 0.25 with four balanced classes; seeds 1-5 gave 0.59-0.77 here.
+    assert result["val_accuracy"] > 0.45
+    confusion = np.array(result["confusion"])
+    assert confusion.shape == (4, 4) and confusion.sum() == 96
+    assert json.loads((out / "result.json").read_text())["val_accuracy"] == result["val_accuracy"]
+    saved = json.loads((out / "history.json").read_text())["history"]
+    assert saved["val_loss"] == result["history"]["val_loss"]
+    model = demo.build_model(4, "relu", 24)
+    model.load(out / "model.npz")
+    from minigrad.data import DataLoader
+    from minigrad.train import evaluate
+    _, val, _ = demo.load_data(demo.ExperimentConfig(**_tiny(tmp_path)))
+    assert evaluate(model, DataLoader(val, 32)).accuracy == pytest.approx(result["val_accuracy"])
+    assert result["val_loss"] == pytest.approx(result["history"]["val_loss"][-1])
+
+
+def _has_matplotlib():
+    return importlib.util.find_spec("matplotlib") is not None
+
+
+def test_same_configuration_same_result(tmp_path):
+    a = demo.run_experiment(_tiny(tmp_path, epochs=1, out=None, synthetic_images=96), verbose=0)
+    b = demo.run_experiment(_tiny(tmp_path, epochs=1, out=None, synthetic_images=96), verbose=0)
+    assert a["history"]["loss"] == b["history"]["loss"] and a["confusion"] == b["confusion"]
+
+
+def test_class_count_and_names_come_from_the_folder(tmp_path):
+    rng = np.random.default_rng(0)
+    for cls, colour in (("ants", (60, 30, 20)), ("bees", (230, 180, 40))):
+        (tmp_path / "photos" / cls).mkdir(parents=True)
+        for i in range(10):
+            pixels = np.clip(rng.normal(colour, 30, (20, 20, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "photos" / cls / f"{i}.jpg")
+    result = demo.run_experiment(_tiny(tmp_path, data=str(tmp_path / "photos"), epochs=1,
+                                       cache=False), verbose=0)
+    assert result["classes"] == ["ants", "bees"]
+    assert np.array(result["confusion"]).shape == (2, 2)
+    assert (result["train_images"], result["val_images"]) == (16, 4)
+
+
+def test_cli_trains_quietly_and_prints_the_result(tmp_path, capsys):
+    status = demo.main(["--size", "24", "--synthetic-images", "80", "--epochs", "1",
+                        "--optimizer", "sgd", "--lr", "0.01", "--activation", "sigmoid",
+                        "--out", str(tmp_path / "cli"), "--quiet"])
+    assert status == 0
+    assert capsys.readouterr().out.startswith("val_loss ")
+    result = json.loads((tmp_path / "cli" / "result.json").read_text())
+    assert result["config"]["optimizer"] == "sgd" and result["config"]["activation"] == "sigmoid"
+    assert result["history"]["lr"] == [0.01]
+
+
+def test_cli_verbose_output_names_the_synthetic_set(tmp_path, capsys):
+    demo.main(["train", "--size", "24", "--synthetic-images", "80", "--epochs", "1",
+               "--out", str(tmp_path / "v")])
+    out = capsys.readouterr().out
+    assert "synthetic" in out and "not photos" in out and "--data" in out
+    assert "Total params" in out and "Final validation loss" in out
+    assert "true \\ predicted" in out and "Epoch 1/1" in out
+
+
+def test_cli_missing_data_says_how_to_get_some(tmp_path, capsys):
+    status = demo.main(["--data", str(tmp_path / "absent"), "--out", str(tmp_path / "o")])
+    assert status == 1
+    err = capsys.readouterr().err
+    assert "absent" in err and "--data" in err and "download_bee_vs_wasp" in err
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # overflow on the way to inf
+def test_cli_reports_divergence_without_a_traceback(tmp_path, capsys):
+    status = demo.main(["--size", "24", "--synthetic-images", "80", "--epochs", "2",
+                        "--optimizer", "sgd", "--lr", "1e12", "--out", str(tmp_path / "d"),
+                        "--quiet"])
+    assert status == 1
+    assert "learning rate" in capsys.readouterr().err
+
+
+def test_cli_resume_continues_the_run(tmp_path, capsys):
+    common = ["--size", "24", "--synthetic-images", "80", "--out", str(tmp_path / "r"), "--quiet"]
+    assert demo.main(common + ["--epochs", "1"]) == 0
+    assert demo.main(common + ["--epochs", "2", "--resume"]) == 0
+    history = json.loads((tmp_path / "r" / "history.json").read_text())
+    assert history["epoch"] == [0, 1]
+
+
+def test_sub_commands_dispatch(monkeypatch):
+    seen = []
+    monkeypatch.setitem(demo.COMMANDS, "sweep", lambda argv: seen.append(argv) or 7)
+    assert demo.main(["sweep", "--lr", "1e-2,1e-3"]) == 7
+    assert seen == [["--lr", "1e-2,1e-3"]]
+
+
+def test_default_epochs_depend_on_the_data():
+    assert demo.ExperimentConfig().resolved_epochs() == demo.SYNTHETIC_EPOCHS
+    assert demo.ExperimentConfig(data="x").resolved_epochs() == 10
+    assert demo.ExperimentConfig(epochs=3).resolved_epochs() == 3
+
+
+# ----------------------------------------------------------------- real photos (slow)
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHARED / "hymenoptera").is_dir(), reason="shared data absent")
+def test_exercise_protocol_learns_real_insect_photos(tmp_path):
+    result = demo.run_experiment(dict(data=str(SHARED / "hymenoptera"), epochs=10,
+                                      out=None, cache=False), verbose=0)
+    history = result["history"]
+    confusion = np.array(result["confusion"])
+    majority = confusion.sum(axis=1).max() / confusion.sum()
+    assert result["classes"] == ["ants", "bees"]
+    assert max(history["accuracy"]) > 0.8  # chance is 0.5
+    assert result["best_val_accuracy"] > majority + 0.05
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHARED / "cifar10").is_dir(), reason="shared data absent")
+def test_cifar10_reaches_pytorchs_accuracy_in_six_epochs(tmp_path):
+    result = demo.run_experiment(dict(data=str(SHARED / "cifar10"), size=32, epochs=6,
+                                      out=None, cache=False), verbose=0)
+    assert len(result["classes"]) == 10 and result["val_images"] == 2000
+    # PyTorch, same model, protocol and files: 0.625-0.640 over three seeds (the issue's
+    # figure); PyTorch fed these very batches: 0.616 (seed 123). minigrad measured
+    # 0.6075-0.6205 over seeds and kernel versions. One standard error on 2,000 test
+    # images is about 0.011; the bound sits three of them under PyTorch's low end.
+    assert result["val_accuracy"] >= 0.59
+    assert result["history"]["accuracy"][-1] > 0.7
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--optimizer", "adamm"], "unknown optimizer 'adamm'; known: adagrad, adam"),
+    (["--loss", "l2"], "unknown loss 'l2'; known losses"),
+    (["--size", "4"], "at least 8"),
+    (["--lr", "0"], "--lr must be positive"),
+])
+def test_cli_rejects_bad_settings_before_loading_data(args, match, capsys):
+    with pytest.raises(SystemExit) as info:
+        demo.main(args + ["--data", "/nowhere/at/all"])
+    assert info.value.code == 2
+    assert match in capsys.readouterr().err
+
+
+def test_zero_epochs_still_evaluates_and_writes(tmp_path):
+    result = demo.run_experiment(_tiny(tmp_path, epochs=0, synthetic_images=40), verbose=0)
+    assert result["history"] == {} and 0 <= result["val_accuracy"] <= 1
+    assert (tmp_path / "run" / "confusion.png").exists() == _has_matplotlib()
+
+
+def test_without_matplotlib_the_demo_runs_and_says_how_to_get_plots(tmp_path, monkeypatch,
+                                                                     capsys):
+    import builtins
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.startswith("matplotlib"):
+            raise ImportError("No module named 'matplotlib'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    demo.run_experiment(_tiny(tmp_path, epochs=1, synthetic_images=40), verbose=2)
+    assert "pip install 'minigrad[plot]'" in capsys.readouterr().out
+    written = {p.name for p in (tmp_path / "run").iterdir()}
+    assert {"history.json", "result.json", "model.npz"} <= written
+    assert not written & {"curves.png", "confusion.png"}

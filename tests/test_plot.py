@@ -1,0 +1,79 @@
+"""Plots: curves and confusion matrix as PNG; a clear message without matplotlib."""
+import builtins
+
+import numpy as np
+import pytest
+
+from minigrad import plot
+from minigrad.train import History
+
+
+def _history():
+    h = History()
+    for epoch, (loss, acc, vl, va) in enumerate([(1.2, 0.4, 1.1, 0.45), (0.8, 0.7, 0.9, 0.6),
+                                                 (0.5, 0.85, 0.95, 0.62)]):
+        h.append(epoch, {"loss": loss, "accuracy": acc, "val_loss": vl, "val_accuracy": va})
+    return h
+
+
+def test_curves_png_has_loss_and_accuracy_panels(tmp_path):
+    pytest.importorskip("matplotlib")
+    fig = plot.plot_history(_history(), tmp_path / "curves.png", title="adam")
+    assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    loss_ax, acc_ax = fig.axes
+    assert loss_ax.get_title() == "Loss" and acc_ax.get_title() == "Accuracy"
+    train_line, val_line = loss_ax.get_lines()
+    assert list(train_line.get_ydata()) == [1.2, 0.8, 0.5]
+    assert list(val_line.get_ydata()) == [1.1, 0.9, 0.95]
+    assert list(acc_ax.get_lines()[1].get_xdata()) == [1, 2, 3]
+
+
+def test_curves_accept_the_history_json_form_and_regression_runs():
+    pytest.importorskip("matplotlib")
+    fig = plot.plot_history(_history().to_dict())
+    assert len(fig.axes) == 2
+    only_loss = plot.plot_history({"loss": [3.0, 2.0]})  # no accuracy, no validation
+    assert len(only_loss.axes) == 1 and len(only_loss.axes[0].get_lines()) == 1
+    with pytest.raises(ValueError, match="no 'loss'"):
+        plot.plot_history({"accuracy": [0.5]})
+
+
+def test_confusion_png_names_classes_and_prints_counts(tmp_path):
+    pytest.importorskip("matplotlib")
+    matrix = np.array([[5, 1, 0, 0], [0, 7, 1, 0], [2, 0, 4, 0], [0, 0, 1, 9]])
+    classes = ["bee", "other_insect", "other_noinsect", "wasp"]
+    fig = plot.plot_confusion(matrix, classes, tmp_path / "confusion.png")
+    assert (tmp_path / "confusion.png").stat().st_size > 1000
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == classes
+    assert [t.get_text() for t in ax.get_yticklabels()] == classes
+    assert sorted(int(t.get_text()) for t in ax.texts) == sorted(matrix.ravel().tolist())
+    assert "accuracy 0.833" in ax.get_title()  # 25 of 30
+    with pytest.raises(ValueError, match="square"):
+        plot.plot_confusion(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="3 class names"):
+        plot.plot_confusion(np.eye(2), ["a", "b", "c"])
+
+
+def test_text_confusion_table():
+    text = plot.format_confusion(np.array([[3, 1], [0, 12]]), ["ants", "bees"])
+    assert text.splitlines() == ["true \\ predicted ants bees",
+                                 "ants                3    1",
+                                 "bees                0   12"]
+
+
+def test_without_matplotlib_the_message_says_how_to_install(monkeypatch):
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.startswith("matplotlib"):
+            raise ImportError("No module named 'matplotlib'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    assert not plot.plots_available()
+    with pytest.raises(plot.PlotUnavailable, match=r"pip install 'minigrad\[plot\]'"):
+        plot.plot_history(_history())
+    with pytest.raises(ImportError, match="matplotlib"):
+        plot.plot_confusion(np.eye(2))
+    assert "ants" in plot.format_confusion(np.eye(2), ["ants", "bees"])  # text needs nothing

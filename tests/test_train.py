@@ -1,0 +1,491 @@
+"""fit / evaluate / predict / History / callbacks / NaN stop / resume."""
+import io
+import math
+import os
+
+import numpy as np
+import pytest
+
+import minigrad as mg
+from minigrad import nn, optim
+from minigrad.data import DataLoader, TensorDataset
+from minigrad.optim import lr_scheduler
+from minigrad.train import (Callback, EarlyStopping, History, LearningRateScheduler,
+                            ModelCheckpoint, ProgressLogger, TrainingDiverged, evaluate,
+                            fit, format_epoch, load_checkpoint, predict)
+
+
+def _blobs(n=150, seed=0):
+    """Three Gaussian blobs in 2-D: an easy, learnable 3-class problem."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 3
+    centres = np.array([[2.0, 0.0], [-1.0, 1.7], [-1.0, -1.7]])
+    x = centres[labels] + rng.normal(0, 0.6, (n, 2))
+    return TensorDataset(x.astype(np.float32), labels.astype(np.int64))
+
+
+def _loaders(seed=1, batch_size=16):
+    train, val = _blobs(150, 0), _blobs(60, 1)
+    return (DataLoader(train, batch_size, shuffle=True, seed=seed),
+            DataLoader(val, 32, shuffle=False))
+
+
+def _mlp(dropout=0.0):
+    layers = [nn.Dense(2, 16), nn.ReLU()]
+    if dropout:
+        layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers, nn.Dense(16, 3))
+
+
+def _weights(model):
+    return {k: v.copy() for k, v in model.state_dict().items()}
+
+
+def _same_weights(a, b):
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+# ----------------------------------------------------------------- fit and History
+def test_fit_learns_and_returns_a_keras_like_history():
+    mg.manual_seed(0)
+    model = _mlp()
+    train, val = _loaders()
+    history = fit(model, train, val, lr=0.05, epochs=5, verbose=0)
+    h = history.history
+    assert set(h) == {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds",
+                      "images_per_second"}
+    assert all(len(v) == 5 for v in h.values()) and history.epoch == [0, 1, 2, 3, 4]
+    assert h["loss"][-1] < 0.5 * h["loss"][0]
+    assert h["val_accuracy"][-1] > 0.9 and h["accuracy"][-1] > 0.9
+    assert h["lr"] == [0.05] * 5 and all(s > 0 for s in h["seconds"])
+    assert history.params["epochs"] == 5 and history.params["steps"] == 10
+    assert history["loss"] is h["loss"] and "val_loss" in history and len(history) == 5
+
+
+def test_training_metrics_match_their_definition():
+    # With lr=0 the weights never change, so the epoch's training loss and accuracy
+    # must equal those of the fixed model over the whole training set.
+    mg.manual_seed(0)
+    model = _mlp()
+    train, _ = _loaders()
+    history = fit(model, train, optimizer="sgd", lr=0.0, epochs=1, verbose=0)
+    x, y = train.dataset.arrays
+    logits = model(mg.tensor(x)).numpy().astype(np.float64)
+    log_probs = logits - logits.max(1, keepdims=True)
+    log_probs -= np.log(np.exp(log_probs).sum(1, keepdims=True))
+    assert history["loss"][0] == pytest.approx(-log_probs[np.arange(len(y)), y].mean(), rel=1e-5)
+    assert history["accuracy"][0] == pytest.approx((logits.argmax(1) == y).mean())
+
+
+def test_history_best_and_json_round_trip(tmp_path):
+    h = History()
+    for epoch, (loss, acc) in enumerate([(1.0, 0.5), (0.6, 0.7), (0.8, 0.65)]):
+        h.append(epoch, {"val_loss": loss, "val_accuracy": acc})
+    assert h.best("val_loss") == (1, 0.6) and h.best("val_accuracy") == (1, 0.7)
+    assert h.best("val_loss", mode="max") == (0, 1.0)
+    h.append(3, {"val_loss": 0.5})  # a key missing in an epoch is NaN there
+    assert math.isnan(h["val_accuracy"][3])
+    path = h.save(tmp_path / "history.json")
+    back = History.load(path)
+    assert back.epoch == h.epoch and back["val_loss"] == h["val_loss"]
+    with pytest.raises(KeyError, match="History has no 'loss'"):
+        h.best("loss")
+    with pytest.raises(ValueError, match="mode"):
+        h.best("val_loss", mode="best")
+
+
+def test_same_seeds_same_numbers_other_seed_other_numbers():
+    def run(seed):
+        mg.manual_seed(seed)
+        model = _mlp(dropout=0.2)
+        train, val = _loaders(seed=seed)
+        history = fit(model, train, val, lr=0.02, epochs=3, verbose=0)
+        return history.history, _weights(model)
+
+    h1, w1 = run(3)
+    h2, w2 = run(3)
+    h3, w3 = run(4)
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        assert h1[key] == h2[key]
+    assert _same_weights(w1, w2) and not _same_weights(w1, w3)
+
+
+def test_fit_accepts_an_optimizer_object_and_moves_no_data_needlessly():
+    mg.manual_seed(0)
+    model = _mlp()
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    train, val = _loaders()
+    history = fit(model, train, val, optimizer=opt, epochs=2, verbose=0)
+    assert history["lr"] == [0.1, 0.1]
+    fit(model, train, optimizer=opt, lr=0.01, epochs=1, verbose=0)  # lr overrides the groups'
+    assert opt.param_groups[0]["lr"] == 0.01
+
+
+@pytest.mark.parametrize("loss", ["mse", "mae", "huber", "hinge", "logistic", "cross_entropy"])
+def test_every_registry_loss_trains_a_classifier(loss):
+    mg.manual_seed(0)
+    model = _mlp()
+    train, val = _loaders()
+    history = fit(model, train, val, loss=loss, lr=0.02, epochs=4, verbose=0)
+    assert all(np.isfinite(history["loss"]))
+    assert history["val_accuracy"][-1] > 0.8
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(epochs=-1), ValueError, "epochs"),
+    (dict(loss="cross_entropyy"), ValueError, "known losses"),
+    (dict(optimizer="adamm"), ValueError, "known"),
+    (dict(optimizer=3), TypeError, "optimizer must be"),
+    (dict(callbacks=[object()]), TypeError, "Callback"),
+])
+def test_fit_rejects_bad_arguments(kwargs, error, match):
+    train, _ = _loaders()
+    with pytest.raises(error, match=match):
+        fit(_mlp(), train, verbose=0, **kwargs)
+
+
+# ----------------------------------------------------------------- evaluate / predict
+def test_evaluate_matches_a_plain_computation():
+    mg.manual_seed(0)
+    model = _mlp()
+    data = _blobs(45, 2)
+    loader = DataLoader(data, batch_size=20)  # uneven batches: 20, 20, 5
+    result = evaluate(model, loader)
+    x, y = data.arrays
+    logits = model(mg.tensor(x)).numpy().astype(np.float64)
+    shifted = logits - logits.max(1, keepdims=True)
+    losses = np.log(np.exp(shifted).sum(1)) - shifted[np.arange(45), y]
+    pred = logits.argmax(1)
+    confusion = np.zeros((3, 3), int)
+    for t, p in zip(y, pred):
+        confusion[t, p] += 1
+    assert result.loss == pytest.approx(losses.mean(), rel=1e-5)
+    assert result.accuracy == pytest.approx((pred == y).mean())
+    np.testing.assert_array_equal(result.confusion, confusion)
+    loss, accuracy, matrix = result  # unpacks like a tuple
+    assert matrix.sum() == 45
+
+
+def test_evaluate_uses_eval_mode_and_restores_it():
+    mg.manual_seed(0)
+    model = _mlp(dropout=0.5)
+    loader = DataLoader(_blobs(30), batch_size=30)
+    first, second = evaluate(model, loader), evaluate(model, loader)
+    assert first.loss == second.loss  # no dropout noise while evaluating
+    assert model.training
+
+
+def test_evaluate_confusion_has_a_row_per_named_class():
+    from minigrad.data import ImageDataset
+    images = np.zeros((6, 8, 8, 3), np.uint8)
+    ds = ImageDataset(images, np.array([0, 0, 1, 1, 0, 1]), ["a", "b", "c", "d"])
+    model = nn.Sequential(nn.Flatten(), nn.Dense(192, 4))
+    result = evaluate(model, DataLoader(ds, batch_size=4))
+    assert result.confusion.shape == (4, 4) and result.confusion.sum() == 6
+
+
+def test_predict_from_arrays_datasets_and_loaders():
+    mg.manual_seed(0)
+    model = _mlp()
+    data = _blobs(37)
+    x = data.arrays[0]
+    expected = model(mg.tensor(x)).numpy()
+    np.testing.assert_allclose(predict(model, x, batch_size=10), expected, rtol=1e-6)
+    np.testing.assert_allclose(predict(model, mg.tensor(x)), expected, rtol=1e-6)
+    np.testing.assert_allclose(predict(model, data), expected, rtol=1e-6)
+    np.testing.assert_allclose(predict(model, DataLoader(data, 8)), expected, rtol=1e-6)
+
+
+# ----------------------------------------------------------------- callbacks
+class Recorder(Callback):
+    def __init__(self):
+        self.events = []
+
+    def on_train_begin(self, logs=None):
+        self.events.append("train_begin")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.events.append(f"epoch_begin {epoch}")
+
+    def on_batch_end(self, step, logs=None):
+        self.events.append(f"batch {step} size {logs['size']}")
+        self.running = self.run.running_logs()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.events.append(f"epoch_end {epoch} {sorted(logs)}")
+
+    def on_train_end(self, logs=None):
+        self.events.append("train_end")
+
+
+def test_callback_hooks_run_in_order_with_their_arguments():
+    rec = Recorder()
+    data = DataLoader(_blobs(40), batch_size=16)
+    fit(_mlp(), data, epochs=2, callbacks=[rec], verbose=0)
+    keys = ["accuracy", "images_per_second", "loss", "lr", "seconds"]
+    assert rec.events == ["train_begin",
+                          "epoch_begin 0", "batch 0 size 16", "batch 1 size 16", "batch 2 size 8",
+                          f"epoch_end 0 {keys}",
+                          "epoch_begin 1", "batch 0 size 16", "batch 1 size 16", "batch 2 size 8",
+                          f"epoch_end 1 {keys}", "train_end"]
+    assert set(rec.running) == {"loss", "accuracy"} and rec.model is not None
+
+
+def test_a_callback_can_stop_training():
+    class StopAfterTwo(Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                self.run.stop_training = True
+
+    history = fit(_mlp(), DataLoader(_blobs(30), 10), epochs=10, callbacks=[StopAfterTwo()],
+                  verbose=0)
+    assert len(history) == 2
+
+
+class Script(Callback):
+    """Writes a scripted value of a made-up metric into the logs (before EarlyStopping)."""
+    order = 40
+
+    def __init__(self, values):
+        self.values = values
+        self.snapshots = {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["score"] = self.values[epoch]
+        self.snapshots[epoch] = _weights(self.model)
+
+
+def test_early_stopping_stops_and_restores_the_best_weights(capsys):
+    mg.manual_seed(0)
+    model = _mlp()
+    script = Script([3.0, 1.0, 2.0, 1.5, 0.1, 0.0])
+    stopper = EarlyStopping(monitor="score", patience=2)
+    history = fit(model, DataLoader(_blobs(30), 10), epochs=6, lr=0.05,
+                  callbacks=[script, stopper], verbose=0)
+    assert len(history) == 4  # best at epoch 1, then two epochs without improvement
+    assert stopper.best_epoch == 1 and stopper.stopped_epoch == 3
+    assert _same_weights(_weights(model), script.snapshots[1])
+    assert "Restored the weights of epoch 2" in capsys.readouterr().out
+
+
+def test_early_stopping_without_restoring_keeps_the_last_weights():
+    model = _mlp()
+    script = Script([3.0, 1.0, 2.0, 1.5])
+    fit(model, DataLoader(_blobs(30), 10), epochs=4, lr=0.05, verbose=0,
+        callbacks=[script, EarlyStopping(monitor="score", patience=2,
+                                         restore_best_weights=False, verbose=0)])
+    assert _same_weights(_weights(model), script.snapshots[3])
+
+
+def test_early_stopping_needs_its_metric():
+    with pytest.raises(KeyError, match="give fit validation data"):
+        fit(_mlp(), DataLoader(_blobs(30), 10), epochs=2, callbacks=[EarlyStopping()],
+            verbose=0)
+
+
+def test_model_checkpoint_best_only_and_weights_only(tmp_path):
+    mg.manual_seed(0)
+    model = _mlp()
+    script = Script([3.0, 1.0, 2.0, 0.5])
+    pattern = str(tmp_path / "best-{epoch:02d}.npz")
+    fit(model, DataLoader(_blobs(30), 10), epochs=4, lr=0.05, verbose=0,
+        callbacks=[script, ModelCheckpoint(pattern, monitor="score", save_best_only=True,
+                                           mode="min", weights_only=True)])
+    assert sorted(os.listdir(tmp_path)) == ["best-01.npz", "best-02.npz", "best-04.npz"]
+    fresh = _mlp()
+    fresh.load(tmp_path / "best-02.npz")
+    assert _same_weights(_weights(fresh), script.snapshots[1])
+
+
+def test_full_checkpoint_holds_the_whole_run(tmp_path):
+    mg.manual_seed(0)
+    model = _mlp()
+    train, val = _loaders()
+    history = fit(model, train, val, epochs=2, lr=0.05, verbose=0,
+                  callbacks=[ModelCheckpoint(tmp_path / "ckpt.npz")])
+    state = load_checkpoint(tmp_path / "ckpt.npz")
+    assert state["epoch"] == 2 and state["optimizer_class"] == "Adam"
+    assert _same_weights(state["model"], _weights(model))
+    assert state["history"]["history"]["val_loss"] == history["val_loss"]
+    assert state["loader_seed"] == train.seed
+    assert sorted(os.listdir(tmp_path)) == ["ckpt.npz"]  # written atomically: no temp left
+
+
+def test_learning_rate_schedule_steps_once_per_epoch():
+    model = _mlp()
+    history = fit(model, DataLoader(_blobs(30), 10), lr=0.1, epochs=4, verbose=0,
+                  scheduler=lambda opt: lr_scheduler.StepLR(opt, step_size=1, gamma=0.5))
+    assert history["lr"] == pytest.approx([0.1, 0.05, 0.025, 0.0125])
+
+
+def test_plateau_schedule_gets_the_validation_loss():
+    seen = []
+
+    class Spy(lr_scheduler.ReduceLROnPlateau):
+        def step(self, metric):
+            seen.append(metric)
+            super().step(metric)
+
+    model = _mlp()
+    opt = optim.Adam(model.parameters(), lr=0.01)
+    train, val = _loaders()
+    history = fit(model, train, val, optimizer=opt, epochs=3, verbose=0,
+                  callbacks=[LearningRateScheduler(Spy(opt, patience=0))])
+    assert seen == history["val_loss"]
+
+
+def test_scheduler_for_another_optimizer_is_refused():
+    other = optim.SGD(_mlp().parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="another optimizer"):
+        fit(_mlp(), DataLoader(_blobs(30), 10), epochs=1, verbose=0,
+            scheduler=lr_scheduler.StepLR(other, step_size=1))
+
+
+# ----------------------------------------------------------------- divergence
+class NaNAt:
+    """A cross-entropy that returns NaN at one (epoch, step), counting calls."""
+
+    def __init__(self, epoch, step, steps_per_epoch):
+        self.bad_call = epoch * steps_per_epoch + step
+        self.calls = 0
+        self.inner = mg.losses.get("cross_entropy")
+
+    def __call__(self, output, target):
+        value = self.inner(output, target)
+        self.calls += 1
+        if self.calls - 1 == self.bad_call:
+            return value * float("nan")
+        return value
+
+
+def test_nan_loss_stops_with_a_clear_error_and_keeps_the_checkpoint(tmp_path):
+    mg.manual_seed(0)
+    model = _mlp()
+    loader = DataLoader(_blobs(40), batch_size=10)  # 4 steps per epoch
+
+    class Snap(Callback):
+        def on_batch_end(self, step, logs=None):
+            self.last = _weights(self.model)
+
+    snap = Snap()
+    ckpt = tmp_path / "ckpt.npz"
+    with pytest.raises(TrainingDiverged) as info:
+        fit(model, loader, loss=NaNAt(epoch=1, step=2, steps_per_epoch=4), lr=0.1, epochs=5,
+            callbacks=[ModelCheckpoint(ckpt), snap], verbose=0)
+    err = info.value
+    assert (err.epoch, err.step, err.lr) == (2, 3, 0.1) and math.isnan(err.value)
+    message = str(err)
+    assert "epoch 2/5, step 3/4" in message and "learning rate" in message
+    assert str(ckpt) in message and err.checkpoint == str(ckpt)
+    # The NaN was caught before its update: the weights are those after the last good step.
+    assert _same_weights(_weights(model), snap.last)
+    state = load_checkpoint(ckpt)  # the epoch-1 checkpoint is whole and loadable
+    assert state["epoch"] == 1
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the overflow on the way to inf
+def test_a_learning_rate_far_too_high_diverges():
+    mg.manual_seed(0)
+    model = nn.Sequential(nn.Dense(2, 3))
+    # With the squared error every step multiplies the error by about lr * |x|^2.
+    with pytest.raises(TrainingDiverged, match=r"learning rate 1000\)"):
+        fit(model, DataLoader(_blobs(40), 10), loss="mse", optimizer="sgd", lr=1e3, epochs=20,
+            verbose=0)
+
+
+# ----------------------------------------------------------------- resume
+class Interrupt(Callback):
+    order = 95  # after the checkpoint of the epoch is written
+
+    def __init__(self, after_epoch):
+        self.after_epoch = after_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.after_epoch:
+            raise KeyboardInterrupt
+
+
+def _resumable_run(tmp_path, seed, callbacks=(), resume=None, scheduler=True):
+    mg.manual_seed(seed)
+    model = _mlp(dropout=0.25)  # dropout draws random numbers: their state must resume too
+    train = DataLoader(_blobs(60), batch_size=16, shuffle=True, seed=seed)
+    val = DataLoader(_blobs(30, 1), batch_size=30)
+    sched = (lambda opt: lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)) if scheduler else None
+    history = fit(model, train, val, lr=0.02, epochs=5, scheduler=sched, resume=resume,
+                  callbacks=[ModelCheckpoint(tmp_path / "ckpt.npz"),
+                             EarlyStopping(patience=10, verbose=0), *callbacks], verbose=0)
+    return model, history
+
+
+def test_resume_after_an_interruption_gives_the_uninterrupted_numbers(tmp_path):
+    straight, h_straight = _resumable_run(tmp_path / "a", seed=7)
+    with pytest.raises(KeyboardInterrupt):
+        _resumable_run(tmp_path / "b", seed=7, callbacks=[Interrupt(after_epoch=2)])
+    assert load_checkpoint(tmp_path / "b" / "ckpt.npz")["epoch"] == 3
+    # Another seed would give other weights, order and dropout: the checkpoint must win.
+    resumed, h_resumed = _resumable_run(tmp_path / "b", seed=99,
+                                        resume=tmp_path / "b" / "ckpt.npz")
+    assert _same_weights(_weights(resumed), _weights(straight))
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "lr"):
+        assert h_resumed[key] == h_straight[key]
+    assert h_resumed.epoch == [0, 1, 2, 3, 4]
+
+
+def test_resume_refuses_what_it_cannot_continue(tmp_path):
+    _resumable_run(tmp_path, seed=1)
+    ckpt = tmp_path / "ckpt.npz"
+    with pytest.raises(ValueError, match="trained with Adam"):
+        fit(_mlp(dropout=0.25), DataLoader(_blobs(60), 16), optimizer="sgd", resume=ckpt,
+            verbose=0)
+    weights = tmp_path / "weights.npz"
+    _mlp().save(weights)
+    with pytest.raises(ValueError, match="not a minigrad training checkpoint"):
+        fit(_mlp(), DataLoader(_blobs(60), 16), resume=weights, verbose=0)
+    with pytest.raises(FileNotFoundError, match="cannot resume"):
+        fit(_mlp(), DataLoader(_blobs(60), 16), resume=tmp_path / "absent.npz", verbose=0)
+
+
+# ----------------------------------------------------------------- progress display
+def test_progress_prints_one_summary_line_per_epoch(capsys):
+    train, val = _loaders()
+    fit(_mlp(), train, val, epochs=2, verbose=2)
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 2
+    assert out[0].startswith("Epoch 1/2 - ") and "val_accuracy" in out[0] and "img/s" in out[0]
+    fit(_mlp(), train, val, epochs=2, verbose=0)
+    assert capsys.readouterr().out == ""
+
+
+def test_plain_progress_bar_shows_running_metrics(monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    screen = Terminal()
+    import minigrad.data.progress as progress
+    original = progress.PlainProgress
+
+    def plain(*args, **kwargs):
+        kwargs["file"] = screen
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(progress, "PlainProgress", plain)
+    lines = []
+    logger = ProgressLogger(verbose=1, kind="plain", print_fn=lines.append, refresh=0.0)
+    train, _ = _loaders()
+    fit(_mlp(), train, epochs=1, callbacks=[logger], verbose=0)
+    drawn = screen.getvalue()
+    assert "Epoch 1/1" in drawn and "loss " in drawn and " acc " in drawn and "img/s" in drawn
+    assert len(lines) == 1 and lines[0].startswith("Epoch 1/1")
+
+
+def test_format_epoch_skips_missing_metrics():
+    line = format_epoch(0, 3, {"loss": 0.5, "accuracy": float("nan"), "lr": 1e-3,
+                               "seconds": 2.0})
+    assert line == "Epoch 1/3 - 2.0s - loss 0.5000 - lr 0.001"
+
+
+def test_an_empty_training_loader_is_an_error():
+    loader = DataLoader(_blobs(10), batch_size=16, drop_last=True)
+    with pytest.raises(ValueError, match="yielded no batches"):
+        fit(_mlp(), loader, epochs=1, verbose=0)

@@ -1,0 +1,80 @@
+"""minigrad.io: atomic writes and the nested-state container used by checkpoints."""
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+
+from minigrad.io import atomic_write, atomic_write_json, atomic_write_text, load_tree, save_tree
+
+
+def test_atomic_write_replaces_the_file_and_leaves_no_temp(tmp_path):
+    path = tmp_path / "sub" / "result.bin"
+    atomic_write(path, lambda f: f.write(b"first"))
+    atomic_write(path, lambda f: f.write(b"second"))
+    assert path.read_bytes() == b"second"
+    assert os.listdir(path.parent) == ["result.bin"]
+
+
+def test_a_failed_write_keeps_the_old_file(tmp_path):
+    path = tmp_path / "checkpoint.npz"
+    path.write_bytes(b"good old bytes")
+
+    def half_then_crash(f):
+        f.write(b"half a new fi")
+        raise KeyboardInterrupt  # as if the user pressed Ctrl-C mid-write
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(path, half_then_crash)
+    assert path.read_bytes() == b"good old bytes"
+    assert os.listdir(tmp_path) == ["checkpoint.npz"]
+
+
+def test_text_and_json_helpers(tmp_path):
+    atomic_write_text(tmp_path / "a.txt", "héllo")
+    assert (tmp_path / "a.txt").read_text(encoding="utf-8") == "héllo"
+    atomic_write_json(tmp_path / "b.json", {"acc": np.float32(0.5), "m": np.eye(2, dtype=int)})
+    assert json.loads((tmp_path / "b.json").read_text()) == {"acc": 0.5, "m": [[1, 0], [0, 1]]}
+    with pytest.raises(TypeError, match="not JSON serialisable"):
+        atomic_write_json(tmp_path / "c.json", {"x": object()})
+    assert not (tmp_path / "c.json").exists()
+
+
+def test_tree_round_trip_keeps_types(tmp_path):
+    tree = {
+        "model": {"0.weight": np.arange(6, dtype=np.float32).reshape(2, 3),
+                  "0.bias": np.zeros(2, np.float64)},
+        "optimizer": {"state": {0: {"step": 3, "exp_avg": np.ones(4, np.float32)}},
+                      "param_groups": [{"lr": 1e-3, "betas": (0.9, 0.999), "params": [0]}]},
+        "rng": {"state": 2**127 + 12345, "flag": True, "none": None},
+        "history": {"loss": [1.0, float("nan"), float("inf")]},
+        "labels": np.array([1, 2], np.int64),
+        "name": "run",
+        "scalar": np.float64(2.5),
+    }
+    save_tree(tmp_path / "t.npz", tree)
+    back = load_tree(tmp_path / "t.npz")
+    np.testing.assert_array_equal(back["model"]["0.weight"], tree["model"]["0.weight"])
+    assert back["model"]["0.weight"].dtype == np.float32
+    assert back["model"]["0.bias"].dtype == np.float64
+    assert list(back["optimizer"]["state"]) == [0]  # int keys stay ints
+    assert back["optimizer"]["state"][0]["step"] == 3
+    assert back["optimizer"]["param_groups"][0]["betas"] == (0.9, 0.999)  # tuples stay tuples
+    assert back["rng"] == {"state": 2**127 + 12345, "flag": True, "none": None}
+    loss = back["history"]["loss"]
+    assert loss[0] == 1.0 and math.isnan(loss[1]) and loss[2] == math.inf
+    assert back["labels"].tolist() == [1, 2] and back["name"] == "run" and back["scalar"] == 2.5
+
+
+def test_tree_refuses_what_it_cannot_store_safely(tmp_path):
+    with pytest.raises(TypeError, match=r"tree\['a'\]\[0\]: cannot save"):
+        save_tree(tmp_path / "x.npz", {"a": [object()]})
+    with pytest.raises(TypeError, match="object arrays"):
+        save_tree(tmp_path / "x.npz", {"a": np.array([None, 1], dtype=object)})
+    with pytest.raises(TypeError, match="dict key"):
+        save_tree(tmp_path / "x.npz", {(1, 2): 3})
+    assert not (tmp_path / "x.npz").exists()
+    np.savez(tmp_path / "plain.npz", w=np.zeros(2))
+    with pytest.raises(ValueError, match="not a minigrad state file"):
+        load_tree(tmp_path / "plain.npz")
