@@ -1,0 +1,542 @@
+"""The sweep: run every trial of a search space, record each, rank them, restart safely.
+
+::
+
+    from minigrad.tune import Sweep, SearchSpace, Halving, loguniform
+    space = SearchSpace({"optimizer": ["adam", "sgd"], "lr": [1e-2, 1e-3, 1e-4],
+                         "epochs": 9})
+    results = Sweep(space, trial_fn, "runs/sweep", halving=Halving(eta=3)).run()
+    results.best["config"]
+
+Results land in ``out_dir/results.json`` (everything, per-epoch histories
+included) and ``out_dir/results.csv`` (one ranked row per trial), both rewritten
+atomically after every trial. Running the same sweep again in the same folder
+skips the trials already recorded (a trial killed mid-way left no row and runs
+again, continuing from its checkpoint when it had written one).
+"""
+import csv
+import io
+import json
+import math
+import pickle
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..io import atomic_write_json, atomic_write_text
+from .executors import DaskExecutor, LocalPool, Sequential, Task, available_cores
+from .space import SearchSpace, canonical_json, trial_id
+from .trial import history_metrics
+
+__all__ = ["Sweep", "Halving", "SweepResults", "SweepResultsError", "RESULTS_FORMAT"]
+
+RESULTS_FORMAT = "minigrad-sweep-results"
+_RESULTS_VERSION = 1
+_STATUS_ORDER = {"ok": 0, "diverged": 1, "failed": 2}
+#: Columns of results.csv after the rank, id, status and the config's values.
+_METRIC_COLUMNS = ("best_val_accuracy", "best_epoch", "final_val_accuracy", "final_val_loss",
+                   "final_accuracy", "final_loss", "epochs", "rung", "seconds",
+                   "images_per_second", "error")
+
+
+@dataclass
+class Halving:
+    """Successive halving: all trials train ``min_epochs``; the best ``1/eta`` of them
+    continue (from their checkpoints) to about ``eta`` times as many epochs; and so
+    on up to ``max_epochs`` (default: the trials' ``epochs``).
+
+    The rungs are ``max_epochs / eta**k`` rounded, down to ``min_epochs``: e.g.
+    1, 3, 9 for ``max_epochs=9, eta=3``; 1, 2, 4 for ``max_epochs=4, eta=2``.
+    Trials are ranked at each rung by the best validation metric of their first
+    rung-many epochs; diverged and failed trials never continue.
+    """
+
+    min_epochs: int = 1
+    eta: int = 3
+    max_epochs: "int | None" = None
+
+    def __post_init__(self):
+        if int(self.eta) != self.eta or self.eta < 2:
+            raise ValueError(f"halving eta must be an integer >= 2, got {self.eta!r}")
+        if int(self.min_epochs) != self.min_epochs or self.min_epochs < 1:
+            raise ValueError(f"halving min_epochs must be an integer >= 1, got "
+                             f"{self.min_epochs!r}")
+        if self.max_epochs is not None and (int(self.max_epochs) != self.max_epochs
+                                            or self.max_epochs < self.min_epochs):
+            raise ValueError(f"halving max_epochs must be an integer >= min_epochs "
+                             f"({self.min_epochs}), got {self.max_epochs!r}")
+        self.eta, self.min_epochs = int(self.eta), int(self.min_epochs)
+
+    def rungs(self, max_epochs=None):
+        """The epoch counts of the rungs, increasing, the last being ``max_epochs``."""
+        top = int(self.max_epochs if self.max_epochs is not None else max_epochs)
+        if top < self.min_epochs:
+            raise ValueError(f"halving needs at least min_epochs={self.min_epochs} epochs, "
+                             f"the trials have {top}")
+        steps = int(math.floor(math.log(top / self.min_epochs, self.eta) + 1e-9))
+        rungs = []
+        for k in range(steps, -1, -1):
+            epochs = max(self.min_epochs, int(math.floor(top / self.eta ** k + 0.5)))
+            if not rungs or epochs > rungs[-1]:
+                rungs.append(epochs)
+        return rungs
+
+
+def _is_better_sign(metric):
+    return 1.0 if "acc" in metric else -1.0
+
+
+class SweepResults:
+    """A sweep's trials, ranked (``rows``, best first), with its summary.
+
+    Each row is a dict: ``rank``, ``trial_id``, ``status`` (``ok``, ``diverged``,
+    ``failed``), ``config``, ``seed``, ``history`` (per-epoch lists), ``score``
+    (the best ``metric``), ``best_val_accuracy``, ``best_epoch``, ``final_*``
+    metrics, ``epochs`` trained, ``rung`` (halving), ``seconds``,
+    ``images_per_second``, ``error``. ``varied`` names the hyperparameters that
+    differ between trials; ``halving`` holds the epochs and seconds it saved.
+    """
+
+    def __init__(self, rows, varied, metric="val_accuracy", halving=None, out_dir=None,
+                 search=None):
+        self.rows = list(rows)
+        self.varied = list(varied)
+        self.metric = metric
+        self.halving = halving
+        self.out_dir = None if out_dir is None else Path(out_dir)
+        self.search = search or {}
+        self.wall_seconds = None  # set by Sweep.run
+
+    @property
+    def best(self):
+        """The best finished trial's row, or ``None`` when none finished."""
+        return next((row for row in self.rows if row["status"] == "ok"), None)
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __iter__(self):
+        return iter(self.rows)
+
+    def __getitem__(self, index):
+        return self.rows[index]
+
+    def counts(self):
+        """How many trials ended in each status."""
+        out = {}
+        for row in self.rows:
+            out[row["status"]] = out.get(row["status"], 0) + 1
+        return out
+
+    def table(self, max_rows=None):
+        """The ranked table as text (see :func:`minigrad.tune.report.format_table`)."""
+        from .report import format_table
+        return format_table(self, max_rows=max_rows)
+
+    def summary(self):
+        """The table, the best configuration and what halving saved, as text."""
+        from .report import format_summary
+        return format_summary(self)
+
+    def plot(self, out_dir=None):
+        """Write ``sweep_curves.png`` and ``sweep_params.png``; returns their paths."""
+        from .report import plot_sweep
+        return plot_sweep(self, out_dir or self.out_dir)
+
+    @classmethod
+    def load(cls, out_dir):
+        """The results of a sweep from its ``results.json``."""
+        data = _read_results(Path(out_dir) / "results.json")
+        if data is None:
+            raise FileNotFoundError(f"no sweep results in {out_dir} (results.json is missing)")
+        return cls(data["trials"], data.get("varied", []), data.get("metric", "val_accuracy"),
+                   data.get("halving"), out_dir, data.get("search"))
+
+
+class SweepResultsError(ValueError):
+    """An existing results file that cannot be continued (unreadable, or not a sweep's)."""
+
+
+def _read_results(path):
+    """The parsed results file, ``None`` when absent; a clear error when unreadable."""
+    if not path.exists():
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise SweepResultsError(f"{path} exists but cannot be read as sweep results ({exc}); "
+                                f"move it away to start a new sweep in that folder") from None
+    if not isinstance(data, dict) or data.get("format") != RESULTS_FORMAT:
+        raise SweepResultsError(f"{path} is not a minigrad sweep results file; choose "
+                                f"another output folder")
+    return data
+
+
+class Sweep:
+    """Run ``trial_fn`` over a search space and rank the trials.
+
+    Parameters
+    ----------
+    space : a :class:`SearchSpace`, a dict for one, or a list of config dicts
+    trial_fn : ``trial_fn(config, epochs, resume_from=None, checkpoint_path=None) -> dict``
+        (see :mod:`minigrad.tune.trial`); module-level, so workers can import it
+    out_dir : folder of ``results.json``, ``results.csv``, the plots and
+        ``trials/<id>/`` (each trial's checkpoint)
+    workers : parallel trials on this machine; default one per core; ``1`` runs
+        them one after another in this process
+    cluster : a Dask scheduler address, cluster object or ``Client``: run the
+        trials there instead (``workers`` is then ignored)
+    halving : a :class:`Halving` (``True`` for the default one) or ``None``
+    kind, trials, seed : how a :class:`SearchSpace` expands (``"grid"``, or
+        ``"random"`` with ``trials`` draws seeded by ``seed``); ``seed`` is also
+        every trial's ``config["seed"]`` unless the space sets one
+    epochs : the trials' epochs when the configs do not say (``config["epochs"]``)
+    metric : what ranks the trials: a history key, best value over the epochs
+        (max for accuracies, min otherwise)
+    checkpoints : give each trial ``out_dir/trials/<id>/checkpoint.npz`` (needed
+        for halving to continue trials instead of retraining them)
+    retry_failed : on a restart, run trials recorded as failed again
+    verbose : 0 silent, 1 a line per trial and the summary
+    plots : write the plots at the end (needs matplotlib; skipped with a note)
+    """
+
+    def __init__(self, space, trial_fn, out_dir, workers=None, cluster=None, halving=None,
+                 kind="grid", trials=None, seed=0, epochs=None, metric="val_accuracy",
+                 checkpoints=True, retry_failed=False, verbose=1, plots=True, print_fn=print):
+        if not callable(trial_fn):
+            raise TypeError(f"trial_fn must be callable, got {type(trial_fn).__name__}")
+        self.trial_fn = trial_fn
+        self.out_dir = Path(out_dir).resolve()
+        self.metric = str(metric)
+        self.seed = int(seed)
+        self.search = {"kind": kind, "trials": trials, "seed": self.seed}
+        if isinstance(space, (list, tuple)):
+            configs = [dict(c) for c in space]
+            self.search = {"kind": "list", "trials": len(configs), "seed": self.seed}
+            self.space_description = None
+        else:
+            space = SearchSpace(space)
+            configs = space.expand(kind, trials=trials, seed=self.seed)
+            self.space_description = space.describe()
+        if not configs:
+            raise ValueError("the sweep has no trials")
+        self.configs = []
+        for config in configs:
+            if not isinstance(config, dict):
+                raise TypeError(f"each trial config must be a dict, got {type(config).__name__}")
+            config = dict(config)
+            config.setdefault("seed", self.seed)
+            if "epochs" not in config:
+                if epochs is None:
+                    raise ValueError("the trials' number of epochs is unknown: put 'epochs' in "
+                                     "the search space or pass Sweep(..., epochs=N)")
+                config["epochs"] = int(epochs)
+            if int(config["epochs"]) != config["epochs"] or config["epochs"] < 1:
+                raise ValueError(f"epochs must be a positive integer, got {config['epochs']!r}")
+            canonical_json(config)
+            self.configs.append(config)
+        self.ids = [trial_id(c) for c in self.configs]
+        if len(set(self.ids)) != len(self.ids):
+            raise ValueError("the sweep lists the same configuration more than once")
+        self.varied = _varied_names(self.configs)
+        if halving is True:
+            halving = Halving()
+        elif isinstance(halving, dict):
+            halving = Halving(**halving)
+        if halving is not None and not isinstance(halving, Halving):
+            raise TypeError(f"halving must be a Halving, True, a dict or None, got "
+                            f"{type(halving).__name__}")
+        if halving is not None and len({c["epochs"] for c in self.configs}) > 1:
+            raise ValueError("successive halving decides how long each trial trains; do not "
+                             "vary 'epochs' in a halving sweep")
+        self.halving = halving
+        self.cluster = cluster
+        self.workers = workers
+        if workers is not None and (int(workers) != workers or workers < 1):
+            raise ValueError(f"workers must be a positive integer, got {workers!r}")
+        self.checkpoints = bool(checkpoints)
+        self.retry_failed = bool(retry_failed)
+        self.verbose = verbose
+        self.plots = plots
+        self.print_fn = print_fn
+        self.rows = {}  # trial id -> row, this sweep's and earlier ones found in out_dir
+        self.halving_stats = None
+
+    # ------------------------------------------------------------------ plumbing
+    def _say(self, text):
+        if self.verbose:
+            self.print_fn(text)
+
+    def _executor(self):
+        if self.cluster is not None:
+            return DaskExecutor(self.cluster)
+        workers = self.workers if self.workers is not None else len(available_cores())
+        if workers == 1:
+            return Sequential()
+        _check_sendable(self.trial_fn)
+        return LocalPool(workers)
+
+    def _checkpoint_path(self, tid):
+        if not self.checkpoints:
+            return None
+        return str(self.out_dir / "trials" / tid / "checkpoint.npz")
+
+    def _load_previous(self):
+        data = _read_results(self.out_dir / "results.json")
+        if data is None:
+            return 0
+        for row in data.get("trials", []) + data.get("other_trials", []):
+            self.rows[row["trial_id"]] = row
+        return sum(1 for tid in self.ids if tid in self.rows)
+
+    def _is_done(self, tid, epochs):
+        row = self.rows.get(tid)
+        if row is None:
+            return False
+        if row["status"] == "failed":
+            return not self.retry_failed
+        if row["status"] == "diverged":
+            return True
+        return int(row.get("epochs_requested") or 0) >= epochs
+
+    def _record(self, task, outcome, rung):
+        previous = self.rows.get(task.trial_id)
+        seconds = outcome.get("seconds")
+        if outcome.get("resumed") and previous and previous.get("seconds") is not None \
+                and seconds is not None:
+            seconds += previous["seconds"]  # a continued trial: its total cost
+        history = outcome.get("history") or {}
+        if not history and outcome.get("resumed") and previous:
+            history = previous.get("history") or {}  # diverged on resuming: keep what was
+        metrics = history_metrics(history, self.metric)
+        row = {"trial_id": task.trial_id, "status": outcome["status"], "config": task.config,
+               "seed": task.config.get("seed"), "rung": rung,
+               "epochs_requested": outcome.get("epochs_requested", task.epochs)}
+        row.update({k: metrics[k] for k in ("epochs", "score", "best_epoch",
+                                            "best_val_accuracy", "final_val_accuracy",
+                                            "final_val_loss", "final_accuracy", "final_loss",
+                                            "epoch_seconds")})
+        row.update(seconds=seconds, images_per_second=outcome.get("images_per_second"),
+                   error=outcome.get("error"), traceback=outcome.get("traceback"),
+                   resumed=bool(outcome.get("resumed")), worker=outcome.get("worker"),
+                   finished_at=time.strftime("%Y-%m-%dT%H:%M:%S"), history=history)
+        if outcome.get("diverged_epoch") is not None:
+            row["diverged_epoch"] = outcome["diverged_epoch"]
+        self.rows[task.trial_id] = row
+        self._write()
+        return row
+
+    # ------------------------------------------------------------------ ranking
+    def _rank_key(self, row, order, upto=None):
+        """Sort key: finished first, further rung first, better score first, then lower
+        final validation loss, then the order of the space (so ties rank stably)."""
+        if upto is not None:
+            metrics = history_metrics(row.get("history") or {}, self.metric, upto=upto)
+            score, val_loss = metrics["score"], metrics["final_val_loss"]
+        else:
+            score, val_loss = row.get("score"), row.get("final_val_loss")
+        sign = _is_better_sign(self.metric)
+        return (_STATUS_ORDER.get(row["status"], 3),
+                -(row.get("rung") or 0) if upto is None else 0,
+                0 if score is not None else 1, -sign * score if score is not None else 0.0,
+                val_loss if val_loss is not None else math.inf,
+                order.get(row["trial_id"], len(order)))
+
+    def ranked_rows(self):
+        """This sweep's recorded rows, best first, each with its ``rank``."""
+        order = {tid: i for i, tid in enumerate(self.ids)}
+        rows = sorted((self.rows[t] for t in self.ids if t in self.rows),
+                      key=lambda r: self._rank_key(r, order))
+        for rank, row in enumerate(rows, 1):
+            row["rank"] = rank
+        return rows
+
+    def results(self):
+        """The current :class:`SweepResults` (what ``run`` returns)."""
+        return SweepResults(self.ranked_rows(), self.varied, self.metric, self.halving_stats,
+                            self.out_dir, self.search)
+
+    # ------------------------------------------------------------------ files
+    def _write(self):
+        rows = self.ranked_rows()
+        mine = set(self.ids)
+        others = [row for tid, row in self.rows.items() if tid not in mine]
+        data = {"format": RESULTS_FORMAT, "version": _RESULTS_VERSION, "metric": self.metric,
+                "search": self.search, "space": self.space_description,
+                "halving": (None if self.halving is None else
+                            {**asdict(self.halving), **(self.halving_stats or {})}),
+                "varied": self.varied, "trials": rows}
+        if others:
+            data["other_trials"] = others  # earlier sweeps' rows in this folder: kept
+        atomic_write_json(self.out_dir / "results.json", data)
+        atomic_write_text(self.out_dir / "results.csv", _csv_text(rows, self.metric))
+
+    # ------------------------------------------------------------------ running
+    def _run_tasks(self, executor, tasks, rung, progress):
+        for task, outcome in executor.run(self.trial_fn, tasks):
+            row = self._record(task, outcome, rung)
+            progress[0] += 1
+            self._say(_progress_line(row, progress, self.varied, self.metric))
+
+    def _run_plain(self, executor):
+        tasks = [Task(tid, config, int(config["epochs"]), self._checkpoint_path(tid))
+                 for tid, config in zip(self.ids, self.configs)
+                 if not self._is_done(tid, int(config["epochs"]))]
+        skipped = len(self.ids) - len(tasks)
+        if skipped:
+            self._say(f"{skipped} of {len(self.ids)} trials already recorded in "
+                      f"{self.out_dir / 'results.json'}: skipped")
+        self._run_tasks(executor, tasks, None, [0, len(tasks)])
+
+    def _run_halving(self, executor):
+        rungs = self.halving.rungs(int(self.configs[0]["epochs"]))
+        max_epochs = rungs[-1]  # Halving(max_epochs=...) may differ from the configs'
+        config_of = dict(zip(self.ids, self.configs))
+        order = {tid: i for i, tid in enumerate(self.ids)}
+        alive = list(self.ids)
+        for k, epochs in enumerate(rungs):
+            tasks = [Task(tid, config_of[tid], epochs, self._checkpoint_path(tid))
+                     for tid in alive if not self._is_done(tid, epochs)]
+            note = f", {len(alive) - len(tasks)} already recorded" if len(tasks) < len(alive) \
+                else ""
+            self._say(f"Rung {k + 1}/{len(rungs)}: {len(alive)} trial(s) to {epochs} "
+                      f"epoch(s){note}")
+            self._run_tasks(executor, tasks, k, [0, len(tasks)])
+            for tid in alive:  # rows recorded in an earlier run still reached this rung
+                row = self.rows.get(tid)
+                if row is not None and row["status"] == "ok":
+                    row["rung"] = max(row.get("rung") or 0, k)
+            if k == len(rungs) - 1:
+                break
+            keep = max(1, len(alive) // self.halving.eta)
+            finished = [tid for tid in alive if self.rows[tid]["status"] == "ok"]
+            finished.sort(key=lambda t: self._rank_key(self.rows[t], order, upto=epochs))
+            alive = sorted(finished[:keep], key=order.get)
+            if not alive:
+                self._say("No trial finished this rung; successive halving stops here")
+                break
+        self.halving_stats = _halving_savings([self.rows[t] for t in self.ids if t in self.rows],
+                                              len(self.ids), max_epochs, rungs)
+        self._write()
+
+    def run(self):
+        """Run the trials not yet recorded, then print and plot the summary.
+
+        Returns the :class:`SweepResults`.
+        """
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self._load_previous()
+        start = time.perf_counter()
+        with self._executor() as executor:
+            what = f"{len(self.ids)} trial(s)"
+            if self.halving is not None:
+                what += (f", successive halving (eta {self.halving.eta}, rungs "
+                         f"{self.halving.rungs(int(self.configs[0]['epochs']))} epochs)")
+            self._say(f"Sweep: {what} on {executor.description}; results in {self.out_dir}")
+            if self.halving is not None:
+                self._run_halving(executor)
+            else:
+                self._run_plain(executor)
+        self._write()
+        results = self.results()
+        results.wall_seconds = time.perf_counter() - start
+        if self.verbose:
+            self._say("")
+            self._say(results.summary())
+            self._say(f"Sweep wall time {results.wall_seconds:.1f}s")
+        if self.plots:
+            from ..plot import PlotUnavailable
+            try:
+                paths = results.plot()
+                self._say(f"Plots: {', '.join(str(p) for p in paths)}")
+            except PlotUnavailable as exc:
+                self._say(f"No plots: {exc}")
+        return results
+
+
+# --------------------------------------------------------------------------- helpers
+def _varied_names(configs):
+    """Config keys whose value differs between trials, in first-seen order."""
+    names = []
+    for config in configs:
+        names.extend(k for k in config if k not in names)
+    return [k for k in names if len({canonical_json(c.get(k)) for c in configs}) > 1]
+
+
+def _check_sendable(trial_fn):
+    """Fail early, with advice, when worker processes could not import ``trial_fn``."""
+    try:
+        pickle.dumps(trial_fn)
+    except Exception as exc:
+        raise TypeError(f"the trial function {trial_fn!r} cannot be sent to worker processes "
+                        f"({exc}); define it at module level in an importable module, or run "
+                        f"the sweep with workers=1") from None
+    module = sys.modules.get(getattr(trial_fn, "__module__", None) or "")
+    if getattr(trial_fn, "__module__", None) == "__main__" and \
+            not getattr(module, "__file__", None):
+        raise TypeError("the trial function is defined in an interactive session, which "
+                        "spawned worker processes cannot import; put it in a module, or run "
+                        "the sweep with workers=1")
+
+
+def _halving_savings(rows, trials, max_epochs, rungs):
+    """Epochs and (estimated) seconds halving spent, against every trial run in full."""
+    epochs_run = sum(int(row.get("epochs") or 0) for row in rows)
+    seconds_run, seconds_full = 0.0, 0.0
+    for row in rows:
+        epochs, spent = int(row.get("epochs") or 0), row.get("epoch_seconds")
+        if epochs and spent is not None:
+            seconds_run += spent
+            seconds_full += spent / epochs * max_epochs
+    epochs_full = trials * max_epochs
+    return {"rungs": rungs, "epochs_run": epochs_run, "epochs_full": epochs_full,
+            "epochs_saved": epochs_full - epochs_run,
+            "fraction_saved": (epochs_full - epochs_run) / epochs_full if epochs_full else 0.0,
+            "seconds_run": seconds_run, "seconds_full_estimate": seconds_full}
+
+
+def _csv_value(value):
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return str(value).replace("\r", " ").replace("\n", " ")
+
+
+def _csv_text(rows, metric):
+    params = []
+    for row in rows:
+        for key in row["config"]:
+            if key not in params:
+                params.append(key)
+    metric_columns = list(_METRIC_COLUMNS)
+    if metric != "val_accuracy":
+        metric_columns.insert(0, "score")
+    taken = {"rank", "trial_id", "status", *metric_columns}
+    param_columns = [(f"param_{p}" if p in taken else p, p) for p in params]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["rank", "trial_id", "status"] + [c for c, _ in param_columns]
+                    + [f"best_{metric}" if c == "score" else c for c in metric_columns])
+    for row in rows:
+        writer.writerow([row.get("rank"), row["trial_id"], row["status"]]
+                        + [_csv_value(row["config"].get(p)) for _, p in param_columns]
+                        + [_csv_value(row.get(c)) for c in metric_columns])
+    return out.getvalue()
+
+
+def _progress_line(row, progress, varied, metric):
+    from .report import format_value
+    params = " ".join(f"{k}={format_value(row['config'].get(k))}" for k in varied)
+    score = row.get("score")
+    score = f"{metric} {score:.4f}" if score is not None else f"{metric} -"
+    seconds = row.get("seconds")
+    line = (f"[{progress[0]}/{progress[1]}] {row['trial_id']} {row['status']:<8} {score} "
+            f"epochs {row.get('epochs') or 0} {seconds or 0:.1f}s  {params}")
+    if row["status"] != "ok" and row.get("error"):
+        line += f"\n    {row['error'].splitlines()[0][:200]}"
+    return line
