@@ -1,0 +1,224 @@
+"""The learning-rate range test ("LR finder"): grow the lr every step, watch the loss.
+
+Train for ``steps`` mini-batches while the learning rate grows geometrically from
+``start_lr`` to ``end_lr``. At first the lr is too small to change anything, then the
+loss falls faster and faster, and past some lr the steps overshoot and the loss
+blows up. The suggested lr is where the smoothed loss falls most steeply (against
+log lr), the usual rule of the "LR finder" (Smith 2017; fastai; torch-lr-finder).
+The model, the optimizer and minigrad's random state are put back as they were, so
+the test can precede training (or a sweep) without changing it::
+
+    result = lr_range_test(model, train_loader, loss="cross_entropy", optimizer="adam")
+    optimizer = optim.Adam(model.parameters(), lr=result.suggested_lr)
+"""
+import collections.abc
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import losses as mg_losses
+from . import optim
+from . import random as mg_random
+from .tensor import Tensor, tensor
+
+__all__ = ["LRFinderResult", "lr_range_test", "suggest_lr"]
+
+
+@dataclass
+class LRFinderResult:
+    """What the range test saw, one entry per step taken.
+
+    ``lrs[i]`` is the lr of step ``i`` and ``losses[i]`` the loss of its batch;
+    ``smoothed_losses`` their bias-corrected exponential moving average.
+    ``suggested_lr`` is the lr of steepest descent of the smoothed loss (before its
+    minimum); ``min_loss_lr`` the lr at the smoothed minimum; ``diverged_lr`` the lr
+    at which the test stopped because the loss blew up (None if it ran to ``end_lr``).
+    """
+
+    lrs: np.ndarray
+    losses: np.ndarray
+    smoothed_losses: np.ndarray
+    suggested_lr: float
+    min_loss_lr: float
+    diverged_lr: float | None
+    start_lr: float
+    end_lr: float
+
+    @property
+    def diverged(self):
+        """Whether the test stopped early because the loss blew up."""
+        return self.diverged_lr is not None
+
+    def summary(self):
+        """One line: the suggestion and where the loss was lowest and where it blew up."""
+        stop = (f"the loss blew up at lr {self.diverged_lr:.3g}" if self.diverged
+                else f"no blow-up up to lr {self.lrs[-1]:.3g}")
+        return (f"suggested lr {self.suggested_lr:.3g} (steepest descent); lowest smoothed "
+                f"loss {self.smoothed_losses.min():.4g} at lr {self.min_loss_lr:.3g}; {stop} "
+                f"({len(self.lrs)} steps from {self.start_lr:.3g})")
+
+
+def suggest_lr(lrs, smoothed_losses, skip_start=0.1, window=0.05):
+    """The lr where ``smoothed_losses`` falls most steeply against log(lr).
+
+    Only the stretch up to the lowest smoothed loss counts (beyond it the loss is
+    climbing towards divergence), and the first ``skip_start`` fraction of the
+    steps is left out: the moving average has seen only a few batches there. The
+    slope at step i is taken across steps i - k .. i + k, k = ``window`` times the
+    number of steps (at least 1): between two neighbouring steps the change is mostly
+    batch-to-batch noise, and the steepest neighbour pair would be a noise spike.
+    If the loss rose from the start, the first lr is returned: everything tried
+    was already too big.
+    """
+    lrs = np.asarray(lrs, dtype=np.float64)
+    smoothed = np.asarray(smoothed_losses, dtype=np.float64)
+    if lrs.shape != smoothed.shape or lrs.ndim != 1 or lrs.size == 0:
+        raise ValueError(f"lrs and smoothed_losses must be equally long and non-empty, got "
+                         f"shapes {lrs.shape} and {smoothed.shape}")
+    if not 0 <= skip_start < 1:
+        raise ValueError(f"skip_start must be a fraction in [0, 1), got {skip_start}")
+    lowest = int(np.argmin(np.where(np.isfinite(smoothed), smoothed, np.inf)))
+    first = int(skip_start * lrs.size)
+    if lowest - first < 2:  # too little left after skipping: use the whole descent
+        first = 0
+    if lowest - first < 2:
+        return float(lrs[0])
+    k = max(1, min(int(round(window * lrs.size)), (lowest - first) // 2))
+    centre = np.arange(first + k, lowest - k + 1)
+    log_lrs = np.log(lrs)
+    slope = ((smoothed[centre + k] - smoothed[centre - k])
+             / (log_lrs[centre + k] - log_lrs[centre - k]))
+    return float(lrs[centre[int(np.argmin(slope))]])
+
+
+def _cycle(batches):
+    """Yield ``(x, y)`` batches forever, starting the iterable over when it runs out.
+
+    A one-shot iterator (a generator) cannot start over, so its batches are kept
+    as they pass and replayed.
+    """
+    empty = ValueError("lr_range_test: the batches are empty (the iterable yielded nothing)")
+    if isinstance(batches, collections.abc.Iterator):
+        kept = []
+        for batch in batches:
+            kept.append(batch)
+            yield batch
+        if not kept:
+            raise empty
+        while True:
+            yield from kept
+    while True:
+        source = iter(batches)
+        count = 0
+        try:
+            for batch in source:
+                count += 1
+                yield batch
+        finally:
+            if hasattr(source, "close"):
+                source.close()  # stops a DataLoader's prefetch thread mid-epoch
+        if count == 0:
+            raise empty
+
+
+def _as_pair(batch, index):
+    if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+        length = f" of length {len(batch)}" if isinstance(batch, (tuple, list)) else ""
+        raise TypeError(f"lr_range_test: batch {index} is a {type(batch).__name__}{length}; "
+                        f"expected an (inputs, targets) pair")
+    x, y = batch
+    return (x if isinstance(x, Tensor) else tensor(x)), (y if isinstance(y, Tensor) else tensor(y))
+
+
+def lr_range_test(model, loader_or_batches, loss="cross_entropy", optimizer="adam",
+                  start_lr=1e-7, end_lr=10, steps=100, smooth=0.98, diverge_factor=4,
+                  **optimizer_kwargs):
+    """Run the learning-rate range test on ``model``; returns an :class:`LRFinderResult`.
+
+    ``loader_or_batches``: any iterable of ``(x, y)`` batches of minigrad Tensors
+    (a ``DataLoader``, a list, a generator); it is started over when it runs out.
+    ``loss``: a registry name or a callable ``loss(output, target)``.
+    ``optimizer``: a registry name (built over ``model.parameters()`` with
+    ``optimizer_kwargs``) or an existing optimizer over the model's parameters.
+    The lr goes from ``start_lr`` to ``end_lr`` geometrically over ``steps``
+    steps; the test stops early once the smoothed loss exceeds ``diverge_factor``
+    times its lowest value, or the loss is not finite. ``smooth`` is the moving
+    average's weight on the past.
+
+    Afterwards the model's weights, buffers, gradients and train/eval mode, the
+    optimizer's state (when one was passed in) and minigrad's random state are all
+    restored to what they were.
+    """
+    if not 0 < start_lr < end_lr:
+        raise ValueError(f"lr_range_test: need 0 < start_lr < end_lr, got start_lr={start_lr}, "
+                         f"end_lr={end_lr}")
+    if int(steps) != steps or steps < 2:
+        raise ValueError(f"lr_range_test: steps must be an integer >= 2, got {steps!r}")
+    if not 0 <= smooth < 1:
+        raise ValueError(f"lr_range_test: smooth must be in [0, 1), got {smooth}")
+    if not diverge_factor > 1:
+        raise ValueError(f"lr_range_test: diverge_factor must be > 1, got {diverge_factor}")
+    steps = int(steps)
+    loss_fn = mg_losses.get(loss)
+    params = model.parameters()
+    if isinstance(optimizer, str):
+        opt = optim.get(optimizer, params, lr=start_lr, **optimizer_kwargs)
+        saved_optimizer = None
+    else:
+        if optimizer_kwargs:
+            raise TypeError("lr_range_test: optimizer keyword arguments apply only when the "
+                            f"optimizer is given by name, got {sorted(optimizer_kwargs)}")
+        opt = optimizer
+        saved_optimizer = opt.state_dict()
+
+    saved_weights = model.state_dict()
+    saved_grads = [None if p.grad is None else p.grad.copy() for p in params]
+    saved_random = mg_random.get_state()
+    was_training = model.training
+    growth = (end_lr / start_lr) ** (1.0 / (steps - 1))
+    lrs, raw, smoothed = [], [], []
+    average, best, diverged_lr = 0.0, math.inf, None
+    batches = _cycle(loader_or_batches)
+    try:
+        model.train()
+        for step in range(steps):
+            lr = start_lr * growth ** step
+            for group in opt.param_groups:
+                group["lr"] = lr
+            x, y = _as_pair(next(batches), step)
+            loss_value = loss_fn(model(x), y)
+            value = float(loss_value.item())
+            if not math.isfinite(value):
+                diverged_lr = lr
+                break
+            opt.zero_grad()
+            loss_value.backward()
+            opt.step()
+            average = smooth * average + (1 - smooth) * value
+            current = average / (1 - smooth ** (step + 1))  # bias-corrected, as Adam's moments
+            lrs.append(lr)
+            raw.append(value)
+            smoothed.append(current)
+            best = min(best, current)
+            if current > diverge_factor * best:
+                diverged_lr = lr
+                break
+    finally:
+        batches.close()
+        model.load_state_dict(saved_weights)
+        for param, grad in zip(params, saved_grads):
+            param.grad = grad
+        model.train(was_training)
+        if saved_optimizer is not None:
+            opt.load_state_dict(saved_optimizer)
+        mg_random.set_state(saved_random)
+    if not lrs:
+        raise ValueError(f"lr_range_test: the very first loss was not finite (at lr "
+                         f"{start_lr:g}); check the model and the data before the lr")
+    lrs, raw, smoothed = np.array(lrs), np.array(raw), np.array(smoothed)
+    return LRFinderResult(lrs=lrs, losses=raw, smoothed_losses=smoothed,
+                          suggested_lr=suggest_lr(lrs, smoothed),
+                          min_loss_lr=float(lrs[int(np.argmin(smoothed))]),
+                          diverged_lr=diverged_lr, start_lr=float(start_lr),
+                          end_lr=float(end_lr))
