@@ -649,7 +649,7 @@ def _make_optimizer(model, optimizer, lr):
 
 def fit(model, train_loader, val_loader=None, loss="cross_entropy", optimizer="adam",
         lr=None, epochs=10, scheduler=None, callbacks=(), resume=None, verbose=1,
-        device=None):
+        device=None, cuda_graph=False):
     """Train ``model`` on ``train_loader`` for ``epochs`` epochs; returns a :class:`History`.
 
     Parameters
@@ -673,12 +673,17 @@ def fit(model, train_loader, val_loader=None, loss="cross_entropy", optimizer="a
         that run (model, optimizer, schedule, history, callbacks, random state)
     verbose : 0 silent, 1 progress bar and a line per epoch, 2 a line per epoch
     device : where to train (default: where the model's parameters are)
+    cuda_graph : on "cuda", capture forward, backward and optimizer step once in a
+        CUDA graph and replay it for every full-size batch (the last, smaller batch
+        runs eagerly); a NaN loss is then caught after that step's update
 
     Raises :class:`TrainingDiverged` when the loss becomes NaN or infinite.
     """
     if int(epochs) != epochs or epochs < 0:
         raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
     device = backend.check_device(device or model.device)
+    if cuda_graph and device != "cuda":
+        raise ValueError(f"fit: cuda_graph=True needs device 'cuda', not {device!r}")
     if model.device != device:
         model.to(device)
     loss_fn = losses_module.get(loss)
@@ -699,6 +704,7 @@ def fit(model, train_loader, val_loader=None, loss="cross_entropy", optimizer="a
                               "optimizer": _describe(optimizer), "device": device})
     run = TrainingRun(model, opt, loss_fn, train_loader, val_loader, int(epochs), device,
                       callbacks, history)
+    run.cuda_graph, run.graphed = cuda_graph, None
     for cb in callbacks:
         cb.set_run(run)
     start_epoch = 0
@@ -755,8 +761,16 @@ def _train_epoch(run, check_every):
     for step, batch in enumerate(run.train_loader):
         run.step = step
         x, y = _split_batch(batch, run.device)
-        output = model(x)
-        loss_value = loss_fn(output, _loss_target(loss_fn, output, y))
+        if run.cuda_graph:  # forward, backward and update in one replay
+            if run.graphed is None:
+                from .cuda import graphed_step
+                run.graphed = graphed_step(
+                    model, lambda out, t: loss_fn(out, _loss_target(loss_fn, out, t)), opt, x, y)
+            loss_value = run.graphed(x, y)
+            output = run.graphed.output
+        else:
+            output = model(x)
+            loss_value = loss_fn(output, _loss_target(loss_fn, output, y))
         correct = None
         if y.dtype.kind in "iu":
             correct = (_predicted_classes(loss_fn, output) == y.data.reshape(-1)).sum()
@@ -765,9 +779,10 @@ def _train_epoch(run, check_every):
             bad = run.meter.flush()  # before the update, so the weights stay good
             if bad is not None:
                 _raise_diverged(run, *bad)
-        opt.zero_grad()
-        loss_value.backward()
-        opt.step()
+        if not run.cuda_graph:
+            opt.zero_grad()
+            loss_value.backward()
+            opt.step()
         run.images_seen += x.shape[0]
         for cb in run.callbacks:
             cb.on_batch_end(step, {"size": x.shape[0]})

@@ -489,3 +489,10 @@ def test_an_empty_training_loader_is_an_error():
     loader = DataLoader(_blobs(10), batch_size=16, drop_last=True)
     with pytest.raises(ValueError, match="yielded no batches"):
         fit(_mlp(), loader, epochs=1, verbose=0)
+
+
+def test_cuda_graph_needs_the_cuda_device():
+    data = TensorDataset(np.zeros((4, 2), np.float32), np.zeros(4, np.int64))
+    with pytest.raises(ValueError, match="cuda_graph"):
+        mg.train.fit(nn.Dense(2, 2), DataLoader(data, batch_size=2), epochs=1, verbose=0,
+                     cuda_graph=True)
