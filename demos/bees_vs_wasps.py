@@ -37,6 +37,7 @@ except ImportError:  # run from a clone without installing: use the package besi
     import minigrad as mg
 
 from minigrad import backend, losses, nn, optim
+from minigrad.models import exercise_cnn
 from minigrad.data import (DataLoader, SyntheticInsects, load_image_folder, random_split,
                            transforms)
 from minigrad.io import atomic_write_json
@@ -84,26 +85,8 @@ class ExperimentConfig:
 
 
 def build_model(num_classes, activation="relu", size=80):
-    """The exercise's CNN for ``size`` x ``size`` RGB images and ``num_classes`` outputs.
-
-    Conv(3->32) act pool, Conv(32->64) act pool, Conv(64->128) act pool, Flatten,
-    Dense(128 * (size/8)^2 -> 128) act, Dense(128 -> num_classes); 3x3 kernels
-    with padding 1, 2x2 max pooling. 1,732,292 parameters at 80x80 and 4 classes.
-    """
-    if size < 8:
-        raise ValueError(f"size must be at least 8 (three 2x2 poolings), got {size}")
-    if num_classes < 2:
-        raise ValueError(f"a classifier needs at least 2 classes, got {num_classes}")
-    nn.activation(activation)  # an unknown name fails here, listing the known ones
-    side = size // 2 // 2 // 2
-    return nn.Sequential(
-        nn.Conv2d(3, 32, 3, padding=1), nn.activation(activation), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1), nn.activation(activation), nn.MaxPool2d(2),
-        nn.Conv2d(64, 128, 3, padding=1), nn.activation(activation), nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Dense(128 * side * side, 128), nn.activation(activation),
-        nn.Dense(128, num_classes),
-    )
+    """The exercise's CNN (:func:`minigrad.models.exercise_cnn`) for this experiment."""
+    return exercise_cnn(num_classes, activation, size)
 
 
 def load_data(config, progress=False):

@@ -14,8 +14,6 @@ every run smaller (for tests and a first look). Needs matplotlib
 (pip install minigrad[plot]).
 """
 import argparse
-import importlib.util
-import sys
 import time
 from pathlib import Path
 
@@ -24,6 +22,7 @@ import numpy as np
 import minigrad as mg
 from minigrad import lab
 from minigrad.lr_finder import lr_range_test
+from minigrad.models import exercise_cnn
 
 #: Steps per landscape: enough for the better optimizers to arrive.
 LANDSCAPE_STEPS = {"bowl": 100, "rosenbrock": 1000, "saddle": 200, "himmelblau": 100}
@@ -164,21 +163,6 @@ def run_losses(out, quick=False):
 
 
 # ------------------------------------------------------------------ lr-find
-def exercise_cnn(size=80, num_classes=4):
-    """The exercise's CNN (ReLU), as ``demos/bees_vs_wasps.py`` defines it for every demo.
-
-    Its dense layer's input follows the image size: Dense(12800, 128) at 80x80.
-    """
-    module = sys.modules.get("bees_vs_wasps")
-    if module is None:  # load the sibling demo by path: demos/ is not a package
-        spec = importlib.util.spec_from_file_location(
-            "bees_vs_wasps", Path(__file__).resolve().with_name("bees_vs_wasps.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["bees_vs_wasps"] = module  # its dataclasses look the module up by name
-        spec.loader.exec_module(module)
-    return module.build_model(num_classes, "relu", size)
-
-
 def run_lr_find(out, quick=False, size=32, batch_size=32, steps=60, images=512,
                 optimizer="adam", start_lr=1e-4, end_lr=1.0, device="cpu", seed=0):
     """The learning-rate range test on the exercise CNN with synthetic insect pictures."""
@@ -188,7 +172,7 @@ def run_lr_find(out, quick=False, size=32, batch_size=32, steps=60, images=512,
     mg.manual_seed(seed)
     dataset = SyntheticInsects(num_images=images, size=size, seed=seed)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, seed=seed, device=device)
-    model = exercise_cnn(size, dataset.num_classes).to(device)
+    model = exercise_cnn(dataset.num_classes, "relu", size).to(device)
     started = time.perf_counter()
     result = lr_range_test(model, loader, loss="cross_entropy", optimizer=optimizer,
                            start_lr=start_lr, end_lr=end_lr, steps=steps)

@@ -17,7 +17,7 @@ import pytest
 import minigrad as mg
 from minigrad import nn, optim
 from minigrad.optim import lr_scheduler
-from test_nn import exercise_cnn
+from minigrad.models import exercise_cnn
 
 pytestmark = pytest.mark.gpu
 

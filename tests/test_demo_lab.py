@@ -86,13 +86,13 @@ def test_lr_find_on_the_exercise_cnn(demo, tmp_path, capsys):
 
 
 def test_lr_find_runs_the_exercise_cnn(demo):
-    model = demo.exercise_cnn(80, 4)
+    model = demo.exercise_cnn(4, "relu", 80)
     shapes = {name: value.shape for name, value in model.state_dict().items()}
     assert shapes["0.weight"] == (32, 3, 3, 3)
     assert shapes["6.weight"] == (128, 64, 3, 3)
     assert shapes["10.weight"] == (128, 12800)
     assert shapes["12.weight"] == (4, 128)
-    assert demo.exercise_cnn(32, 4).state_dict()["10.weight"].shape == (128, 2048)
+    assert demo.exercise_cnn(4, "relu", 32).state_dict()["10.weight"].shape == (128, 2048)
 
 
 def test_unknown_command_is_refused(demo, capsys):

@@ -3,7 +3,7 @@ import numpy as np
 
 import minigrad as mg
 from minigrad import losses, nn, optim
-from test_nn import exercise_cnn
+from minigrad.models import exercise_cnn
 
 
 def test_exercise_cnn_drives_training_loss_down(tmp_path):

@@ -4,7 +4,7 @@ import pytest
 
 import minigrad as mg
 from minigrad import losses, nn, optim
-from test_nn import exercise_cnn
+from minigrad.models import exercise_cnn
 
 pytestmark = pytest.mark.gpu
 

@@ -5,17 +5,9 @@ import pytest
 import minigrad as mg
 from gradcheck import check_layer_gradients
 from minigrad import nn
+from minigrad.models import exercise_cnn
 
 R = np.random.default_rng(3)
-
-
-def exercise_cnn(num_classes=4, act=nn.ReLU):
-    """The bees-vs-wasps CNN of the course exercise."""
-    return nn.Sequential(
-        nn.Conv2d(3, 32, 3, padding=1), act(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1), act(), nn.MaxPool2d(2),
-        nn.Conv2d(64, 128, 3, padding=1), act(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Dense(128 * 10 * 10, 128), act(), nn.Dense(128, num_classes))
 
 
 class TwoConv(nn.Module):
@@ -53,10 +45,10 @@ def test_exercise_cnn_summary_counts_parameters():
 
 def test_save_load_round_trip_is_exact(tmp_path):
     mg.manual_seed(1)
-    a = exercise_cnn(num_classes=3)
+    a = exercise_cnn(3)
     a.save(tmp_path / "m.npz")
     mg.manual_seed(2)
-    b = exercise_cnn(num_classes=3)
+    b = exercise_cnn(3)
     b.load(tmp_path / "m.npz")
     for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
         assert ka == kb
