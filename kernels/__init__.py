@@ -25,6 +25,7 @@ The contract (shapes NCHW, weights OIHW, every function pure unless it says
 ``softmax_cross_entropy_forward(logits, labels) -> (losses, cache)``
     per-sample losses (N,) for integer labels (N,); numerically stable.
 ``softmax_cross_entropy_backward(gloss, cache) -> glogits``
+``relu_forward(x) -> (y, cache)``, ``relu_backward(gy, cache) -> gx``
 Optimizer updates (in place on ``param`` and the state arrays): see
 ``kernels.reference.optim``.
 

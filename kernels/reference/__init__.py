@@ -1,5 +1,5 @@
 """The plain NumPy/CuPy kernels: readable ground truth for every fast kernel."""
-from . import conv, linalg, losses, optim, pool, random
+from . import activation, conv, linalg, losses, optim, pool, random
 
 KERNELS = {
     "matmul": linalg.matmul,
@@ -16,4 +16,6 @@ KERNELS = {
     "rmsprop_update": optim.rmsprop_update,
     "adagrad_update": optim.adagrad_update,
     "dropout_mask": random.dropout_mask,
+    "relu_forward": activation.relu_forward,
+    "relu_backward": activation.relu_backward,
 }

@@ -1,0 +1,536 @@
+"""Time the exercise CNN's training step (and its pieces) in minigrad, and in PyTorch.
+
+    python benchmarks/train_step.py [--device cpu|cuda] [--batch-size 32] [--steps 20]
+                                    [--kernels fast|reference|both] [--json PATH]
+
+Model (context/bees_vs_wasps_exercise.md): Conv2d(3,32,3,p1)-ReLU-MaxPool2 -
+Conv2d(32,64,3,p1)-ReLU-MaxPool2 - Conv2d(64,128,3,p1)-ReLU-MaxPool2 - Flatten -
+Dense(12800,128) - ReLU - Dense(128,4), 80x80 inputs, cross-entropy, Adam. Built,
+trained and timed through minigrad's public API only.
+
+Prints one JSON object: milliseconds per training step (forward, loss, backward, Adam
+step; median after warm-up), forward-only inference, per-layer forward/backward
+breakdown, the first step of a fresh process with an empty Numba cache (cold) and
+with the cache it left (warm), peak resident memory, and, where PyTorch imports, the
+same model (same weights) in PyTorch with the same thread count, timed in a worker
+process in rounds interleaved with minigrad's so that machine load hits both alike,
+and the ratios (minigrad / PyTorch: below 1 is faster). ``--kernels both`` adds the
+plain NumPy reference kernels and the speed-up of the fast ones.
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run from a checkout without installing
+    sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402  (after the path set-up)
+
+IMAGE_SIZE = 80
+CLASSES = 4
+LAYER_NAMES = ["conv1", "relu1", "pool1", "conv2", "relu2", "pool2", "conv3", "relu3",
+               "pool3", "flatten", "dense1", "relu4", "dense2"]
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=20,
+                        help="timed steps per measurement (after --warmup)")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="minigrad/PyTorch rounds, interleaved")
+    parser.add_argument("--kernels", default="fast", choices=["fast", "reference", "both"])
+    parser.add_argument("--json", type=Path, help="also write the JSON here")
+    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch baseline")
+    parser.add_argument("--no-first-step", action="store_true",
+                        help="skip the cold/warm first-step subprocesses")
+    parser.add_argument("--worker", choices=["torch", "first-step"], help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.batch_size < 1 or args.steps < 1 or args.rounds < 1 or args.warmup < 0:
+        parser.error("--batch-size, --steps and --rounds must be positive, --warmup >= 0")
+    return args
+
+
+def blas_threads():
+    """OpenBLAS's thread count: its variables as OpenBLAS reads them, else every core."""
+    for name in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(name, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return os.cpu_count() or 1
+
+
+def cpu_threads():
+    """How many cores minigrad's CPU step may keep busy: the BLAS threads, or Numba's
+    when its kernels run parallel (MINIGRAD_CPU_PARALLEL=1) with more."""
+    import numba
+    from kernels.cpu import PARALLEL
+    numba_threads = int(numba.config.NUMBA_NUM_THREADS) if PARALLEL else 1
+    return max(blas_threads(), numba_threads)
+
+
+def peak_rss_mib():
+    """Peak resident memory of this process (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1 << 20 if sys.platform == "darwin" else 1 << 10), 1)
+
+
+def current_rss_mib():
+    """Resident memory now (Linux /proc; None elsewhere)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            pages = int(statm.read().split()[1])
+    except OSError:
+        return None
+    return round(pages * os.sysconf("SC_PAGE_SIZE") / (1 << 20), 1)
+
+
+def median_ms(times):
+    return round(1e3 * statistics.median(times), 3)
+
+
+def make_batch(batch_size, seed=0):
+    rng = np.random.default_rng(seed)
+    images = rng.standard_normal((batch_size, 3, IMAGE_SIZE, IMAGE_SIZE)).astype(np.float32)
+    labels = rng.integers(0, CLASSES, batch_size)
+    return images, labels
+
+
+# ----------------------------------------------------------------------- minigrad
+class MinigradRunner:
+    """The exercise CNN in minigrad, with timed step / forward / per-layer passes."""
+
+    def __init__(self, device, batch_size):
+        import minigrad as mg
+        from minigrad import nn
+        self.mg, self.device = mg, device
+        mg.manual_seed(0)
+        self.model = nn.Sequential(
+            nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Dense(128 * (IMAGE_SIZE // 8) ** 2, 128), nn.ReLU(),
+            nn.Dense(128, CLASSES))
+        self.model.to(device)
+        self.loss_fn = mg.losses.get("cross_entropy")
+        self.optimizer = mg.optim.get("adam", self.model.parameters(), lr=1e-3)
+        images, labels = make_batch(batch_size)
+        self.x = mg.tensor(images, device=device)
+        self.labels = mg.tensor(labels, device=device)
+
+    def state_dict(self):
+        return self.model.state_dict()
+
+    def sync(self):
+        if self.device == "cuda":
+            import cupy
+            cupy.cuda.Device().synchronize()
+
+    def step(self):
+        """One training step; returns the loss tensor (not read, to avoid a host sync)."""
+        self.optimizer.zero_grad()
+        loss = self.loss_fn(self.model(self.x), self.labels)
+        loss.backward()
+        self.optimizer.step()
+        return loss
+
+    def time_steps(self, steps):
+        self.model.train()
+        times = []
+        for _ in range(steps):
+            start = time.perf_counter()
+            self.step()
+            self.sync()
+            times.append(time.perf_counter() - start)
+        return times
+
+    def time_forward(self, steps):
+        self.model.eval()
+        times = []
+        with self.mg.no_grad():
+            for _ in range(steps):
+                start = time.perf_counter()
+                self.model(self.x)
+                self.sync()
+                times.append(time.perf_counter() - start)
+        self.model.train()
+        return times
+
+    def layer_breakdown(self, steps, warmup):
+        """Median forward and backward ms of each layer, fed the activations it sees.
+
+        Each layer runs alone on a detached copy of its real input (the first
+        layer's input needs no gradient, as in training); its backward gets a
+        gradient of the output's shape. Then the loss and the optimizer step.
+        """
+        mg = self.mg
+        rows = {}
+        with mg.no_grad():  # inputs[i] is layer i's input; inputs[-1] the logits
+            inputs = [self.x]
+            for layer in self.model:
+                inputs.append(layer(inputs[-1]))
+        rng = np.random.default_rng(1)
+        for i, (name, layer) in enumerate(zip(LAYER_NAMES, self.model)):
+            x = mg.tensor(inputs[i].numpy(), requires_grad=i > 0, device=self.device)
+            fwd, bwd = [], []
+            for repeat in range(warmup + steps):
+                for param in layer.parameters():
+                    param.grad = None
+                start = time.perf_counter()
+                y = layer(x)
+                self.sync()
+                middle = time.perf_counter()
+                if repeat == 0:
+                    grad = mg.tensor(rng.standard_normal(y.shape).astype(np.float32),
+                                     device=self.device)
+                y.backward(grad)
+                self.sync()
+                end = time.perf_counter()
+                x.grad = None
+                if repeat >= warmup:
+                    fwd.append(middle - start)
+                    bwd.append(end - middle)
+            rows[name] = {"forward_ms": median_ms(fwd), "backward_ms": median_ms(bwd)}
+        logits = mg.tensor(inputs[-1].numpy(), requires_grad=True, device=self.device)
+        fwd, bwd, opt = [], [], []
+        for repeat in range(warmup + steps):
+            start = time.perf_counter()
+            loss = self.loss_fn(logits, self.labels)
+            self.sync()
+            middle = time.perf_counter()
+            loss.backward()
+            self.sync()
+            end = time.perf_counter()
+            logits.grad = None
+            if repeat >= warmup:
+                fwd.append(middle - start)
+                bwd.append(end - middle)
+        self.step()  # leaves a real gradient on every parameter
+        for repeat in range(warmup + steps):
+            start = time.perf_counter()
+            self.optimizer.step()
+            self.sync()
+            if repeat >= warmup:
+                opt.append(time.perf_counter() - start)
+        rows["cross_entropy"] = {"forward_ms": median_ms(fwd), "backward_ms": median_ms(bwd)}
+        adam_ms = median_ms(opt)
+        total = adam_ms + sum(r["forward_ms"] + r["backward_ms"] for r in rows.values())
+        return rows, adam_ms, round(total, 3)
+
+
+# ------------------------------------------------------------------------ PyTorch
+class TorchRunner:
+    """The same model in PyTorch (weights copied from minigrad's state_dict)."""
+
+    def __init__(self, device, batch_size, threads, weights):
+        import torch
+        self.torch, self.device = torch, device
+        if device == "cpu":
+            torch.set_num_threads(threads)
+        else:  # compare full-precision float32 with full-precision float32
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
+        nn = torch.nn
+        self.model = nn.Sequential(
+            nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(128 * (IMAGE_SIZE // 8) ** 2, 128), nn.ReLU(),
+            nn.Linear(128, CLASSES))
+        if weights is not None:
+            self.model.load_state_dict({k: torch.from_numpy(np.asarray(v))
+                                        for k, v in weights.items()})
+        self.model.to(device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        images, labels = make_batch(batch_size)
+        self.x = torch.from_numpy(images).to(device)
+        self.labels = torch.from_numpy(labels).to(device)
+
+    def sync(self):
+        if self.device == "cuda":
+            self.torch.cuda.synchronize()
+
+    def first_loss(self):
+        with self.torch.no_grad():
+            return float(self.torch.nn.functional.cross_entropy(self.model(self.x),
+                                                                self.labels))
+
+    def time_steps(self, steps):
+        torch = self.torch
+        times = []
+        for _ in range(steps):
+            start = time.perf_counter()
+            self.optimizer.zero_grad()
+            loss = torch.nn.functional.cross_entropy(self.model(self.x), self.labels)
+            loss.backward()
+            self.optimizer.step()
+            self.sync()
+            times.append(time.perf_counter() - start)
+        return times
+
+    def layer_breakdown(self, steps, warmup):
+        """Per-layer forward/backward medians, measured as minigrad's are."""
+        torch = self.torch
+        with torch.no_grad():
+            inputs = [self.x]
+            for layer in self.model:
+                inputs.append(layer(inputs[-1]))
+        rows = {}
+        for i, (name, layer) in enumerate(zip(LAYER_NAMES, self.model)):
+            x = inputs[i].detach().clone().requires_grad_(i > 0)
+            grad = torch.randn_like(inputs[i + 1])
+            fwd, bwd = [], []
+            for repeat in range(warmup + steps):
+                layer.zero_grad(set_to_none=True)
+                x.grad = None
+                start = time.perf_counter()
+                y = layer(x)
+                self.sync()
+                middle = time.perf_counter()
+                y.backward(grad)
+                self.sync()
+                end = time.perf_counter()
+                if repeat >= warmup:
+                    fwd.append(middle - start)
+                    bwd.append(end - middle)
+            rows[name] = {"forward_ms": median_ms(fwd), "backward_ms": median_ms(bwd)}
+        return rows
+
+    def time_forward(self, steps):
+        times = []
+        self.model.eval()
+        with self.torch.no_grad():
+            for _ in range(steps):
+                start = time.perf_counter()
+                self.model(self.x)
+                self.sync()
+                times.append(time.perf_counter() - start)
+        self.model.train()
+        return times
+
+
+def torch_worker():
+    """Serve PyTorch timings over stdin/stdout, one JSON request per line."""
+    runner = None
+    for line in sys.stdin:
+        request = json.loads(line)
+        if request["op"] == "init":
+            weights = dict(np.load(request["weights"])) if request.get("weights") else None
+            runner = TorchRunner(request["device"], request["batch_size"],
+                                 request["threads"], weights)
+            import torch
+            reply = {"version": torch.__version__, "threads": torch.get_num_threads(),
+                     "first_loss": runner.first_loss()}
+        elif request["op"] == "steps":
+            reply = {"times": runner.time_steps(request["count"])}
+        elif request["op"] == "forward":
+            reply = {"times": runner.time_forward(request["count"])}
+        elif request["op"] == "layers":
+            reply = {"layers": runner.layer_breakdown(request["steps"], request["warmup"])}
+        elif request["op"] == "rss":
+            reply = {"peak_rss_mib": peak_rss_mib()}
+        else:
+            reply = {"error": f"unknown op {request['op']!r}"}
+        print(json.dumps(reply), flush=True)
+
+
+class TorchClient:
+    """A PyTorch worker process: its own thread pools and memory, out of our way."""
+
+    def __init__(self, args, threads, weights_path):
+        self.process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--worker", "torch"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.info = self.ask(op="init", device=args.device, batch_size=args.batch_size,
+                             threads=threads, weights=str(weights_path))
+
+    def ask(self, **request):
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError("the PyTorch worker process ended unexpectedly")
+        reply = json.loads(line)
+        if "error" in reply:
+            raise RuntimeError(f"PyTorch worker: {reply['error']}")
+        return reply
+
+    def close(self):
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+
+def torch_importable():
+    import importlib.util
+    return importlib.util.find_spec("torch") is not None
+
+
+# --------------------------------------------------------------- first step
+def first_step_worker(args):
+    """In a fresh process: seconds from start to the end of the first training step."""
+    start = time.perf_counter()
+    runner = MinigradRunner(args.device, args.batch_size)
+    built = time.perf_counter()
+    runner.step()
+    runner.sync()
+    done = time.perf_counter()
+    print(json.dumps({"import_and_build_s": round(built - start, 3),
+                      "first_step_s": round(done - built, 3),
+                      "total_s": round(done - start, 3)}))
+
+
+def first_step_times(args):
+    """Cold (empty Numba cache) and warm (the cache the cold run left) first steps."""
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="minigrad-numba-cache-") as cache_dir:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+        if args.device == "cuda":
+            env["CUPY_CACHE_DIR"] = cache_dir
+        for name in ("cold", "warm"):
+            out = subprocess.run(
+                [sys.executable, str(Path(__file__).resolve()), "--worker", "first-step",
+                 "--device", args.device, "--batch-size", str(args.batch_size)],
+                env=env, capture_output=True, text=True, check=True)
+            results[name] = json.loads(out.stdout.strip().splitlines()[-1])
+    return results
+
+
+# ---------------------------------------------------------------------- driver
+def interleaved(runner, client, args, op):
+    """Alternate rounds of minigrad and PyTorch; each round starts with a warm-up."""
+    ours, theirs = [], []
+    timer = runner.time_steps if op == "steps" else runner.time_forward
+    for _ in range(args.rounds):
+        ours += timer(args.warmup + args.steps)[args.warmup:]
+        if client is not None:
+            times = client.ask(op=op, count=args.warmup + args.steps)["times"]
+            theirs += times[args.warmup:]
+    return ours, theirs
+
+
+def describe_environment(args, threads):
+    import numba
+    import minigrad as mg
+    env = {k: os.environ[k] for k in sorted(os.environ)
+           if k.startswith(("OPENBLAS", "NUMBA", "OMP", "MKL", "MINIGRAD"))}
+    info = {"python": platform.python_version(), "numpy": np.__version__,
+            "numba": numba.__version__, "machine": platform.machine(),
+            "cpu_count": os.cpu_count(), "threads": threads, "blas_threads": blas_threads(),
+            "numba_threads": int(numba.config.NUMBA_NUM_THREADS), "environment": env,
+            "minigrad": getattr(mg, "__version__", "?")}
+    if args.device == "cpu":
+        import kernels.cpu
+        info["cpu_kernels_parallel"] = kernels.cpu.PARALLEL
+    return info
+
+
+def run(args):
+    threads = cpu_threads()
+    result = {"benchmark": "exercise CNN training step", "device": args.device,
+              "batch_size": args.batch_size, "image_size": IMAGE_SIZE,
+              "steps": args.steps, "rounds": args.rounds, "warmup": args.warmup}
+    modes = ["fast", "reference"] if args.kernels == "both" else [args.kernels]
+    os.environ["MINIGRAD_KERNELS"] = modes[0]
+    runner = MinigradRunner(args.device, args.batch_size)
+    runner.time_steps(max(args.warmup, 1))  # compile / load every kernel once
+    result["environment"] = describe_environment(args, threads)
+
+    client = None
+    if not args.no_torch and torch_importable():
+        with tempfile.TemporaryDirectory() as tmp:
+            weights = Path(tmp) / "weights.npz"
+            np.savez(weights, **{k: np.asarray(v) for k, v in runner.state_dict().items()})
+            client = TorchClient(args, threads, weights)
+        with runner.mg.no_grad():
+            ours_loss = float(runner.loss_fn(runner.model(runner.x), runner.labels).item())
+        result["torch"] = {"version": client.info["version"],
+                           "threads": client.info["threads"]}
+    try:
+        rss_before = current_rss_mib()
+        steps, torch_steps = interleaved(runner, client, args, "steps")
+        rss_after = current_rss_mib()
+        forward, torch_forward = interleaved(runner, client, args, "forward")
+        mode_results = {}
+        mode_results[modes[0]] = {
+            "train_step_ms": median_ms(steps), "train_step_min_ms": round(1e3 * min(steps), 3),
+            "images_per_s": round(args.batch_size / statistics.median(steps), 1),
+            "forward_ms": median_ms(forward),
+            # The high-water mark of the whole process so far (model, warm-up, steps).
+            "peak_rss_mib": peak_rss_mib(),
+            "rss_change_over_timed_steps_mib": (None if rss_before is None else
+                                                round(rss_after - rss_before, 1))}
+        layers, adam_ms, layer_total = runner.layer_breakdown(args.steps, args.warmup)
+        mode_results[modes[0]]["layers"] = layers
+        mode_results[modes[0]]["adam_step_ms"] = adam_ms
+        mode_results[modes[0]]["layers_total_ms"] = layer_total
+        if client is not None:
+            result["torch"]["layers"] = client.ask(op="layers", steps=args.steps,
+                                                   warmup=args.warmup)["layers"]
+            result["torch"].update({
+                "train_step_ms": median_ms(torch_steps),
+                "train_step_min_ms": round(1e3 * min(torch_steps), 3),
+                "forward_ms": median_ms(torch_forward),
+                "peak_rss_mib": client.ask(op="rss")["peak_rss_mib"]})
+            result["torch"]["ratio_train_step"] = round(
+                statistics.median(steps) / statistics.median(torch_steps), 3)
+            result["torch"]["ratio_forward"] = round(
+                statistics.median(forward) / statistics.median(torch_forward), 3)
+            # Fastest against fastest: load from other processes only ever adds time.
+            result["torch"]["ratio_train_step_min"] = round(min(steps) / min(torch_steps), 3)
+            result["torch"]["first_loss"] = client.info["first_loss"]
+            result["torch"]["minigrad_first_loss"] = ours_loss
+    finally:
+        if client is not None:
+            client.close()
+
+    if len(modes) == 2:  # the reference path: slow, so fewer steps, no rounds
+        os.environ["MINIGRAD_KERNELS"] = "reference"
+        few = max(3, min(args.steps, 5))
+        runner.time_steps(1)
+        ref_steps = runner.time_steps(few)
+        ref_forward = runner.time_forward(few)
+        mode_results["reference"] = {"train_step_ms": median_ms(ref_steps),
+                                     "forward_ms": median_ms(ref_forward)}
+        os.environ["MINIGRAD_KERNELS"] = modes[0]
+        result["speedup_fast_over_reference"] = {
+            "train_step": round(statistics.median(ref_steps) / statistics.median(steps), 2),
+            "forward": round(statistics.median(ref_forward) / statistics.median(forward), 2)}
+    result["minigrad"] = mode_results
+    if not args.no_first_step:
+        result["first_step"] = first_step_times(args)
+    return result
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.worker == "torch":
+        return torch_worker()
+    if args.worker == "first-step":
+        return first_step_worker(args)
+    saved_mode = os.environ.get("MINIGRAD_KERNELS")
+    try:
+        result = run(args)
+    finally:  # run() switches kernel tables through the variable; leave it as found
+        if saved_mode is None:
+            os.environ.pop("MINIGRAD_KERNELS", None)
+        else:
+            os.environ["MINIGRAD_KERNELS"] = saved_mode
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

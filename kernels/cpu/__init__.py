@@ -1,0 +1,31 @@
+"""Numba CPU kernels: the hot loops of convolution, pooling, the fused softmax
+cross-entropy and the fused optimizer updates, with the contract of ``kernels``;
+also ReLU forward/backward (``relu_forward(x) -> (y, cache)``,
+``relu_backward(gy, cache) -> gx``), one pass each.
+
+Convolutions are im2col (Numba) + batched BLAS GEMMs; large outputs and scratch
+arrays are reused between steps (``_buffers``); the kernels run serially between
+OpenBLAS's multi-threaded GEMMs unless ``MINIGRAD_CPU_PARALLEL=1`` (``_jit``).
+Names missing here fall back to ``kernels.reference``.
+"""
+from . import activation, conv, losses, optim, pool
+from ._jit import PARALLEL
+
+KERNELS = {
+    "conv2d_forward": conv.conv2d_forward,
+    "conv2d_backward": conv.conv2d_backward,
+    "max_pool2d_forward": pool.max_pool2d_forward,
+    "max_pool2d_backward": pool.max_pool2d_backward,
+    "avg_pool2d_forward": pool.avg_pool2d_forward,
+    "avg_pool2d_backward": pool.avg_pool2d_backward,
+    "softmax_cross_entropy_forward": losses.softmax_cross_entropy_forward,
+    "softmax_cross_entropy_backward": losses.softmax_cross_entropy_backward,
+    "sgd_update": optim.sgd_update,
+    "adam_update": optim.adam_update,
+    "rmsprop_update": optim.rmsprop_update,
+    "adagrad_update": optim.adagrad_update,
+    "relu_forward": activation.relu_forward,
+    "relu_backward": activation.relu_backward,
+}
+
+__all__ = ["KERNELS", "PARALLEL"]

@@ -1,0 +1,78 @@
+"""How the CPU kernels are compiled: Numba, cached on disk, serial unless asked.
+
+Why serial (measured on the 2-core development machine, see benchmarks/README.md):
+after every GEMM, OpenBLAS keeps its worker threads spin-waiting for about 0.1 s (its
+THREAD_TIMEOUT). A training step calls a GEMM every few milliseconds, so a parallel
+Numba kernel always shared a core with a spinning thread and ran 3-5x slower than
+its serial version. Even with the spinning switched off before NumPy loads
+(``OPENBLAS_THREAD_TIMEOUT=4``), parallel kernels made the whole step slower (93 ms
+with Numba's workqueue threads, far worse with its OpenMP threads, against 82 ms
+serial): waking threads around every GEMM costs more than the second core gains.
+So the Numba kernels run on the calling thread while OpenBLAS uses the cores for
+the GEMMs, one after the other, never both at once.
+
+``MINIGRAD_CPU_PARALLEL=1`` (read once, at import) compiles the kernels with
+``parallel=True`` instead, for machines where that measures faster; they then use
+``NUMBA_NUM_THREADS`` threads, as Numba always does.
+"""
+import os
+import types
+
+import numba
+import numpy as np
+
+
+def choose_parallel(environ=None):
+    """Whether kernels compile with ``parallel=True``: ``MINIGRAD_CPU_PARALLEL`` is 1."""
+    environ = os.environ if environ is None else environ
+    value = environ.get("MINIGRAD_CPU_PARALLEL", "0").strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"MINIGRAD_CPU_PARALLEL={value!r}; use 1 (parallel) or 0 (serial)")
+
+
+PARALLEL = choose_parallel()
+
+
+# NumPy's error model: a float division by zero gives inf/nan, as in the reference,
+# instead of Python's ZeroDivisionError, whose per-element check also kept LLVM from
+# vectorising every loop that divides (the fused Adam step ran 4x slower).
+_OPTIONS = {"cache": True, "error_model": "numpy"}
+
+
+def serial_kernel(function):
+    """``@njit(cache=True)`` with NumPy's error model, for small loops that never pay
+    for threads."""
+    return numba.njit(**_OPTIONS)(function)
+
+
+def cpu_kernel(function):
+    """``@njit(cache=True)``, parallel or serial as chosen for this process.
+
+    The two builds get different names because Numba's on-disk cache keys on the
+    function's name and signature, not on the ``parallel`` flag: without the
+    rename a process of one mode would load the other mode's machine code.
+    """
+    if PARALLEL:
+        return numba.njit(parallel=True, **_OPTIONS)(function)
+    serial = types.FunctionType(function.__code__, function.__globals__,
+                                function.__name__ + "_serial", function.__defaults__,
+                                function.__closure__)
+    serial.__qualname__ = function.__qualname__ + "_serial"
+    serial.__doc__ = function.__doc__
+    serial.__module__ = function.__module__
+    return numba.njit(**_OPTIONS)(serial)
+
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def fast_dtype(*arrays):
+    """The dtype the kernels compute in: NumPy's result type of the inputs when it is
+    float32 or float64 (the two specialisations compiled), else None, which sends the
+    call to the reference kernel (float16, integers, complex keep NumPy's rules there).
+    """
+    dtype = np.result_type(*arrays)
+    return dtype if dtype in FLOAT_DTYPES else None

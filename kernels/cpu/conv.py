@@ -1,0 +1,175 @@
+"""2-D convolution on the CPU: Numba im2col/col2im around batched BLAS GEMMs.
+
+Layout (chosen by measurement, see benchmarks/README.md): the columns are kept per
+image as ``cols[n]`` of shape (C*kh*kw [+1], OH*OW), so
+
+    forward      y[n]  = W2 @ cols[n]          -> (O, OH*OW): already NCHW
+    weight grad  gw2.T = sum_n cols[n] @ gy[n].T
+    input grad   gcols[n] = W.T @ gy[n], then col2im
+
+are stacked GEMMs (``np.matmul`` over images) with no transposes of activations.
+When the layer has a bias, ``cols`` carries one extra row of ones and ``W2`` the bias
+as an extra column: the forward GEMM adds the bias and the weight-gradient GEMM sums
+the bias gradient for free (one more row of K is cheaper than a separate pass over
+the output). The columns stay in the cache, so backward never redoes im2col.
+"""
+from typing import NamedTuple
+
+import numpy as np
+from numba import prange
+
+from kernels.reference import conv as reference
+from kernels.reference.windows import output_size
+
+from ._buffers import POOL
+from ._jit import cpu_kernel, fast_dtype
+
+# The batch goes through im2col + GEMM (and GEMM + col2im) in slices of about this
+# many bytes of columns, so the second kernel reads what the first just wrote from
+# the cache instead of from memory: on the 2-core machine (32 MiB L3) this saved
+# 8-10 ms per training step against whole-batch passes (2 and 4 MiB measured alike).
+CHUNK_BYTES = 4 << 20
+
+
+@cpu_kernel
+def _im2col(x, kh, kw, sh, sw, ph, pw, oh, ow, cols):
+    """cols[n, (c*kh + i)*kw + j, oy*ow + ox] = xpad[n, c, oy*sh + i, ox*sw + j].
+
+    Rows past C*kh*kw (the bias row) are set to one. Parallel over (image, channel):
+    each task reads one input plane (cache resident) and writes kh*kw whole rows.
+    Written the plain way on purpose: sub-array views inside the parallel loop
+    (an atomic reference count each) and precomputed valid column ranges both
+    measured 2-5x slower than this per-element bounds test, which LLVM vectorises.
+    """
+    n_img, n_ch, h, w = x.shape
+    rows = n_ch * kh * kw
+    for task in prange(n_img * n_ch):
+        b = task // n_ch
+        c = task % n_ch
+        for i in range(kh):
+            for j in range(kw):
+                r = (c * kh + i) * kw + j
+                for oy in range(oh):
+                    iy = oy * sh + i - ph
+                    base = oy * ow
+                    if iy < 0 or iy >= h:
+                        for ox in range(ow):
+                            cols[b, r, base + ox] = 0
+                    else:
+                        for ox in range(ow):
+                            ix = ox * sw + j - pw
+                            if ix >= 0 and ix < w:
+                                cols[b, r, base + ox] = x[b, c, iy, ix]
+                            else:
+                                cols[b, r, base + ox] = 0
+        if c == 0:
+            for r in range(rows, cols.shape[1]):
+                for p in range(oh * ow):
+                    cols[b, r, p] = 1
+
+
+@cpu_kernel
+def _col2im(gcols, kh, kw, sh, sw, ph, pw, oh, ow, gx):
+    """gx[n, c] = sum of the window rows of gcols scattered back (adjoint of _im2col).
+
+    Parallel over (image, channel): each task owns one output plane, so no two
+    tasks write the same element.
+    """
+    n_img, n_ch, h, w = gx.shape
+    for task in prange(n_img * n_ch):
+        b = task // n_ch
+        c = task % n_ch
+        for y in range(h):
+            for x in range(w):
+                gx[b, c, y, x] = 0
+        for i in range(kh):
+            for j in range(kw):
+                r = (c * kh + i) * kw + j
+                for oy in range(oh):
+                    iy = oy * sh + i - ph
+                    if iy < 0 or iy >= h:
+                        continue
+                    base = oy * ow
+                    for ox in range(ow):
+                        ix = ox * sw + j - pw
+                        if ix >= 0 and ix < w:
+                            gx[b, c, iy, ix] += gcols[b, r, base + ox]
+
+
+class ConvCache(NamedTuple):
+    """What backward needs: the columns (with the bias row, if any) and the geometry."""
+    cols: np.ndarray
+    x_shape: tuple
+    w: np.ndarray
+    has_bias: bool
+    stride: tuple
+    padding: tuple
+
+
+def conv2d_forward(x, w, b, stride, padding):
+    """y = conv2d(x, w) + b (NCHW, OIHW); see ``kernels`` for the contract."""
+    dtype = fast_dtype(x, w) if b is None else fast_dtype(x, w, b)
+    if dtype is None:
+        return reference.conv2d_forward(x, w, b, stride, padding)
+    x = np.ascontiguousarray(x, dtype=dtype)
+    w = np.ascontiguousarray(w, dtype=dtype)
+    n, c, h, wd = x.shape
+    out_ch, _, kh, kw = w.shape
+    (sh, sw), (ph, pw) = stride, padding
+    oh, ow = output_size(h, kh, sh, ph), output_size(wd, kw, sw, pw)
+    k = c * kh * kw
+    has_bias = b is not None
+    rows = k + 1 if has_bias else k
+    cols = POOL.empty("conv.cols", (n, rows, oh * ow), dtype)
+    if has_bias:
+        w2 = np.empty((out_ch, rows), dtype)
+        w2[:, :k] = w.reshape(out_ch, k)
+        w2[:, k] = b
+    else:
+        w2 = w.reshape(out_ch, k)
+    y = POOL.empty("conv.y", (n, out_ch, oh * ow), dtype)
+    for lo, hi in _chunks(n, cols[0].nbytes):
+        # Chunk by chunk, the GEMM reads columns im2col has just left in the cache.
+        _im2col(x[lo:hi], kh, kw, sh, sw, ph, pw, oh, ow, cols[lo:hi])
+        np.matmul(w2, cols[lo:hi], out=y[lo:hi])
+    cache = ConvCache(cols, x.shape, w, has_bias, (sh, sw), (ph, pw))
+    return y.reshape(n, out_ch, oh, ow), cache
+
+
+def conv2d_backward(gy, cache, need_input_grad=True):
+    """(gx or None, gw, gb or None) of ``conv2d_forward``; reads the cached columns."""
+    if not isinstance(cache, ConvCache):  # the forward went to the reference kernel
+        return reference.conv2d_backward(gy, cache, need_input_grad)
+    cols, x_shape, w, has_bias, (sh, sw), (ph, pw) = cache
+    dtype = cols.dtype
+    n, out_ch, oh, ow = gy.shape
+    gy = np.ascontiguousarray(gy, dtype=dtype).reshape(n, out_ch, oh * ow)
+    rows = cols.shape[1]
+    _, c, kh, kw = w.shape
+    k = c * kh * kw
+    # Weight gradient, transposed: cols[n] @ gy[n].T per image into a stacked buffer,
+    # then one reduction over the batch. OpenBLAS ran this orientation 20-35% faster
+    # than gy[n] @ cols[n].T, and faster than one GEMM with K = N*OH*OW.
+    per_image = POOL.empty("conv.gw", (n, rows, out_ch), dtype)
+    chunks = _chunks(n, cols[0].nbytes)
+    gx = gcols = None
+    if need_input_grad:
+        w_t = w.reshape(out_ch, k).T
+        # Input-gradient columns live one slice at a time, in one cache-sized buffer.
+        gcols = POOL.empty("conv.gcols", (chunks[0][1], k, oh * ow), dtype)
+        gx = POOL.empty("conv.gx", x_shape, dtype)
+    for lo, hi in chunks:
+        np.matmul(cols[lo:hi], gy[lo:hi].transpose(0, 2, 1), out=per_image[lo:hi])
+        if need_input_grad:  # col2im reads what the GEMM just wrote, from cache
+            np.matmul(w_t, gy[lo:hi], out=gcols[:hi - lo])
+            _col2im(gcols[:hi - lo], kh, kw, sh, sw, ph, pw, oh, ow, gx[lo:hi])
+    gw2 = per_image.sum(axis=0)  # (rows, out_ch)
+    gw = np.ascontiguousarray(gw2[:k].T).reshape(w.shape)
+    gb = gw2[k].copy() if has_bias else None
+    return gx, gw, gb
+
+
+def _chunks(n, bytes_per_image):
+    """(start, stop) slices of the batch whose columns take about CHUNK_BYTES each."""
+    step = max(1, CHUNK_BYTES // max(bytes_per_image, 1))
+    return [(lo, min(n, lo + step)) for lo in range(0, n, step)]

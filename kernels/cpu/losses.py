@@ -1,0 +1,68 @@
+"""Fused softmax + cross-entropy on integer labels (Numba, one pass per row)."""
+import math
+
+import numpy as np
+
+from kernels.reference import losses as reference
+
+from ._jit import FLOAT_DTYPES, fast_dtype, serial_kernel
+
+
+@serial_kernel
+def _softmax_cross_entropy(logits, labels, losses, log_probs):
+    """log_probs = log_softmax(logits) by the max shift; losses = -log_probs[label]."""
+    n, k = logits.shape
+    for r in range(n):
+        top = logits[r, 0]
+        for j in range(1, k):
+            top = max(top, logits[r, j])
+        total = 0.0
+        for j in range(k):
+            total += math.exp(logits[r, j] - top)
+        log_norm = math.log(total)
+        for j in range(k):
+            log_probs[r, j] = (logits[r, j] - top) - log_norm
+        losses[r] = -log_probs[r, labels[r]]
+
+
+@serial_kernel
+def _softmax_cross_entropy_backward(gloss, log_probs, labels, grad):
+    """grad[r] = gloss[r] * (softmax[r] - onehot(labels[r]))."""
+    n, k = log_probs.shape
+    for r in range(n):
+        for j in range(k):
+            p = math.exp(log_probs[r, j])
+            if j == labels[r]:
+                p -= 1
+            grad[r, j] = p * gloss[r]
+
+
+def softmax_cross_entropy_forward(logits, labels):
+    """Per-sample -log softmax(logits)[label] for logits (N, C) and integer labels (N,)."""
+    dtype = fast_dtype(logits)
+    if dtype is None:
+        return reference.softmax_cross_entropy_forward(logits, labels)
+    logits = np.ascontiguousarray(logits)
+    labels = np.ascontiguousarray(labels, dtype=np.int64)
+    n, k = logits.shape
+    if labels.shape != (n,):
+        raise ValueError(f"softmax_cross_entropy: labels of shape {labels.shape} do not "
+                         f"match logits of shape {logits.shape}")
+    if n and (labels.min() < 0 or labels.max() >= k):
+        raise ValueError(f"softmax_cross_entropy: labels must lie in [0, {k}), got values "
+                         f"from {labels.min()} to {labels.max()}")
+    losses = np.empty(n, dtype)
+    log_probs = np.empty((n, k), dtype)
+    _softmax_cross_entropy(logits, labels, losses, log_probs)
+    return losses, (log_probs, labels)
+
+
+def softmax_cross_entropy_backward(gloss, cache):
+    """d loss_n / d logits = gloss_n * (softmax - onehot(label_n))."""
+    log_probs, labels = cache
+    if log_probs.dtype not in FLOAT_DTYPES:
+        return reference.softmax_cross_entropy_backward(gloss, cache)
+    gloss = np.ascontiguousarray(gloss, dtype=log_probs.dtype)
+    grad = np.empty_like(log_probs)
+    _softmax_cross_entropy_backward(gloss, log_probs, labels, grad)
+    return grad
