@@ -13,8 +13,10 @@ The contract (shapes NCHW, weights OIHW, every function pure unless it says
 "in place"):
 
 ``matmul(a, b) -> a @ b``
-    NumPy's matmul rules. On CUDA it is cuBLAS, except while the current stream is
-    capturing a CUDA graph: then the graph-safe tiled GEMM (``matmul_graph_safe``).
+    NumPy's matmul rules. On CUDA it is cuBLAS through CuPy, except while the current
+    stream is capturing a CUDA graph, where CuPy refuses: then cuBLAS through
+    minigrad's own handle (default), or the graph-safe tiled GEMM
+    (``matmul_graph_safe``) with ``MINIGRAD_CAPTURE_GEMM=custom``.
 ``conv2d_forward(x, w, b, stride, padding) -> (y, cache)``
     ``b`` may be None; ``stride``/``padding`` are ``(sh, sw)``/``(ph, pw)`` tuples.
 ``conv2d_backward(gy, cache, need_input_grad) -> (gx or None, gw, gb or None)``

@@ -12,9 +12,9 @@ a replayed graph removes both. What capturing asks of the rest of minigrad:
 
 - CuPy cannot call cuBLAS or cuRAND while capturing. Matrix products switch by
   themselves (``kernels.cuda.gemm.matmul`` asks the stream) to the GEMM the step was
-  made with: ``gemm="custom"``, our tiled GEMM (the default for now), or
-  ``gemm="cublas"``, cuBLAS called directly through a handle with its own stream and
-  workspace (``kernels.cuda.cublas_capture``), about twice as fast; the environment
+  made with: ``gemm="cublas"`` (the default), cuBLAS called directly through a handle
+  with its own stream and workspace (``kernels.cuda.cublas_capture``), or
+  ``gemm="custom"``, our tiled GEMM, about half as fast; the environment
   variable ``MINIGRAD_CAPTURE_GEMM`` picks when the call does not. Dropout masks come
   from a counter-based hash whose stream position is read on the device
   (``kernels.cuda.random.offsets_on_device``).

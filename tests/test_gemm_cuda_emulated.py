@@ -43,6 +43,8 @@ def gemm(monkeypatch):
     monkeypatch.setattr(cublas_capture, "_library", None)
     monkeypatch.setattr(cublas_capture, "_handles", {})
     monkeypatch.delenv(gemm_module.CAPTURE_GEMM_VARIABLE, raising=False)
+    # The tiled GEMM is what these tests drive, unless one asks for cuBLAS by name.
+    monkeypatch.setattr(gemm_module, "DEFAULT_CAPTURE_GEMM", "custom")
     monkeypatch.setattr(cuda_compile, "_modules", {})
     monkeypatch.setattr(cuda_compile, "_kernels", {})
     monkeypatch.setattr(cuda_compile, "BLOCK", 64)  # the reduce kernel's block; GEMM keeps 256

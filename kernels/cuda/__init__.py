@@ -3,7 +3,8 @@
 ``KERNELS`` overrides the reference table for device ``"cuda"``. Matrix products
 (``"matmul"``, and the GEMMs inside the convolution) go to cuBLAS, except while the
 current stream is capturing a CUDA graph, where CuPy cannot call cuBLAS: then they
-run on our tiled GEMM (``"matmul_graph_safe"``, gemm.cu). Importing this package
+run on cuBLAS through minigrad's own handle (cublas_capture.py), or on our tiled GEMM
+(``"matmul_graph_safe"``, gemm.cu) with ``MINIGRAD_CAPTURE_GEMM=custom``. Importing this package
 needs no GPU and no CuPy; the functions need both when called.
 """
 from . import conv, gemm, losses, optim, pool, random

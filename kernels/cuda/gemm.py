@@ -44,7 +44,9 @@ _sm_counts = {}
 
 # The GEMMs a capture can use, and where the default choice comes from.
 CAPTURE_GEMMS = ("custom", "cublas")
-DEFAULT_CAPTURE_GEMM = "custom"
+# cuBLAS through minigrad's own handle: verified on an H200 (graphed step 1.39 ms vs the
+# tiled GEMM's 1.98 at batch 32); "custom" remains for libraries without a usable cuBLAS.
+DEFAULT_CAPTURE_GEMM = "cublas"
 CAPTURE_GEMM_VARIABLE = "MINIGRAD_CAPTURE_GEMM"
 
 _capture_choice = None   # set inside capture_gemm(); None: the environment's choice
