@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+import pytest
 
 from kernels.reference import KERNELS as REFERENCE
 
@@ -232,3 +233,78 @@ def check_dropout_mask(device, case, dtype):
     actual = device.to_host(mask)
     assert actual.dtype == expected.dtype and actual.shape == expected.shape
     np.testing.assert_array_equal(actual, expected)  # same hash: identical masks
+
+
+# ------------------------------------------------------------ the shared test suite
+DTYPES = [np.float32, np.float64]
+
+
+def case_id(case):
+    return "-".join(str(v).replace(" ", "") for v in case)
+
+
+class KernelTableSuite:
+    """Every CUDA kernel against the reference, written once.
+
+    A test module subclasses it as ``Test...`` and provides a ``device`` fixture
+    (a :class:`Device`) and ``device_array(values, dtype)``, which puts a small array
+    where that device's kernels expect device arrays (CuPy on a GPU, NumPy under the
+    CPU emulation).
+    """
+
+    @staticmethod
+    def device_array(values, dtype):
+        raise NotImplementedError
+
+    @pytest.fixture
+    def rng(self):
+        return np.random.default_rng(20240611)
+
+    @pytest.mark.parametrize("dtype", DTYPES)
+    @pytest.mark.parametrize("case", CONV_CASES, ids=case_id)
+    def test_conv2d(self, device, rng, case, dtype):
+        check_conv2d(device, rng, case, dtype)
+
+    @pytest.mark.parametrize("dtype", DTYPES)
+    @pytest.mark.parametrize("case", POOL_CASES, ids=case_id)
+    def test_max_pool2d(self, device, rng, case, dtype):
+        check_max_pool2d(device, rng, case, dtype)
+
+    @pytest.mark.parametrize("case", POOL_CASES, ids=case_id)
+    def test_max_pool2d_ties_go_to_the_first_maximum(self, device, rng, case):
+        check_max_pool2d(device, rng, case, np.float32, ties=True)
+
+    @pytest.mark.parametrize("dtype", DTYPES)
+    @pytest.mark.parametrize("case", POOL_CASES, ids=case_id)
+    def test_avg_pool2d(self, device, rng, case, dtype):
+        check_avg_pool2d(device, rng, case, dtype)
+
+    @pytest.mark.parametrize("dtype", DTYPES)
+    @pytest.mark.parametrize("case", SOFTMAX_CASES, ids=case_id)
+    def test_softmax_cross_entropy(self, device, rng, case, dtype):
+        check_softmax_cross_entropy(device, rng, case, dtype)
+
+    def test_softmax_cross_entropy_is_stable_for_huge_logits(self, device, rng):
+        check_softmax_cross_entropy(device, rng, (9, 6), np.float32, scale=1e4)
+
+    @pytest.mark.parametrize("dtype", DTYPES)
+    @pytest.mark.parametrize("name,state,hypers", OPTIMIZER_CASES,
+                             ids=[c[0] for c in OPTIMIZER_CASES])
+    def test_optimizer_updates(self, device, rng, name, state, hypers, dtype):
+        for hyper in hypers:
+            check_optimizer(device, rng, name, hyper, dtype)
+
+    @pytest.mark.parametrize("name", ["adam_update", "adagrad_update"])
+    def test_optimizer_step_count_on_the_device(self, device, rng, name):
+        check_device_step(device, rng, name, lambda v: self.device_array([v], np.float64))
+
+    @pytest.mark.parametrize("dtype", DTYPES)
+    @pytest.mark.parametrize("case", DROPOUT_CASES, ids=case_id)
+    def test_dropout_mask_matches_the_numpy_hash(self, device, case, dtype):
+        check_dropout_mask(device, case, dtype)
+
+    def test_dropout_mask_offset_on_the_device(self, device):
+        dropout_mask = device.table["dropout_mask"]
+        host = dropout_mask((5, 9), 0.4, 3, 77, np.float32)
+        on_device = dropout_mask((5, 9), 0.4, 3, self.device_array([77], np.uint64), np.float32)
+        np.testing.assert_array_equal(device.to_host(on_device), device.to_host(host))

@@ -24,90 +24,27 @@ if _gpus == 0:
 from kernels.cuda import KERNELS  # noqa: E402  (after the skips: needs a GPU to mean anything)
 from kernels.reference import KERNELS as REFERENCE  # noqa: E402
 
-DTYPES = [np.float32, np.float64]
-
 
 @pytest.fixture
 def device():
     return checks.Device(table=KERNELS, to_device=cp.asarray, to_host=cp.asnumpy)
 
 
-@pytest.fixture
-def rng():
-    return np.random.default_rng(20240611)
-
-
-def _case_id(case):
-    return "-".join(str(v).replace(" ", "") for v in case)
-
-
 # ------------------------------------------------------------ every kernel vs reference
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", checks.CONV_CASES, ids=_case_id)
-def test_conv2d(device, rng, case, dtype):
-    checks.check_conv2d(device, rng, case, dtype)
+class TestKernelTableOnTheGpu(checks.KernelTableSuite):
+    @staticmethod
+    def device_array(values, dtype):
+        return cp.asarray(values, dtype=dtype)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", checks.POOL_CASES, ids=_case_id)
-def test_max_pool2d(device, rng, case, dtype):
-    checks.check_max_pool2d(device, rng, case, dtype)
-
-
-@pytest.mark.parametrize("case", checks.POOL_CASES, ids=_case_id)
-def test_max_pool2d_ties_go_to_the_first_maximum(device, rng, case):
-    checks.check_max_pool2d(device, rng, case, np.float32, ties=True)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", checks.POOL_CASES, ids=_case_id)
-def test_avg_pool2d(device, rng, case, dtype):
-    checks.check_avg_pool2d(device, rng, case, dtype)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", checks.SOFTMAX_CASES, ids=_case_id)
-def test_softmax_cross_entropy(device, rng, case, dtype):
-    checks.check_softmax_cross_entropy(device, rng, case, dtype)
-
-
-def test_softmax_cross_entropy_is_stable_for_huge_logits(device, rng):
-    checks.check_softmax_cross_entropy(device, rng, (9, 6), np.float32, scale=1e4)
-
-
-def test_softmax_cross_entropy_takes_labels_of_any_integer_type(device, rng):
+def test_softmax_cross_entropy_takes_labels_of_any_integer_type():
+    rng = np.random.default_rng(20240611)
     logits = cp.asarray(rng.standard_normal((6, 5)).astype(np.float32))
     labels = rng.integers(0, 5, 6)
     expected, _ = KERNELS["softmax_cross_entropy_forward"](logits, cp.asarray(labels))
     for labels_in in (cp.asarray(labels, dtype=cp.int32), labels.astype(np.int16)):
         losses, _ = KERNELS["softmax_cross_entropy_forward"](logits, labels_in)
         np.testing.assert_array_equal(cp.asnumpy(losses), cp.asnumpy(expected))
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name,state,hypers", checks.OPTIMIZER_CASES,
-                         ids=[c[0] for c in checks.OPTIMIZER_CASES])
-def test_optimizer_updates(device, rng, name, state, hypers, dtype):
-    for hyper in hypers:
-        checks.check_optimizer(device, rng, name, hyper, dtype)
-
-
-@pytest.mark.parametrize("name", ["adam_update", "adagrad_update"])
-def test_optimizer_step_count_on_the_device(device, rng, name):
-    checks.check_device_step(device, rng, name, lambda v: cp.asarray([v], dtype=cp.float64))
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", checks.DROPOUT_CASES, ids=_case_id)
-def test_dropout_mask_matches_the_numpy_hash(device, case, dtype):
-    checks.check_dropout_mask(device, case, dtype)
-
-
-def test_dropout_mask_offset_on_the_device():
-    host = KERNELS["dropout_mask"]((5, 9), 0.4, 3, 77, np.float32)
-    on_device = KERNELS["dropout_mask"]((5, 9), 0.4, 3, cp.asarray([77], dtype=cp.uint64),
-                                        np.float32)
-    np.testing.assert_array_equal(cp.asnumpy(on_device), cp.asnumpy(host))
 
 
 def test_the_cuda_device_table_uses_these_kernels():

@@ -15,9 +15,6 @@ from cuda_emulator import (EmulatedModule, FakeCupy, check_arguments, compiler,
 pytestmark = pytest.mark.skipif(compiler() is None,
                                 reason="no host C++ compiler (g++) to emulate CUDA with")
 
-DTYPES = [np.float32, np.float64]
-
-
 @pytest.fixture
 def device(monkeypatch):
     """kernels.cuda with CuPy replaced by NumPy + the CPU emulation of the kernels."""
@@ -35,78 +32,16 @@ def device(monkeypatch):
     return checks.Device(table=cuda_table.KERNELS, to_device=np.array, to_host=np.asarray)
 
 
-@pytest.fixture
-def rng():
-    return np.random.default_rng(20240611)
-
-
-def _case_id(case):
-    return "-".join(str(v).replace(" ", "") for v in case)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", checks.CONV_CASES, ids=_case_id)
-def test_conv2d(device, rng, case, dtype):
-    checks.check_conv2d(device, rng, case, dtype)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", checks.POOL_CASES, ids=_case_id)
-def test_max_pool2d(device, rng, case, dtype):
-    checks.check_max_pool2d(device, rng, case, dtype)
-
-
-@pytest.mark.parametrize("case", checks.POOL_CASES, ids=_case_id)
-def test_max_pool2d_ties_go_to_the_first_maximum(device, rng, case):
-    checks.check_max_pool2d(device, rng, case, np.float32, ties=True)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", checks.POOL_CASES, ids=_case_id)
-def test_avg_pool2d(device, rng, case, dtype):
-    checks.check_avg_pool2d(device, rng, case, dtype)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", checks.SOFTMAX_CASES, ids=_case_id)
-def test_softmax_cross_entropy(device, rng, case, dtype):
-    checks.check_softmax_cross_entropy(device, rng, case, dtype)
-
-
-def test_softmax_cross_entropy_is_stable_for_huge_logits(device, rng):
-    checks.check_softmax_cross_entropy(device, rng, (9, 6), np.float32, scale=1e4)
+class TestKernelTableEmulated(checks.KernelTableSuite):
+    @staticmethod
+    def device_array(values, dtype):
+        return np.array(values, dtype=dtype)
 
 
 def test_softmax_cross_entropy_out_of_range_label_gives_nan(device):
     logits = np.zeros((2, 3), dtype=np.float32)
     losses, _ = device.table["softmax_cross_entropy_forward"](logits, np.array([1, 3]))
     assert np.isfinite(losses[0]) and np.isnan(losses[1])
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name,state,hypers", checks.OPTIMIZER_CASES,
-                         ids=[c[0] for c in checks.OPTIMIZER_CASES])
-def test_optimizer_updates(device, rng, name, state, hypers, dtype):
-    for hyper in hypers:
-        checks.check_optimizer(device, rng, name, hyper, dtype)
-
-
-@pytest.mark.parametrize("name", ["adam_update", "adagrad_update"])
-def test_optimizer_step_count_on_the_device(device, rng, name):
-    checks.check_device_step(device, rng, name, lambda v: np.array([v]))
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", checks.DROPOUT_CASES, ids=_case_id)
-def test_dropout_mask_matches_the_numpy_hash(device, case, dtype):
-    checks.check_dropout_mask(device, case, dtype)
-
-
-def test_dropout_mask_offset_on_the_device(device):
-    host = device.table["dropout_mask"]((5, 9), 0.4, 3, 77, np.float32)
-    on_device = device.table["dropout_mask"]((5, 9), 0.4, 3, np.array([77], np.uint64),
-                                             np.float32)
-    np.testing.assert_array_equal(on_device, host)
 
 
 def test_launch_geometry_covers_large_planes_with_grid_stride_loops(device, rng):
