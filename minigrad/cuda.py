@@ -177,8 +177,8 @@ class GraphedStep:
         groups = optimizer.param_groups
         # After the warm-up step, the parameters holding a gradient are those the
         # graph's optimizer step updates; those with a step count get a device one.
-        stepped = [optimizer.state[id(p)] for g in groups for p in g["params"]
-                   if p.grad is not None and "step" in optimizer.state.get(id(p), ())]
+        stepped = [optimizer.state[p] for g in groups for p in g["params"]
+                   if p.grad is not None and "step" in optimizer.state.get(p, ())]
         warm_grads = [p.grad for p in self._params]
         self._prepare_device_values(len(groups), len(stepped))
         # A capture must not be the first to load a module or to allocate the cuBLAS

@@ -5,6 +5,8 @@ result must match a second, functional formulation of the algorithm written here
 (not the kernels' in-place code). Both kernel tables run: ``reference`` (the NumPy
 kernels) and ``fast`` (Numba kernels where they exist).
 """
+import json
+
 import numpy as np
 import pytest
 
@@ -155,7 +157,7 @@ def test_dtype_kept_update_in_place_grad_untouched(kernel_mode, name, kwargs, dt
         np.testing.assert_array_equal(param.grad, given)
     assert param.data is data  # updated in place: references held elsewhere stay valid
     assert param.data.dtype == dtype
-    for value in opt.state[id(param)].values():
+    for value in opt.state[param].values():
         if isinstance(value, np.ndarray):
             assert value.dtype == dtype
     expected = PLAIN[name](p0, grads, **kwargs)
@@ -226,9 +228,9 @@ def test_parameters_without_grad_are_skipped(kernel_mode):
         late.grad = grad if step >= 2 else None
         opt.step()
     np.testing.assert_array_equal(frozen.data, p0)
-    assert id(frozen) not in opt.state
+    assert frozen not in opt.state
     # Adam's bias correction counts only the steps this parameter took.
-    assert opt.state[id(late)]["step"] == len(grads) - 2
+    assert opt.state[late]["step"] == len(grads) - 2
     np.testing.assert_allclose(late.data, plain_adam(p0, grads[2:], lr=0.05), rtol=1e-10)
 
 
@@ -311,7 +313,7 @@ def test_state_dict_holds_numpy_copies_and_step_counts():
     entry = saved["state"][0]
     assert entry["step"] == 3
     assert isinstance(entry["exp_avg"], np.ndarray)
-    assert entry["exp_avg"] is not opt.state[id(param)]["exp_avg"]
+    assert entry["exp_avg"] is not opt.state[param]["exp_avg"]
     before = entry["exp_avg"].copy()
     param.grad = grads[0]
     opt.step()
@@ -326,7 +328,7 @@ def test_load_state_dict_casts_state_to_the_parameter_dtype():
     param32 = nn.Parameter(p0.astype(np.float32))
     opt32 = optim.RMSprop([param32], momentum=0.5)
     opt32.load_state_dict(opt64.state_dict())
-    state = opt32.state[id(param32)]
+    state = opt32.state[param32]
     assert state["square_avg"].dtype == np.float32
     assert state["momentum_buffer"].dtype == np.float32
     assert state["step"] == 3
@@ -355,6 +357,295 @@ def test_load_state_dict_rejects_a_mismatch_and_changes_nothing():
     bad_lr = {"state": {}, "param_groups": [dict(saved["param_groups"][0], lr=-1.0)]}
     with pytest.raises(ValueError, match="lr"):
         optim.Adam([nn.Parameter(p0.copy())]).load_state_dict(bad_lr)
+
+
+# --------------------------------------------- state keyed by the parameter
+STATE_KEYS = [  # what torch.optim keeps per parameter after a step, for the same settings
+    ("sgd", {"lr": 0.1}, set()),
+    ("sgd", {"lr": 0.1, "momentum": 0.9}, {"momentum_buffer"}),
+    ("adam", {"lr": 0.1}, {"step", "exp_avg", "exp_avg_sq"}),
+    ("adamw", {"lr": 0.1}, {"step", "exp_avg", "exp_avg_sq"}),
+    ("rmsprop", {"lr": 0.1}, {"step", "square_avg"}),
+    ("rmsprop", {"lr": 0.1, "momentum": 0.5, "centered": True},
+     {"step", "square_avg", "momentum_buffer", "grad_avg"}),
+    ("adagrad", {"lr": 0.1}, {"step", "sum"}),
+]
+STATE_KEY_IDS = [f"{name}-{'-'.join(kw) or 'plain'}" for name, kw, _ in STATE_KEYS]
+
+
+@pytest.mark.parametrize("name, kwargs, keys", STATE_KEYS, ids=STATE_KEY_IDS)
+def test_state_is_indexed_by_the_parameter_itself(name, kwargs, keys):
+    p0, grads = problem(n_steps=2)
+    param, idle = nn.Parameter(p0.copy()), nn.Parameter(p0.copy())
+    opt = optim.get(name, [param, idle], **kwargs)
+    for grad in grads:
+        param.grad = grad
+        opt.step()
+    assert set(opt.state.get(param, {})) == keys
+    assert idle not in opt.state  # never had a gradient
+    assert all(key is param for key in opt.state)
+    if "step" in keys:
+        assert opt.state[param]["step"] == 2
+    if "exp_avg" in keys:  # the running mean of the gradient, by hand
+        beta1 = 0.9
+        expected = (1 - beta1) * (beta1 * grads[0] + grads[1])
+        np.testing.assert_allclose(opt.state[param]["exp_avg"], expected, rtol=1e-12)
+    if "sum" in keys:
+        np.testing.assert_allclose(opt.state[param]["sum"], grads[0] ** 2 + grads[1] ** 2,
+                                   rtol=1e-12)
+
+
+@pytest.mark.parametrize("name, kwargs, keys", STATE_KEYS, ids=STATE_KEY_IDS)
+def test_state_keys_match_torch(name, kwargs, keys):
+    torch = pytest.importorskip("torch")
+    cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
+           "rmsprop": torch.optim.RMSprop, "adagrad": torch.optim.Adagrad}[name]
+    param = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    opt = cls([param], foreach=False, **kwargs)
+    param.grad = torch.ones(3, dtype=torch.float64)
+    opt.step()
+    assert set(opt.state.get(param, {})) == keys
+
+
+def test_equal_valued_parameters_have_separate_state(monkeypatch):
+    """Dict lookups must go by identity: Tensor.__eq__ is elementwise and must never run."""
+    from minigrad.tensor import Tensor
+
+    def no_elementwise_eq(self, other):
+        raise AssertionError("the optimizer compared two parameters with Tensor.__eq__")
+
+    monkeypatch.setattr(Tensor, "__eq__", no_elementwise_eq)
+    n = 64  # many entries, so that the dict has plenty of hash-bucket neighbours
+    params = [nn.Parameter(np.zeros(SHAPE)) for _ in range(n)]
+    opt = optim.Adam(params, lr=0.1)
+    rng = np.random.default_rng(5)
+    grads = [rng.normal(size=SHAPE) for _ in range(n)]
+    for _ in range(2):
+        for param, grad in zip(params, grads):
+            param.grad = grad
+        opt.step()
+    assert len(opt.state) == n
+    assert len({id(opt.state[p]["exp_avg"]) for p in params}) == n  # no shared buffers
+    for param, grad in zip(params, grads):
+        np.testing.assert_allclose(opt.state[param]["exp_avg"], (1 - 0.9 ** 2) * grad,
+                                   rtol=1e-12)
+    copies = [nn.Parameter(np.array(p.data)) for p in params]
+    resumed = optim.Adam(copies, lr=0.1)
+    resumed.load_state_dict(opt.state_dict())
+    for param, copy in zip(params, copies):
+        np.testing.assert_array_equal(resumed.state[copy]["exp_avg_sq"],
+                                      opt.state[param]["exp_avg_sq"])
+
+
+def test_unhashable_parameter_is_refused():
+    class ValueParameter(nn.Parameter):
+        __slots__ = ()
+
+        def __eq__(self, other):  # without __hash__: unhashable, as Python makes it
+            return self.data is getattr(other, "data", None)
+
+    with pytest.raises(TypeError, match="parameter 0 .*unhashable"):
+        optim.SGD([ValueParameter(np.zeros(2))], lr=0.1)
+
+
+@pytest.mark.parametrize("name, kwargs", [
+    ("sgd", {"lr": 0.1, "momentum": 0.9}),
+    ("adam", {"lr": 0.05}),
+    ("rmsprop", {"lr": 0.01, "momentum": 0.5, "centered": True}),
+    ("adagrad", {"lr": 0.1}),
+], ids=lambda v: v if isinstance(v, str) else "")
+def test_state_dict_round_trip_is_bit_exact(tmp_path, name, kwargs):
+    p0, grads = problem(n_steps=3)
+    q0, qgrads = problem(seed=4, n_steps=3)
+    a, b = nn.Parameter(p0.astype(np.float32)), nn.Parameter(q0.astype(np.float32))
+    opt = optim.get(name, [{"params": [a]}, {"params": [b], "lr": 0.02}], **kwargs)
+    for g, qg in zip(grads, qgrads):
+        a.grad, b.grad = g.astype(np.float32), qg.astype(np.float32)
+        opt.step()
+    save_tree(tmp_path / "opt.npz", opt.state_dict())
+    a2, b2 = nn.Parameter(a.data.copy()), nn.Parameter(b.data.copy())
+    resumed = optim.get(name, [{"params": [a2]}, {"params": [b2]}], **kwargs)
+    resumed.load_state_dict(load_tree(tmp_path / "opt.npz"))
+    for old, new in ((a, a2), (b, b2)):
+        assert set(resumed.state[new]) == set(opt.state[old])
+        for key, value in opt.state[old].items():
+            if isinstance(value, np.ndarray):
+                assert resumed.state[new][key].dtype == value.dtype
+                assert resumed.state[new][key] is not value
+                np.testing.assert_array_equal(resumed.state[new][key], value)
+            else:
+                assert resumed.state[new][key] == value
+    again = resumed.state_dict()
+    assert again["param_groups"] == opt.state_dict()["param_groups"]
+    assert sorted(again["state"]) == [0, 1]
+
+
+def old_format_adam_file(path, entries, lr):
+    """An Adam state file written by hand, byte layout as ``save_tree(opt.state_dict())``
+    wrote it before the state was keyed by parameter: a ``__tree__`` JSON skeleton with
+    integer parameter indices, the buffers as ``.npz`` members it names.
+
+    ``entries`` is a list of ``(step, exp_avg, exp_avg_sq)``, one per parameter of
+    the single group. Returns the skeleton.
+    """
+    arrays, state = {}, []
+    for index, (step, exp_avg, exp_avg_sq) in enumerate(entries):
+        names = [f"a{len(arrays)}", f"a{len(arrays) + 1}"]
+        arrays.update(zip(names, (exp_avg, exp_avg_sq)))
+        state.append([index, {"__dict__": [["step", step],
+                                           ["exp_avg", {"__array__": names[0]}],
+                                           ["exp_avg_sq", {"__array__": names[1]}]]}])
+    tree = {"__dict__": [
+        ["state", {"__dict__": state}],
+        ["param_groups", [{"__dict__": [
+            ["lr", lr], ["betas", {"__tuple__": [0.9, 0.999]}], ["eps", 1e-08],
+            ["weight_decay", 0], ["decoupled_weight_decay", False],
+            ["params", list(range(len(entries)))]]}]]]}
+    header = json.dumps({"format": "minigrad-tree", "version": 1, "tree": tree})
+    np.savez(path, __tree__=np.frombuffer(header.encode("utf-8"), dtype=np.uint8), **arrays)
+    return tree
+
+
+def adam_moments(grads, betas=(0.9, 0.999)):
+    """Adam's two running means after ``grads`` (no weight decay), written out plainly."""
+    m = v = np.zeros_like(grads[0])
+    for g in grads:
+        m = betas[0] * m + (1 - betas[0]) * g
+        v = betas[1] * v + (1 - betas[1]) * g * g
+    return m, v
+
+
+def test_a_file_saved_before_state_was_keyed_by_parameter_still_loads(tmp_path):
+    p0, grads = problem(n_steps=6)
+    q0, qgrads = problem(seed=2, n_steps=6)
+    done = 4  # steps taken before the save; b took one fewer (no gradient at first)
+    path = tmp_path / "old_adam.npz"
+    old_format_adam_file(path, [(done, *adam_moments(grads[:done])),
+                                (done - 1, *adam_moments(qgrads[1:done]))], lr=0.05)
+
+    a = nn.Parameter(plain_adam(p0, grads[:done], lr=0.05))
+    b = nn.Parameter(plain_adam(q0, qgrads[1:done], lr=0.05))
+    opt = optim.Adam([a, b], lr=0.5)
+    opt.load_state_dict(load_tree(path))
+    assert opt.param_groups[0]["lr"] == 0.05 and opt.param_groups[0]["betas"] == (0.9, 0.999)
+    assert opt.state[a]["step"] == done and opt.state[b]["step"] == done - 1
+    np.testing.assert_array_equal(opt.state[b]["exp_avg"], adam_moments(qgrads[1:done])[0])
+    for g, qg in zip(grads[done:], qgrads[done:]):
+        a.grad, b.grad = g, qg
+        opt.step()
+    # As if never interrupted: the bias correction used the restored step counts.
+    np.testing.assert_allclose(a.data, plain_adam(p0, grads, lr=0.05), rtol=1e-10)
+    np.testing.assert_allclose(b.data, plain_adam(q0, qgrads[1:], lr=0.05), rtol=1e-10)
+
+
+def test_saved_file_layout_is_unchanged(tmp_path):
+    """What save_tree(opt.state_dict()) writes today is the layout written by hand above."""
+    p0, grads = problem(n_steps=3)
+    q0, qgrads = problem(seed=2, n_steps=3)
+    a, b = nn.Parameter(p0.copy()), nn.Parameter(q0.copy())
+    opt = optim.Adam([a, b], lr=0.05)
+    a.grad = grads[0]
+    opt.step()  # b has no gradient yet: it gets its state one step later
+    for g, qg in zip(grads[1:], qgrads[1:]):
+        a.grad, b.grad = g, qg
+        opt.step()
+    save_tree(tmp_path / "new.npz", opt.state_dict())
+    by_hand = old_format_adam_file(tmp_path / "old.npz",
+                                   [(3, *adam_moments(grads)), (2, *adam_moments(qgrads[1:]))],
+                                   lr=0.05)
+    with np.load(tmp_path / "new.npz") as new, np.load(tmp_path / "old.npz") as old:
+        assert json.loads(new["__tree__"].tobytes())["tree"] == by_hand
+        assert sorted(new.files) == sorted(old.files)
+        for member in old.files:
+            if member != "__tree__":
+                np.testing.assert_allclose(new[member], old[member], rtol=1e-12)
+
+
+# ----------------------------------------------- state follows Module.to
+class _OtherDeviceArray(np.ndarray):
+    """Stands in for a CuPy array on the CPU: another array type, which the test reports
+    as on 'cuda', and which ``.get()`` copies to a NumPy array as CuPy does."""
+
+    def get(self):
+        return np.array(self.view(np.ndarray))
+
+
+def test_state_left_on_another_device_follows_its_parameter(monkeypatch):
+    """What ``model.to("cpu")`` leaves after GPU steps: the parameter's data on the host,
+    the optimizer's buffers still on the device. The next step brings them over."""
+    device_of = backend.device_of
+    monkeypatch.setattr(backend, "device_of", lambda array: (
+        "cuda" if isinstance(array, _OtherDeviceArray) else device_of(array)))
+    p0, grads = problem()
+    param = nn.Parameter(p0.copy())
+    opt = optim.RMSprop([param], lr=0.01, momentum=0.9, centered=True)
+    for grad in grads[:3]:
+        param.grad = grad
+        opt.step()
+    state = opt.state[param]
+    for key in ("square_avg", "momentum_buffer", "grad_avg"):
+        state[key] = state[key].view(_OtherDeviceArray)
+    for grad in grads[3:]:
+        param.grad = grad
+        opt.step()
+    assert {key: type(value) for key, value in state.items()} == {
+        "step": int, "square_avg": np.ndarray, "momentum_buffer": np.ndarray,
+        "grad_avg": np.ndarray}
+    np.testing.assert_allclose(param.data, plain_rmsprop(p0, grads, lr=0.01, momentum=0.9,
+                                                         centered=True), rtol=1e-10)
+
+
+def test_new_data_on_the_same_device_leaves_the_state_alone():
+    p0, grads = problem()
+    param = nn.Parameter(p0.copy())
+    opt = optim.Adam([param], lr=0.05)
+    param.grad = grads[0]
+    opt.step()
+    buffers = dict(opt.state[param])
+    param.data = param.data.copy()  # what Module.to does for a parameter already there
+    for grad in grads[1:]:
+        param.grad = grad
+        opt.step()
+    assert all(opt.state[param][key] is buffers[key] for key in ("exp_avg", "exp_avg_sq"))
+    np.testing.assert_allclose(param.data, plain_adam(p0, grads, lr=0.05), rtol=1e-10)
+
+
+class _Holder(nn.Module):
+    """A module with one parameter, to move with Module.to."""
+
+    def __init__(self, data):
+        super().__init__()
+        self.weight = nn.Parameter(data)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name, kwargs", [
+    ("sgd", {"lr": 0.1, "momentum": 0.9}),
+    ("adam", {"lr": 0.05}),
+    ("rmsprop", {"lr": 0.01, "momentum": 0.5, "centered": True}),
+    ("adagrad", {"lr": 0.1}),
+], ids=lambda v: v if isinstance(v, str) else "")
+def test_state_follows_module_to_between_devices(name, kwargs):
+    if not backend.cuda_available():
+        pytest.skip("needs CuPy and a CUDA GPU")
+    xp = backend.xp_for("cuda")
+    p0, grads = problem()
+    cpu, _ = run(name, p0, grads, dtype=np.float32, **kwargs)
+    model = _Holder(p0.astype(np.float32))
+    param = model.weight
+    opt = optim.get(name, model.parameters(), **kwargs)
+    for step, grad in enumerate(grads):
+        if step == 2:
+            model.to("cuda")
+        if step == 4:
+            model.to("cpu")
+        on_gpu = 2 <= step < 4
+        param.grad = xp.asarray(grad.astype(np.float32)) if on_gpu else grad.astype(np.float32)
+        opt.step()
+        for value in opt.state[param].values():
+            if not isinstance(value, int):
+                assert backend.device_of(value) == ("cuda" if on_gpu else "cpu")
+    np.testing.assert_allclose(param.numpy(), cpu.data, rtol=1e-5, atol=1e-6)
 
 
 # ------------------------------------------------------- registry and errors
@@ -485,5 +776,5 @@ def test_cuda_matches_cpu(name, kwargs):
     for entry in saved["state"].values():
         assert all(isinstance(v, (int, np.ndarray)) for v in entry.values())
     opt.load_state_dict(saved)
-    for value in opt.state[id(param)].values():
+    for value in opt.state[param].values():
         assert isinstance(value, int) or backend.device_of(value) == "cuda"

@@ -14,8 +14,10 @@ class Optimizer:
 
     ``param_groups`` is a list of dicts, each with ``"params"`` (a list of
     parameters) and that group's hyper-parameters (``"lr"``, ...); schedulers change
-    ``group["lr"]`` between steps. ``state`` maps ``id(param)`` to that parameter's
-    state dict (step count, moment buffers), created on its first update.
+    ``group["lr"]`` between steps. ``state`` maps each parameter (the object itself,
+    as in PyTorch: ``opt.state[p]["exp_avg"]``) to its state dict (step count, moment
+    buffers), created on its first update. Parameters hash by identity, so two
+    parameters with equal values have separate entries.
 
     A subclass passes its ``defaults`` (hyper-parameter name -> value) to
     ``__init__`` and implements ``_check_group`` (raise ValueError for a bad
@@ -65,7 +67,8 @@ class Optimizer:
         """Update every parameter that has a gradient; returns ``closure()`` if one is given.
 
         Parameters whose ``.grad`` is None are skipped and their state (step count
-        included) is left alone, as in PyTorch.
+        included) is left alone, as in PyTorch. State arrays left on another device
+        by ``Module.to`` after earlier steps are moved to their parameter's device.
         """
         loss = closure() if closure is not None else None
         for g, group in enumerate(self.param_groups):
@@ -76,9 +79,19 @@ class Optimizer:
                     raise ValueError(f"{type(self).__name__}: parameter {i} of group {g} has "
                                      f"shape {tuple(param.data.shape)} but its grad has shape "
                                      f"{tuple(param.grad.shape)}")
-                state = self.state.get(id(param))
+                state = self.state.get(param)
                 if state is None:
-                    state = self.state[id(param)] = self._init_state(param, group)
+                    state = self.state[param] = self._init_state(param, group)
+                else:
+                    # Module.to gives a parameter new .data on another device but cannot
+                    # see these buffers. This runs per parameter per step, so it only
+                    # compares types: a NumPy and a CuPy array differ in type; the rare
+                    # mismatch is sorted out (and maybe found harmless) by _follow_device.
+                    data_type = type(param.data)
+                    for value in state.values():
+                        if type(value) is not data_type and type(value) not in _SCALAR_TYPES:
+                            _follow_device(param, state)
+                            break
                 self._update(param, state, group)
         return loss
 
@@ -120,14 +133,14 @@ class Optimizer:
         groups = []
         for group in self.param_groups:
             saved = {name: value for name, value in group.items() if name != "params"}
-            saved["params"] = [index.setdefault(id(p), len(index)) for p in group["params"]]
+            saved["params"] = [index.setdefault(p, len(index)) for p in group["params"]]
             groups.append(saved)
         state = {}
         for group in self.param_groups:
             for param in group["params"]:
-                if id(param) in self.state:
-                    state[index[id(param)]] = {
-                        name: _host_copy(value) for name, value in self.state[id(param)].items()}
+                if param in self.state:
+                    state[index[param]] = {
+                        name: _host_copy(value) for name, value in self.state[param].items()}
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict):
@@ -167,7 +180,7 @@ class Optimizer:
             if param is None:
                 raise ValueError(f"{name}.load_state_dict: state for parameter {index}, "
                                  "which is in no parameter group")
-            new_state[id(param)] = {key: _restore_state_value(value, param, key, index, name)
+            new_state[param] = {key: _restore_state_value(value, param, key, index, name)
                                     for key, value in saved.items()}
 
         for group, new_group in zip(self.param_groups, new_groups):
@@ -205,6 +218,9 @@ def _as_param_list(params):
         if not _is_parameter(param):
             raise TypeError(f"parameter {i} is a {type(param).__name__}, not a parameter "
                             "(an object with .data and .grad, such as nn.Parameter)")
+        if type(param).__hash__ is None:
+            raise TypeError(f"parameter {i} ({type(param).__name__}) is unhashable; the "
+                            "optimizer keys its state by the parameter object itself")
         if getattr(param.data, "dtype", None) is None or param.data.dtype.kind != "f":
             raise TypeError(f"parameter {i} has data of dtype "
                             f"{getattr(param.data, 'dtype', type(param.data).__name__)}; "
@@ -230,11 +246,28 @@ def _as_param_groups(params):
     return [{"params": items}]
 
 
+def _is_array(value):
+    """True for a NumPy or CuPy array (not for Python or NumPy scalars such as step counts)."""
+    return hasattr(value, "shape") and hasattr(value, "dtype") and not isinstance(value, np.generic)
+
+
 def _host_copy(value):
     """A NumPy copy of a state array (scalars such as step counts pass through)."""
-    if hasattr(value, "shape") and hasattr(value, "dtype") and not isinstance(value, np.generic):
+    if _is_array(value):
         return np.array(backend.to_numpy(value), copy=True)
     return value
+
+
+# State entries that are never arrays (step counts): skipped by step's device check.
+_SCALAR_TYPES = (int, float)
+
+
+def _follow_device(param, state):
+    """Move ``state``'s arrays onto ``param``'s device where they are elsewhere (in place)."""
+    device = backend.device_of(param.data)
+    for key, value in state.items():
+        if _is_array(value) and backend.device_of(value) != device:
+            state[key] = backend.to_device(value, device)  # same key: the dict keeps its size
 
 
 def _host_value(value, like=None):
