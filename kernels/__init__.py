@@ -17,9 +17,13 @@ The contract (shapes NCHW, weights OIHW, every function pure unless it says
     stream is capturing a CUDA graph, where CuPy refuses: then cuBLAS through
     minigrad's own handle (default), or the graph-safe tiled GEMM
     (``matmul_graph_safe``) with ``MINIGRAD_CAPTURE_GEMM=custom``.
-``conv2d_forward(x, w, b, stride, padding) -> (y, cache)``
+``conv2d_forward(x, w, b, stride, padding, activation=None) -> (y, cache)``
     ``b`` may be None; ``stride``/``padding`` are ``(sh, sw)``/``(ph, pw)`` tuples.
+    ``activation`` (None, "relu", "tanh" or "sigmoid") is applied to the output in
+    the same pass as the bias: a fused Conv2d + activation.
 ``conv2d_backward(gy, cache, need_input_grad) -> (gx or None, gw, gb or None)``
+    ``gy`` is the gradient of the (activated) output; the activation's derivative
+    is taken from the output kept in the cache.
 ``max_pool2d_forward(x, kernel, stride, padding) -> (y, cache)``
 ``max_pool2d_backward(gy, cache) -> gx``
 ``avg_pool2d_forward(x, kernel, stride, padding) -> (y, cache)``  (count_include_pad)
@@ -28,6 +32,8 @@ The contract (shapes NCHW, weights OIHW, every function pure unless it says
     per-sample losses (N,) for integer labels (N,); numerically stable.
 ``softmax_cross_entropy_backward(gloss, cache) -> glogits``
 ``relu_forward(x) -> (y, cache)``, ``relu_backward(gy, cache) -> gx``
+``activation_forward(name, x) -> y``, ``activation_backward(name, gy, y) -> gx``
+    for the fusable activations, the derivative taken from the output ``y``.
 Optimizer updates (in place on ``param`` and the state arrays): see
 ``kernels.reference.optim``.
 

@@ -65,13 +65,14 @@ POOL_CASES = [
 SOFTMAX_CASES = [(1, 1), (1, 4), (7, 4), (33, 37), (5, 1000), (64, 2)]
 
 
-def check_conv2d(device, rng, case, dtype):
+def check_conv2d(device, rng, case, dtype, activation=None):
     n, c, h, w, o, (kh, kw), stride, padding, has_bias = case
     x = rng.standard_normal((n, c, h, w)).astype(dtype)
     wt = rng.standard_normal((o, c, kh, kw)).astype(dtype)
     b = rng.standard_normal(o).astype(dtype) if has_bias else None
-    y_ref, cache_ref = REFERENCE["conv2d_forward"](x, wt, b, stride, padding)
-    y, cache = device.table["conv2d_forward"](*device.put(x, wt, b), stride, padding)
+    y_ref, cache_ref = REFERENCE["conv2d_forward"](x, wt, b, stride, padding, activation)
+    y, cache = device.table["conv2d_forward"](*device.put(x, wt, b), stride, padding,
+                                              activation)
     assert_close(device, y, y_ref, "conv2d_forward y", dtype)
     gy = rng.standard_normal(y_ref.shape).astype(dtype)
     gx_ref, gw_ref, gb_ref = REFERENCE["conv2d_backward"](gy, cache_ref, True)
@@ -264,6 +265,17 @@ class KernelTableSuite:
     @pytest.mark.parametrize("case", CONV_CASES, ids=case_id)
     def test_conv2d(self, device, rng, case, dtype):
         check_conv2d(device, rng, case, dtype)
+
+    @pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid"])
+    @pytest.mark.parametrize("dtype", DTYPES)
+    @pytest.mark.parametrize("case", CONV_CASES[:5], ids=case_id)
+    def test_conv2d_with_fused_activation(self, device, rng, case, dtype, activation):
+        check_conv2d(device, rng, case, dtype, activation)
+
+    def test_conv2d_rejects_an_unknown_activation(self, device, rng):
+        x, w = device.put(np.ones((1, 1, 3, 3), np.float32), np.ones((1, 1, 1, 1), np.float32))
+        with pytest.raises(ValueError, match="elu"):
+            device.table["conv2d_forward"](x, w, None, (1, 1), (0, 0), "elu")
 
     @pytest.mark.parametrize("dtype", DTYPES)
     @pytest.mark.parametrize("case", POOL_CASES, ids=case_id)

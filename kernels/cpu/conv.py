@@ -12,17 +12,27 @@ When the layer has a bias, ``cols`` carries one extra row of ones and ``W2`` the
 as an extra column: the forward GEMM adds the bias and the weight-gradient GEMM sums
 the bias gradient for free (one more row of K is cheaper than a separate pass over
 the output). The columns stay in the cache, so backward never redoes im2col.
+
+A fused activation (``activation=``) costs no pass of its own over memory: forward
+applies it to each slice right after the GEMM writes it (the GEMM writes one
+slice-sized scratch buffer, still in cache, and the activation writes ``y`` from it:
+a pass with one array as both input and output ran scalar, see
+``activation.forward_into``), and backward turns each slice of ``gy`` into the
+pre-activation gradient (taken from the cached ``y``) in another slice-sized scratch
+buffer just before the slice's GEMMs read it.
 """
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import numpy as np
 from numba import prange
 
 from kernels.reference import conv as reference
+from kernels.reference.activation import check_activation
 from kernels.reference.windows import output_size
 
 from ._buffers import POOL
 from ._jit import cpu_kernel, fast_dtype
+from .activation import backward_into, forward_into
 
 # The batch goes through im2col + GEMM (and GEMM + col2im) in slices of about this
 # many bytes of columns, so the second kernel reads what the first just wrote from
@@ -97,20 +107,25 @@ def _col2im(gcols, kh, kw, sh, sw, ph, pw, oh, ow, gx):
 
 
 class ConvCache(NamedTuple):
-    """What backward needs: the columns (with the bias row, if any) and the geometry."""
+    """What backward needs: the columns (with the bias row, if any), the geometry, and
+    for a fused activation its name and the activated output (None without one)."""
     cols: np.ndarray
     x_shape: tuple
     w: np.ndarray
     has_bias: bool
     stride: tuple
     padding: tuple
+    activation: Optional[str]
+    y: Optional[np.ndarray]
 
 
-def conv2d_forward(x, w, b, stride, padding):
-    """y = conv2d(x, w) + b (NCHW, OIHW); see ``kernels`` for the contract."""
+def conv2d_forward(x, w, b, stride, padding, activation=None):
+    """y = act(conv2d(x, w) + b) (NCHW, OIHW), act None, "relu", "tanh" or "sigmoid";
+    see ``kernels`` for the contract."""
+    check_activation(activation, "conv2d_forward")
     dtype = fast_dtype(x, w) if b is None else fast_dtype(x, w, b)
     if dtype is None:
-        return reference.conv2d_forward(x, w, b, stride, padding)
+        return reference.conv2d_forward(x, w, b, stride, padding, activation)
     x = np.ascontiguousarray(x, dtype=dtype)
     w = np.ascontiguousarray(w, dtype=dtype)
     n, c, h, wd = x.shape
@@ -128,19 +143,28 @@ def conv2d_forward(x, w, b, stride, padding):
     else:
         w2 = w.reshape(out_ch, k)
     y = POOL.empty("conv.y", (n, out_ch, oh * ow), dtype)
-    for lo, hi in _chunks(n, cols[0].nbytes):
+    chunks = _chunks(n, cols[0].nbytes)
+    if activation is not None:
+        pre = POOL.empty("conv.pre", (chunks[0][1], out_ch, oh * ow), dtype)
+    for lo, hi in chunks:
         # Chunk by chunk, the GEMM reads columns im2col has just left in the cache.
         _im2col(x[lo:hi], kh, kw, sh, sw, ph, pw, oh, ow, cols[lo:hi])
-        np.matmul(w2, cols[lo:hi], out=y[lo:hi])
-    cache = ConvCache(cols, x.shape, w, has_bias, (sh, sw), (ph, pw))
-    return y.reshape(n, out_ch, oh, ow), cache
+        if activation is None:
+            np.matmul(w2, cols[lo:hi], out=y[lo:hi])
+        else:  # and the activation reads what the GEMM has just written
+            np.matmul(w2, cols[lo:hi], out=pre[:hi - lo])
+            forward_into(activation, pre[:hi - lo].reshape(-1), y[lo:hi].reshape(-1))
+    y = y.reshape(n, out_ch, oh, ow)
+    cache = ConvCache(cols, x.shape, w, has_bias, (sh, sw), (ph, pw), activation,
+                      None if activation is None else y)
+    return y, cache
 
 
 def conv2d_backward(gy, cache, need_input_grad=True):
     """(gx or None, gw, gb or None) of ``conv2d_forward``; reads the cached columns."""
     if not isinstance(cache, ConvCache):  # the forward went to the reference kernel
         return reference.conv2d_backward(gy, cache, need_input_grad)
-    cols, x_shape, w, has_bias, (sh, sw), (ph, pw) = cache
+    cols, x_shape, w, has_bias, (sh, sw), (ph, pw), activation, y = cache
     dtype = cols.dtype
     n, out_ch, oh, ow = gy.shape
     gy = np.ascontiguousarray(gy, dtype=dtype).reshape(n, out_ch, oh * ow)
@@ -158,10 +182,19 @@ def conv2d_backward(gy, cache, need_input_grad=True):
         # Input-gradient columns live one slice at a time, in one cache-sized buffer.
         gcols = POOL.empty("conv.gcols", (chunks[0][1], k, oh * ow), dtype)
         gx = POOL.empty("conv.gx", x_shape, dtype)
+    if activation is not None:
+        y = y.reshape(n, out_ch, oh * ow)
+        # The pre-activation gradient, one slice at a time, like the columns.
+        g_pre = POOL.empty("conv.gpre", (chunks[0][1], out_ch, oh * ow), dtype)
     for lo, hi in chunks:
-        np.matmul(cols[lo:hi], gy[lo:hi].transpose(0, 2, 1), out=per_image[lo:hi])
+        g = gy[lo:hi]
+        if activation is not None:  # the GEMMs below read it from cache
+            g = g_pre[:hi - lo]
+            backward_into(activation, gy[lo:hi].reshape(-1), y[lo:hi].reshape(-1),
+                          g.reshape(-1))
+        np.matmul(cols[lo:hi], g.transpose(0, 2, 1), out=per_image[lo:hi])
         if need_input_grad:  # col2im reads what the GEMM just wrote, from cache
-            np.matmul(w_t, gy[lo:hi], out=gcols[:hi - lo])
+            np.matmul(w_t, g, out=gcols[:hi - lo])
             _col2im(gcols[:hi - lo], kh, kw, sh, sw, ph, pw, oh, ow, gx[lo:hi])
     gw2 = per_image.sum(axis=0)  # (rows, out_ch)
     gw = np.ascontiguousarray(gw2[:k].T).reshape(w.shape)

@@ -32,6 +32,8 @@ __device__ __forceinline__ float dev_log(float v) { return logf(v); }
 __device__ __forceinline__ double dev_log(double v) { return log(v); }
 __device__ __forceinline__ float dev_sqrt(float v) { return sqrtf(v); }
 __device__ __forceinline__ double dev_sqrt(double v) { return sqrt(v); }
+__device__ __forceinline__ float dev_tanh(float v) { return tanhf(v); }
+__device__ __forceinline__ double dev_tanh(double v) { return tanh(v); }
 
 template <typename T> __device__ __forceinline__ T neg_infinity();
 template <> __device__ __forceinline__ float neg_infinity<float>() {
@@ -91,4 +93,30 @@ __device__ __forceinline__ void covering_windows(int padded, int kernel, int str
                                                  int out_size, int* first, int* last) {
     *first = (padded < kernel) ? 0 : (padded - kernel) / stride + 1;
     *last = min(padded / stride, out_size - 1);
+}
+
+// Activations a kernel can apply to its own output. The codes are ACTIVATION_CODES
+// in compile.py. Each derivative is written in terms of the output y, so backward
+// needs no copy of the input.
+#define ACT_NONE 0
+#define ACT_RELU 1
+#define ACT_TANH 2
+#define ACT_SIGMOID 3
+
+template <typename T> __device__ __forceinline__ T activate(int act, T v) {
+    if (act == ACT_RELU) return (v > T(0) || is_nan(v)) ? v : T(0);  // NaN propagates, as np.maximum
+    if (act == ACT_TANH) return dev_tanh(v);
+    if (act == ACT_SIGMOID) {
+        const T e = dev_exp(v < T(0) ? v : -v);  // exp of a non-positive number: no overflow
+        return v >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
+    }
+    return v;
+}
+
+// The gradient of the activation's input, given g (of its output) and y (its output).
+template <typename T> __device__ __forceinline__ T activation_grad(int act, T g, T y) {
+    if (act == ACT_RELU) return y > T(0) ? g : T(0);
+    if (act == ACT_TANH) return g * (T(1) - y * y);
+    if (act == ACT_SIGMOID) return g * y * (T(1) - y);
+    return g;
 }

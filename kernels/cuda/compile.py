@@ -39,6 +39,9 @@ ENTRY_POINTS = {
     "random.cu": ("dropout_mask",),
 }
 
+# The activation codes of common.cuh's activate() / activation_grad().
+ACTIVATION_CODES = {None: 0, "relu": 1, "tanh": 2, "sigmoid": 3}
+
 DTYPE_SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
 
 BLOCK = 256            # threads per block for every launch here

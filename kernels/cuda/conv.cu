@@ -65,11 +65,12 @@ __device__ __forceinline__ void col2im_body(
     }
 }
 
-// (O, N*P) channel-major GEMM result -> (N, O, P) NCHW, plus the bias.
+// (O, N*P) channel-major GEMM result -> (N, O, P) NCHW, plus the bias, then the
+// activation (a fused conv + bias + activation costs no pass of its own).
 template <typename T>
 __device__ __forceinline__ void rows_to_nchw_body(
     const T* __restrict__ src, const T* __restrict__ bias, T* __restrict__ dst,
-    int n, int o, int plane, int has_bias) {
+    int n, int o, int plane, int has_bias, int act) {
     const i64 row_len = (i64)n * plane;
     FOR_ROWS(dst_plane, (i64)n * o) {
         const int ni = (int)(dst_plane / o);
@@ -77,26 +78,29 @@ __device__ __forceinline__ void rows_to_nchw_body(
         const T b = has_bias ? bias[oi] : T(0);
         const T* src_row = src + oi * row_len + (i64)ni * plane;
         T* dst_row = dst + dst_plane * plane;
-        FOR_COLUMNS(p, plane) dst_row[p] = src_row[p] + b;
+        FOR_COLUMNS(p, plane) dst_row[p] = activate(act, src_row[p] + b);
     }
 }
 
-// (N, O, P) NCHW gradient -> (O, N*P) channel-major, and (when plane_sums is
-// wanted) each plane's sum, for the bias gradient. One block per plane so the sum
-// is a deterministic block reduction. Launch with gridDim.y == 1.
+// (N, O, P) NCHW gradient of the activated output -> (O, N*P) channel-major
+// gradient of the pre-activation (the derivative taken from the output y, which is
+// only read when act != ACT_NONE), and (when plane_sums is wanted) each plane's
+// sum, for the bias gradient. One block per plane so the sum is a deterministic
+// block reduction. Launch with gridDim.y == 1.
 template <typename T>
 __device__ __forceinline__ void nchw_to_rows_body(
-    const T* __restrict__ src, T* __restrict__ dst, double* __restrict__ plane_sums,
-    int n, int o, int plane, int want_sums) {
+    const T* __restrict__ src, const T* __restrict__ y, T* __restrict__ dst,
+    double* __restrict__ plane_sums, int n, int o, int plane, int want_sums, int act) {
     const i64 row_len = (i64)n * plane;
     for (i64 src_plane = blockIdx.x; src_plane < (i64)n * o; src_plane += gridDim.x) {
         const int ni = (int)(src_plane / o);
         const int oi = (int)(src_plane - (i64)ni * o);
         const T* src_row = src + src_plane * plane;
+        const T* y_row = y + src_plane * plane;
         T* dst_row = dst + oi * row_len + (i64)ni * plane;
         double acc = 0.0;
         for (int p = threadIdx.x; p < plane; p += blockDim.x) {
-            const T v = src_row[p];
+            const T v = act == ACT_NONE ? src_row[p] : activation_grad(act, src_row[p], y_row[p]);
             dst_row[p] = v;
             acc += (double)v;
         }
@@ -130,13 +134,14 @@ __device__ __forceinline__ void bias_grad_body(
         col2im_body<T>(cols, gx, n, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow);          \
     }                                                                                 \
     extern "C" __global__ void rows_to_nchw_##SUFFIX(                                  \
-        const T* src, const T* bias, T* dst, int n, int o, int plane, int has_bias) {  \
-        rows_to_nchw_body<T>(src, bias, dst, n, o, plane, has_bias);                   \
+        const T* src, const T* bias, T* dst, int n, int o, int plane, int has_bias,    \
+        int act) {                                                                    \
+        rows_to_nchw_body<T>(src, bias, dst, n, o, plane, has_bias, act);              \
     }                                                                                 \
     extern "C" __global__ void nchw_to_rows_##SUFFIX(                                  \
-        const T* src, T* dst, double* plane_sums, int n, int o, int plane,            \
-        int want_sums) {                                                              \
-        nchw_to_rows_body<T>(src, dst, plane_sums, n, o, plane, want_sums);            \
+        const T* src, const T* y, T* dst, double* plane_sums, int n, int o, int plane, \
+        int want_sums, int act) {                                                     \
+        nchw_to_rows_body<T>(src, y, dst, plane_sums, n, o, plane, want_sums, act);    \
     }                                                                                 \
     extern "C" __global__ void bias_grad_##SUFFIX(                                     \
         const double* plane_sums, T* gb, int n, int o) {                              \

@@ -3,20 +3,25 @@
 The columns are laid out (C*kh*kw, N*OH*OW) so the whole batch is one GEMM in each
 direction; ``rows_to_nchw`` / ``nchw_to_rows`` move between that channel-major
 layout and NCHW, adding the bias on the way out and summing it on the way back.
+An activation fused into the layer rides on those same two passes: applied after the
+bias on the way out, its derivative (from the kept output) applied on the way back.
 The GEMMs are cuBLAS, or gemm.cu while a CUDA graph is being captured
 (``gemm.matmul`` decides); the transposed operands are views, never copies.
 """
 import numpy as np
 
+from ..reference.activation import check_activation
 from ..reference.windows import output_size
-from .compile import check_int32, cp, float_dtype, grid_1d, grid_2d, kernel, launch
+from .compile import (ACTIVATION_CODES, check_int32, cp, float_dtype, grid_1d, grid_2d,
+                      kernel, launch)
 from .gemm import matmul
 
 _SOURCE = "conv.cu"
 
 
-def conv2d_forward(x, w, b, stride, padding):
-    """y[n, o] = sum_{c,i,j} w[o, c, i, j] * xpad[n, c, s*y + i, s*x + j] + b[o]."""
+def conv2d_forward(x, w, b, stride, padding, activation=None):
+    """y[n, o] = act(sum_{c,i,j} w[o, c, i, j] * xpad[n, c, s*y + i, s*x + j] + b[o])."""
+    act = ACTIVATION_CODES[check_activation(activation, "conv2d_forward")]
     x = cp.ascontiguousarray(x)
     w = cp.ascontiguousarray(w)
     arrays = (x, w) if b is None else (x, w, b)
@@ -47,17 +52,17 @@ def conv2d_forward(x, w, b, stride, padding):
     bias = y_rows if b is None else cp.ascontiguousarray(b)  # never read without a bias
     launch(kernel(_SOURCE, "rows_to_nchw", dtype), grid_2d(oh * ow, n * out_ch),
            (y_rows, bias, y, np.int32(n), np.int32(out_ch), np.int32(oh * ow),
-            np.int32(b is not None)))
-    return y, (cols, x.shape, w, b is not None, stride, padding, y.shape)
+            np.int32(b is not None), np.int32(act)))
+    return y, (cols, x.shape, w, b is not None, stride, padding, y, act)
 
 
 def conv2d_backward(gy, cache, need_input_grad=True):
     """Gradients of conv2d_forward with respect to x, w and b."""
-    cols, x_shape, w, has_bias, (sh, sw), (ph, pw), y_shape = cache
+    cols, x_shape, w, has_bias, (sh, sw), (ph, pw), y, act = cache
     gy = cp.ascontiguousarray(gy)
-    if gy.shape != y_shape:  # the kernels index by the forward's sizes
+    if gy.shape != y.shape:  # the kernels index by the forward's sizes
         raise ValueError(f"conv2d_backward: gradient of shape {gy.shape} does not match "
-                         f"the convolution output {y_shape}")
+                         f"the convolution output {y.shape}")
     dtype = float_dtype("conv2d_backward", gy, w)
     n, out_ch, oh, ow = gy.shape
     plane = oh * ow
@@ -66,8 +71,8 @@ def conv2d_backward(gy, cache, need_input_grad=True):
     # (without a bias the kernel never touches them: any pointer will do).
     plane_sums = cp.empty(n * out_ch, dtype=np.float64) if has_bias else gy_rows
     launch(kernel(_SOURCE, "nchw_to_rows", dtype), grid_1d(n * out_ch, 1),
-           (gy, gy_rows, plane_sums, np.int32(n), np.int32(out_ch), np.int32(plane),
-            np.int32(has_bias)))
+           (gy, y, gy_rows, plane_sums, np.int32(n), np.int32(out_ch), np.int32(plane),
+            np.int32(has_bias), np.int32(act)))
     gw = matmul(gy_rows, cols.T).reshape(w.shape)
     gb = None
     if has_bias:

@@ -18,4 +18,6 @@ KERNELS = {
     "dropout_mask": random.dropout_mask,
     "relu_forward": activation.relu_forward,
     "relu_backward": activation.relu_backward,
+    "activation_forward": activation.activation_forward,
+    "activation_backward": activation.activation_backward,
 }

@@ -1,10 +1,16 @@
 """2-D convolution by im2col + matrix multiply (BLAS / cuBLAS)."""
 from .._xp import array_module
+from .activation import activation_backward, activation_forward, check_activation
 from .windows import col2im, im2col
 
 
-def conv2d_forward(x, w, b, stride, padding):
-    """y[n, o] = sum_{c,i,j} w[o, c, i, j] * xpad[n, c, s*y + i, s*x + j] + b[o]."""
+def conv2d_forward(x, w, b, stride, padding, activation=None):
+    """y[n, o] = act(sum_{c,i,j} w[o, c, i, j] * xpad[n, c, s*y + i, s*x + j] + b[o]).
+
+    ``activation`` is None or a name in ``activation.FUSABLE``; backward then takes
+    the activation's derivative from y, which the cache keeps.
+    """
+    check_activation(activation, "conv2d_forward")
     xp = array_module(x)
     n = x.shape[0]
     out_ch, _, kh, kw = w.shape
@@ -14,13 +20,17 @@ def conv2d_forward(x, w, b, stride, padding):
     y = xp.matmul(w.reshape(out_ch, -1), cols2).reshape(n, out_ch, oh, ow)
     if b is not None:
         y += b.reshape(1, -1, 1, 1)
-    return y, (cols2, x.shape, w, b is not None, stride, padding)
+    if activation is not None:
+        y = activation_forward(activation, y)
+    return y, (cols2, x.shape, w, b is not None, stride, padding, activation, y)
 
 
 def conv2d_backward(gy, cache, need_input_grad=True):
     """Gradients of conv2d_forward with respect to x, w and b."""
     xp = array_module(gy)
-    cols2, x_shape, w, has_bias, stride, padding = cache
+    cols2, x_shape, w, has_bias, stride, padding, activation, y = cache
+    if activation is not None:
+        gy = activation_backward(activation, gy, y)
     n, out_ch = gy.shape[:2]
     gy2 = gy.reshape(n, out_ch, -1)
     gw = xp.tensordot(gy2, cols2, axes=([0, 2], [0, 2])).reshape(w.shape)
