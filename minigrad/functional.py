@@ -17,6 +17,8 @@ import builtins
 
 import numpy as np
 
+from kernels.reference.activation import FUSABLE as FUSABLE_ACTIVATIONS
+
 from . import backend
 from . import random as mg_random
 from .tensor import Node, Tensor, as_tensor, is_grad_enabled
@@ -302,23 +304,24 @@ def leaky_relu(x, negative_slope=0.01):
     return _record(x.data * slope, (x,), leaky_relu_backward)
 
 
-def sigmoid(x):
-    xp = _xp(x)
-    # exp of a non-positive number only: no overflow at +-1e4.
-    e = xp.exp(-xp.abs(x.data))
-    y = xp.where(x.data >= 0, 1 / (1 + e), e / (1 + e))
+def _activation(name, x):
+    """An activation whose derivative the kernel table takes from its output."""
+    device = x.device
+    y = backend.kernel("activation_forward", device)(name, x.data)
 
-    def sigmoid_backward(g):
-        return (g * y * (1 - y),)
-    return _record(y, (x,), sigmoid_backward)
+    def activation_backward(g):
+        return (backend.kernel("activation_backward", device)(name, g, y),)
+    return _record(y, (x,), activation_backward, name)
+
+
+def sigmoid(x):
+    """1 / (1 + exp(-x)), computed without overflow at +-1e4."""
+    return _activation("sigmoid", x)
 
 
 def tanh(x):
-    y = _xp(x).tanh(x.data)
-
-    def tanh_backward(g):
-        return (g * (1 - y * y),)
-    return _record(y, (x,), tanh_backward)
+    """Hyperbolic tangent."""
+    return _activation("tanh", x)
 
 
 def softmax(x, axis=-1):
@@ -369,9 +372,17 @@ def _check_nchw(x, what):
         raise ValueError(f"{what}: expected a 4-D input (N, C, H, W), got shape {x.shape}")
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0):
-    """2-D cross-correlation of NCHW ``x`` with OIHW ``weight`` (torch.nn.functional.conv2d)."""
+def conv2d(x, weight, bias=None, stride=1, padding=0, activation=None):
+    """2-D cross-correlation of NCHW ``x`` with OIHW ``weight`` (torch.nn.functional.conv2d).
+
+    ``activation`` ("relu", "tanh", "sigmoid" or None) is applied by the convolution's
+    own kernel, in the pass that adds the bias: the same numbers as ``relu(conv2d(...))``
+    without a pass over the output (and one over its gradient) of its own.
+    """
     _check_nchw(x, "conv2d")
+    if activation is not None and activation not in FUSABLE_ACTIVATIONS:
+        raise ValueError(f"conv2d: cannot fuse activation {activation!r}; fusable: "
+                         f"{', '.join(FUSABLE_ACTIVATIONS)} (or None)")
     _same_device("conv2d", x, weight, bias)
     stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
     if x.shape[1] != weight.shape[1]:
@@ -383,7 +394,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
                          f"is smaller than the kernel ({kh}, {kw})")
     device = x.device
     y, cache = backend.kernel("conv2d_forward", device)(
-        x.data, weight.data, None if bias is None else bias.data, stride, padding)
+        x.data, weight.data, None if bias is None else bias.data, stride, padding,
+        activation)
 
     def conv2d_backward(g):
         gx, gw, gb = backend.kernel("conv2d_backward", device)(g, cache, x.requires_grad)

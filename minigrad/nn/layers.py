@@ -7,7 +7,7 @@ import numpy as np
 
 from .. import functional as F
 from . import init
-from .module import Module, _table
+from .module import Module, _table, tracing_shapes
 from .parameter import Parameter
 
 
@@ -44,10 +44,20 @@ Linear = Dense
 
 
 class Conv2d(Module):
-    """2-D convolution over NCHW input; weight (out_channels, in_channels, kH, kW)."""
+    """2-D convolution over NCHW input; weight (out_channels, in_channels, kH, kW).
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True):
+    ``activation`` ("relu", "tanh", "sigmoid"; Keras's ``Conv2D(activation=...)``) is
+    applied by the convolution's kernel itself. A ``Sequential`` does the same for a
+    Conv2d directly followed by a ``ReLU``, ``Tanh`` or ``Sigmoid`` module.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
+                 activation=None):
         super().__init__()
+        if activation is not None and activation not in F.FUSABLE_ACTIVATIONS:
+            raise ValueError(f"Conv2d: unknown activation {activation!r}; known: "
+                             f"{', '.join(F.FUSABLE_ACTIVATIONS)} (or None)")
+        self.activation = activation
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size, self.stride, self.padding = \
             _pair(kernel_size), _pair(stride), _pair(padding)
@@ -56,14 +66,19 @@ class Conv2d(Module):
         init.default_init_(self.weight, self.bias)
 
     def forward(self, x):
+        return self.convolve(x, self.activation)
+
+    def convolve(self, x, activation):
+        """This layer's convolution followed by ``activation`` (None: none), in one kernel."""
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"{self!r}: expected input of shape (N, {self.in_channels}, H, W), "
                              f"got shape {tuple(x.shape)}")
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, activation)
 
     def extra_repr(self):
+        activation = "" if self.activation is None else f", activation={self.activation!r}"
         return f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, " \
-               f"stride={self.stride}, padding={self.padding}"
+               f"stride={self.stride}, padding={self.padding}{activation}"
 
 
 class _Pool2d(Module):
@@ -212,8 +227,16 @@ class Sequential(Module):
         return self
 
     def forward(self, x):
-        for layer in self._modules.values():
-            x = layer(x)
+        layers = list(self._modules.values())
+        i = 0
+        while i < len(layers):
+            activation = _fusable_pair(layers[i:i + 2])
+            if activation is None:
+                x = layers[i](x)
+                i += 1
+            else:  # conv + activation in one kernel: same numbers, one pass fewer each way
+                x = layers[i].convolve(x, activation)
+                i += 2
         return x
 
     def __getitem__(self, index):
@@ -237,6 +260,24 @@ class Sequential(Module):
 
 
 ACTIVATIONS = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid, "leaky_relu": LeakyReLU}
+
+# Activation modules a Conv2d right before them can apply in its own kernel.
+_FUSED_AFTER_CONV = {ReLU: "relu", Tanh: "tanh", Sigmoid: "sigmoid"}
+
+
+def _fusable_pair(pair):
+    """The activation name when ``pair`` is a plain Conv2d then a plain activation module.
+
+    Only exact types qualify (a subclass may have changed ``forward``), the Conv2d must
+    not have an activation of its own, and nothing fuses while ``summary`` traces the
+    layers one by one.
+    """
+    if len(pair) < 2 or tracing_shapes():
+        return None
+    conv, act = pair
+    if type(conv) is not Conv2d or conv.activation is not None:
+        return None
+    return _FUSED_AFTER_CONV.get(type(act))
 
 
 def activation(name):

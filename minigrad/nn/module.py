@@ -115,8 +115,8 @@ class Module:
     def to(self, device):
         """Move every parameter and buffer to ``device`` in place; returns self.
 
-        Parameters keep their identity, so create the optimizer after moving (its
-        state arrays live on the device they were made on).
+        Parameters keep their identity, so an existing optimizer keeps working: it
+        moves its state arrays to the new device on its next step.
         """
         device = backend.check_device(device)
         for param in self.parameters():
@@ -275,6 +275,11 @@ class Module:
 
 builtin_sum = sum
 _shape_trace = None  # set by summary(): every Module call appends (module, output)
+
+
+def tracing_shapes():
+    """True while ``summary`` records every module call (so layers must not be fused)."""
+    return _shape_trace is not None
 
 
 def _table(header, rows, footer=()):
