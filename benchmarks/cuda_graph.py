@@ -16,7 +16,9 @@ between steps, each graph's private memory, the loss after the timed steps (the
 same steps from the same weights, so the two graphs should end close), and the peak
 GPU memory. Then each GEMM of the exercise's layers: cuBLAS through CuPy
 (``cupy.matmul``), cuBLAS called directly as the graph does, and the tiled GEMM
-(``kernels/cuda/gemm.cu``).
+(``kernels/cuda/gemm.cu``), at batch 32 and 256; for the convolutions' weight
+gradients (one GEMM with K = N*OH*OW) also the per-image alternative (strided-batched
+GEMMs, then a sum over the batch), to tell whether the long-K GEMM is the slow one.
 
 A part that fails is reported as ``{"error": ...}`` and the rest still runs; with
 ``--json`` the file is rewritten after every part, so a run cut short by a time limit
@@ -297,6 +299,24 @@ def time_gemms(batch_size, reps=20):
             except Exception as exc:
                 row[label] = None
                 row.setdefault("errors", {})[label] = f"{type(exc).__name__}: {exc}"
+        if name.startswith("conv") and name.endswith("weight grad"):
+            # The alternative layout for the long-K weight gradient: one GEMM per image
+            # (cuBLAS strided-batched), then a sum over the batch.
+            plane = k // batch_size
+            a3 = cp.asarray(gen.standard_normal((batch_size, m, plane)).astype(np.float32))
+            b3 = cp.asarray(gen.standard_normal((batch_size, n, plane)).astype(np.float32))
+
+            def batched_then_sum(a3=a3, b3=b3):
+                return cp.matmul(a3, b3.transpose(0, 2, 1)).sum(axis=0)
+            batched_then_sum()
+            start, end = cp.cuda.Event(), cp.cuda.Event()
+            start.record()
+            for _ in range(reps):
+                batched_then_sum()
+            end.record()
+            end.synchronize()
+            row["per_image_batched_then_sum_ms"] = round(
+                cp.cuda.get_elapsed_time(start, end) / reps, 4)
         if row["graph_safe_ms"] and row["cublas_ms"]:
             row["tflops_graph_safe"] = round(2 * m * n * k / (row["graph_safe_ms"] * 1e9), 2)
             row["ratio"] = round(row["graph_safe_ms"] / row["cublas_ms"], 2)
@@ -353,11 +373,12 @@ def run(args):
         print(f"batch {batch_size}: {json.dumps(entry)}", file=sys.stderr)
         write_json(args.json, result)
     result["graph_memory_node_high_bytes"] = graph_memory_node_bytes()
-    try:
-        result["gemms_batch_32"] = time_gemms(32)
-    except Exception as exc:
-        result["gemms_batch_32"] = error_entry(exc)
-    write_json(args.json, result)
+    for batch_size in (32, 256):
+        try:
+            result[f"gemms_batch_{batch_size}"] = time_gemms(batch_size)
+        except Exception as exc:
+            result[f"gemms_batch_{batch_size}"] = error_entry(exc)
+        write_json(args.json, result)
     return result
 
 
