@@ -1,5 +1,6 @@
-"""Whole training steps as CUDA graphs: capture forward, backward and the optimizer's
-update once, then replay them for a few microseconds of host time per step.
+"""GPU-only switches: whole training steps as CUDA graphs (capture forward, backward
+and the optimizer's update once, then replay them for a few microseconds of host time
+per step), and the TF32 opt-in for float32 matrix products (:func:`allow_tf32`).
 
     step = minigrad.cuda.graphed_step(model, loss_fn, optimizer, x_example, y_example)
     for x, y in loader:
@@ -46,6 +47,16 @@ from .tensor import Tensor, tensor
 # Hyper-parameters that may change between replays (read on the device) or that only
 # schedulers use; every other entry of a parameter group is frozen into the graph.
 _LIVE_HYPERPARAMETERS = ("params", "lr", "initial_lr")
+
+
+def allow_tf32(enabled=True):
+    """Opt float32 matrix products on the GPU (Dense layers, the convolutions' GEMMs)
+    in to TF32 tensor cores, as PyTorch's ``torch.backends.cuda.matmul.allow_tf32``:
+    inputs rounded to 10-bit mantissas, several times the float32 throughput on
+    Ampere and later. Off by default, so float32 stays float32; returns the previous
+    setting. Graphs captured earlier keep the math they were captured with."""
+    backend.check_device("cuda")  # a clear error without CuPy or a GPU
+    return cuda_gemm.set_tf32(enabled)
 
 
 def graphed_step(model, loss_fn, optimizer, x_example, y_example, gemm=None):

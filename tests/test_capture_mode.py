@@ -136,3 +136,9 @@ def test_new_optimizer_state_made_during_a_capture_is_found_and_removed():
     described = mg_cuda._new_state_entries(opt, before)
     assert "a new parameter's state" in described and "'momentum_buffer'" in described
     assert {key: tuple(state) for key, state in opt.state.items()} == before
+
+
+@pytest.mark.skipif(backend.cuda_available(), reason="checks the error without a GPU")
+def test_allow_tf32_without_a_gpu_is_a_clear_error():
+    with pytest.raises(RuntimeError, match="device 'cuda'"):
+        mg_cuda.allow_tf32(True)

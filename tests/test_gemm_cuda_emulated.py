@@ -691,3 +691,37 @@ def test_graphed_step_checks_its_gemm_name_first(monkeypatch):
         mg_cuda.graphed_step(*args)
     with pytest.raises(ValueError, match="on 'cuda'"):  # a good name: then the device check
         mg_cuda.graphed_step(*args, gemm="cublas")
+
+
+def test_tf32_is_an_explicit_opt_in_for_cupy_and_the_cublas_handle(fake_cublas, gemm, rng,
+                                                                    monkeypatch):
+    """set_tf32 sets CuPy's float32 compute type and the math mode of minigrad's cuBLAS
+    handle (made before or after), and turns both back off; float32 is the default."""
+    import sys
+    import types
+
+    from kernels.cuda import cublas_capture
+    monkeypatch.setattr(gemm, "_tf32", False)
+    monkeypatch.setattr(cublas_capture, "_math_mode", cublas_capture.CUBLAS_DEFAULT_MATH)
+    compute_types = []
+    linalg = types.SimpleNamespace(
+        COMPUTE_TYPE_DEFAULT=1, COMPUTE_TYPE_TF32=7,
+        set_compute_type=lambda dtype, kind: compute_types.append((np.dtype(dtype), kind)))
+    monkeypatch.setitem(sys.modules, "cupy._core._routines_linalg", linalg)
+    a, b = (rng.standard_normal(s).astype(np.float32) for s in ((5, 4), (4, 3)))
+
+    gemm.matmul_cublas(a, b)  # a handle made before the opt-in ...
+    assert fake_cublas.read()["math_mode"] == cublas_capture.CUBLAS_DEFAULT_MATH
+    assert not gemm.tf32_enabled()
+    assert gemm.set_tf32(True) is False
+    gemm.matmul_cublas(a, b)  # ... follows it
+    assert fake_cublas.read()["math_mode"] == cublas_capture.CUBLAS_TF32_TENSOR_OP_MATH
+    assert compute_types == [(np.dtype(np.float32), 7)] and gemm.tf32_enabled()
+    monkeypatch.setattr(cublas_capture, "_handles", {})  # a handle made after it starts in TF32
+    gemm.matmul_cublas(a, b)
+    assert fake_cublas.read()["math_mode"] == cublas_capture.CUBLAS_TF32_TENSOR_OP_MATH
+    assert cublas_capture.describe()["tf32"] is True
+    assert gemm.set_tf32(False) is True
+    gemm.matmul_cublas(a, b)
+    assert fake_cublas.read()["math_mode"] == cublas_capture.CUBLAS_DEFAULT_MATH
+    assert compute_types[-1] == (np.dtype(np.float32), 1) and not gemm.tf32_enabled()

@@ -86,3 +86,29 @@ def test_fit_with_a_cuda_graph_matches_eager_fit():
         histories.append(history.history["loss"])
     # 70 = 2 full batches (replayed) + a last batch of 6 (eager fallback)
     np.testing.assert_allclose(histories[1], histories[0], rtol=2e-3)
+
+
+def test_tf32_is_an_opt_in_that_switches_back():
+    """float32 products stay float32 by default; allow_tf32 makes TF32's rounding visible
+    (inputs cut to 10-bit mantissas), and turning it off restores the same bits."""
+    import cupy as cp
+
+    from kernels.cuda import gemm
+    if cp.cuda.Device().compute_capability < "80":
+        pytest.skip("TF32 needs compute capability 8.0 or later")
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((256, 512)).astype(np.float32)
+    b = rng.standard_normal((512, 128)).astype(np.float32)
+    exact = a.astype(np.float64) @ b.astype(np.float64)
+    da, db = cp.asarray(a), cp.asarray(b)
+    fp32 = cp.asnumpy(gemm.matmul(da, db))
+    previous = mg.cuda.allow_tf32(True)
+    try:
+        assert previous is False
+        tf32 = cp.asnumpy(gemm.matmul(da, db))
+    finally:
+        mg.cuda.allow_tf32(previous)
+    np.testing.assert_array_equal(cp.asnumpy(gemm.matmul(da, db)), fp32)
+    error_fp32, error_tf32 = np.abs(fp32 - exact).max(), np.abs(tf32 - exact).max()
+    assert error_tf32 > 8 * error_fp32, (error_fp32, error_tf32)
+    assert error_tf32 < 5e-3 * np.abs(exact).max()

@@ -31,7 +31,8 @@ itself loaded (found in ``/proc/self/maps``; the environment variable
 ``MINIGRAD_CUBLAS_LIBRARY`` names another), so the process needs no second cuBLAS.
 
 Math mode is ``CUBLAS_DEFAULT_MATH``: float32 products stay float32 (no TF32), as
-``cupy.matmul`` computes them by default.
+``cupy.matmul`` computes them by default; :func:`set_tf32` is the explicit opt-in
+(``CUBLAS_TF32_TENSOR_OP_MATH``) that ``gemm.set_tf32`` turns on with CuPy's own.
 
 One handle and one workspace per device, for the thread that uses minigrad: graphs
 that use them must run one after another on one stream (as ``minigrad.cuda`` replays
@@ -54,6 +55,7 @@ CUBLAS_OP_N = 0
 CUBLAS_OP_T = 1
 CUBLAS_POINTER_MODE_HOST = 0
 CUBLAS_DEFAULT_MATH = 0
+CUBLAS_TF32_TENSOR_OP_MATH = 3
 
 STATUS_NAMES = {
     0: "CUBLAS_STATUS_SUCCESS", 1: "CUBLAS_STATUS_NOT_INITIALIZED",
@@ -87,6 +89,7 @@ _BETA = {np.dtype(np.float32): ctypes.c_float(0.0), np.dtype(np.float64): ctypes
 
 _library = None
 _handles = {}  # device id -> _DeviceHandle
+_math_mode = CUBLAS_DEFAULT_MATH  # of every handle, present and future (set_tf32)
 
 
 class CublasLibrary:
@@ -236,9 +239,19 @@ def _prepared():
         check(lib.cublasCreate_v2(ctypes.byref(handle)), "cublasCreate")
         check(lib.cublasSetPointerMode_v2(handle.value, CUBLAS_POINTER_MODE_HOST),
               "cublasSetPointerMode")
-        check(lib.cublasSetMathMode(handle.value, CUBLAS_DEFAULT_MATH), "cublasSetMathMode")
+        check(lib.cublasSetMathMode(handle.value, _math_mode), "cublasSetMathMode")
         state = _handles[key] = _DeviceHandle(handle.value, workspace)
     return state
+
+
+def set_tf32(enabled):
+    """Let float32 GEMMs here round their inputs to TF32 on tensor cores (True) or keep
+    them float32 (False, the default), on every handle made or to be made."""
+    global _math_mode
+    mode = CUBLAS_TF32_TENSOR_OP_MATH if enabled else CUBLAS_DEFAULT_MATH
+    for state in _handles.values():
+        check(library().cublasSetMathMode(state.handle, mode), "cublasSetMathMode")
+    _math_mode = mode
 
 
 def is_prepared():
@@ -252,6 +265,7 @@ def describe():
     lib = library()
     return {"library": lib.path, "version": lib.version(state.handle),
             "workspace_bytes": state.workspace_bytes,
+            "tf32": _math_mode == CUBLAS_TF32_TENSOR_OP_MATH,
             "cublas_libraries_loaded": loaded_cublas_paths()}
 
 

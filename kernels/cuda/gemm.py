@@ -14,14 +14,19 @@ current stream is capturing and, if so, takes the GEMM named by :func:`capture_g
 (set by ``minigrad.cuda.graphed_step``) or else by the ``MINIGRAD_CAPTURE_GEMM``
 environment variable, ``"custom"`` when neither says. Eager products stay
 ``cupy.matmul``.
+
+float32 products are float32 unless :func:`set_tf32` opts in to TF32 tensor cores
+(cuBLAS through CuPy and through our handle; the tiled GEMM stays float32).
 """
 import contextlib
+import importlib
 import os
 
 import numpy as np
 
 from . import cublas_capture
-from .compile import INT_MAX, check_int32, cp, float_dtype, grid_2d, kernel, launch
+from .compile import (INT_MAX, check_int32, cp, float_dtype, grid_2d, kernel, launch,
+                      require_cupy)
 
 _SOURCE = "gemm.cu"
 
@@ -61,6 +66,31 @@ def matmul(a, b):
             return matmul_cublas(a, b)
         return matmul_graph_safe(a, b)
     return cp.matmul(a, b)
+
+
+_tf32 = False
+
+
+def set_tf32(enabled):
+    """Let float32 products use TF32 tensor cores (inputs rounded to 10-bit mantissas;
+    several times faster on Ampere and later GPUs), or not (the default). Covers
+    ``cupy.matmul`` (CuPy's compute type for float32) and cuBLAS through minigrad's
+    handle; returns the previous setting."""
+    global _tf32
+    enabled = bool(enabled)
+    require_cupy()
+    # CuPy's compute type per dtype: where cupy.matmul's cuBLAS call takes its math from.
+    linalg = importlib.import_module("cupy._core._routines_linalg")
+    linalg.set_compute_type(np.float32, linalg.COMPUTE_TYPE_TF32 if enabled
+                            else linalg.COMPUTE_TYPE_DEFAULT)
+    cublas_capture.set_tf32(enabled)
+    previous, _tf32 = _tf32, enabled
+    return previous
+
+
+def tf32_enabled():
+    """Whether :func:`set_tf32` has opted float32 products in to TF32."""
+    return _tf32
 
 
 def resolve_capture_gemm(name=None):
