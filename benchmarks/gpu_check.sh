@@ -9,14 +9,15 @@
 #      PyTorch) at batch 32 and 256, and each GEMM of the exercise (without the cuBLAS
 #      graph if 1b crashed the interpreter);
 #   3. the other `gpu`-marked tests (every CUDA kernel against the reference, ...);
-#   4. benchmarks/train_step.py --device cuda (batch 32 and 256).
+#   4. benchmarks/train_step.py --device cuda (batch 32 and 256);
+#   5. the same at batch 256 with --tf32 (TF32 in both frameworks).
 #
 #   OUT=/some/dir bash benchmarks/gpu_check.sh
 #
 # Installs nothing: it runs the tree as it is (PYTHONPATH=.) with the Python that
 # already has CuPy. Each part has its own time limit (SIGINT first, so pytest and the
 # benchmarks still write what they have; SIGKILL 10 s later), and no part may run past
-# the whole check's budget, GPU_CHECK_BUDGET seconds (default 300). Override a part's
+# the whole check's budget, GPU_CHECK_BUDGET seconds (default 330). Override a part's
 # limit with GRAPH_TEST_TIMEOUT (each of 1a and 1b), GRAPH_BENCH_TIMEOUT, GPU_TEST_TIMEOUT,
 # BENCH_TIMEOUT.
 # $OUT/summary.txt grows after every part, so even a check cut short says how far it
@@ -35,7 +36,7 @@ if [ -n "${PYTHON:-}" ]; then :
 elif command -v python >/dev/null 2>&1; then PYTHON=python
 else PYTHON=python3
 fi
-BUDGET="${GPU_CHECK_BUDGET:-300}"
+BUDGET="${GPU_CHECK_BUDGET:-330}"
 GRAPH_TEST_TIMEOUT="${GRAPH_TEST_TIMEOUT:-60}"
 GRAPH_BENCH_TIMEOUT="${GRAPH_BENCH_TIMEOUT:-75}"
 GPU_TEST_TIMEOUT="${GPU_TEST_TIMEOUT:-45}"
@@ -184,6 +185,11 @@ if [ -f benchmarks/train_step.py ]; then
             "$PYTHON" benchmarks/train_step.py --device cuda --no-first-step --rounds 2 \
             --steps 20 --batch-size "$batch" --json "$OUT/train_step_cuda_b$batch.json"
     done
+    # 5. The TF32 opt-in (both frameworks), batch 256: what tensor cores are worth here.
+    run_part "train_step --device cuda --batch-size 256 --tf32" "$BENCH_TIMEOUT" \
+        "$OUT/train_step_cuda_b256_tf32.stderr" \
+        "$PYTHON" benchmarks/train_step.py --device cuda --no-first-step --rounds 2 \
+        --steps 20 --batch-size 256 --tf32 --json "$OUT/train_step_cuda_b256_tf32.json"
 else
     echo "== benchmarks/train_step.py does not exist" >> "$SUMMARY"
 fi

@@ -55,10 +55,15 @@ def parse_args(argv=None):
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch baseline")
     parser.add_argument("--no-first-step", action="store_true",
                         help="skip the cold/warm first-step subprocesses")
+    parser.add_argument("--tf32", action="store_true",
+                        help="with --device cuda: TF32 matrix products in both frameworks "
+                             "(mg.cuda.allow_tf32; torch allow_tf32); float32 otherwise")
     parser.add_argument("--worker", choices=["torch", "first-step"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.batch_size < 1 or args.steps < 1 or args.rounds < 1 or args.warmup < 0:
         parser.error("--batch-size, --steps and --rounds must be positive, --warmup >= 0")
+    if args.tf32 and args.device != "cuda":
+        parser.error("--tf32 needs --device cuda")
     return args
 
 
@@ -111,10 +116,12 @@ def make_batch(batch_size, seed=0):
 class MinigradRunner:
     """The exercise CNN in minigrad, with timed step / forward / per-layer passes."""
 
-    def __init__(self, device, batch_size):
+    def __init__(self, device, batch_size, tf32=False):
         import minigrad as mg
         from minigrad import nn
         self.mg, self.device = mg, device
+        if tf32:
+            mg.cuda.allow_tf32(True)
         mg.manual_seed(0)
         self.model = nn.Sequential(
             nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
@@ -246,14 +253,14 @@ class MinigradRunner:
 class TorchRunner:
     """The same model in PyTorch (weights copied from minigrad's state_dict)."""
 
-    def __init__(self, device, batch_size, threads, weights):
+    def __init__(self, device, batch_size, threads, weights, tf32=False):
         import torch
         self.torch, self.device = torch, device
         if device == "cpu":
             torch.set_num_threads(threads)
-        else:  # compare full-precision float32 with full-precision float32
-            torch.backends.cuda.matmul.allow_tf32 = False
-            torch.backends.cudnn.allow_tf32 = False
+        else:  # float32 against float32, or TF32 against TF32 (--tf32)
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+            torch.backends.cudnn.allow_tf32 = tf32
         nn = torch.nn
         self.model = nn.Sequential(
             nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
@@ -341,7 +348,7 @@ def torch_worker():
         if request["op"] == "init":
             weights = dict(np.load(request["weights"])) if request.get("weights") else None
             runner = TorchRunner(request["device"], request["batch_size"],
-                                 request["threads"], weights)
+                                 request["threads"], weights, request.get("tf32", False))
             import torch
             reply = {"version": torch.__version__, "threads": torch.get_num_threads(),
                      "first_loss": runner.first_loss()}
@@ -366,7 +373,7 @@ class TorchClient:
             [sys.executable, str(Path(__file__).resolve()), "--worker", "torch"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.info = self.ask(op="init", device=args.device, batch_size=args.batch_size,
-                             threads=threads, weights=str(weights_path))
+                             threads=threads, weights=str(weights_path), tf32=args.tf32)
 
     def ask(self, **request):
         self.process.stdin.write(json.dumps(request) + "\n")
@@ -451,11 +458,11 @@ def describe_environment(args, threads):
 def run(args):
     threads = cpu_threads()
     result = {"benchmark": "exercise CNN training step", "device": args.device,
-              "batch_size": args.batch_size, "image_size": IMAGE_SIZE,
+              "tf32": args.tf32, "batch_size": args.batch_size, "image_size": IMAGE_SIZE,
               "steps": args.steps, "rounds": args.rounds, "warmup": args.warmup}
     modes = ["fast", "reference"] if args.kernels == "both" else [args.kernels]
     os.environ["MINIGRAD_KERNELS"] = modes[0]
-    runner = MinigradRunner(args.device, args.batch_size)
+    runner = MinigradRunner(args.device, args.batch_size, args.tf32)
     runner.time_steps(max(args.warmup, 1))  # compile / load every kernel once
     result["environment"] = describe_environment(args, threads)
 

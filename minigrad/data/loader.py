@@ -36,7 +36,10 @@ class DataLoader:
     seed : makes the order and the augmentations repeat; ``None`` draws one from
         minigrad's generator (so ``minigrad.manual_seed`` governs it)
     drop_last : skip a final batch smaller than ``batch_size``
-    device : ``"cpu"`` or ``"cuda"``: where the yielded tensors live
+    device : ``"cpu"`` or ``"cuda"``: where the yielded tensors live. Each batch is
+        copied to the GPU once, as one array per field; CuPy stages the copy through
+        pinned memory and queues it on the current stream, so the host does not wait
+        for the transfer and the next batch is assembled meanwhile
     prefetch : batches assembled ahead by a background thread (0: none)
 
     Yields tuples of Tensors: for image datasets ``(x, y)`` with ``x`` float32
