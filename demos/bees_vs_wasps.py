@@ -69,6 +69,8 @@ class ExperimentConfig:
     lr: float = 1e-3
     epochs: "int | None" = None  # None: REAL_DATA_EPOCHS, or SYNTHETIC_EPOCHS without data
     device: str = "cpu"
+    cuda_graph: bool = False  # replay each full batch's step as a CUDA graph (GPU only)
+    tf32: bool = False        # TF32 tensor-core matrix products (GPU only)
     seed: int = 123
     out: "str | None" = "runs/bees_vs_wasps"
     val_fraction: float = 0.2
@@ -131,6 +133,9 @@ def check_config(config):
         raise ValueError(f"--epochs must be >= 0, got {config.epochs}")
     if not 0 < config.val_fraction < 1:
         raise ValueError(f"the validation fraction must lie in (0, 1), got {config.val_fraction}")
+    for flag, wanted in (("--cuda-graph", config.cuda_graph), ("--tf32", config.tf32)):
+        if wanted and str(config.device).lower().split(":")[0] != "cuda":
+            raise ValueError(f"{flag} needs --device cuda, not {config.device!r}")
 
 
 def run_experiment(config, verbose=1, callbacks=(), plots=True):
@@ -184,10 +189,16 @@ def run_experiment(config, verbose=1, callbacks=(), plots=True):
                 say(f"No checkpoint at {checkpoint}; starting afresh")
     say(f"Training: {config.optimizer} lr={config.lr:g}, loss {config.loss}, activation "
         f"{config.activation}, batch {config.batch_size}, {epochs} epochs on {device}")
-    history = fit(model, train_loader, val_loader, loss=config.loss,
-                  optimizer=config.optimizer, lr=config.lr, epochs=epochs,
-                  callbacks=callbacks, resume=resume, verbose=verbose, device=device)
-    result_eval = evaluate(model, val_loader, loss=config.loss, device=device)
+    tf32_before = mg.cuda.allow_tf32(True) if config.tf32 else None
+    try:
+        history = fit(model, train_loader, val_loader, loss=config.loss,
+                      optimizer=config.optimizer, lr=config.lr, epochs=epochs,
+                      callbacks=callbacks, resume=resume, verbose=verbose, device=device,
+                      cuda_graph=config.cuda_graph)
+        result_eval = evaluate(model, val_loader, loss=config.loss, device=device)
+    finally:  # a sweep runs trials in one process: leave the setting as it was
+        if tf32_before is not None:
+            mg.cuda.allow_tf32(tf32_before)
     best_epoch, best_acc = (history.best("val_accuracy") if "val_accuracy" in history
                             else (None, None))
     seconds = time.perf_counter() - started
@@ -252,6 +263,11 @@ def add_experiment_arguments(parser):
     parser.add_argument("--size", type=int, default=80, help="image side in pixels (80)")
     parser.add_argument("--batch-size", type=int, default=32, help="batch size (32)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (cpu)")
+    parser.add_argument("--cuda-graph", action="store_true",
+                        help="with --device cuda: replay each training step as a CUDA graph")
+    parser.add_argument("--tf32", action="store_true",
+                        help="with --device cuda: TF32 tensor-core matrix products "
+                             "(faster, less precise; float32 otherwise)")
     parser.add_argument("--seed", type=int, default=123,
                         help="seed of the split, the initial weights and the batch order (123)")
     parser.add_argument("--out", metavar="DIR", default="runs/bees_vs_wasps",

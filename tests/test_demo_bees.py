@@ -190,6 +190,8 @@ def test_cifar10_reaches_pytorchs_accuracy_in_six_epochs(tmp_path):
     (["--loss", "l2"], "unknown loss 'l2'; known losses"),
     (["--size", "4"], "at least 8"),
     (["--lr", "0"], "--lr must be positive"),
+    (["--cuda-graph"], "--cuda-graph needs --device cuda, not 'cpu'"),
+    (["--tf32"], "--tf32 needs --device cuda, not 'cpu'"),
 ])
 def test_cli_rejects_bad_settings_before_loading_data(args, match, capsys):
     with pytest.raises(SystemExit) as info:
