@@ -10,14 +10,15 @@
 #      graph if 1b crashed the interpreter);
 #   3. the other `gpu`-marked tests (every CUDA kernel against the reference, ...);
 #   4. benchmarks/train_step.py --device cuda (batch 32 and 256);
-#   5. the same at batch 256 with --tf32 (TF32 in both frameworks).
+#   5. the same at batch 256 with --tf32 (TF32 in both frameworks);
+#   6. MINIGRAD_CUDA_WGRAD=split (the weight gradient cut over images) against 4 and 2.
 #
 #   OUT=/some/dir bash benchmarks/gpu_check.sh
 #
 # Installs nothing: it runs the tree as it is (PYTHONPATH=.) with the Python that
 # already has CuPy. Each part has its own time limit (SIGINT first, so pytest and the
 # benchmarks still write what they have; SIGKILL 10 s later), and no part may run past
-# the whole check's budget, GPU_CHECK_BUDGET seconds (default 330). Override a part's
+# the whole check's budget, GPU_CHECK_BUDGET seconds (default 450). Override a part's
 # limit with GRAPH_TEST_TIMEOUT (each of 1a and 1b), GRAPH_BENCH_TIMEOUT, GPU_TEST_TIMEOUT,
 # BENCH_TIMEOUT.
 # $OUT/summary.txt grows after every part, so even a check cut short says how far it
@@ -36,7 +37,7 @@ if [ -n "${PYTHON:-}" ]; then :
 elif command -v python >/dev/null 2>&1; then PYTHON=python
 else PYTHON=python3
 fi
-BUDGET="${GPU_CHECK_BUDGET:-330}"
+BUDGET="${GPU_CHECK_BUDGET:-450}"
 GRAPH_TEST_TIMEOUT="${GRAPH_TEST_TIMEOUT:-60}"
 GRAPH_BENCH_TIMEOUT="${GRAPH_BENCH_TIMEOUT:-75}"
 GPU_TEST_TIMEOUT="${GPU_TEST_TIMEOUT:-45}"
@@ -190,6 +191,20 @@ if [ -f benchmarks/train_step.py ]; then
         "$OUT/train_step_cuda_b256_tf32.stderr" \
         "$PYTHON" benchmarks/train_step.py --device cuda --no-first-step --rounds 2 \
         --steps 20 --batch-size 256 --tf32 --json "$OUT/train_step_cuda_b256_tf32.json"
+    # 6. The weight gradient split over images (MINIGRAD_CUDA_WGRAD=split) against part 4:
+    #    eager at 32 and 256, and graphed with cuBLAS (cuda_graph.py, no PyTorch).
+    for batch in 32 256; do
+        run_part "train_step --device cuda --batch-size $batch, wgrad split" "$BENCH_TIMEOUT" \
+            "$OUT/train_step_cuda_b${batch}_wgrad_split.stderr" \
+            env MINIGRAD_CUDA_WGRAD=split "$PYTHON" benchmarks/train_step.py --device cuda \
+            --no-first-step --no-torch --rounds 2 --steps 20 --batch-size "$batch" \
+            --json "$OUT/train_step_cuda_b${batch}_wgrad_split.json"
+    done
+    run_part "cuda_graph benchmark, wgrad split" "$GRAPH_BENCH_TIMEOUT" \
+        "$OUT/cuda_graph_wgrad_split.log" \
+        env MINIGRAD_CUDA_WGRAD=split "$PYTHON" benchmarks/cuda_graph.py --batch-sizes 32 256 \
+        --steps 20 --warmup 3 --capture-gemms cublas --no-torch \
+        --json "$OUT/cuda_graph_wgrad_split.json"
 else
     echo "== benchmarks/train_step.py does not exist" >> "$SUMMARY"
 fi

@@ -270,6 +270,7 @@ class FakeCupy:
     ndarray = np.ndarray
     RawModule = EmulatedModule
     cuda = FakeCuda
+    lib = np.lib  # lib.stride_tricks.as_strided
 
     @staticmethod
     def ascontiguousarray(a, dtype=None):

@@ -364,7 +364,7 @@ struct FakeHandle {
     void* stream; void* workspace; size_t bytes; int pointer_mode, math_mode, magic;
 };
 static void* seen_stream; static void* seen_workspace; static size_t seen_bytes;
-static int seen_pointer_mode, seen_math_mode, gemm_calls, set_stream_calls;
+static int seen_pointer_mode, seen_math_mode, gemm_calls, set_stream_calls, batched_calls;
 static double seen_alpha, seen_beta;
 
 template <typename T>
@@ -390,6 +390,20 @@ static int gemm(void* h, int ta, int tb, int m, int n, int k, const T* alpha, co
     return 0;
 }
 
+template <typename T>
+static int batched(void* h, int ta, int tb, int m, int n, int k, const T* alpha, const T* A,
+                   int lda, long long sa, const T* B, int ldb, long long sb, const T* beta,
+                   T* C, int ldc, long long sc, int count) {
+    if (count < 0) return 7;
+    ++batched_calls;
+    for (int i = 0; i < count; ++i) {
+        int status = gemm<T>(h, ta, tb, m, n, k, alpha, A + i * sa, lda, B + i * sb, ldb,
+                             beta, C + i * sc, ldc);
+        --gemm_calls;  // counted as one batched call, not as GEMM calls
+        if (status) return status;
+    }
+    return 0;
+}
 extern "C" {
 int cublasCreate_v2(void** handle) {
     *handle = new FakeHandle{nullptr, nullptr, 0, 0, 0, 0x5EED};
@@ -417,12 +431,26 @@ int cublasDgemm_v2(void* h, int ta, int tb, int m, int n, int k, const double* a
                    double* C, int ldc) {
     return gemm<double>(h, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
 }
+int cublasSgemmStridedBatched(void* h, int ta, int tb, int m, int n, int k,
+                              const float* alpha, const float* A, int lda, long long sa,
+                              const float* B, int ldb, long long sb, const float* beta,
+                              float* C, int ldc, long long sc, int count) {
+    return batched<float>(h, ta, tb, m, n, k, alpha, A, lda, sa, B, ldb, sb, beta, C, ldc,
+                          sc, count);
+}
+int cublasDgemmStridedBatched(void* h, int ta, int tb, int m, int n, int k,
+                              const double* alpha, const double* A, int lda, long long sa,
+                              const double* B, int ldb, long long sb, const double* beta,
+                              double* C, int ldc, long long sc, int count) {
+    return batched<double>(h, ta, tb, m, n, k, alpha, A, lda, sa, B, ldb, sb, beta, C, ldc,
+                           sc, count);
+}
 void fake_state(void** stream, void** workspace, size_t* bytes, int* modes, double* scalars,
                 int* counts) {
     *stream = seen_stream; *workspace = seen_workspace; *bytes = seen_bytes;
     modes[0] = seen_pointer_mode; modes[1] = seen_math_mode;
     scalars[0] = seen_alpha; scalars[1] = seen_beta;
-    counts[0] = gemm_calls; counts[1] = set_stream_calls;
+    counts[0] = gemm_calls; counts[1] = set_stream_calls; counts[2] = batched_calls;
 }
 }
 """
@@ -449,14 +477,15 @@ class FakeCublasState:
     def read(self):
         stream, workspace = ctypes.c_void_p(), ctypes.c_void_p()
         size = ctypes.c_size_t()
-        modes, counts = (ctypes.c_int * 2)(), (ctypes.c_int * 2)()
+        modes, counts = (ctypes.c_int * 2)(), (ctypes.c_int * 3)()
         scalars = (ctypes.c_double * 2)()
         self._function(ctypes.byref(stream), ctypes.byref(workspace), ctypes.byref(size),
                        modes, scalars, counts)
         return {"stream": stream.value or 0, "workspace": workspace.value or 0,
                 "workspace_bytes": size.value, "pointer_mode": modes[0],
                 "math_mode": modes[1], "alpha": scalars[0], "beta": scalars[1],
-                "gemm_calls": counts[0], "set_stream_calls": counts[1]}
+                "gemm_calls": counts[0], "set_stream_calls": counts[1],
+                "batched_calls": counts[2]}
 
 
 @pytest.fixture
@@ -499,11 +528,13 @@ def test_cublas_batched_broadcast_and_one_dimensional_operands(fake_cublas, gemm
         assert got.shape == want.shape, (shape_a, shape_b)
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12,
                                    err_msg=f"{shape_a} @ {shape_b}")
-    before = fake_cublas.read()["gemm_calls"]
+    before = fake_cublas.read()
     x, g = rng.standard_normal((2, 7, 5)), rng.standard_normal((2, 7, 3))
     np.testing.assert_allclose(gemm.matmul_cublas(np.swapaxes(g, -1, -2), x),
                                np.matmul(np.swapaxes(g, -1, -2), x), rtol=1e-12)
-    assert fake_cublas.read()["gemm_calls"] - before == 2  # one GEMM per batch matrix
+    after = fake_cublas.read()  # the batch is one strided-batched call
+    assert (after["gemm_calls"], after["batched_calls"]) == (
+        before["gemm_calls"], before["batched_calls"] + 1)
 
 
 def test_cublas_operands_with_a_leading_dimension_blas_refuses_are_copied(fake_cublas, gemm,
@@ -725,3 +756,42 @@ def test_tf32_is_an_explicit_opt_in_for_cupy_and_the_cublas_handle(fake_cublas, 
     gemm.matmul_cublas(a, b)
     assert fake_cublas.read()["math_mode"] == cublas_capture.CUBLAS_DEFAULT_MATH
     assert compute_types[-1] == (np.dtype(np.float32), 1) and not gemm.tf32_enabled()
+
+
+@pytest.mark.parametrize("capture_gemm", ["cublas", "custom"])
+@pytest.mark.parametrize("n,size,stride,padding", [(4, 10, 1, 1), (6, 16, 2, 1), (1, 12, 1, 0)])
+def test_split_weight_gradient_matches_the_reference(fake_cublas, gemm, rng, monkeypatch,
+                                                     capture_gemm, n, size, stride, padding):
+    """MINIGRAD_CUDA_WGRAD=split: the weight gradient as slices of whole images, read in
+    place through strided views (cuBLAS, or the tiled GEMM where captures use it), summed."""
+    from kernels.cuda import conv
+    from kernels.reference import KERNELS as REFERENCE
+    monkeypatch.setenv(conv.WGRAD_VARIABLE, "split")
+    x = rng.standard_normal((n, 3, size, size))
+    w, b = rng.standard_normal((5, 3, 3, 3)), rng.standard_normal(5)
+    y_ref, cache_ref = REFERENCE["conv2d_forward"](x, w, b, (stride, stride), (padding,) * 2)
+    gy = rng.standard_normal(y_ref.shape)
+    want = REFERENCE["conv2d_backward"](gy, cache_ref, True)
+    plane = y_ref.shape[2] * y_ref.shape[3]
+    splits = conv.weight_grad_splits(n, 5, 27, plane)
+    assert n % splits == 0 and (splits > 1) == (n > 1 and n * plane >= 256)
+    before = fake_cublas.read()["batched_calls"]
+    with gemm.capture_gemm(capture_gemm, eager=True):
+        _, cache = conv.conv2d_forward(x, w, b, (stride, stride), (padding,) * 2)
+        got = conv.conv2d_backward(gy, cache, True)
+    for g, e, name in zip(got, want, ["gx", "gw", "gb"]):
+        np.testing.assert_allclose(g, e, rtol=1e-10, atol=1e-10, err_msg=name)
+    if capture_gemm == "cublas" and splits > 1:  # the split product was one batched call
+        assert fake_cublas.read()["batched_calls"] == before + 1
+
+
+def test_weight_gradient_mode_is_checked(gemm, monkeypatch):
+    from kernels.cuda import conv
+    monkeypatch.delenv(conv.WGRAD_VARIABLE, raising=False)
+    assert conv.weight_grad_splits(256, 64, 288, 1600) == 1  # one GEMM unless asked
+    monkeypatch.setenv(conv.WGRAD_VARIABLE, "split")
+    splits = conv.weight_grad_splits(256, 64, 288, 1600)  # the exercise's conv2, batch 256
+    assert 1 < splits <= 128 and 256 % splits == 0
+    monkeypatch.setenv(conv.WGRAD_VARIABLE, "halves")
+    with pytest.raises(ValueError, match="MINIGRAD_CUDA_WGRAD='halves'; choose one of"):
+        conv.weight_grad_splits(4, 5, 27, 100)

@@ -8,15 +8,50 @@ bias on the way out, its derivative (from the kept output) applied on the way ba
 The GEMMs are cuBLAS, or gemm.cu while a CUDA graph is being captured
 (``gemm.matmul`` decides); the transposed operands are views, never copies.
 """
+import os
+
 import numpy as np
 
 from ..reference.activation import check_activation
 from ..reference.windows import output_size
 from .compile import (ACTIVATION_CODES, check_int32, cp, float_dtype, grid_1d, grid_2d,
                       kernel, launch)
-from .gemm import matmul
+from .gemm import _sm_count, matmul, matmul_views, split_k_for
 
 _SOURCE = "conv.cu"
+
+# The weight gradient sums over K = N*OH*OW columns into only O x C*kh*kw outputs, a
+# few GEMM tiles: "single" (the default, the path measured on an H200) leaves sharing
+# that long K among the SMs to cuBLAS; "split" cuts it into slices of whole images,
+# multiplied as one strided-batched GEMM over views of the same arrays (no copies) and
+# then added up. benchmarks/gpu_check.sh times both; the faster should become the default.
+WGRAD_VARIABLE = "MINIGRAD_CUDA_WGRAD"
+WGRAD_MODES = ("single", "split")
+
+
+def weight_grad_splits(n, out_ch, rows, plane):
+    """Slices of whole images the weight gradient's sum is cut into (1: one GEMM)."""
+    mode = os.environ.get(WGRAD_VARIABLE, "").strip().lower() or "single"
+    if mode not in WGRAD_MODES:
+        raise ValueError(f"{WGRAD_VARIABLE}={mode!r}; choose one of {WGRAD_MODES}")
+    if mode == "single":
+        return 1
+    wanted = split_k_for(out_ch, rows, n * plane, 1, _sm_count())
+    return max(d for d in range(1, min(n, wanted) + 1) if n % d == 0)
+
+
+def _weight_grad(gy_rows, cols, n, plane):
+    """gy_rows (O, N*P) @ cols.T (N*P, K): one GEMM, or split over images and summed."""
+    out_ch, rows = gy_rows.shape[0], cols.shape[0]
+    splits = weight_grad_splits(n, out_ch, rows, plane)
+    if splits == 1:
+        return matmul(gy_rows, cols.T)
+    span, row_len, item = (n // splits) * plane, n * plane, gy_rows.itemsize
+    as_strided = cp.lib.stride_tricks.as_strided
+    # Slice s of both: the columns of images [s*n/S, (s+1)*n/S), read where they lie.
+    a = as_strided(gy_rows, (splits, out_ch, span), (span * item, row_len * item, item))
+    b = as_strided(cols, (splits, span, rows), (span * item, item, row_len * item))
+    return matmul_views(a, b).sum(axis=0)
 
 
 def conv2d_forward(x, w, b, stride, padding, activation=None):
@@ -73,7 +108,7 @@ def conv2d_backward(gy, cache, need_input_grad=True):
     launch(kernel(_SOURCE, "nchw_to_rows", dtype), grid_1d(n * out_ch, 1),
            (gy, y, gy_rows, plane_sums, np.int32(n), np.int32(out_ch), np.int32(plane),
             np.int32(has_bias), np.int32(act)))
-    gw = matmul(gy_rows, cols.T).reshape(w.shape)
+    gw = _weight_grad(gy_rows, cols, n, plane).reshape(w.shape)
     gb = None
     if has_bias:
         gb = cp.empty(out_ch, dtype=dtype)

@@ -71,6 +71,8 @@ _I = ctypes.c_int
 # names are the handle-based API that cublas_v2.h maps the plain names to; the
 # unsuffixed cublasSgemm is the legacy API, with no handle.
 _GEMM_ARGS = [_P, _I, _I, _I, _I, _I, _P, _P, _I, _P, _I, _P, _P, _I]
+_L = ctypes.c_longlong
+_BATCHED_ARGS = [_P, _I, _I, _I, _I, _I, _P, _P, _I, _L, _P, _I, _L, _P, _P, _I, _L, _I]
 FUNCTIONS = {
     "cublasCreate_v2": [ctypes.POINTER(_P)],
     "cublasGetVersion_v2": [_P, ctypes.POINTER(_I)],
@@ -80,8 +82,12 @@ FUNCTIONS = {
     "cublasSetMathMode": [_P, _I],
     "cublasSgemm_v2": _GEMM_ARGS,
     "cublasDgemm_v2": _GEMM_ARGS,
+    "cublasSgemmStridedBatched": _BATCHED_ARGS,
+    "cublasDgemmStridedBatched": _BATCHED_ARGS,
 }
 _GEMM_NAMES = {np.dtype(np.float32): "cublasSgemm_v2", np.dtype(np.float64): "cublasDgemm_v2"}
+_BATCHED_NAMES = {np.dtype(np.float32): "cublasSgemmStridedBatched",
+                  np.dtype(np.float64): "cublasDgemmStridedBatched"}
 
 # alpha = 1 and beta = 0 as host values; read by cuBLAS during each call.
 _ALPHA = {np.dtype(np.float32): ctypes.c_float(1.0), np.dtype(np.float64): ctypes.c_double(1.0)}
@@ -298,14 +304,35 @@ def gemm(dtype, trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc, *, stream, ca
     Queued on ``stream`` (a CUDA stream handle value: the current stream), which may
     be capturing: ``capturing`` says so, and then :func:`prepare` must have run.
     """
+    _call(_GEMM_NAMES, dtype, trans_a, trans_b, m, n, k, (a, lda, b, ldb), (c, ldc),
+          stream=stream, capturing=capturing)
+
+
+def gemm_strided_batched(dtype, trans_a, trans_b, m, n, k, a, lda, stride_a, b, ldb,
+                         stride_b, c, ldc, stride_c, batch, *, stream, capturing):
+    """``batch`` column-major GEMMs ``C_i = op(A_i) @ op(B_i)`` in one cuBLAS call, the
+    matrices ``stride_x`` elements apart (0: one matrix shared by all); otherwise as
+    :func:`gemm`."""
+    _call(_BATCHED_NAMES, dtype, trans_a, trans_b, m, n, k,
+          (a, lda, stride_a, b, ldb, stride_b), (c, ldc, stride_c, batch),
+          stream=stream, capturing=capturing)
+
+
+def _call(names, dtype, trans_a, trans_b, m, n, k, before_beta, after_beta, *, stream,
+          capturing):
+    """Call the GEMM of ``names`` for ``dtype``: (handle, ops, m, n, k, alpha,
+    *before_beta, beta, *after_beta), raising on any status but success."""
     dtype = np.dtype(dtype)
-    name = _GEMM_NAMES.get(dtype)
+    name = names.get(dtype)
     if name is None:
         raise TypeError(f"cuBLAS gemm: float32 or float64 only, got {dtype}")
     handle = _handle_on(stream, capturing)
     status = getattr(library(), name)(
         handle, CUBLAS_OP_T if trans_a else CUBLAS_OP_N, CUBLAS_OP_T if trans_b else CUBLAS_OP_N,
-        m, n, k, ctypes.addressof(_ALPHA[dtype]), a, lda, b, ldb,
-        ctypes.addressof(_BETA[dtype]), c, ldc)
+        m, n, k, ctypes.addressof(_ALPHA[dtype]), *before_beta, ctypes.addressof(_BETA[dtype]),
+        *after_beta)
+    # Each operand's leading dimension follows its address; B's address starts the
+    # second half of before_beta (after A's address, lda and, batched, its stride).
+    lda, ldb, ldc = before_beta[1], before_beta[len(before_beta) // 2 + 1], after_beta[1]
     check(status, f"{name}(transa={int(bool(trans_a))}, transb={int(bool(trans_b))}, "
                   f"m={m}, n={n}, k={k}, lda={lda}, ldb={ldb}, ldc={ldc})")

@@ -160,6 +160,15 @@ def _capturing(stream):
     return stream.ptr not in (0, 1) and bool(stream.is_capturing())
 
 
+def matmul_views(a, b):
+    """``matmul(a, b)`` for strided views that ``cupy.matmul`` would first copy (a
+    matrix's rows a pitch apart, matrices an arbitrary stride apart): read in place by
+    cuBLAS through minigrad's handle, or by the tiled GEMM where captures use it."""
+    if (_route_eager or stream_is_capturing()) and capture_gemm_choice() == "custom":
+        return matmul_graph_safe(a, b)
+    return matmul_cublas(a, b)
+
+
 def matmul_graph_safe(a, b):
     """NumPy's ``matmul(a, b)`` (batched, broadcast, 1-D operands) by the tiled GEMM.
 
@@ -406,10 +415,11 @@ def _cublas_gemm(a_op, b_op, out, batch_shape):
     b3, trans_b, ldb, stride_b = _blas_operand(b_op, batch_shape)
     stream = cp.cuda.get_current_stream()
     capturing = _capturing(stream)
-    item = out.itemsize
     a_at, b_at, out_at = (cublas_capture.address(x) for x in (a3, b3, out))
-    for i in range(batch):  # a loop rather than a batched call: it costs only at capture
-        cublas_capture.gemm(out.dtype, trans_b, trans_a, n, m, k,
-                            b_at + i * stride_b * item, ldb, a_at + i * stride_a * item, lda,
-                            out_at + i * m * n * item, n, stream=stream.ptr,
-                            capturing=capturing)
+    if batch == 1:
+        cublas_capture.gemm(out.dtype, trans_b, trans_a, n, m, k, b_at, ldb, a_at, lda,
+                            out_at, n, stream=stream.ptr, capturing=capturing)
+    else:  # one call for the batch, whatever the operands' strides between matrices
+        cublas_capture.gemm_strided_batched(
+            out.dtype, trans_b, trans_a, n, m, k, b_at, ldb, stride_b, a_at, lda, stride_a,
+            out_at, n, m * n, batch, stream=stream.ptr, capturing=capturing)
