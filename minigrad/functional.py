@@ -14,6 +14,7 @@ from the device's kernel table (``backend.kernel``); everything else is array-mo
 code that runs unchanged on NumPy and CuPy. Names follow ``torch.nn.functional``.
 """
 import builtins
+import math
 
 import numpy as np
 
@@ -224,7 +225,7 @@ def sum(x, axis=None, keepdims=False):
 
 def mean(x, axis=None, keepdims=False):
     axes = _axes(axis, x.ndim)
-    count = int(np.prod([x.shape[a] for a in axes]))
+    count = math.prod(x.shape[a] for a in axes)
     xp = _xp(x)
 
     def mean_backward(g):

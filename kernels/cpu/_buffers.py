@@ -7,6 +7,7 @@ to it any more (its reference count is back to the pool's own), so an output tha
 Tensor, a cache or a user still holds is never overwritten: reuse is safe without
 anyone having to give buffers back.
 """
+import math
 import sys
 import threading
 from collections import OrderedDict
@@ -47,7 +48,7 @@ class BufferPool:
         """An uninitialised C-contiguous array; never one that someone still holds."""
         dtype = np.dtype(dtype)
         shape = tuple(int(s) for s in shape)
-        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        nbytes = math.prod(shape) * dtype.itemsize  # math.prod: np.prod costs ~3 us a call
         if nbytes < MIN_POOLED_BYTES:
             return np.empty(shape, dtype)
         key = (tag, shape, dtype.str)

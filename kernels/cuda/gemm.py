@@ -20,6 +20,7 @@ float32 products are float32 unless :func:`set_tf32` opts in to TF32 tensor core
 """
 import contextlib
 import importlib
+import math
 import os
 
 import numpy as np
@@ -354,7 +355,7 @@ def _gemm(a_op, b_op, out, batch_shape, *, accumulate, split_k):
     """Launch the kernels for ``out (+)= a_op @ b_op`` (shapes already checked)."""
     m, k = a_op.shape[-2:]
     n = b_op.shape[-1]
-    batch = int(np.prod(batch_shape, dtype=np.int64)) if batch_shape else 1
+    batch = math.prod(batch_shape)
     if m == 0 or n == 0 or batch == 0:
         return
     check_int32("gemm", rows=m, columns=n, inner=k, batch=batch)
@@ -404,7 +405,7 @@ def _cublas_gemm(a_op, b_op, out, batch_shape):
     """
     m, k = a_op.shape[-2:]
     n = b_op.shape[-1]
-    batch = int(np.prod(batch_shape, dtype=np.int64)) if batch_shape else 1
+    batch = math.prod(batch_shape)
     if m == 0 or n == 0 or batch == 0:
         return
     if k == 0:  # an empty sum: zeros, without asking cuBLAS about a degenerate product

@@ -11,6 +11,8 @@ two masks drawn at offsets ``a`` and ``a + size`` never share a counter. An elem
 is kept when the top 32 bits are ``>= drop_threshold(p)``, an integer comparison,
 so keep/drop agrees bit for bit between devices.
 """
+import math
+
 import numpy as np
 
 GOLDEN_GAMMA = 0x9E3779B97F4A7C15
@@ -78,7 +80,7 @@ def dropout_mask(shape, p, seed, offset, dtype):
     """
     shape, dtype = mask_shape(shape), mask_dtype(dtype)
     threshold = drop_threshold(p)
-    size = int(np.prod(shape, dtype=np.int64))
+    size = math.prod(int(s) for s in shape)
     keep = (hash_bits(seed, offset, size) >> np.uint64(32)) >= np.uint64(threshold)
     mask = np.where(keep, keep_scale(p, dtype), dtype.type(0))
     return mask.astype(dtype, copy=False).reshape(shape)
