@@ -264,6 +264,18 @@ class FakeCuda:
         return cls.current_stream
 
 
+def use_fake_cupy(monkeypatch):
+    """Point every module of kernels.cuda that refers to ``cp`` at :class:`FakeCupy`."""
+    import importlib
+    import pkgutil
+
+    import kernels.cuda
+    for info in pkgutil.iter_modules(kernels.cuda.__path__):
+        module = importlib.import_module(f"kernels.cuda.{info.name}")
+        if hasattr(module, "cp"):
+            monkeypatch.setattr(module, "cp", FakeCupy)
+
+
 class FakeCupy:
     """The slice of the cupy module the kernels.cuda wrappers use, on NumPy."""
 

@@ -89,6 +89,25 @@ def check_conv2d(device, rng, case, dtype, activation=None):
     np.testing.assert_array_equal(device.to_host(gw2), device.to_host(gw))
 
 
+def check_activation(device, rng, name, shape, dtype):
+    """activation_forward/backward (and relu_*) against the reference, on a transposed
+    (non-contiguous) input, with values around zero and far out in both tails."""
+    x = (rng.standard_normal(shape[::-1]) * 4).astype(dtype).T
+    x.flat[:3] = np.array([0.0, 60.0, -60.0], dtype)[:min(3, x.size)]
+    y_ref = REFERENCE["activation_forward"](name, x)
+    y = device.table["activation_forward"](name, device.to_device(x))
+    assert_close(device, y, y_ref, f"{name} forward", dtype)
+    gy = rng.standard_normal(shape).astype(dtype)
+    gx_ref = REFERENCE["activation_backward"](name, gy, y_ref)
+    gx = device.table["activation_backward"](name, device.to_device(gy), y)
+    assert_close(device, gx, gx_ref, f"{name} backward", dtype)
+    if name == "relu":
+        y2, cache = device.table["relu_forward"](device.to_device(x))
+        assert_close(device, y2, y_ref, "relu_forward", dtype)
+        assert_close(device, device.table["relu_backward"](device.to_device(gy), cache),
+                      gx_ref, "relu_backward", dtype)
+
+
 def check_max_pool2d(device, rng, case, dtype, ties=False):
     n, c, h, w, kernel, stride, padding = case
     if ties:  # few distinct values: the first maximum in window order must win
@@ -271,6 +290,12 @@ class KernelTableSuite:
     @pytest.mark.parametrize("case", CONV_CASES[:5], ids=case_id)
     def test_conv2d_with_fused_activation(self, device, rng, case, dtype, activation):
         check_conv2d(device, rng, case, dtype, activation)
+
+    @pytest.mark.parametrize("shape", [(1,), (7, 5), (2, 3, 33, 3)], ids=str)
+    @pytest.mark.parametrize("dtype", DTYPES)
+    @pytest.mark.parametrize("name", ["relu", "tanh", "sigmoid"])
+    def test_activation(self, device, rng, name, shape, dtype):
+        check_activation(device, rng, name, shape, dtype)
 
     def test_conv2d_rejects_an_unknown_activation(self, device, rng):
         x, w = device.put(np.ones((1, 1, 3, 3), np.float32), np.ones((1, 1, 1, 1), np.float32))

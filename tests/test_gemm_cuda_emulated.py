@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import cuda_kernel_checks as checks
-from cuda_emulator import EmulatedModule, FakeCuda, FakeCupy, FakeStream, compiler
+from cuda_emulator import EmulatedModule, FakeCuda, FakeStream, compiler, use_fake_cupy
 from kernels.reference import KERNELS as REFERENCE
 
 pytestmark = pytest.mark.skipif(compiler() is None,
@@ -34,11 +34,8 @@ TRANSPOSES = [(False, False), (True, False), (False, True), (True, True)]
 def gemm(monkeypatch):
     """kernels.cuda.gemm (and its neighbours) on NumPy + the CPU emulation."""
     from kernels.cuda import compile as cuda_compile
-    from kernels.cuda import (conv, cublas_capture, gemm as gemm_module, losses, optim,
-                              pool, random)
-    for module in (cuda_compile, conv, cublas_capture, gemm_module, losses, optim, pool,
-                   random):
-        monkeypatch.setattr(module, "cp", FakeCupy)
+    from kernels.cuda import cublas_capture, gemm as gemm_module
+    use_fake_cupy(monkeypatch)
     # No cuBLAS in these tests unless one asks for the stand-in library (fake_cublas).
     monkeypatch.setattr(cublas_capture, "_library", None)
     monkeypatch.setattr(cublas_capture, "_handles", {})

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import cuda_kernel_checks as checks
-from cuda_emulator import (EmulatedModule, FakeCupy, check_arguments, compiler,
-                           kernel_signatures)
+from cuda_emulator import (EmulatedModule, check_arguments, compiler, kernel_signatures,
+                           use_fake_cupy)
 
 pytestmark = pytest.mark.skipif(compiler() is None,
                                 reason="no host C++ compiler (g++) to emulate CUDA with")
@@ -20,9 +20,7 @@ def device(monkeypatch):
     """kernels.cuda with CuPy replaced by NumPy + the CPU emulation of the kernels."""
     import kernels.cuda as cuda_table
     from kernels.cuda import compile as cuda_compile
-    from kernels.cuda import conv, gemm, losses, optim, pool, random
-    for module in (cuda_compile, conv, gemm, losses, optim, pool, random):
-        monkeypatch.setattr(module, "cp", FakeCupy)
+    use_fake_cupy(monkeypatch)
     monkeypatch.setattr(cuda_compile, "_modules", {})
     monkeypatch.setattr(cuda_compile, "_kernels", {})
     # 64-thread blocks: the emulation runs one OS thread per CUDA thread, and the

@@ -7,7 +7,7 @@ run on cuBLAS through minigrad's own handle (cublas_capture.py), or on our tiled
 (``"matmul_graph_safe"``, gemm.cu) with ``MINIGRAD_CAPTURE_GEMM=custom``. Importing this package
 needs no GPU and no CuPy; the functions need both when called.
 """
-from . import conv, gemm, losses, optim, pool, random
+from . import activation, conv, gemm, losses, optim, pool, random
 
 KERNELS = {
     "matmul": gemm.matmul,
@@ -25,4 +25,8 @@ KERNELS = {
     "rmsprop_update": optim.rmsprop_update,
     "adagrad_update": optim.adagrad_update,
     "dropout_mask": random.dropout_mask,
+    "relu_forward": activation.relu_forward,
+    "relu_backward": activation.relu_backward,
+    "activation_forward": activation.activation_forward,
+    "activation_backward": activation.activation_backward,
 }

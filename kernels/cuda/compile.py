@@ -30,6 +30,7 @@ NVRTC_OPTIONS = ("--std=c++17", "--fmad=false")
 # (suffix _f32) and float64 (_f64). The compile test checks that each one is an
 # entry point of the compiled PTX, so a renamed kernel fails in CI, not on a GPU.
 ENTRY_POINTS = {
+    "activation.cu": ("activation_forward", "activation_backward"),
     "conv.cu": ("im2col", "col2im", "rows_to_nchw", "nchw_to_rows", "bias_grad"),
     "gemm.cu": ("gemm", "gemm_reduce"),
     "pool.cu": ("max_pool_forward", "max_pool_backward", "avg_pool_forward",

@@ -1,0 +1,54 @@
+"""Elementwise activations on the GPU, one kernel each way (activation.cu).
+
+ReLU, tanh and sigmoid share the device functions the fused convolution uses; the
+derivative is taken from the output. Arrays of other dtypes (float16) go to the
+reference's CuPy expressions.
+"""
+import numpy as np
+
+from ..reference import activation as reference
+from .compile import ACTIVATION_CODES, DTYPE_SUFFIX, cp, grid_1d, kernel, launch
+
+_SOURCE = "activation.cu"
+
+
+def _fast(*arrays):
+    """True when the kernels take these arrays: one float32/float64 dtype, one shape."""
+    dtype = arrays[0].dtype
+    return dtype in DTYPE_SUFFIX and all(a.dtype == dtype and a.shape == arrays[0].shape
+                                         for a in arrays[1:])
+
+
+def activation_forward(name, x):
+    """y = name(x) for a name in ``reference.FUSABLE``."""
+    code = ACTIVATION_CODES[reference.check_activation(name, "activation_forward")]
+    if not _fast(x):
+        return reference.activation_forward(name, x)
+    x = cp.ascontiguousarray(x)
+    y = cp.empty_like(x)
+    launch(kernel(_SOURCE, "activation_forward", x.dtype), grid_1d(x.size),
+           (x, y, np.int64(x.size), np.int32(code)))
+    return y
+
+
+def activation_backward(name, gy, y):
+    """gx from gy and the activation's output y (relu: gy where y > 0, else 0)."""
+    code = ACTIVATION_CODES[reference.check_activation(name, "activation_backward")]
+    if not _fast(gy, y):
+        return reference.activation_backward(name, gy, y)
+    gy, y = cp.ascontiguousarray(gy), cp.ascontiguousarray(y)
+    gx = cp.empty_like(gy)
+    launch(kernel(_SOURCE, "activation_backward", gy.dtype), grid_1d(gy.size),
+           (gy, y, gx, np.int64(gy.size), np.int32(code)))
+    return gx
+
+
+def relu_forward(x):
+    """(y, cache): y = max(x, 0); the cache is y itself."""
+    y = activation_forward("relu", x)
+    return y, y
+
+
+def relu_backward(gy, cache):
+    """gx = gy where the forward output was positive, else 0."""
+    return activation_backward("relu", gy, cache)
