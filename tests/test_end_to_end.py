@@ -2,7 +2,7 @@
 import numpy as np
 
 import minigrad as mg
-from minigrad import losses, nn, optim
+from minigrad import losses, optim
 from minigrad.models import exercise_cnn
 
 
