@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from kernels.reference.activation import FUSABLE as FUSABLE_ACTIVATIONS
+from kernels.reference.activation import check_activation
 
 from . import backend
 from . import random as mg_random
@@ -381,9 +381,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, activation=None):
     without a pass over the output (and one over its gradient) of its own.
     """
     _check_nchw(x, "conv2d")
-    if activation is not None and activation not in FUSABLE_ACTIVATIONS:
-        raise ValueError(f"conv2d: cannot fuse activation {activation!r}; fusable: "
-                         f"{', '.join(FUSABLE_ACTIVATIONS)} (or None)")
+    check_activation(activation, "conv2d")
     _same_device("conv2d", x, weight, bias)
     stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
     if x.shape[1] != weight.shape[1]:

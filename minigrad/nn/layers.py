@@ -54,10 +54,7 @@ class Conv2d(Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
                  activation=None):
         super().__init__()
-        if activation is not None and activation not in F.FUSABLE_ACTIVATIONS:
-            raise ValueError(f"Conv2d: unknown activation {activation!r}; known: "
-                             f"{', '.join(F.FUSABLE_ACTIVATIONS)} (or None)")
-        self.activation = activation
+        self.activation = F.check_activation(activation, "Conv2d")
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size, self.stride, self.padding = \
             _pair(kernel_size), _pair(stride), _pair(padding)
