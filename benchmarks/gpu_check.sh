@@ -18,7 +18,7 @@
 # Installs nothing: it runs the tree as it is (PYTHONPATH=.) with the Python that
 # already has CuPy. Each part has its own time limit (SIGINT first, so pytest and the
 # benchmarks still write what they have; SIGKILL 10 s later), and no part may run past
-# the whole check's budget, GPU_CHECK_BUDGET seconds (default 450). Override a part's
+# the whole check's budget, GPU_CHECK_BUDGET seconds (default 500). Override a part's
 # limit with GRAPH_TEST_TIMEOUT (each of 1a and 1b), GRAPH_BENCH_TIMEOUT, GPU_TEST_TIMEOUT,
 # BENCH_TIMEOUT.
 # $OUT/summary.txt grows after every part, so even a check cut short says how far it
@@ -37,10 +37,10 @@ if [ -n "${PYTHON:-}" ]; then :
 elif command -v python >/dev/null 2>&1; then PYTHON=python
 else PYTHON=python3
 fi
-BUDGET="${GPU_CHECK_BUDGET:-450}"
+BUDGET="${GPU_CHECK_BUDGET:-500}"
 GRAPH_TEST_TIMEOUT="${GRAPH_TEST_TIMEOUT:-60}"
 GRAPH_BENCH_TIMEOUT="${GRAPH_BENCH_TIMEOUT:-75}"
-GPU_TEST_TIMEOUT="${GPU_TEST_TIMEOUT:-45}"
+GPU_TEST_TIMEOUT="${GPU_TEST_TIMEOUT:-90}"
 BENCH_TIMEOUT="${BENCH_TIMEOUT:-25}"
 SUMMARY="$OUT/summary.txt"
 : > "$SUMMARY"
