@@ -275,3 +275,25 @@ def test_activation_loops_are_the_reference_bit_for_bit(activation, dtype):
     np.testing.assert_array_equal(g, gx_ref)
     cpu.activation.backward_into(activation, gy, y_ref, gy)
     np.testing.assert_array_equal(gy, gx_ref)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+@pytest.mark.parametrize("activation", FUSABLE)
+def test_table_activations_are_the_reference_bit_for_bit(activation, dtype):
+    """The CPU table's activation_forward/backward (what F.relu, F.tanh and F.sigmoid
+    run) on a transposed input with zeros, NaN and huge values; float16 goes to the
+    reference."""
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal((9, 7, 3)) * 5).astype(dtype).T
+    x[0, 0, :4] = [0.0, np.nan, 1e4, -1e4]
+    gy = rng.standard_normal(x.shape).astype(dtype)
+    y = cpu.KERNELS["activation_forward"](activation, x)
+    y_ref = ref.KERNELS["activation_forward"](activation, x)
+    np.testing.assert_array_equal(y, y_ref)
+    assert y.dtype == y_ref.dtype
+    gx = cpu.KERNELS["activation_backward"](activation, gy, y)
+    np.testing.assert_array_equal(gx, ref.KERNELS["activation_backward"](activation, gy, y_ref))
+    if activation == "relu":
+        y2, cache = cpu.KERNELS["relu_forward"](x)
+        np.testing.assert_array_equal(y2, y_ref)
+        np.testing.assert_array_equal(cpu.KERNELS["relu_backward"](gy, cache), gx)

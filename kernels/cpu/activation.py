@@ -14,6 +14,7 @@ dtype in the reference's order.
 import numpy as np
 from numba import prange
 
+from kernels.reference import activation as reference
 from kernels.reference.activation import FUSABLE
 
 from ._buffers import POOL
@@ -105,24 +106,34 @@ def backward_into(name, gy, y, out):
     _BACKWARD[name](gy, y, out)
 
 
+def activation_forward(name, x):
+    """y = name(x) for a name in FUSABLE, one pass into a reused buffer (other dtypes:
+    the reference)."""
+    if fast_dtype(x) is None:
+        return reference.activation_forward(name, x)
+    x = np.ascontiguousarray(x)
+    y = POOL.empty(f"{name}.y", x.shape, x.dtype)
+    forward_into(name, x.reshape(-1), y.reshape(-1))
+    return y
+
+
+def activation_backward(name, gy, y):
+    """gx from gy and the activation's output y, one pass into a reused buffer."""
+    dtype = fast_dtype(gy)
+    if dtype is None or y.dtype != dtype or y.shape != gy.shape:
+        return reference.activation_backward(name, gy, y)
+    gy, y = np.ascontiguousarray(gy), np.ascontiguousarray(y)
+    gx = POOL.empty(f"{name}.gx", gy.shape, dtype)
+    backward_into(name, gy.reshape(-1), y.reshape(-1), gx.reshape(-1))
+    return gx
+
+
 def relu_forward(x):
     """(y, cache): y = max(x, 0) elementwise; the cache is y itself."""
-    if fast_dtype(x) is None:
-        y = np.maximum(x, 0)
-        return y, y
-    x = np.ascontiguousarray(x)
-    y = POOL.empty("relu.y", x.shape, x.dtype)
-    _relu(x.reshape(-1), y.reshape(-1))
+    y = activation_forward("relu", x)
     return y, y
 
 
 def relu_backward(gy, cache):
     """gx = gy where the forward output was positive, else 0."""
-    y = cache
-    dtype = fast_dtype(gy)
-    if dtype is None or y.dtype != dtype:
-        return gy * (y > 0)
-    gy = np.ascontiguousarray(gy)
-    gx = POOL.empty("relu.gx", gy.shape, dtype)
-    _relu_backward(gy.reshape(-1), y.reshape(-1), gx.reshape(-1))
-    return gx
+    return activation_backward("relu", gy, cache)
