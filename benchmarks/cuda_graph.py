@@ -285,7 +285,7 @@ def time_gemms(batch_size, reps=20):
         b = cp.asarray(gen.standard_normal((n, k) if trans_b else (k, n)).astype(np.float32))
         a_op, b_op = (a.T if trans_a else a), (b.T if trans_b else b)
         row = {"gemm": name, "m": m, "n": n, "k": k,
-               "split_k": gemm.split_k_for(m, n, k, 1, gemm._sm_count())}
+               "split_k": gemm.split_k_for(m, n, k, 1, gemm.sm_count())}
         for label, fn in products:
             try:
                 fn(a_op, b_op)

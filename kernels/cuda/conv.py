@@ -16,7 +16,7 @@ from ..reference.activation import check_activation
 from ..reference.windows import output_size
 from .compile import (ACTIVATION_CODES, check_int32, cp, float_dtype, grid_1d, grid_2d,
                       kernel, launch)
-from .gemm import _sm_count, matmul, matmul_views, split_k_for
+from .gemm import matmul, matmul_views, sm_count, split_k_for
 
 _SOURCE = "conv.cu"
 
@@ -36,7 +36,7 @@ def weight_grad_splits(n, out_ch, rows, plane):
         raise ValueError(f"{WGRAD_VARIABLE}={mode!r}; choose one of {WGRAD_MODES}")
     if mode == "single":
         return 1
-    wanted = split_k_for(out_ch, rows, n * plane, 1, _sm_count())
+    wanted = split_k_for(out_ch, rows, n * plane, 1, sm_count())
     return max(d for d in range(1, min(n, wanted) + 1) if n % d == 0)
 
 

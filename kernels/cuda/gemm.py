@@ -306,10 +306,10 @@ def load(dtype):
     """
     kernel(_SOURCE, "gemm", dtype)
     kernel(_SOURCE, "gemm_reduce", dtype)
-    _sm_count()
+    sm_count()
 
 
-def _sm_count():
+def sm_count():
     """The current GPU's multiprocessor count (memoised per device)."""
     try:
         device = cp.cuda.Device()
@@ -363,7 +363,7 @@ def _gemm(a_op, b_op, out, batch_shape, *, accumulate, split_k):
     b3, trans_b, ldb, stride_b = _matrix_operand(b_op, batch_shape)
     tiles_m, tiles_n = -(-m // TILE_M), -(-n // TILE_N)
     if split_k is None:
-        split_k = split_k_for(m, n, k, batch, _sm_count())
+        split_k = split_k_for(m, n, k, batch, sm_count())
     depth, splits = k_slices(k, int(split_k))
     blocks = batch * splits * tiles_m * tiles_n
     if blocks > INT_MAX:
