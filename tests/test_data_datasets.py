@@ -5,7 +5,8 @@ import zipfile
 
 import numpy as np
 import pytest
-from PIL import Image
+
+Image = pytest.importorskip("PIL.Image", reason="Pillow (a declared dependency) is not installed")
 
 from minigrad.data import ImageFolder, SyntheticInsects, download_bee_vs_wasp
 from minigrad.data.datasets import download_url, extract_archive, find_image_root

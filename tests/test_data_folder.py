@@ -5,7 +5,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+
+Image = pytest.importorskip("PIL.Image", reason="Pillow (a declared dependency) is not installed")
 
 from minigrad.data import (ImageFolder, SyntheticInsects, find_split_folders,
                            load_image_folder, save_image_folder)

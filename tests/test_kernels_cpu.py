@@ -12,7 +12,9 @@ import itertools
 import numpy as np
 import pytest
 
-import kernels.cpu as cpu
+pytest.importorskip("numba", reason="Numba (a declared dependency) is not installed")
+
+import kernels.cpu as cpu  # noqa: E402
 import kernels.reference as ref
 from kernels.cpu import _buffers, _jit
 

@@ -10,7 +10,9 @@ unknown names; the float16 fallback; the cached output kept out of buffer reuse.
 import numpy as np
 import pytest
 
-import kernels.cpu as cpu
+pytest.importorskip("numba", reason="Numba (a declared dependency) is not installed")
+
+import kernels.cpu as cpu  # noqa: E402
 import kernels.reference as ref
 from kernels.cpu import conv
 from kernels.reference.activation import FUSABLE

@@ -420,6 +420,7 @@ def test_sweep_input_errors(tmp_path):
 
 # --------------------------------------------------------------------------- executors
 def test_local_pool_pins_each_worker_to_its_share_of_the_cores(tmp_path):
+    pytest.importorskip("numba", reason="the workers report Numba's thread settings")
     log = tmp_path / "calls.jsonl"
     before = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS")}
     (tmp_path / "barrier").mkdir()
@@ -612,8 +613,7 @@ def test_real_sweep_on_hymenoptera_finishes_and_ranks(tmp_path):
     data = SHARED_DATA / "hymenoptera"
     if not data.is_dir():
         pytest.skip(f"shared data folder {data} is not present")
-    if not DEMO.exists():
-        pytest.skip("demos/bees_vs_wasps.py is not there yet")
+    pytest.importorskip("PIL", reason="the photos are decoded with Pillow")
     space = {"optimizer": ["adam", "sgd"], "lr": [1e-3, 1e-2], "size": 32, "epochs": 2,
              "data": str(data), "cache": False}
     results = Sweep(space, demo_trial, tmp_path, workers=2, halving=Halving(eta=2),
