@@ -31,9 +31,8 @@ The contract (shapes NCHW, weights OIHW, every function pure unless it says
 ``softmax_cross_entropy_forward(logits, labels) -> (losses, cache)``
     per-sample losses (N,) for integer labels (N,); numerically stable.
 ``softmax_cross_entropy_backward(gloss, cache) -> glogits``
-``relu_forward(x) -> (y, cache)``, ``relu_backward(gy, cache) -> gx``
 ``activation_forward(name, x) -> y``, ``activation_backward(name, gy, y) -> gx``
-    for the fusable activations, the derivative taken from the output ``y``.
+    for name "relu", "tanh" or "sigmoid", the derivative taken from the output ``y``.
 Optimizer updates (in place on ``param`` and the state arrays): see
 ``kernels.reference.optim``.
 

@@ -1,7 +1,9 @@
 """minigrad: a small, fast, from-scratch deep-learning framework.
 
 ``import minigrad as mg``; ``mg.tensor(...)``; layers in ``mg.nn``, ops in
-``mg.functional``, losses in ``mg.losses``, optimizers in ``mg.optim``.
+``mg.functional``, losses in ``mg.losses``, optimizers in ``mg.optim``, datasets and
+loaders in ``mg.data``, ``fit``/``evaluate`` in ``mg.train``; ``mg.cuda`` (CUDA graphs,
+TF32) is imported on first use, since it needs CuPy.
 """
 from . import backend, data, functional, losses, nn, optim, train
 from .backend import cuda_available

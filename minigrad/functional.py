@@ -18,8 +18,6 @@ import math
 
 import numpy as np
 
-from kernels.reference.activation import check_activation
-
 from . import backend
 from . import random as mg_random
 from .tensor import Node, Tensor, as_tensor, is_grad_enabled
@@ -287,15 +285,6 @@ def getitem(x, index):
 
 
 # ---------------------------------------------------------------- activations
-def relu(x):
-    device = x.device
-    y, cache = backend.kernel("relu_forward", device)(x.data)
-
-    def relu_backward(g):
-        return (backend.kernel("relu_backward", device)(g, cache),)
-    return _record(y, (x,), relu_backward)
-
-
 def leaky_relu(x, negative_slope=0.01):
     xp = _xp(x)
     slope = xp.where(x.data > 0, 1, negative_slope).astype(x.dtype)
@@ -307,12 +296,18 @@ def leaky_relu(x, negative_slope=0.01):
 
 def _activation(name, x):
     """An activation whose derivative the kernel table takes from its output."""
-    device = x.device
-    y = backend.kernel("activation_forward", device)(name, x.data)
+    forward = backend.kernel("activation_forward", x.device)
+    backward = backend.kernel("activation_backward", x.device)
+    y = forward(name, x.data)
 
     def activation_backward(g):
-        return (backend.kernel("activation_backward", device)(name, g, y),)
+        return (backward(name, g, y),)
     return _record(y, (x,), activation_backward, name)
+
+
+def relu(x):
+    """max(x, 0); NaN stays NaN."""
+    return _activation("relu", x)
 
 
 def sigmoid(x):
@@ -381,7 +376,6 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, activation=None):
     without a pass over the output (and one over its gradient) of its own.
     """
     _check_nchw(x, "conv2d")
-    check_activation(activation, "conv2d")
     _same_device("conv2d", x, weight, bias)
     stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
     if x.shape[1] != weight.shape[1]:
@@ -504,8 +498,9 @@ def _class_labels(target, logits, loss):
     """Integer class labels as an array, checked against the logits' class count.
 
     Not checked while a CUDA graph is captured (``backend.capturing()``): the check
-    reads a device value back, which a capture cannot wait for. The CUDA
-    cross-entropy kernel then gives a NaN loss for a label out of range.
+    reads a device value back, which a capture cannot wait for. A label out of range
+    then gives cross_entropy a NaN loss, and nll_loss an index CuPy wraps or clips
+    (a wrong loss): check labels before capturing.
     """
     labels = target.data if isinstance(target, Tensor) else target
     xp = _xp(logits)
@@ -516,13 +511,12 @@ def _class_labels(target, logits, loss):
         raise ValueError(f"{loss}: {logits.shape[0]} rows of logits (shape {logits.shape}) "
                          f"but labels of shape {labels.shape}")
     n_classes = logits.shape[1]
-    if backend.is_capturing():
-        return labels.astype(np.int64, copy=False)
-    bad = (labels < 0) | (labels >= n_classes)
-    if bool(bad.any()):
-        label = int(labels[bad][0])
-        raise ValueError(f"{loss}: label {label} is outside [0, {n_classes}) for logits "
-                         f"with {n_classes} classes")
+    if not backend.is_capturing():
+        bad = (labels < 0) | (labels >= n_classes)
+        if bool(bad.any()):
+            label = int(labels[bad][0])
+            raise ValueError(f"{loss}: label {label} is outside [0, {n_classes}) for "
+                             f"logits with {n_classes} classes")
     return labels.astype(np.int64, copy=False)
 
 

@@ -2,8 +2,8 @@
 
 Against the reference kernel (kernels.reference.conv, the ground truth) on odd shapes
 for every fusable activation; bit for bit against the CPU's own unfused conv followed
-by the activation as a separate kernel (the CPU's relu_forward / relu_backward, the
-reference's tanh and sigmoid), in one slice of the batch or several; saturation, NaN
+by the activation as a separate kernel (the CPU table's activation_forward/backward),
+in one slice of the batch or several; saturation, NaN
 and overflow at +-1e4 checked by hand on 1x1 convolutions whose output is the input;
 unknown names; the float16 fallback; the cached output kept out of buffer reuse.
 """
@@ -83,14 +83,10 @@ def test_fused_conv_matches_reference(case, dtype, activation):
 
 
 def unfused_activation(activation, y):
-    """The activation as a separate kernel after the conv: the CPU table's ReLU, the
-    reference's tanh and sigmoid (the CPU table has no kernel of its own for them).
+    """The activation as a separate kernel after the conv (the CPU table's).
     Returns (output, backward) where backward(gy) is the pre-activation gradient."""
-    if activation == "relu":
-        out, relu_cache = cpu.KERNELS["relu_forward"](y)
-        return out, lambda gy: cpu.KERNELS["relu_backward"](gy, relu_cache)
-    out = ref.KERNELS["activation_forward"](activation, y)
-    return out, lambda gy: ref.KERNELS["activation_backward"](activation, gy, out)
+    out = cpu.KERNELS["activation_forward"](activation, y)
+    return out, lambda gy: cpu.KERNELS["activation_backward"](activation, gy, out)
 
 
 @pytest.mark.parametrize("activation", FUSABLE)
@@ -100,7 +96,7 @@ def unfused_activation(activation, y):
 def test_fused_is_unfused_conv_then_activation_bit_for_bit(case, dtype, chunk_images,
                                                            activation, monkeypatch):
     """Same GEMMs, same elementwise arithmetic in the same order: only where the
-    activation runs changes (ReLU against the CPU's relu_forward / relu_backward)."""
+    activation runs changes (ReLU against the CPU table's activation kernels)."""
     x, w, b, gy = make(case, dtype, 7)
     stride, padding = case[6], case[7]
     if chunk_images is not None:
@@ -295,7 +291,3 @@ def test_table_activations_are_the_reference_bit_for_bit(activation, dtype):
     assert y.dtype == y_ref.dtype
     gx = cpu.KERNELS["activation_backward"](activation, gy, y)
     np.testing.assert_array_equal(gx, ref.KERNELS["activation_backward"](activation, gy, y_ref))
-    if activation == "relu":
-        y2, cache = cpu.KERNELS["relu_forward"](x)
-        np.testing.assert_array_equal(y2, y_ref)
-        np.testing.assert_array_equal(cpu.KERNELS["relu_backward"](gy, cache), gx)

@@ -1,8 +1,7 @@
 """Numba CPU kernels: the hot loops of convolution, pooling, the fused softmax
 cross-entropy and the fused optimizer updates, with the contract of ``kernels``;
-also the activations (``relu_forward(x) -> (y, cache)``, ``relu_backward(gy, cache)
--> gx``, ``activation_forward(name, x)``, ``activation_backward(name, gy, y)`` for
-relu, tanh and sigmoid), one pass each.
+also the activations (``activation_forward(name, x)``, ``activation_backward(name,
+gy, y)`` for relu, tanh and sigmoid), one pass each.
 
 Convolutions are im2col (Numba) + batched BLAS GEMMs; large outputs and scratch
 arrays are reused between steps (``_buffers``); the kernels run serially between
@@ -25,8 +24,6 @@ KERNELS = {
     "adam_update": optim.adam_update,
     "rmsprop_update": optim.rmsprop_update,
     "adagrad_update": optim.adagrad_update,
-    "relu_forward": activation.relu_forward,
-    "relu_backward": activation.relu_backward,
     "activation_forward": activation.activation_forward,
     "activation_backward": activation.activation_backward,
 }

@@ -1,6 +1,6 @@
-"""Activations into reused buffers: ReLU's forward/backward pair (one Numba pass
-each), and what a layer's own kernel applies to its output (``forward_into`` /
-``backward_into``, for the fusable names of ``kernels.reference.activation``).
+"""Activations (relu, tanh, sigmoid) into reused buffers: ``activation_forward`` /
+``activation_backward`` for the table, on ``forward_into`` / ``backward_into``,
+which the fused convolution applies to its own output slices.
 
 NumPy's ``maximum(x, 0)`` and ``g * (y > 0)`` cost a fresh output (page faults on
 every step for the 26 MB first-layer activation) and, backward, a boolean temporary
@@ -15,7 +15,6 @@ import numpy as np
 from numba import prange
 
 from kernels.reference import activation as reference
-from kernels.reference.activation import FUSABLE
 
 from ._buffers import POOL
 from ._jit import cpu_kernel, fast_dtype
@@ -70,7 +69,7 @@ def _sigmoid_backward(gy, y, gx):
 
 
 def forward_into(name, x, out):
-    """out = name(x) for a name in FUSABLE; flat contiguous float32/float64 arrays of
+    """out = name(x) for a name in ``reference.FUSABLE``; flat contiguous float32/float64 arrays of
     one dtype that do not overlap (ValueError if they may).
 
     Why not in place: LLVM guards each vectorised loop with a runtime check that
@@ -80,8 +79,7 @@ def forward_into(name, x, out):
     functions, which measured 68x (tanh: 95 vs 1.4 ms) and 4x (exp: 12 vs 3.2 ms)
     slower than NumPy's SIMD loops on a 26 MB float32 array.
     """
-    if name not in FUSABLE:
-        raise ValueError(f"unknown activation {name!r}; fusable: {', '.join(FUSABLE)}")
+    reference.require_activation(name, "forward_into")
     if np.may_share_memory(x, out):
         raise ValueError("forward_into: out must not overlap x")
     if name == "relu":
@@ -101,13 +99,11 @@ def backward_into(name, gy, y, out):
     """out = gy * name'(.) taken from the output y (relu y > 0, tanh 1 - y^2, sigmoid
     y (1 - y)); flat contiguous arrays of one float dtype. An ``out`` that overlaps
     an input gives the same values, through a scalar loop (see ``forward_into``)."""
-    if name not in _BACKWARD:
-        raise ValueError(f"unknown activation {name!r}; fusable: {', '.join(FUSABLE)}")
-    _BACKWARD[name](gy, y, out)
+    _BACKWARD[reference.require_activation(name, "backward_into")](gy, y, out)
 
 
 def activation_forward(name, x):
-    """y = name(x) for a name in FUSABLE, one pass into a reused buffer (other dtypes:
+    """y = name(x) for a name in ``reference.FUSABLE``, one pass into a reused buffer (other dtypes:
     the reference)."""
     if fast_dtype(x) is None:
         return reference.activation_forward(name, x)
@@ -126,14 +122,3 @@ def activation_backward(name, gy, y):
     gx = POOL.empty(f"{name}.gx", gy.shape, dtype)
     backward_into(name, gy.reshape(-1), y.reshape(-1), gx.reshape(-1))
     return gx
-
-
-def relu_forward(x):
-    """(y, cache): y = max(x, 0) elementwise; the cache is y itself."""
-    y = activation_forward("relu", x)
-    return y, y
-
-
-def relu_backward(gy, cache):
-    """gx = gy where the forward output was positive, else 0."""
-    return activation_backward("relu", gy, cache)

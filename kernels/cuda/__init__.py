@@ -25,8 +25,6 @@ KERNELS = {
     "rmsprop_update": optim.rmsprop_update,
     "adagrad_update": optim.adagrad_update,
     "dropout_mask": random.dropout_mask,
-    "relu_forward": activation.relu_forward,
-    "relu_backward": activation.relu_backward,
     "activation_forward": activation.activation_forward,
     "activation_backward": activation.activation_backward,
 }

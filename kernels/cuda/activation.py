@@ -1,6 +1,7 @@
 """Elementwise activations on the GPU, one kernel each way (activation.cu).
 
-ReLU, tanh and sigmoid share the device functions the fused convolution uses; the
+ReLU, tanh and sigmoid (F.relu, F.tanh, F.sigmoid) share the device functions the
+fused convolution uses; the
 derivative is taken from the output. Arrays of other dtypes (float16) go to the
 reference's CuPy expressions.
 """
@@ -21,7 +22,7 @@ def _fast(*arrays):
 
 def activation_forward(name, x):
     """y = name(x) for a name in ``reference.FUSABLE``."""
-    code = ACTIVATION_CODES[reference.check_activation(name, "activation_forward")]
+    code = ACTIVATION_CODES[reference.require_activation(name, "activation_forward")]
     if not _fast(x):
         return reference.activation_forward(name, x)
     x = cp.ascontiguousarray(x)
@@ -33,7 +34,7 @@ def activation_forward(name, x):
 
 def activation_backward(name, gy, y):
     """gx from gy and the activation's output y (relu: gy where y > 0, else 0)."""
-    code = ACTIVATION_CODES[reference.check_activation(name, "activation_backward")]
+    code = ACTIVATION_CODES[reference.require_activation(name, "activation_backward")]
     if not _fast(gy, y):
         return reference.activation_backward(name, gy, y)
     gy, y = cp.ascontiguousarray(gy), cp.ascontiguousarray(y)
@@ -41,14 +42,3 @@ def activation_backward(name, gy, y):
     launch(kernel(_SOURCE, "activation_backward", gy.dtype), grid_1d(gy.size),
            (gy, y, gx, np.int64(gy.size), np.int32(code)))
     return gx
-
-
-def relu_forward(x):
-    """(y, cache): y = max(x, 0); the cache is y itself."""
-    y = activation_forward("relu", x)
-    return y, y
-
-
-def relu_backward(gy, cache):
-    """gx = gy where the forward output was positive, else 0."""
-    return activation_backward("relu", gy, cache)

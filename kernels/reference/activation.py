@@ -1,6 +1,6 @@
-"""Activations as kernels: ReLU's forward/backward pair, and the activations a
-layer's own kernel may apply to its output (``FUSABLE``), each with its derivative
-written in terms of that output, so backward needs no copy of the input.
+"""Activations as kernels (``FUSABLE``: what ``F.relu``, ``F.tanh``, ``F.sigmoid``
+run, and what a convolution's own kernel may apply to its output), each with its
+derivative written in terms of the output, so backward needs no copy of the input.
 """
 from .._xp import array_module
 
@@ -8,45 +8,37 @@ from .._xp import array_module
 FUSABLE = ("relu", "tanh", "sigmoid")
 
 
-def check_activation(name, what):
-    """``name`` if it is None or in FUSABLE, else a ValueError naming ``what``."""
-    if name is not None and name not in FUSABLE:
-        raise ValueError(f"{what}: cannot fuse activation {name!r}; "
-                         f"fusable: {', '.join(FUSABLE)} (or None)")
+def require_activation(name, what):
+    """``name`` if it is in FUSABLE, else a ValueError naming ``what`` and the choices."""
+    if name not in FUSABLE:
+        raise ValueError(f"{what}: unknown activation {name!r}; a kernel applies "
+                         f"{', '.join(FUSABLE)}")
     return name
 
 
-def relu_forward(x):
-    """(y, cache): y = max(x, 0) elementwise (NaN propagates, as np.maximum)."""
-    y = array_module(x).maximum(x, 0)
-    return y, y
-
-
-def relu_backward(gy, cache):
-    """gx = gy where the forward output was positive, else 0."""
-    return gy * (cache > 0)
+def check_activation(name, what):
+    """``name`` if it is None (no activation) or in FUSABLE, else a ValueError."""
+    return None if name is None else require_activation(name, what)
 
 
 def activation_forward(name, x):
-    """y = name(x) for a name in FUSABLE (sigmoid computed without overflow)."""
+    """y = name(x) for a name in FUSABLE (relu keeps NaN, as np.maximum; sigmoid is
+    computed without overflow)."""
+    require_activation(name, "activation_forward")
     xp = array_module(x)
     if name == "relu":
         return xp.maximum(x, 0)
     if name == "tanh":
         return xp.tanh(x)
-    if name == "sigmoid":
-        # exp of a non-positive number only: no overflow at +-1e4.
-        e = xp.exp(-xp.abs(x))
-        return xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
-    raise ValueError(f"unknown activation {name!r}; fusable: {', '.join(FUSABLE)}")
+    e = xp.exp(-xp.abs(x))  # sigmoid, from exp of a non-positive number: no overflow
+    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
 
 def activation_backward(name, gy, y):
     """gx from gy and the activation's output y: relu y > 0, tanh 1 - y^2, sigmoid y (1 - y)."""
+    require_activation(name, "activation_backward")
     if name == "relu":
         return gy * (y > 0)
     if name == "tanh":
         return gy * (1 - y * y)
-    if name == "sigmoid":
-        return gy * y * (1 - y)
-    raise ValueError(f"unknown activation {name!r}; fusable: {', '.join(FUSABLE)}")
+    return gy * y * (1 - y)  # sigmoid

@@ -5,6 +5,8 @@ wrong; gradients come from the ops, never from the layers.
 """
 import numpy as np
 
+from kernels.reference.activation import FUSABLE, check_activation
+
 from .. import functional as F
 from . import init
 from .module import Module, _table, tracing_shapes
@@ -54,7 +56,7 @@ class Conv2d(Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
                  activation=None):
         super().__init__()
-        self.activation = F.check_activation(activation, "Conv2d")
+        self.activation = check_activation(activation, "Conv2d")
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size, self.stride, self.padding = \
             _pair(kernel_size), _pair(stride), _pair(padding)
@@ -259,7 +261,7 @@ class Sequential(Module):
 ACTIVATIONS = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid, "leaky_relu": LeakyReLU}
 
 # Activation modules a Conv2d right before them can apply in its own kernel.
-_FUSED_AFTER_CONV = {ReLU: "relu", Tanh: "tanh", Sigmoid: "sigmoid"}
+_FUSED_AFTER_CONV = {ACTIVATIONS[name]: name for name in FUSABLE}
 
 
 def _fusable_pair(pair):

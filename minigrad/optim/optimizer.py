@@ -89,7 +89,7 @@ class Optimizer:
                     # mismatch is sorted out (and maybe found harmless) by _follow_device.
                     data_type = type(param.data)
                     for value in state.values():
-                        if type(value) is not data_type and type(value) not in _SCALAR_TYPES:
+                        if type(value) is not data_type and type(value) is not int:
                             _follow_device(param, state)
                             break
                 self._update(param, state, group)
@@ -258,15 +258,11 @@ def _host_copy(value):
     return value
 
 
-# State entries that are never arrays (step counts): skipped by step's device check.
-_SCALAR_TYPES = (int, float)
-
-
 def _follow_device(param, state):
     """Move ``state``'s arrays onto ``param``'s device where they are elsewhere (in place)."""
     device = backend.device_of(param.data)
     for key, value in state.items():
-        if _is_array(value) and backend.device_of(value) != device:
+        if _is_array(value):  # to_device leaves an array already there as it is
             state[key] = backend.to_device(value, device)  # same key: the dict keeps its size
 
 
