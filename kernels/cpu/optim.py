@@ -40,7 +40,7 @@ def _sgd(param, grad, buf, lr, momentum, dampening_complement, weight_decay,
 
 
 @cpu_kernel
-def _adam(param, grad, exp_avg, exp_avg_sq, lr, one_minus_beta1, beta2, one_minus_beta2,
+def _adam(param, grad, exp_avg, exp_avg_sq, one_minus_beta1, beta2, one_minus_beta2,
           eps, weight_decay, use_weight_decay, decoupled, decay_factor, step_size,
           bias_correction2_sqrt):
     for i in prange(param.size):
@@ -147,7 +147,7 @@ def adam_update(param, grad, exp_avg, exp_avg_sq, *, lr, beta1, beta2, eps, weig
     # The scalars the reference computes in Python (double) before NumPy rounds them.
     bias_correction1 = 1 - beta1 ** step
     bias_correction2_sqrt = (1 - beta2 ** step) ** 0.5
-    _adam(*views, cast(lr), cast(1 - beta1), cast(beta2), cast(1 - beta2), cast(eps),
+    _adam(*views, cast(1 - beta1), cast(beta2), cast(1 - beta2), cast(eps),
           cast(weight_decay), weight_decay != 0, bool(decoupled_weight_decay),
           cast(1 - lr * weight_decay), cast(lr / bias_correction1),
           cast(bias_correction2_sqrt))

@@ -5,8 +5,9 @@ direction; ``rows_to_nchw`` / ``nchw_to_rows`` move between that channel-major
 layout and NCHW, adding the bias on the way out and summing it on the way back.
 An activation fused into the layer rides on those same two passes: applied after the
 bias on the way out, its derivative (from the kept output) applied on the way back.
-The GEMMs are cuBLAS, or gemm.cu while a CUDA graph is being captured
-(``gemm.matmul`` decides); the transposed operands are views, never copies.
+The GEMMs are cuBLAS (inside a CUDA-graph capture through minigrad's own handle, or
+gemm.cu with ``MINIGRAD_CAPTURE_GEMM=custom``: ``gemm.matmul`` decides); the
+transposed operands are views, never copies.
 """
 import os
 

@@ -331,8 +331,9 @@ def _call(names, dtype, trans_a, trans_b, m, n, k, before_beta, after_beta, *, s
         handle, CUBLAS_OP_T if trans_a else CUBLAS_OP_N, CUBLAS_OP_T if trans_b else CUBLAS_OP_N,
         m, n, k, ctypes.addressof(_ALPHA[dtype]), *before_beta, ctypes.addressof(_BETA[dtype]),
         *after_beta)
-    # Each operand's leading dimension follows its address; B's address starts the
-    # second half of before_beta (after A's address, lda and, batched, its stride).
-    lda, ldb, ldc = before_beta[1], before_beta[len(before_beta) // 2 + 1], after_beta[1]
-    check(status, f"{name}(transa={int(bool(trans_a))}, transb={int(bool(trans_b))}, "
-                  f"m={m}, n={n}, k={k}, lda={lda}, ldb={ldb}, ldc={ldc})")
+    if status != 0:  # the message only when it is needed: this runs on every product
+        # Each operand's leading dimension follows its address; B's address starts the
+        # second half of before_beta (after A's address, lda and, batched, its stride).
+        lda, ldb, ldc = before_beta[1], before_beta[len(before_beta) // 2 + 1], after_beta[1]
+        check(status, f"{name}(transa={int(bool(trans_a))}, transb={int(bool(trans_b))}, "
+                      f"m={m}, n={n}, k={k}, lda={lda}, ldb={ldb}, ldc={ldc})")

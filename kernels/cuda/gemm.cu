@@ -3,8 +3,9 @@
 // for row-major matrices, op(X) = X or X^T, over a batch b (a batch stride of 0
 // shares one matrix across the batch).
 //
-// cuBLAS is faster and stays the default; CuPy refuses to call it while a stream is
-// capturing, so a captured training step multiplies with this kernel (gemm.py picks).
+// cuBLAS is faster and the default everywhere, inside CUDA-graph captures too (through
+// minigrad's own handle, cublas_capture.py); captures use this kernel instead with
+// MINIGRAD_CAPTURE_GEMM=custom, for a cuBLAS that cannot be called there.
 //
 // Each block computes one GEMM_BM x GEMM_BN tile of C over one slice of K: 256
 // threads, each accumulating a 4 x 4 sub-tile, reading A and B through shared-memory
@@ -22,7 +23,7 @@
 // speed. The accumulation order is fixed, so results still repeat exactly.
 
 #define GEMM_BM 64
-#define GEMM_BN 64
+#define GEMM_BN 64  // = GEMM_BM: load_tile stages A and B tiles alike
 #define GEMM_BK 16
 #define GEMM_THREADS 256   // 16 x 16 threads, each owning a 4 x 4 sub-tile of C
 #define GEMM_SIDE 16
@@ -30,6 +31,27 @@
 
 __device__ __forceinline__ float dev_fma(float a, float b, float c) { return fmaf(a, b, c); }
 __device__ __forceinline__ double dev_fma(double a, double b, double c) { return fma(a, b, c); }
+
+// Stage one operand's 64 x 16 slice into a shared tile, tile[kk][oo] = op(X)[o0 + oo]
+// [k0 + kk] (zero past the edges), for A (o = m) and B (o = n) alike. Each thread
+// loads 4 elements; consecutive threads walk the operand's contiguous axis, which is
+// k when `k_fastest` (A not transposed, B transposed), so the global reads coalesce.
+template <typename T>
+__device__ __forceinline__ void load_tile(const T* __restrict__ mat, i64 ld, bool k_fastest,
+                                          int o0, int o_size, int k0, int k_end,
+                                          T (*tile)[GEMM_BM + GEMM_PAD], int tid) {
+    for (int l = 0; l < (GEMM_BM * GEMM_BK) / GEMM_THREADS; ++l) {
+        const int idx = tid + l * GEMM_THREADS;
+        int oo, kk;
+        if (k_fastest) { kk = idx % GEMM_BK; oo = idx / GEMM_BK; }
+        else { oo = idx % GEMM_BM; kk = idx / GEMM_BM; }
+        const int go = o0 + oo, gk = k0 + kk;
+        T v = T(0);
+        if (go < o_size && gk < k_end)
+            v = k_fastest ? mat[(i64)go * ld + gk] : mat[(i64)gk * ld + go];
+        tile[kk][oo] = v;
+    }
+}
 
 // Launch with GEMM_THREADS threads and tiles_n * tiles_m * splits * batch blocks on x.
 // op(A) is m x k: A is stored (m, k) with row pitch lda, or (k, m) when trans_a.
@@ -64,30 +86,8 @@ __device__ __forceinline__ void gemm_body(
         for (int j = 0; j < 4; ++j) acc[i][j] = T(0);
 
     for (int k0 = k_begin; k0 < k_end; k0 += GEMM_BK) {
-        // Each thread loads 4 of the 64 x 16 elements of each tile; consecutive threads
-        // walk the operand's contiguous axis, so the global reads coalesce.
-        for (int l = 0; l < (GEMM_BM * GEMM_BK) / GEMM_THREADS; ++l) {
-            const int idx = tid + l * GEMM_THREADS;
-            int mm, kk;
-            if (trans_a) { mm = idx % GEMM_BM; kk = idx / GEMM_BM; }
-            else { kk = idx % GEMM_BK; mm = idx / GEMM_BK; }
-            const int gm = m0 + mm, gk = k0 + kk;
-            T v = T(0);
-            if (gm < m && gk < k_end)
-                v = trans_a ? a_mat[(i64)gk * lda + gm] : a_mat[(i64)gm * lda + gk];
-            a_tile[kk][mm] = v;
-        }
-        for (int l = 0; l < (GEMM_BN * GEMM_BK) / GEMM_THREADS; ++l) {
-            const int idx = tid + l * GEMM_THREADS;
-            int nn, kk;
-            if (trans_b) { kk = idx % GEMM_BK; nn = idx / GEMM_BK; }
-            else { nn = idx % GEMM_BN; kk = idx / GEMM_BN; }
-            const int gn = n0 + nn, gk = k0 + kk;
-            T v = T(0);
-            if (gn < n && gk < k_end)
-                v = trans_b ? b_mat[(i64)gn * ldb + gk] : b_mat[(i64)gk * ldb + gn];
-            b_tile[kk][nn] = v;
-        }
+        load_tile(a_mat, lda, !trans_a, m0, m, k0, k_end, a_tile, tid);
+        load_tile(b_mat, ldb, (bool)trans_b, n0, n, k0, k_end, b_tile, tid);
         __syncthreads();
 #pragma unroll
         for (int kk = 0; kk < GEMM_BK; ++kk) {

@@ -12,8 +12,8 @@ one of:
 :func:`matmul` (the ``"matmul"`` entry of the CUDA kernel table) asks CUDA whether the
 current stream is capturing and, if so, takes the GEMM named by :func:`capture_gemm`
 (set by ``minigrad.cuda.graphed_step``) or else by the ``MINIGRAD_CAPTURE_GEMM``
-environment variable, ``"custom"`` when neither says. Eager products stay
-``cupy.matmul``.
+environment variable, ``"cublas"`` (``DEFAULT_CAPTURE_GEMM``) when neither says.
+Eager products stay ``cupy.matmul``.
 
 float32 products are float32 unless :func:`set_tf32` opts in to TF32 tensor cores
 (cuBLAS through CuPy and through our handle; the tiled GEMM stays float32).
@@ -97,8 +97,8 @@ def tf32_enabled():
 def resolve_capture_gemm(name=None):
     """The capture GEMM ``name`` names, checked: ``"custom"`` or ``"cublas"``.
 
-    None means the ``MINIGRAD_CAPTURE_GEMM`` environment variable, or ``"custom"``
-    when it is unset or empty.
+    None means the ``MINIGRAD_CAPTURE_GEMM`` environment variable, or
+    ``DEFAULT_CAPTURE_GEMM`` (``"cublas"``) when it is unset or empty.
     """
     source = "gemm"
     if name is None:

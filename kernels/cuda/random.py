@@ -8,7 +8,7 @@ import numpy as np
 
 from ..reference.random import (as_uint64, drop_threshold, keep_scale, mask_dtype,
                                 mask_shape)
-from .compile import cp, grid_1d, kernel, launch
+from .compile import cp, float_dtype, grid_1d, kernel, launch
 
 _SOURCE = "random.cu"
 
@@ -54,6 +54,7 @@ def dropout_mask(shape, p, seed, offset, dtype):
     shape, dtype = mask_shape(shape), mask_dtype(dtype)
     threshold = drop_threshold(p)
     mask = cp.empty(shape, dtype=dtype)
+    float_dtype("dropout_mask", mask)  # the kernel is built for float32/float64 only
     if isinstance(offset, cp.ndarray):
         _check_device_offset(offset)
         offset_ptr, on_device, offset_host = offset, 1, 0

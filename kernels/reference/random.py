@@ -80,7 +80,7 @@ def dropout_mask(shape, p, seed, offset, dtype):
     """
     shape, dtype = mask_shape(shape), mask_dtype(dtype)
     threshold = drop_threshold(p)
-    size = math.prod(int(s) for s in shape)
+    size = math.prod(shape)
     keep = (hash_bits(seed, offset, size) >> np.uint64(32)) >= np.uint64(threshold)
     mask = np.where(keep, keep_scale(p, dtype), dtype.type(0))
     return mask.astype(dtype, copy=False).reshape(shape)
