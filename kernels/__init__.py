@@ -16,7 +16,7 @@ The contract (shapes NCHW, weights OIHW, every function pure unless it says
     NumPy's matmul rules. On CUDA it is cuBLAS through CuPy, except while the current
     stream is capturing a CUDA graph, where CuPy refuses: then cuBLAS through
     minigrad's own handle (default), or the graph-safe tiled GEMM
-    (``matmul_graph_safe``) with ``MINIGRAD_CAPTURE_GEMM=custom``.
+    (``kernels.cuda.gemm.matmul_graph_safe``) with ``MINIGRAD_CAPTURE_GEMM=custom``.
 ``conv2d_forward(x, w, b, stride, padding, activation=None) -> (y, cache)``
     ``b`` may be None; ``stride``/``padding`` are ``(sh, sw)``/``(ph, pw)`` tuples.
     ``activation`` (None, "relu", "tanh" or "sigmoid") is applied to the output in

@@ -33,19 +33,14 @@ TRANSPOSES = [(False, False), (True, False), (False, True), (True, True)]
 @pytest.fixture
 def gemm(monkeypatch):
     """kernels.cuda.gemm (and its neighbours) on NumPy + the CPU emulation."""
-    from kernels.cuda import compile as cuda_compile
     from kernels.cuda import cublas_capture, gemm as gemm_module
-    use_fake_cupy(monkeypatch)
+    use_fake_cupy(monkeypatch, block=64)  # the reduce kernel's block; GEMM keeps 256
     # No cuBLAS in these tests unless one asks for the stand-in library (fake_cublas).
     monkeypatch.setattr(cublas_capture, "_library", None)
     monkeypatch.setattr(cublas_capture, "_handles", {})
     monkeypatch.delenv(gemm_module.CAPTURE_GEMM_VARIABLE, raising=False)
     # The tiled GEMM is what these tests drive, unless one asks for cuBLAS by name.
     monkeypatch.setattr(gemm_module, "DEFAULT_CAPTURE_GEMM", "custom")
-    monkeypatch.setattr(cuda_compile, "_modules", {})
-    monkeypatch.setattr(cuda_compile, "_kernels", {})
-    monkeypatch.setattr(cuda_compile, "BLOCK", 64)  # the reduce kernel's block; GEMM keeps 256
-    monkeypatch.setattr(EmulatedModule, "kernels_built", [])
     monkeypatch.setattr(FakeCuda, "current_stream", FakeStream())
     return gemm_module
 
@@ -271,7 +266,6 @@ def test_convolution_gemms_while_capturing(gemm, rng, monkeypatch, case):
 def test_the_table_entries(gemm):
     import kernels.cuda as cuda_table
     assert cuda_table.KERNELS["matmul"] is gemm.matmul
-    assert cuda_table.KERNELS["matmul_graph_safe"] is gemm.matmul_graph_safe
     assert REFERENCE["matmul"](np.eye(2), np.arange(4.0).reshape(2, 2)).tolist() == \
         [[0.0, 1.0], [2.0, 3.0]]
 

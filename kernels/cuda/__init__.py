@@ -4,14 +4,13 @@
 (``"matmul"``, and the GEMMs inside the convolution) go to cuBLAS, except while the
 current stream is capturing a CUDA graph, where CuPy cannot call cuBLAS: then they
 run on cuBLAS through minigrad's own handle (cublas_capture.py), or on our tiled GEMM
-(``"matmul_graph_safe"``, gemm.cu) with ``MINIGRAD_CAPTURE_GEMM=custom``. Importing this package
-needs no GPU and no CuPy; the functions need both when called.
+(``gemm.matmul_graph_safe``, gemm.cu) with ``MINIGRAD_CAPTURE_GEMM=custom``. Importing
+this package needs no GPU and no CuPy; the functions need both when called.
 """
 from . import activation, conv, gemm, losses, optim, pool, random
 
 KERNELS = {
     "matmul": gemm.matmul,
-    "matmul_graph_safe": gemm.matmul_graph_safe,
     "conv2d_forward": conv.conv2d_forward,
     "conv2d_backward": conv.conv2d_backward,
     "max_pool2d_forward": pool.max_pool2d_forward,
