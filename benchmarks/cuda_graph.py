@@ -2,7 +2,7 @@
 
     python benchmarks/cuda_graph.py [--batch-sizes 32 256] [--steps 50] [--warmup 5]
                                     [--capture-gemms custom cublas] [--no-torch]
-                                    [--json PATH]
+                                    [--no-gemms] [--json PATH]
 
 Needs CuPy and a GPU. Prints one JSON object: for each batch size, median milliseconds
 per training step (forward, loss, backward, Adam; synchronised after every step) of
@@ -19,28 +19,31 @@ GPU memory. Then each GEMM of the exercise's layers: cuBLAS through CuPy
 (``kernels/cuda/gemm.cu``), at batch 32 and 256; for the convolutions' weight
 gradients (one GEMM with K = N*OH*OW) also the per-image alternative (strided-batched
 GEMMs, then a sum over the batch), to tell whether the long-K GEMM is the slow one.
+``--no-gemms`` skips these GEMM timings (they do not depend on the step's settings).
 
 A part that fails is reported as ``{"error": ...}`` and the rest still runs; with
 ``--json`` the file is rewritten after every part, so a run cut short by a time limit
 still leaves what it measured.
 """
 import argparse
+import functools
 import json
 import os
-import statistics
 import sys
 import time
 import traceback
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, str(ROOT))
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:  # _common, also when this file is loaded by its path
+    sys.path.insert(0, str(HERE))
 
-import numpy as np  # noqa: E402  (after the path set-up)
+import _common  # noqa: E402  (after the path set-up)
+import numpy as np  # noqa: E402
+from _common import CLASSES, IMAGE_SIZE, make_batch, time_calls  # noqa: E402
 
-IMAGE_SIZE = 80
-CLASSES = 4
+# GPU steps take a few milliseconds: one digit more than the CPU benchmark keeps.
+median_ms = functools.partial(_common.median_ms, digits=4)
 
 
 def parse_args(argv=None):
@@ -51,21 +54,13 @@ def parse_args(argv=None):
     parser.add_argument("--capture-gemms", nargs="+", default=["custom", "cublas"],
                         choices=["custom", "cublas"], help="GEMMs to capture the graph with")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch baseline")
+    parser.add_argument("--no-gemms", action="store_true",
+                        help="skip the per-GEMM timings at batch 32 and 256")
     parser.add_argument("--json", type=Path, help="also write the JSON here")
     args = parser.parse_args(argv)
     if args.steps < 1 or args.warmup < 1 or min(args.batch_sizes) < 1:
         parser.error("--steps, --warmup and the batch sizes must be positive")
     return args
-
-
-def make_batch(batch_size, seed=0):
-    gen = np.random.default_rng(seed)
-    images = gen.standard_normal((batch_size, 3, IMAGE_SIZE, IMAGE_SIZE)).astype(np.float32)
-    return images, gen.integers(0, CLASSES, batch_size)
-
-
-def median_ms(times):
-    return round(1e3 * statistics.median(times), 4)
 
 
 def error_entry(exc):
@@ -83,31 +78,11 @@ def write_json(path, result):
     os.replace(partial, path)
 
 
-def time_calls(call, sync, steps):
-    """Per-call seconds (synchronised each call), and seconds per call back to back."""
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        call()
-        sync()
-        times.append(time.perf_counter() - start)
-    start = time.perf_counter()
-    for _ in range(steps):
-        call()
-    sync()
-    return times, (time.perf_counter() - start) / steps
-
-
 # ---------------------------------------------------------------------- minigrad
 def minigrad_model(mg):
-    from minigrad import nn
+    from minigrad.models import exercise_cnn
     mg.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Dense(128 * (IMAGE_SIZE // 8) ** 2, 128), nn.ReLU(),
-        nn.Dense(128, CLASSES)).to("cuda")
+    return exercise_cnn(CLASSES, "relu", IMAGE_SIZE).to("cuda")
 
 
 def time_minigrad(batch_size, args):
@@ -373,7 +348,8 @@ def run(args):
         print(f"batch {batch_size}: {json.dumps(entry)}", file=sys.stderr)
         write_json(args.json, result)
     result["graph_memory_node_high_bytes"] = graph_memory_node_bytes()
-    for batch_size in (32, 256):
+    gemm_batch_sizes = [] if args.no_gemms else [32, 256]
+    for batch_size in gemm_batch_sizes:
         try:
             result[f"gemms_batch_{batch_size}"] = time_gemms(batch_size)
         except Exception as exc:

@@ -179,35 +179,32 @@ fi
 
 # 4. The training-step benchmark on the GPU, batch 32 and 256 (per-layer times, with
 #    PyTorch's, say where the time goes).
-if [ -f benchmarks/train_step.py ]; then
-    for batch in 32 256; do
-        run_part "train_step --device cuda --batch-size $batch" "$BENCH_TIMEOUT" \
-            "$OUT/train_step_cuda_b$batch.stderr" \
-            "$PYTHON" benchmarks/train_step.py --device cuda --no-first-step --rounds 2 \
-            --steps 20 --batch-size "$batch" --json "$OUT/train_step_cuda_b$batch.json"
-    done
-    # 5. The TF32 opt-in (both frameworks), batch 256: what tensor cores are worth here.
-    run_part "train_step --device cuda --batch-size 256 --tf32" "$BENCH_TIMEOUT" \
-        "$OUT/train_step_cuda_b256_tf32.stderr" \
+for batch in 32 256; do
+    run_part "train_step --device cuda --batch-size $batch" "$BENCH_TIMEOUT" \
+        "$OUT/train_step_cuda_b$batch.stderr" \
         "$PYTHON" benchmarks/train_step.py --device cuda --no-first-step --rounds 2 \
-        --steps 20 --batch-size 256 --tf32 --json "$OUT/train_step_cuda_b256_tf32.json"
-    # 6. The weight gradient split over images (MINIGRAD_CUDA_WGRAD=split) against part 4:
-    #    eager at 32 and 256, and graphed with cuBLAS (cuda_graph.py, no PyTorch).
-    for batch in 32 256; do
-        run_part "train_step --device cuda --batch-size $batch, wgrad split" "$BENCH_TIMEOUT" \
-            "$OUT/train_step_cuda_b${batch}_wgrad_split.stderr" \
-            env MINIGRAD_CUDA_WGRAD=split "$PYTHON" benchmarks/train_step.py --device cuda \
-            --no-first-step --no-torch --rounds 2 --steps 20 --batch-size "$batch" \
-            --json "$OUT/train_step_cuda_b${batch}_wgrad_split.json"
-    done
-    run_part "cuda_graph benchmark, wgrad split" "$GRAPH_BENCH_TIMEOUT" \
-        "$OUT/cuda_graph_wgrad_split.log" \
-        env MINIGRAD_CUDA_WGRAD=split "$PYTHON" benchmarks/cuda_graph.py --batch-sizes 32 256 \
-        --steps 20 --warmup 3 --capture-gemms cublas --no-torch \
-        --json "$OUT/cuda_graph_wgrad_split.json"
-else
-    echo "== benchmarks/train_step.py does not exist" >> "$SUMMARY"
-fi
+        --steps 20 --batch-size "$batch" --json "$OUT/train_step_cuda_b$batch.json"
+done
+# 5. The TF32 opt-in (both frameworks), batch 256: what tensor cores are worth here.
+run_part "train_step --device cuda --batch-size 256 --tf32" "$BENCH_TIMEOUT" \
+    "$OUT/train_step_cuda_b256_tf32.stderr" \
+    "$PYTHON" benchmarks/train_step.py --device cuda --no-first-step --rounds 2 \
+    --steps 20 --batch-size 256 --tf32 --json "$OUT/train_step_cuda_b256_tf32.json"
+# 6. The weight gradient split over images (MINIGRAD_CUDA_WGRAD=split) against part 4:
+#    eager at 32 and 256, and graphed with cuBLAS (cuda_graph.py, no PyTorch, and no
+#    GEMM timings: part 2 has them, and the split does not change them).
+for batch in 32 256; do
+    run_part "train_step --device cuda --batch-size $batch, wgrad split" "$BENCH_TIMEOUT" \
+        "$OUT/train_step_cuda_b${batch}_wgrad_split.stderr" \
+        env MINIGRAD_CUDA_WGRAD=split "$PYTHON" benchmarks/train_step.py --device cuda \
+        --no-first-step --no-torch --rounds 2 --steps 20 --batch-size "$batch" \
+        --json "$OUT/train_step_cuda_b${batch}_wgrad_split.json"
+done
+run_part "cuda_graph benchmark, wgrad split" "$GRAPH_BENCH_TIMEOUT" \
+    "$OUT/cuda_graph_wgrad_split.log" \
+    env MINIGRAD_CUDA_WGRAD=split "$PYTHON" benchmarks/cuda_graph.py --batch-sizes 32 256 \
+    --steps 20 --warmup 3 --capture-gemms cublas --no-torch --no-gemms \
+    --json "$OUT/cuda_graph_wgrad_split.json"
 
 echo "== total: $((SECONDS - START))s of the ${BUDGET}s budget; failed=$failed" >> "$SUMMARY"
 echo

@@ -29,14 +29,15 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, str(ROOT))
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:  # _common, also when this file is loaded by its path
+    sys.path.insert(0, str(HERE))
 
 import numpy as np  # noqa: E402  (after the path set-up)
+from _common import (CLASSES, IMAGE_SIZE, make_batch, median_ms,  # noqa: E402
+                     time_each)
 
-IMAGE_SIZE = 80
-CLASSES = 4
+# The layers of minigrad.models.exercise_cnn(CLASSES, "relu", IMAGE_SIZE), in order.
 LAYER_NAMES = ["conv1", "relu1", "pool1", "conv2", "relu2", "pool2", "conv3", "relu3",
                "pool3", "flatten", "dense1", "relu4", "dense2"]
 
@@ -101,34 +102,18 @@ def current_rss_mib():
     return round(pages * os.sysconf("SC_PAGE_SIZE") / (1 << 20), 1)
 
 
-def median_ms(times):
-    return round(1e3 * statistics.median(times), 3)
-
-
-def make_batch(batch_size, seed=0):
-    rng = np.random.default_rng(seed)
-    images = rng.standard_normal((batch_size, 3, IMAGE_SIZE, IMAGE_SIZE)).astype(np.float32)
-    labels = rng.integers(0, CLASSES, batch_size)
-    return images, labels
-
-
 # ----------------------------------------------------------------------- minigrad
 class MinigradRunner:
     """The exercise CNN in minigrad, with timed step / forward / per-layer passes."""
 
     def __init__(self, device, batch_size, tf32=False):
         import minigrad as mg
-        from minigrad import nn
+        from minigrad.models import exercise_cnn
         self.mg, self.device = mg, device
         if tf32:
             mg.cuda.allow_tf32(True)
         mg.manual_seed(0)
-        self.model = nn.Sequential(
-            nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Dense(128 * (IMAGE_SIZE // 8) ** 2, 128), nn.ReLU(),
-            nn.Dense(128, CLASSES))
+        self.model = exercise_cnn(CLASSES, "relu", IMAGE_SIZE)
         self.model.to(device)
         self.loss_fn = mg.losses.get("cross_entropy")
         self.optimizer = mg.optim.get("adam", self.model.parameters(), lr=1e-3)
@@ -154,23 +139,12 @@ class MinigradRunner:
 
     def time_steps(self, steps):
         self.model.train()
-        times = []
-        for _ in range(steps):
-            start = time.perf_counter()
-            self.step()
-            self.sync()
-            times.append(time.perf_counter() - start)
-        return times
+        return time_each(self.step, self.sync, steps)
 
     def time_forward(self, steps):
         self.model.eval()
-        times = []
         with self.mg.no_grad():
-            for _ in range(steps):
-                start = time.perf_counter()
-                self.model(self.x)
-                self.sync()
-                times.append(time.perf_counter() - start)
+            times = time_each(lambda: self.model(self.x), self.sync, steps)
         self.model.train()
         return times
 
@@ -287,17 +261,13 @@ class TorchRunner:
                                                                 self.labels))
 
     def time_steps(self, steps):
-        torch = self.torch
-        times = []
-        for _ in range(steps):
-            start = time.perf_counter()
+        functional = self.torch.nn.functional
+
+        def step():
             self.optimizer.zero_grad()
-            loss = torch.nn.functional.cross_entropy(self.model(self.x), self.labels)
-            loss.backward()
+            functional.cross_entropy(self.model(self.x), self.labels).backward()
             self.optimizer.step()
-            self.sync()
-            times.append(time.perf_counter() - start)
-        return times
+        return time_each(step, self.sync, steps)
 
     def layer_breakdown(self, steps, warmup):
         """Per-layer forward/backward medians, measured as minigrad's are."""
@@ -328,14 +298,9 @@ class TorchRunner:
         return rows
 
     def time_forward(self, steps):
-        times = []
         self.model.eval()
         with self.torch.no_grad():
-            for _ in range(steps):
-                start = time.perf_counter()
-                self.model(self.x)
-                self.sync()
-                times.append(time.perf_counter() - start)
+            times = time_each(lambda: self.model(self.x), self.sync, steps)
         self.model.train()
         return times
 

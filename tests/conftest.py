@@ -1,4 +1,6 @@
-"""Shared test fixtures: where the shared data lives, and seeding."""
+"""Shared test fixtures: where the shared data lives, seeding, the kernel tables, and an
+install without matplotlib."""
+import builtins
 from pathlib import Path
 
 import numpy as np
@@ -22,3 +24,23 @@ def shared_data(name):
     if not path.is_dir():
         pytest.skip(f"shared data folder {path} is not present")
     return path
+
+
+@pytest.fixture(params=["reference", "fast"])
+def kernel_mode(request, monkeypatch):
+    """Run the test once per kernel table (``MINIGRAD_KERNELS``); the mode's name."""
+    monkeypatch.setenv("MINIGRAD_KERNELS", request.param)
+    return request.param
+
+
+@pytest.fixture
+def no_matplotlib(monkeypatch):
+    """Make every ``import matplotlib...`` fail, as on an install without the plot extra."""
+    real_import = builtins.__import__
+
+    def refusing_import(name, *args, **kwargs):
+        if name.startswith("matplotlib"):
+            raise ImportError("No module named 'matplotlib'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", refusing_import)

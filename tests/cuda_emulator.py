@@ -264,16 +264,27 @@ class FakeCuda:
         return cls.current_stream
 
 
-def use_fake_cupy(monkeypatch):
-    """Point every module of kernels.cuda that refers to ``cp`` at :class:`FakeCupy`."""
+def use_fake_cupy(monkeypatch, block=64):
+    """Point every module of kernels.cuda that refers to ``cp`` at :class:`FakeCupy`.
+
+    Also starts from empty compile caches (modules built under another ``cp`` must not
+    be reused), an empty :attr:`EmulatedModule.kernels_built` log, and a kernels.cuda
+    block of ``block`` threads: the emulation runs one OS thread per CUDA thread, and
+    the kernels take any multiple of 32 (the GEMM keeps its own 256).
+    """
     import importlib
     import pkgutil
 
     import kernels.cuda
+    from kernels.cuda import compile as cuda_compile
     for info in pkgutil.iter_modules(kernels.cuda.__path__):
         module = importlib.import_module(f"kernels.cuda.{info.name}")
         if hasattr(module, "cp"):
             monkeypatch.setattr(module, "cp", FakeCupy)
+    monkeypatch.setattr(cuda_compile, "_modules", {})
+    monkeypatch.setattr(cuda_compile, "_kernels", {})
+    monkeypatch.setattr(cuda_compile, "BLOCK", block)
+    monkeypatch.setattr(EmulatedModule, "kernels_built", [])
 
 
 class FakeCupy:

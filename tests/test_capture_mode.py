@@ -81,9 +81,20 @@ def test_linear_and_matmul_multiply_through_the_kernel_table(counted_matmul, rng
 
 
 def test_the_reference_matmul_entry_is_numpy_matmul_on_the_cpu(rng):
+    from kernels.reference import KERNELS as reference
+    from kernels.reference import linalg
+    assert reference["matmul"] is linalg.matmul
+    # The CPU tables have no matmul of their own: both modes use the reference entry.
+    for mode in ("fast", "reference"):
+        assert backend.kernel_table("cpu", mode)["matmul"] is linalg.matmul
     product = backend.kernel("matmul", "cpu")
+    assert product is linalg.matmul
     a, b = rng.standard_normal((3, 2, 4)), rng.standard_normal((4, 5))
-    np.testing.assert_array_equal(product(a, b), np.matmul(a, b))
+    out = product(a, b)
+    assert type(out) is np.ndarray
+    np.testing.assert_array_equal(out, np.matmul(a, b))
+    # A second formulation, so the check does not rest on np.matmul alone.
+    np.testing.assert_allclose(out, np.einsum("bij,jk->bik", a, b), rtol=1e-12, atol=1e-12)
     c = rng.standard_normal(4).astype(np.float32)
     assert product(c, c.astype(np.float32)).dtype == np.float32
 

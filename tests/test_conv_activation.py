@@ -16,16 +16,10 @@ def randn(*shape, seed=0):
     return np.random.default_rng(seed).standard_normal(shape)
 
 
-@pytest.fixture(params=["fast", "reference"])
-def kernels(request, monkeypatch):
-    monkeypatch.setenv("MINIGRAD_KERNELS", request.param)
-    return request.param
-
-
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 @pytest.mark.parametrize("stride,padding,bias", [(1, 1, True), (2, 0, False), ((2, 1), (0, 2), True)])
-def test_fused_conv2d_gradients_match_finite_differences(kernels, activation, stride, padding,
-                                                         bias):
+def test_fused_conv2d_gradients_match_finite_differences(kernel_mode, activation, stride,
+                                                         padding, bias):
     arrays = [randn(2, 3, 6, 7), randn(4, 3, 3, 2, seed=1)] + ([randn(4, seed=2)] if bias else [])
 
     def fused(x, w, b=None):
@@ -34,7 +28,7 @@ def test_fused_conv2d_gradients_match_finite_differences(kernels, activation, st
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
-def test_fused_conv2d_equals_conv2d_then_activation(kernels, activation):
+def test_fused_conv2d_equals_conv2d_then_activation(kernel_mode, activation):
     x, w, b = randn(3, 2, 7, 5), randn(5, 2, 3, 3, seed=1), randn(5, seed=2)
     gy = randn(3, 5, 7, 5, seed=3).astype(np.float32)
     results = []
@@ -100,7 +94,7 @@ def _forward_backward(layers, x):
 
 @pytest.mark.parametrize("module,name", [(nn.ReLU, "relu"), (nn.Tanh, "tanh"),
                                          (nn.Sigmoid, "sigmoid")])
-def test_sequential_fuses_conv_then_activation_with_the_same_numbers(kernels, monkeypatch,
+def test_sequential_fuses_conv_then_activation_with_the_same_numbers(kernel_mode, monkeypatch,
                                                                      module, name):
     x = mg.tensor(randn(2, 3, 8, 8).astype(np.float32))
     model = _model(module)
@@ -143,9 +137,17 @@ def test_sequential_does_not_fuse_subclasses_or_an_already_activated_conv(monkey
 
 
 def test_summary_still_lists_every_layer():
+    """summary traces module by module, so the fused Conv2d+ReLU pairs still show as two rows."""
     model = _model()
     text = model.summary((1, 3, 8, 8), print_fn=lambda *_: None)
     assert text.count("ReLU") == 2
+    # The table's body sits between its second and third rule lines: "index  Type  shape  n".
+    lines = text.splitlines()
+    rules = [i for i, line in enumerate(lines) if line and set(line) == {"-"}]
+    rows = [line.split() for line in lines[rules[1] + 1:rules[2]]]
+    assert [row[0] for row in rows] == [str(i) for i in range(7)]
+    assert [row[1] for row in rows] == ["Conv2d", "ReLU", "MaxPool2d", "Conv2d", "ReLU",
+                                        "Flatten", "Dense"]
 
 
 def test_fused_model_trains_like_the_unfused_one():

@@ -1,17 +1,15 @@
 """ImageFolder: decoding, bad files, errors, the on-disk cache, split folders."""
 import os
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 Image = pytest.importorskip("PIL.Image", reason="Pillow (a declared dependency) is not installed")
 
+from conftest import shared_data
 from minigrad.data import (ImageFolder, SyntheticInsects, find_split_folders,
                            load_image_folder, save_image_folder)
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def _write(path, colour, size=(12, 10), mode="RGB", fmt=None):
@@ -219,18 +217,17 @@ def test_save_image_folder_round_trips(tmp_path):
                                       ds.images[ds.labels == label])
 
 
-@pytest.mark.skipif(not (SHARED / "hymenoptera").is_dir(), reason="shared data absent")
 def test_hymenoptera_folder_loads():
-    train, val = load_image_folder(SHARED / "hymenoptera", size=80, seed=123)
+    train, val = load_image_folder(shared_data("hymenoptera"), size=80, seed=123)
     assert train.classes == ["ants", "bees"]
     assert (len(train), len(val)) == (247, 61)  # 308 images: floor(246.4)+1 / floor(61.6)
     assert train.dataset.images.shape == (308, 80, 80, 3)
     assert train.dataset.class_counts().tolist() == [154, 154]
 
 
-@pytest.mark.skipif(not (SHARED / "cifar10").is_dir(), reason="shared data absent")
 def test_cifar10_is_taken_as_already_split():
-    split = find_split_folders(SHARED / "cifar10")
-    assert split == (SHARED / "cifar10" / "train", SHARED / "cifar10" / "test")
+    cifar10 = shared_data("cifar10")
+    split = find_split_folders(cifar10)
+    assert split == (cifar10 / "train", cifar10 / "test")
     assert sorted(os.listdir(split[1])) == ["airplane", "automobile", "bird", "cat", "deer",
                                             "dog", "frog", "horse", "ship", "truck"]

@@ -10,9 +10,9 @@ import pytest
 Image = pytest.importorskip("PIL.Image", reason="Pillow (a declared dependency) is not installed")
 
 import minigrad as mg
+from conftest import shared_data
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
 
 
 def _load_demo():
@@ -160,9 +160,8 @@ def test_default_epochs_depend_on_the_data():
 
 # ----------------------------------------------------------------- real photos (slow)
 @pytest.mark.slow
-@pytest.mark.skipif(not (SHARED / "hymenoptera").is_dir(), reason="shared data absent")
 def test_exercise_protocol_learns_real_insect_photos(tmp_path):
-    result = demo.run_experiment(dict(data=str(SHARED / "hymenoptera"), epochs=10,
+    result = demo.run_experiment(dict(data=str(shared_data("hymenoptera")), epochs=10,
                                       out=None, cache=False), verbose=0)
     history = result["history"]
     confusion = np.array(result["confusion"])
@@ -173,9 +172,8 @@ def test_exercise_protocol_learns_real_insect_photos(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (SHARED / "cifar10").is_dir(), reason="shared data absent")
 def test_cifar10_reaches_pytorchs_accuracy_in_six_epochs(tmp_path):
-    result = demo.run_experiment(dict(data=str(SHARED / "cifar10"), size=32, epochs=6,
+    result = demo.run_experiment(dict(data=str(shared_data("cifar10")), size=32, epochs=6,
                                       out=None, cache=False), verbose=0)
     assert len(result["classes"]) == 10 and result["val_images"] == 2000
     # PyTorch, same model, protocol and files: 0.625-0.640 over three seeds (the issue's
@@ -207,17 +205,8 @@ def test_zero_epochs_still_evaluates_and_writes(tmp_path):
     assert (tmp_path / "run" / "confusion.png").exists() == _has_matplotlib()
 
 
-def test_without_matplotlib_the_demo_runs_and_says_how_to_get_plots(tmp_path, monkeypatch,
+def test_without_matplotlib_the_demo_runs_and_says_how_to_get_plots(tmp_path, no_matplotlib,
                                                                      capsys):
-    import builtins
-    real_import = builtins.__import__
-
-    def no_matplotlib(name, *args, **kwargs):
-        if name.startswith("matplotlib"):
-            raise ImportError("No module named 'matplotlib'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
     demo.run_experiment(_tiny(tmp_path, epochs=1, synthetic_images=40), verbose=2)
     assert "pip install 'minigrad[plot]'" in capsys.readouterr().out
     written = {p.name for p in (tmp_path / "run").iterdir()}

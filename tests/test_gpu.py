@@ -94,7 +94,7 @@ def test_tf32_is_an_opt_in_that_switches_back():
     import cupy as cp
 
     from kernels.cuda import gemm
-    if cp.cuda.Device().compute_capability < "80":
+    if int(cp.cuda.Device().compute_capability) < 80:
         pytest.skip("TF32 needs compute capability 8.0 or later")
     rng = np.random.default_rng(0)
     a = rng.standard_normal((256, 512)).astype(np.float32)

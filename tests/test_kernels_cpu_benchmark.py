@@ -1,6 +1,7 @@
 """The training-step benchmark runs end to end on a tiny setting (no timing asserted)."""
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,17 +22,40 @@ def load_benchmark():
 def test_benchmark_reports_every_section(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("MINIGRAD_KERNELS", raising=False)
     out = tmp_path / "result.json"
-    load_benchmark().main(["--batch-size", "2", "--steps", "1", "--rounds", "1",
-                           "--warmup", "0", "--kernels", "both", "--no-torch",
-                           "--no-first-step", "--json", str(out)])
+    benchmark = load_benchmark()
+    benchmark.main(["--batch-size", "2", "--steps", "1", "--rounds", "1",
+                    "--warmup", "0", "--kernels", "both", "--no-torch",
+                    "--no-first-step", "--json", str(out)])
     result = json.loads(out.read_text())
     assert json.loads(capsys.readouterr().out) == result
     fast = result["minigrad"]["fast"]
+    # Every key benchmarks/README.md documents for a run without PyTorch or first steps.
+    assert {"train_step_ms", "train_step_min_ms", "images_per_s", "forward_ms", "layers",
+            "adam_step_ms", "layers_total_ms", "fused_layers", "peak_rss_mib",
+            "rss_change_over_timed_steps_mib"} <= set(fast)
     assert fast["train_step_ms"] > 0 and fast["forward_ms"] > 0
+    assert 0 < fast["train_step_min_ms"] <= fast["train_step_ms"]
+    assert fast["images_per_s"] > 0
     assert list(fast["layers"])[:3] == ["conv1", "relu1", "pool1"]
+    assert list(fast["layers"]) == benchmark.LAYER_NAMES + ["cross_entropy"]
     assert "cross_entropy" in fast["layers"] and fast["adam_step_ms"] > 0
+    for row in fast["layers"].values():
+        assert set(row) == {"forward_ms", "backward_ms"}
+    # The total is the separate rows and Adam; the fused rows are reported beside it.
+    parts = fast["adam_step_ms"] + sum(r["forward_ms"] + r["backward_ms"]
+                                       for r in fast["layers"].values())
+    assert fast["layers_total_ms"] == pytest.approx(parts, abs=2e-3)
+    assert list(fast["fused_layers"]) == ["conv1+relu1", "conv2+relu2", "conv3+relu3"]
+    for row in fast["fused_layers"].values():
+        assert row["forward_ms"] > 0 and row["backward_ms"] > 0
     assert fast["peak_rss_mib"] > 0
+    if sys.platform.startswith("linux"):  # read from /proc; None elsewhere
+        assert isinstance(fast["rss_change_over_timed_steps_mib"], float)
     assert result["minigrad"]["reference"]["train_step_ms"] > 0
+    assert result["minigrad"]["reference"]["forward_ms"] > 0
     assert result["speedup_fast_over_reference"]["train_step"] > 0
+    assert result["speedup_fast_over_reference"]["forward"] > 0
     assert result["environment"]["threads"] >= 1
+    assert {"python", "numpy", "numba", "threads", "blas_threads", "numba_threads",
+            "environment", "cpu_kernels_parallel"} <= set(result["environment"])
     assert "torch" not in result and "first_step" not in result

@@ -19,14 +19,7 @@ pytestmark = pytest.mark.skipif(compiler() is None,
 def device(monkeypatch):
     """kernels.cuda with CuPy replaced by NumPy + the CPU emulation of the kernels."""
     import kernels.cuda as cuda_table
-    from kernels.cuda import compile as cuda_compile
-    use_fake_cupy(monkeypatch)
-    monkeypatch.setattr(cuda_compile, "_modules", {})
-    monkeypatch.setattr(cuda_compile, "_kernels", {})
-    # 64-thread blocks: the emulation runs one OS thread per CUDA thread, and the
-    # kernels take any multiple of 32 (one test below uses the real 256).
-    monkeypatch.setattr(cuda_compile, "BLOCK", 64)
-    monkeypatch.setattr(EmulatedModule, "kernels_built", [])
+    use_fake_cupy(monkeypatch, block=64)  # one test below uses the real 256
     return checks.Device(table=cuda_table.KERNELS, to_device=np.array, to_host=np.asarray)
 
 

@@ -1,6 +1,4 @@
 """Plots: curves and confusion matrix as PNG; a clear message without matplotlib."""
-import builtins
-
 import numpy as np
 import pytest
 
@@ -62,15 +60,7 @@ def test_text_confusion_table():
                                  "bees                0   12"]
 
 
-def test_without_matplotlib_the_message_says_how_to_install(monkeypatch):
-    real_import = builtins.__import__
-
-    def no_matplotlib(name, *args, **kwargs):
-        if name.startswith("matplotlib"):
-            raise ImportError("No module named 'matplotlib'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+def test_without_matplotlib_the_message_says_how_to_install(no_matplotlib):
     assert not plot.plots_available()
     with pytest.raises(plot.PlotUnavailable, match=r"pip install 'minigrad\[plot\]'"):
         plot.plot_history(_history())

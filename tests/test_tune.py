@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import shared_data
 from minigrad.io import atomic_write_json
 from minigrad.tune import (Halving, SearchSpace, Sweep, SweepResults, choice, core_shares,
                            execute_trial, loguniform, trial_id, uniform)
@@ -429,6 +430,7 @@ def test_local_pool_pins_each_worker_to_its_share_of_the_cores(tmp_path):
                      workers=2, trial_fn=worker_report_trial).run()
     assert all(r["status"] == "ok" for r in results)
     calls = _calls(log)
+    assert len(calls) == 4  # one logged call per configuration, so the loop below checks each
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     shares = core_shares(2, cores) if cores else None
     for call in calls:
@@ -566,7 +568,6 @@ def test_cli_runs_a_sweep_and_continues_it(tmp_path, capsys):
 
 # --------------------------------------------------------------------------- the real demo
 DEMO = TESTS.parent / "demos" / "bees_vs_wasps.py"
-SHARED_DATA = TESTS.parents[1] / "shared" / "data"
 
 
 def _demo_module():
@@ -610,9 +611,7 @@ def test_experiment_trial_adapts_a_run_function(tmp_path):
 
 @pytest.mark.slow
 def test_real_sweep_on_hymenoptera_finishes_and_ranks(tmp_path):
-    data = SHARED_DATA / "hymenoptera"
-    if not data.is_dir():
-        pytest.skip(f"shared data folder {data} is not present")
+    data = shared_data("hymenoptera")
     pytest.importorskip("PIL", reason="the photos are decoded with Pillow")
     space = {"optimizer": ["adam", "sgd"], "lr": [1e-3, 1e-2], "size": 32, "epochs": 2,
              "data": str(data), "cache": False}
