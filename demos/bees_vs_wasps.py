@@ -14,8 +14,8 @@ come from the data. Results go to ``--out``: ``history.json``, ``result.json``,
 
 Without ``--data`` the demo trains on generated pictures of "insects" (synthetic
 drawings in the real set's four classes, not photos) for 4 epochs instead of the
-exercise's 10, sized to finish within two minutes on two CPU cores once the fast
-CPU kernels are in place. For the real photos, download
+exercise's 10, sized to finish within two minutes on two CPU cores. For the real
+photos, download
 them once with ``python -c "from minigrad.data import download_bee_vs_wasp;
 print(download_bee_vs_wasp('data'))"`` and pass the printed folder to ``--data``.
 

@@ -79,7 +79,7 @@ def graphed_step(model, loss_fn, optimizer, x_example, y_example, gemm=None):
     or ``"cublas"`` (cuBLAS called past CuPy's capture guard; the warm-up step then
     multiplies with it too, so that everything it loads is loaded before the
     capture). None takes ``MINIGRAD_CAPTURE_GEMM`` from the environment, else
-    ``"custom"``. Eager steps (other batch shapes) always use ``cupy.matmul``.
+    ``"cublas"``. Eager steps (other batch shapes) always use ``cupy.matmul``.
     """
     return GraphedStep(model, loss_fn, optimizer, x_example, y_example, gemm=gemm)
 

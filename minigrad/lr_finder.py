@@ -18,9 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import losses as mg_losses
-from . import optim
 from . import random as mg_random
-from .tensor import Tensor, tensor
+from . import train
 
 __all__ = ["LRFinderResult", "lr_range_test", "suggest_lr"]
 
@@ -122,13 +121,13 @@ def _cycle(batches):
             raise empty
 
 
-def _as_pair(batch, index):
+def _as_pair(batch, index, device):
+    """``(x, y)`` Tensors on ``device``, as ``fit`` takes them from its batches."""
     if not isinstance(batch, (tuple, list)) or len(batch) != 2:
         length = f" of length {len(batch)}" if isinstance(batch, (tuple, list)) else ""
         raise TypeError(f"lr_range_test: batch {index} is a {type(batch).__name__}{length}; "
                         f"expected an (inputs, targets) pair")
-    x, y = batch
-    return (x if isinstance(x, Tensor) else tensor(x)), (y if isinstance(y, Tensor) else tensor(y))
+    return train._split_batch(batch, device)
 
 
 def lr_range_test(model, loader_or_batches, loss="cross_entropy", optimizer="adam",
@@ -138,7 +137,9 @@ def lr_range_test(model, loader_or_batches, loss="cross_entropy", optimizer="ada
 
     ``loader_or_batches``: any iterable of ``(x, y)`` batches of minigrad Tensors
     (a ``DataLoader``, a list, a generator); it is started over when it runs out.
-    ``loss``: a registry name or a callable ``loss(output, target)``.
+    ``loss``: a registry name or a callable ``loss(output, target)``; as in ``fit``,
+    integer labels become one-hot for the losses that compare outputs with
+    same-shaped targets (MSE, MAE, Huber, logistic).
     ``optimizer``: a registry name (built over ``model.parameters()`` with
     ``optimizer_kwargs``) or an existing optimizer over the model's parameters.
     The lr goes from ``start_lr`` to ``end_lr`` geometrically over ``steps``
@@ -162,15 +163,12 @@ def lr_range_test(model, loader_or_batches, loss="cross_entropy", optimizer="ada
     steps = int(steps)
     loss_fn = mg_losses.get(loss)
     params = model.parameters()
-    if isinstance(optimizer, str):
-        opt = optim.get(optimizer, params, lr=start_lr, **optimizer_kwargs)
-        saved_optimizer = None
-    else:
-        if optimizer_kwargs:
-            raise TypeError("lr_range_test: optimizer keyword arguments apply only when the "
-                            f"optimizer is given by name, got {sorted(optimizer_kwargs)}")
-        opt = optimizer
-        saved_optimizer = opt.state_dict()
+    by_name = isinstance(optimizer, str)
+    # A given optimizer keeps its rates until the loop sets them, so the state saved
+    # here (and restored at the end) holds the user's own.
+    opt = train._make_optimizer(model, optimizer, start_lr if by_name else None,
+                                **optimizer_kwargs)
+    saved_optimizer = None if by_name else opt.state_dict()
 
     saved_weights = model.state_dict()
     saved_grads = [None if p.grad is None else p.grad.copy() for p in params]
@@ -180,14 +178,16 @@ def lr_range_test(model, loader_or_batches, loss="cross_entropy", optimizer="ada
     lrs, raw, smoothed = [], [], []
     average, best, diverged_lr = 0.0, math.inf, None
     batches = _cycle(loader_or_batches)
+    device = model.device
     try:
         model.train()
         for step in range(steps):
             lr = start_lr * growth ** step
             for group in opt.param_groups:
                 group["lr"] = lr
-            x, y = _as_pair(next(batches), step)
-            loss_value = loss_fn(model(x), y)
+            x, y = _as_pair(next(batches), step, device)
+            output = model(x)
+            loss_value = loss_fn(output, train._loss_target(loss_fn, output, y))
             value = float(loss_value.item())
             if not math.isfinite(value):
                 diverged_lr = lr

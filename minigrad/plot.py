@@ -7,12 +7,17 @@ to install it; :func:`format_confusion` (a text table) needs nothing.
 Figures are drawn on ``matplotlib.figure.Figure`` directly, not through pyplot, so
 saving works without a display and from any thread.
 """
+import io
 import math
+from pathlib import Path
 
 import numpy as np
 
-__all__ = ["PlotUnavailable", "plots_available", "plot_history", "plot_confusion",
-           "format_confusion"]
+from .io import atomic_write
+from .train import history_dict
+
+__all__ = ["PlotUnavailable", "plots_available", "figure_class", "save_figure",
+           "plot_history", "plot_confusion", "format_confusion"]
 
 INSTALL_HINT = "pip install 'minigrad[plot]'"
 
@@ -24,28 +29,37 @@ class PlotUnavailable(ImportError):
 def plots_available():
     """True when matplotlib can be imported."""
     try:
-        _figure_class()
+        figure_class()
     except PlotUnavailable:
         return False
     return True
 
 
-def _figure_class():
+def figure_class(what="plots"):
+    """``matplotlib.figure.Figure``, or :class:`PlotUnavailable` saying ``what`` needs it."""
     try:
         from matplotlib.figure import Figure
     except ImportError as exc:
-        raise PlotUnavailable(f"plots need matplotlib, which is not installed ({exc}); "
+        raise PlotUnavailable(f"{what} need matplotlib, which is not installed ({exc}); "
                               f"install it with: {INSTALL_HINT}") from None
     return Figure
 
 
-def _history_dict(history):
-    data = getattr(history, "history", history)
-    if isinstance(data, dict) and "history" in data and isinstance(data["history"], dict):
-        data = data["history"]  # the to_dict() / history.json form
-    if not isinstance(data, dict):
-        raise TypeError(f"expected a History or its dict, got {type(history).__name__}")
-    return data
+def save_figure(fig, path, dpi=110):
+    """Write ``fig`` to ``path`` atomically (format from the suffix, PNG without one).
+
+    The image is rendered to memory first and then written with
+    :func:`minigrad.io.atomic_write` (which makes missing folders), so a crash never
+    leaves a half-written file. A file object is written to directly. Returns the
+    path as a ``Path`` (or the file object).
+    """
+    if hasattr(path, "write"):
+        fig.savefig(path, dpi=dpi)
+        return path
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=Path(path).suffix[1:] or "png", dpi=dpi)
+    atomic_write(path, lambda f: f.write(buffer.getvalue()))
+    return Path(path)
 
 
 def plot_history(history, path=None, title=None):
@@ -55,10 +69,10 @@ def plot_history(history, path=None, title=None):
     the contents of ``history.json``. Saves a PNG to ``path`` when given;
     returns the matplotlib ``Figure``.
     """
-    data = _history_dict(history)
+    data = history_dict(history)
     if not data.get("loss"):
         raise ValueError("the history has no 'loss' values to plot")
-    Figure = _figure_class()
+    Figure = figure_class()
     panels = [("loss", "Loss")] + ([("accuracy", "Accuracy")] if data.get("accuracy") else [])
     fig = Figure(figsize=(5.2 * len(panels), 4.0), layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
@@ -80,7 +94,7 @@ def plot_history(history, path=None, title=None):
     if title:
         fig.suptitle(title)
     if path is not None:
-        fig.savefig(path, dpi=110)
+        save_figure(fig, path)
     return fig
 
 
@@ -99,7 +113,7 @@ def plot_confusion(confusion, classes=None, path=None, title="Confusion matrix",
     classes = [str(c) for c in (classes if classes is not None else range(k))]
     if len(classes) != k:
         raise ValueError(f"{len(classes)} class names for a {k}x{k} confusion matrix")
-    Figure = _figure_class()
+    Figure = figure_class()
     rows = matrix.sum(axis=1, keepdims=True)
     shade = matrix / np.maximum(rows, 1) if normalize else matrix
     side = 1.2 + 0.9 * k
@@ -122,7 +136,7 @@ def plot_confusion(confusion, classes=None, path=None, title="Confusion matrix",
             ax.text(j, i, f"{int(matrix[i, j])}", ha="center", va="center",
                     color="white" if light else "black", fontsize=10)
     if path is not None:
-        fig.savefig(path, dpi=110)
+        save_figure(fig, path)
     return fig
 
 

@@ -89,7 +89,7 @@ class History:
         values = self.history.get(monitor)
         if not values:
             raise KeyError(f"History has no {monitor!r}; it has {sorted(self.history)}")
-        sign = _mode_sign(monitor, mode)
+        sign = metric_sign(monitor, mode)
         scores = [sign * v if not math.isnan(v) else -math.inf for v in values]
         i = int(np.argmax(scores))
         return self.epoch[i], values[i]
@@ -122,8 +122,25 @@ class History:
         return f"History({len(self)} epochs, last: {last})"
 
 
-def _mode_sign(monitor, mode):
-    """+1 when larger is better, -1 when smaller is (``auto``: accuracies up, the rest down)."""
+def history_dict(history, what="the history"):
+    """The per-epoch lists (a dict) of a ``History``, of its ``.history`` dict or of
+    its ``to_dict()`` / ``history.json`` form; anything else is a TypeError naming
+    ``what``."""
+    data = getattr(history, "history", history)
+    if isinstance(data, dict) and isinstance(data.get("history"), dict):
+        data = data["history"]  # the to_dict() / history.json form
+    if not isinstance(data, dict):
+        raise TypeError(f"{what} must be a History or its dict of per-epoch lists, got "
+                        f"{type(history).__name__}")
+    return data
+
+
+def metric_sign(monitor, mode="auto"):
+    """+1 when larger is better, -1 when smaller is (``auto``: accuracies up, the rest down).
+
+    The one rule for "which way is better" of a metric name, used by callbacks,
+    :meth:`History.best` and the sweeps of :mod:`minigrad.tune`.
+    """
     if mode == "max":
         return 1.0
     if mode == "min":
@@ -244,11 +261,12 @@ class TrainingRun:
     (0-based, the current one), ``epochs`` (total), ``step`` (0-based, in the
     epoch), ``steps`` (per epoch), ``train_loader``, ``val_loader``, ``device``,
     ``stop_training`` (set it to end after this epoch), ``last_checkpoint`` (path
-    of the latest checkpoint written), ``callbacks``.
+    of the latest checkpoint written), ``callbacks``, ``cuda_graph`` (whether steps
+    replay a captured CUDA graph).
     """
 
     def __init__(self, model, optimizer, loss_fn, train_loader, val_loader, epochs,
-                 device, callbacks, history):
+                 device, callbacks, history, cuda_graph=False):
         self.model = model
         self.optimizer = optimizer
         self.loss_fn = loss_fn
@@ -258,6 +276,8 @@ class TrainingRun:
         self.device = device
         self.callbacks = callbacks
         self.history = history
+        self.cuda_graph = cuda_graph
+        self.graphed = None  # the captured step, made at the first batch (cuda_graph only)
         self.epoch = 0
         self.step = 0
         self.steps = len(train_loader) if hasattr(train_loader, "__len__") else None
@@ -472,7 +492,7 @@ class EarlyStopping(Callback):
         self.mode = mode
         self.restore_best_weights = restore_best_weights
         self.verbose = verbose
-        self.sign = _mode_sign(monitor, mode)
+        self.sign = metric_sign(monitor, mode)
         self.best = -math.inf
         self.best_epoch = None
         self.wait = 0
@@ -538,7 +558,7 @@ class ModelCheckpoint(Callback):
         self.save_best_only = save_best_only
         self.weights_only = weights_only
         self.verbose = verbose
-        self.sign = _mode_sign(monitor, mode)
+        self.sign = metric_sign(monitor, mode)
         self.best = -math.inf
 
     def on_epoch_end(self, epoch, logs=None):
@@ -635,9 +655,15 @@ def format_epoch(epoch, epochs, logs):
 
 
 # --------------------------------------------------------------------------- fit
-def _make_optimizer(model, optimizer, lr):
+def _make_optimizer(model, optimizer, lr, **kwargs):
+    """``optimizer`` built by name over the model's parameters (``kwargs`` passed on),
+    or checked as an optimizer object whose rates ``lr``, if given, replaces."""
     if isinstance(optimizer, str):
-        return optim_module.get(optimizer, model.parameters(), lr=1e-3 if lr is None else lr)
+        return optim_module.get(optimizer, model.parameters(), lr=1e-3 if lr is None else lr,
+                                **kwargs)
+    if kwargs:
+        raise TypeError("optimizer keyword arguments apply only when the optimizer is given "
+                        f"by name, got {sorted(kwargs)}")
     if not hasattr(optimizer, "step") or not hasattr(optimizer, "param_groups"):
         raise TypeError(f"optimizer must be a name ({', '.join(sorted(optim_module.OPTIMIZERS))}) "
                         f"or an optimizer object, got {type(optimizer).__name__}")
@@ -703,8 +729,7 @@ def fit(model, train_loader, val_loader=None, loss="cross_entropy", optimizer="a
     history = History(params={"epochs": int(epochs), "loss": _describe(loss),
                               "optimizer": _describe(optimizer), "device": device})
     run = TrainingRun(model, opt, loss_fn, train_loader, val_loader, int(epochs), device,
-                      callbacks, history)
-    run.cuda_graph, run.graphed = cuda_graph, None
+                      callbacks, history, cuda_graph=cuda_graph)
     for cb in callbacks:
         cb.set_run(run)
     start_epoch = 0
@@ -776,7 +801,9 @@ def _train_epoch(run, check_every):
             correct = (_predicted_classes(loss_fn, output) == y.data.reshape(-1)).sum()
         run.meter.add(step, loss_value.data, correct, x.shape[0])
         if run.meter.due():
-            bad = run.meter.flush()  # before the update, so the weights stay good
+            # An eager step is checked before its update, so the weights stay good; a
+            # CUDA-graph replay has already applied its update by now.
+            bad = run.meter.flush()
             if bad is not None:
                 _raise_diverged(run, *bad)
         if not run.cuda_graph:

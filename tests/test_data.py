@@ -125,6 +125,38 @@ def test_subsets_share_images_but_not_transforms():
         Subset(ds, [12])
 
 
+class Squares(Dataset):
+    """A plain user dataset, only ``__len__`` and ``__getitem__``: sample i is ([i, i*i], i)."""
+
+    def __len__(self):
+        return 5
+
+    def __getitem__(self, i):
+        return np.array([i, i * i], np.float32), i
+
+
+def test_a_subset_of_a_plain_dataset_applies_its_transform():
+    seen = []
+
+    def negate(batch, rng):
+        seen.append(rng)
+        return -batch
+
+    plain = Subset(Squares(), [4, 1])
+    x, y = plain.get_batch(np.array([0, 1]))
+    assert x.tolist() == [[4, 16], [1, 1]] and y.tolist() == [4, 1]
+    augmented = Subset(Squares(), [4, 1])
+    augmented.transform = negate  # what Subset's docstring promises
+    x, y = augmented.get_batch(np.array([0, 1]), np.random.default_rng(0))
+    assert x.tolist() == [[-4, -16], [-1, -1]] and y.tolist() == [4, 1]
+    assert isinstance(seen[-1], np.random.Generator)
+    (xb, yb), = list(DataLoader(augmented, batch_size=2, seed=0))  # through the loader too
+    assert xb.numpy().tolist() == [[-4, -16], [-1, -1]] and yb.numpy().tolist() == [4, 1]
+    assert len(seen) == 2
+    assert augmented[1][0].tolist() == [-1, -1]  # one sample: a generator is made for it
+    assert plain.get_batch(np.array([0]))[0].tolist() == [[4, 16]]  # the parent is untouched
+
+
 # ----------------------------------------------------------------- transforms
 def test_horizontal_flip_flips_the_chosen_images_only():
     images, _ = _images(n=64)
@@ -255,13 +287,6 @@ def test_loader_passes_worker_errors_to_the_caller():
 
 
 def test_loader_stacks_a_plain_dataset_and_full_batch_mode():
-    class Squares(Dataset):
-        def __len__(self):
-            return 5
-
-        def __getitem__(self, i):
-            return np.array([i, i * i], np.float32), i
-
     (x, y), = list(DataLoader(Squares(), batch_size=5))  # batch gradient descent: one batch
     assert x.numpy().tolist() == [[i, i * i] for i in range(5)] and y.numpy().tolist() == [0, 1, 2, 3, 4]
     assert len(list(DataLoader(Squares(), batch_size=1))) == 5  # stochastic: one per step

@@ -7,6 +7,7 @@ import minigrad as mg
 from minigrad import nn, optim
 from minigrad.data import DataLoader, TensorDataset
 from minigrad.lr_finder import LRFinderResult, lr_range_test, suggest_lr
+from minigrad.train import evaluate, fit
 
 
 def regression_problem(n=512, batch=64, seed=0):
@@ -99,9 +100,20 @@ def test_a_given_optimizer_is_used_and_its_state_restored():
         opt.step()
     state_before = opt.state_dict()
     weights_before = model.state_dict()
+    steps_taken = []
+    real_step = opt.step
+
+    def counting_step(*args, **kwargs):
+        steps_taken.append(opt.param_groups[0]["lr"])
+        return real_step(*args, **kwargs)
+
+    opt.step = counting_step
     result = lr_range_test(model, batches, loss="mse", optimizer=opt, start_lr=1e-5,
                            end_lr=1.0, steps=20)
-    assert len(result.lrs) > 0
+    del opt.step
+    # This optimizer took every step of the test, at the test's growing rates.
+    assert len(result.lrs) > 10
+    assert steps_taken == pytest.approx(list(result.lrs))
     state_after = opt.state_dict()
     assert opt.param_groups[0]["lr"] == 3e-3
     for index, entries in state_before["state"].items():
@@ -154,6 +166,27 @@ def test_cross_entropy_default_on_a_classifier():
     result = lr_range_test(nn.Dense(2, 2), batches, start_lr=1e-4, end_lr=10, steps=60)
     assert result.smoothed_losses.min() < result.smoothed_losses[0]
     assert result.start_lr <= result.suggested_lr < result.min_loss_lr * 1.0001
+
+
+def test_mse_on_integer_labels_uses_one_hot_targets_as_fit_does():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(48, 4)).astype(np.float32)
+    labels = rng.integers(0, 3, size=48)
+    batches = [(x[i:i + 16], labels[i:i + 16]) for i in range(0, 48, 16)]  # NumPy pairs too
+    mg.manual_seed(0)
+    model = nn.Dense(4, 3)
+    w, b = model.weight.numpy().astype(np.float64), model.bias.numpy().astype(np.float64)
+    result = lr_range_test(model, batches, loss="mse", optimizer="sgd", start_lr=1e-4,
+                           end_lr=1.0, steps=6)
+    assert len(result.lrs) == 6
+    # The first step's loss: MSE between the outputs and one-hot rows of the labels.
+    first = x[:16] @ w.T + b
+    expected = np.mean((first - np.eye(3)[labels[:16]]) ** 2)
+    assert result.losses[0] == pytest.approx(expected, rel=1e-5)
+    # fit's own evaluation of the same batch agrees (the weights were put back).
+    assert evaluate(model, batches[:1], loss="mse").loss == pytest.approx(expected, rel=1e-5)
+    history = fit(model, batches, loss="mse", optimizer="sgd", lr=1e-3, epochs=1, verbose=0)
+    assert np.isfinite(history["loss"][0])
 
 
 def test_bad_arguments_are_named():

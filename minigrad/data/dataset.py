@@ -46,6 +46,8 @@ class Dataset:
 
     ``__getitem__(i)`` returns a tuple of arrays/numbers (e.g. ``(image, label)``).
     Override :meth:`get_batch` when a whole batch can be made faster at once.
+    A batch transform given to :meth:`get_batch` (e.g. by a :class:`Subset` with a
+    ``transform``) runs on the stacked first column, as in :class:`TensorDataset`.
     """
 
     def __len__(self):
@@ -55,12 +57,20 @@ class Dataset:
         raise NotImplementedError(f"{type(self).__name__} must define __getitem__")
 
     def get_batch(self, indices, rng=None, transform=_INHERIT):
-        """A batch as a tuple of stacked NumPy arrays (default: stack the samples)."""
+        """A batch as a tuple of stacked NumPy arrays (default: stack the samples).
+
+        ``transform(batch_of_first_column, rng)``, when given, augments the first
+        column. The base class holds no transform of its own (a ``self.transform``
+        of a user's dataset may well be a per-sample one that ``__getitem__`` applies).
+        """
         samples = [self[int(i)] for i in indices]
         if not isinstance(samples[0], (tuple, list)):
             samples = [(s,) for s in samples]
         columns = [np.stack([_as_numpy(sample[k]) for sample in samples])
                    for k in range(len(samples[0]))]
+        if transform is not _INHERIT and transform is not None:
+            rng = rng if rng is not None else np.random.default_rng()
+            columns[0] = transform(columns[0], rng)
         return tuple(columns)
 
 

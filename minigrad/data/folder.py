@@ -22,6 +22,7 @@ import numpy as np
 from .. import io as mg_io
 from .dataset import IMAGENET_MEAN, IMAGENET_STD, ImageDataset, random_split
 from .progress import progress_bar
+from .transforms import _pair
 
 __all__ = ["ImageFolder", "load_image_folder", "find_split_folders", "default_cache_dir",
            "save_image_folder", "MISSING_DATA_HINT"]
@@ -47,15 +48,6 @@ def default_cache_dir():
         return Path(os.environ["MINIGRAD_CACHE"]).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "minigrad"
-
-
-def _pair(size):
-    if isinstance(size, (int, np.integer)):
-        size = (int(size), int(size))
-    size = tuple(int(s) for s in size)
-    if len(size) != 2 or min(size) <= 0:
-        raise ValueError(f"size must be a positive int or (height, width), got {size}")
-    return size
 
 
 def _visible(name):
@@ -147,7 +139,7 @@ class ImageFolder(ImageDataset):
     def __init__(self, root, size=(80, 80), mean=IMAGENET_MEAN, std=IMAGENET_STD,
                  transform=None, classes=None, cache=False, workers=None, progress=False):
         self.root = Path(root)
-        size = _pair(size)
+        size = _pair(size, "size")
         class_names, files = _scan(self.root, classes)
         images, labels, paths, skipped, cached = None, None, None, None, None
         cache_path = self._cache_path(cache, class_names, files, size)

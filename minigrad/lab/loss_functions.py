@@ -110,6 +110,29 @@ class LineFit:
         return self.slope * np.asarray(x) + self.intercept
 
 
+def _zeroed_dense(in_features, out_features):
+    """A ``Dense`` layer starting from all-zero weights and bias: every loss's fit
+    begins at the same point."""
+    model = nn.Dense(in_features, out_features)
+    model.weight.data[...] = 0.0
+    model.bias.data[...] = 0.0
+    return model
+
+
+def _train_steps(model, loss_fn, x, target, optimizer, steps, schedule=None):
+    """Full-batch training for ``steps`` steps; returns each step's loss (before its update)."""
+    history = []
+    for _ in range(steps):
+        loss = loss_fn(model(x), target)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if schedule is not None:
+            schedule.step()
+        history.append(float(loss.data))
+    return np.array(history)
+
+
 def _line_error(data, slope, intercept):
     """Root-mean-square gap between a line and the true line over the data's x range."""
     xs = np.linspace(float(data.x.min()), float(data.x.max()), 101)
@@ -129,22 +152,12 @@ def fit_lines(data=None, loss_names=("mse", "huber", "mae"), steps=500, lr=0.1, 
     x, y = Tensor(data.x), Tensor(data.y)
     fits = {}
     for name in loss_names:
-        loss_fn = losses.get(name)
-        model = nn.Dense(1, 1)
-        model.weight.data[...] = 0.0
-        model.bias.data[...] = 0.0
+        model = _zeroed_dense(1, 1)
         optimizer = optim.Adam(model.parameters(), lr=lr)
         schedule = lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
-        history = []
-        for _ in range(steps):
-            loss = loss_fn(model(x), y)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            history.append(float(loss.data))
+        history = _train_steps(model, losses.get(name), x, y, optimizer, steps, schedule)
         slope, intercept = float(model.weight.data[0, 0]), float(model.bias.data[0])
-        fits[name] = LineFit(name, slope, intercept, np.array(history),
+        fits[name] = LineFit(name, slope, intercept, history,
                              _line_error(data, slope, intercept))
     return fits
 
@@ -198,18 +211,9 @@ def fit_classifiers(points=None, labels=None, loss_names=("hinge", "logistic"), 
         one_score = name in ("logistic", "bce")
         target = Tensor(labels.astype(np.float32).reshape(-1, 1)) if one_score \
             else Tensor(labels)
-        model = nn.Dense(2, 1 if one_score else 2)
-        model.weight.data[...] = 0.0
-        model.bias.data[...] = 0.0
-        loss_fn = losses.get(name)
+        model = _zeroed_dense(2, 1 if one_score else 2)
         optimizer = optim.SGD(model.parameters(), lr=lr, momentum=0.9)
-        history = []
-        for _ in range(steps):
-            loss = loss_fn(model(x), target)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            history.append(float(loss.data))
+        history = _train_steps(model, losses.get(name), x, target, optimizer, steps)
         w, b = model.weight.data.astype(np.float64), model.bias.data.astype(np.float64)
         if one_score:
             normal, offset = w[0], float(b[0])
@@ -219,5 +223,5 @@ def fit_classifiers(points=None, labels=None, loss_names=("hinge", "logistic"), 
         pushing = _per_sample_gradient_norms(losses.get(name, reduction="none"), model(x),
                                              target) > 1e-6
         fits[name] = BoundaryFit(name, normal, offset, float((predicted == labels).mean()),
-                                 pushing.reshape(-1), np.array(history))
+                                 pushing.reshape(-1), history)
     return fits

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..plot import INSTALL_HINT, PlotUnavailable
+from ..plot import figure_class, save_figure
 from .batching import loss_surface
 
 __all__ = ["plot_landscape", "animate_trajectories", "plot_lr_regimes", "plot_schedules",
@@ -26,22 +26,11 @@ _GAP_FLOOR = 1e-12  # log plots of "loss above the minimum" need a positive floo
 
 def _figure(*subplots, width=None, height=4.2):
     """A headless Figure with a grid of axes; a clear error without matplotlib."""
-    try:
-        from matplotlib.figure import Figure
-    except ImportError as exc:
-        raise PlotUnavailable(f"the lab's figures need matplotlib, which is not installed "
-                              f"({exc}); install it with: {INSTALL_HINT}") from None
+    Figure = figure_class("the lab's figures")
     rows, cols = subplots if subplots else (1, 1)
     fig = Figure(figsize=(width or 5.2 * cols, height * rows), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False)
     return fig, axes
-
-
-def _save(fig, path, dpi=110):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    return path
 
 
 def _color(name, i):
@@ -105,7 +94,7 @@ def plot_landscape(function, trajectories, path, title=None):
     ax_loss.set_title("how fast each optimizer descends")
     ax_loss.grid(True, which="both", alpha=0.3)
     ax_loss.legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def animate_trajectories(function, trajectories, path, frames=60, fps=12, dpi=80):
@@ -179,7 +168,7 @@ def plot_lr_regimes(regimes, path):
                  f"{next(iter(regimes.values())).function.name}", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_schedules(runs, path, zoom=1.0):
@@ -213,7 +202,7 @@ def plot_schedules(runs, path, zoom=1.0):
     ax_lr.set_title("the schedules", fontsize=9)
     ax_lr.grid(True, alpha=0.3)
     ax_lr.legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_batch_comparison(runs, data, path, loss="mse"):
@@ -258,7 +247,7 @@ def plot_batch_comparison(runs, data, path, loss="mse"):
     for ax in (ax_epoch, ax_time, ax_path, ax_steps):
         ax.legend(fontsize=7)
         ax.grid(True, which="both", alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_loss_curves(regression, classification, path):
@@ -285,7 +274,7 @@ def plot_loss_curves(regression, classification, path):
                     (classification[next(iter(classification))].x <= 0).astype(float),
                     ":", color="gray", label="0-1 loss")
     axes[0, 1].legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_line_fits(data, fits, path):
@@ -311,7 +300,7 @@ def plot_line_fits(data, fits, path):
     ax_loss.set_title("training (each loss on its own scale)", fontsize=9)
     ax_loss.legend(fontsize=7)
     ax_loss.grid(True, which="both", alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_classifiers(points, labels, fits, path):
@@ -337,7 +326,7 @@ def plot_classifiers(points, labels, fits, path):
                      f"{fit.pushing_count}/{len(points)} points push", fontsize=9)
         ax.legend(fontsize=7, loc="lower left")
         ax.grid(True, alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_lr_finder(result, path, title="learning-rate range test"):
@@ -364,4 +353,4 @@ def plot_lr_finder(result, path, title="learning-rate range test"):
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)

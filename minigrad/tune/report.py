@@ -9,13 +9,11 @@
 Plots need matplotlib (``pip install 'minigrad[plot]'``); without it
 :func:`plot_sweep` raises :class:`minigrad.plot.PlotUnavailable`.
 """
-import io
 import json
 import math
 from pathlib import Path
 
-from ..io import atomic_write
-from ..plot import INSTALL_HINT, PlotUnavailable
+from ..plot import figure_class, save_figure
 from .space import is_number
 
 __all__ = ["format_value", "format_table", "format_summary", "plot_sweep"]
@@ -106,23 +104,6 @@ def format_summary(results):
 
 
 # --------------------------------------------------------------------------- plots
-def _figure_class():
-    try:
-        from matplotlib.figure import Figure
-    except ImportError as exc:
-        raise PlotUnavailable(f"sweep plots need matplotlib, which is not installed ({exc}); "
-                              f"install it with: {INSTALL_HINT}") from None
-    return Figure
-
-
-def _save(fig, path):
-    """Render to memory first, then write atomically: no half-written PNG on a crash."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    atomic_write(path, lambda f: f.write(buffer.getvalue()))
-    return Path(path)
-
-
 def _label(row, varied):
     return ", ".join(f"{k}={format_value(row['config'].get(k))}" for k in varied) \
         or row["trial_id"]
@@ -130,7 +111,7 @@ def _label(row, varied):
 
 def plot_curves(results, path):
     """Validation metric per epoch for every trial, the best one highlighted."""
-    Figure = _figure_class()
+    Figure = figure_class("sweep plots")
     key = results.metric
     fig = Figure(figsize=(7.5, 4.5), layout="constrained")
     ax = fig.subplots()
@@ -156,7 +137,7 @@ def plot_curves(results, path):
     ax.grid(True, alpha=0.3)
     if best is not None:
         ax.legend(loc="best", fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _is_log_axis(values):
@@ -166,7 +147,7 @@ def _is_log_axis(values):
 
 def plot_params(results, path):
     """Each trial's best score against each varied hyperparameter (one panel each)."""
-    Figure = _figure_class()
+    Figure = figure_class("sweep plots")
     names = list(results.varied) or ["trial"]
     columns = min(3, len(names))
     rows_n = math.ceil(len(names) / columns)
@@ -217,7 +198,7 @@ def plot_params(results, path):
     axes[0].legend(loc="best", fontsize=8)
     fig.suptitle(f"Best {results.metric.replace('_', ' ')} per hyperparameter value "
                  f"(bar: mean)")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_sweep(results, out_dir):

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..io import atomic_write_json, atomic_write_text
+from ..train import metric_sign
 from .executors import DaskExecutor, LocalPool, Sequential, Task, available_cores
 from .space import SearchSpace, canonical_json, trial_id
 from .trial import history_metrics
@@ -81,10 +82,6 @@ class Halving:
             if not rungs or epochs > rungs[-1]:
                 rungs.append(epochs)
         return rungs
-
-
-def _is_better_sign(metric):
-    return 1.0 if "acc" in metric else -1.0
 
 
 class SweepResults:
@@ -337,7 +334,7 @@ class Sweep:
             score, val_loss = metrics["score"], metrics["final_val_loss"]
         else:
             score, val_loss = row.get("score"), row.get("final_val_loss")
-        sign = _is_better_sign(self.metric)
+        sign = metric_sign(self.metric)
         return (_STATUS_ORDER.get(row["status"], 3),
                 -(row.get("rung") or 0) if upto is None else 0,
                 0 if score is not None else 1, -sign * score if score is not None else 0.0,

@@ -30,11 +30,13 @@ import socket
 import time
 import traceback
 
+from ..train import history_dict, metric_sign
+
 __all__ = ["execute_trial", "ExperimentTrial", "normalise_history", "history_metrics",
            "limit_threads"]
 
 #: Result keys copied into a trial's row when the trial function provides them.
-_PASSTHROUGH = ("images_per_second",)
+_PASSTHROUGH = ("images_per_second", "seconds")
 
 
 class ExperimentTrial:
@@ -86,12 +88,7 @@ def normalise_history(history):
     or its ``to_dict()`` form."""
     if history is None:
         return {}
-    data = getattr(history, "history", history)
-    if isinstance(data, dict) and isinstance(data.get("history"), dict):
-        data = data["history"]
-    if not isinstance(data, dict):
-        raise TypeError(f"a trial's history must be a dict of per-epoch lists or a History, "
-                        f"got {type(history).__name__}")
+    data = history_dict(history, "a trial's history")
     out = {}
     for key, values in data.items():
         if isinstance(values, (list, tuple)) or hasattr(values, "tolist"):
@@ -101,13 +98,11 @@ def normalise_history(history):
 
 
 def _raw_nonfinite_loss(history):
-    """1-based epoch of the first NaN/infinite training loss in a raw history, or None."""
-    data = getattr(history, "history", history)
-    if isinstance(data, dict) and isinstance(data.get("history"), dict):
-        data = data["history"]
-    if not isinstance(data, dict):
+    """1-based epoch of the first NaN/infinite training loss in a raw history (one that
+    :func:`normalise_history` accepted), or None."""
+    if history is None:
         return None
-    for i, value in enumerate(data.get("loss") or []):
+    for i, value in enumerate(history_dict(history).get("loss") or []):
         try:
             if not math.isfinite(float(value)):
                 return i + 1
@@ -135,7 +130,7 @@ def history_metrics(history, metric="val_accuracy", upto=None):
     accs = [v for v in cut("val_accuracy") if v is not None]
     out["best_val_accuracy"] = max(accs) if accs else None
     values = cut(metric)
-    sign = 1.0 if "acc" in metric else -1.0
+    sign = metric_sign(metric)
     best, best_epoch = None, None
     for i, v in enumerate(values):
         if v is not None and (best is None or sign * v > sign * best):
@@ -184,8 +179,6 @@ def execute_trial(trial_fn, config, epochs, checkpoint_path=None, threads=None):
         for key in _PASSTHROUGH:
             if key in result:
                 outcome[key] = _finite_or_none(result[key])
-        if "seconds" in result:
-            outcome["seconds"] = _finite_or_none(result["seconds"])
         bad_epoch = _raw_nonfinite_loss(result.get("history"))
         if result.get("diverged") or result.get("status") == "diverged" or bad_epoch:
             outcome["status"] = "diverged"
