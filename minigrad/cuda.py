@@ -33,7 +33,6 @@ a replayed graph removes both. What capturing asks of the rest of minigrad:
   stream position (mirrored in ``minigrad.random``). Other hyper-parameters are
   frozen into the graph: changing one makes the next call capture afresh.
 """
-import contextlib
 
 import numpy as np
 
@@ -76,10 +75,10 @@ def graphed_step(model, loss_fn, optimizer, x_example, y_example, gemm=None):
     finite; ``step.output`` is the model's output of the latest call.
 
     ``gemm`` names the matrix product inside the graph: ``"custom"`` (our tiled GEMM)
-    or ``"cublas"`` (cuBLAS called past CuPy's capture guard; the warm-up step then
-    multiplies with it too, so that everything it loads is loaded before the
-    capture). None takes ``MINIGRAD_CAPTURE_GEMM`` from the environment, else
-    ``"cublas"``. Eager steps (other batch shapes) always use ``cupy.matmul``.
+    or ``"cublas"`` (cuBLAS called past CuPy's capture guard). The warm-up step
+    multiplies with it too, so that everything it loads, and every choice made once
+    per shape, is made before the capture. None takes ``MINIGRAD_CAPTURE_GEMM`` from
+    the environment, else ``"cublas"``. Eager steps (other batch shapes) always use ``cupy.matmul``.
     """
     return GraphedStep(model, loss_fn, optimizer, x_example, y_example, gemm=gemm)
 
@@ -350,12 +349,11 @@ class GraphedStep:
 
 
 def _warm_up_gemm(name):
-    """The products of the warm-up step: cuBLAS's capture path when the graph will use
-    it (so its first calls, which may load kernels, happen outside the capture); else
-    whatever is in force (``cupy.matmul``, or a caller's ``capture_gemm(eager=True)``)."""
-    if name == "cublas":
-        return cuda_gemm.capture_gemm(name, eager=True)
-    return contextlib.nullcontext()
+    """The products of the warm-up step: the capture's GEMM, so that what its first
+    calls do once (cuBLAS may load kernels; ``MINIGRAD_CUDA_WGRAD=auto`` times each
+    convolution's weight gradient with the GEMM it will run on) happens outside the
+    capture."""
+    return cuda_gemm.capture_gemm(name, eager=True)
 
 
 def _array(value):

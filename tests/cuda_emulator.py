@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -253,15 +254,35 @@ class FakeStream:
         return self.capturing
 
 
+class FakeEvent:
+    """A cupy.cuda.Event stand-in: the emulated kernels finish inside their launch
+    call, so recording an event is reading the clock."""
+
+    def __init__(self):
+        self.time = None
+
+    def record(self, stream=None):
+        self.time = time.perf_counter()
+
+    def synchronize(self):
+        pass
+
+
 class FakeCuda:
     """The slice of cupy.cuda the wrappers use. ``current_stream`` is the legacy
     default stream unless a test swaps in a capturing FakeStream."""
 
     current_stream = FakeStream()
+    Event = FakeEvent
 
     @classmethod
     def get_current_stream(cls):
         return cls.current_stream
+
+    @staticmethod
+    def get_elapsed_time(start, stop):
+        """Milliseconds between two recorded events, as cupy.cuda.get_elapsed_time."""
+        return (stop.time - start.time) * 1e3
 
 
 def use_fake_cupy(monkeypatch, block=64):

@@ -346,6 +346,39 @@ def test_the_exercise_cnn_graphed_in_float64_matches_eager_closely(capture_gemm)
     _assert_same_parameters(eager, graphed, rtol=1e-9, atol=1e-11)
 
 
+@pytest.mark.parametrize("mode", ["split", "auto"])
+@pytest.mark.parametrize("capture_gemm", CAPTURE_GEMMS)
+def test_weight_gradient_modes_match_one_gemm(monkeypatch, mode, capture_gemm):
+    """MINIGRAD_CUDA_WGRAD=split/auto in a graphed float64 exercise CNN against eager
+    steps with one weight-gradient GEMM; "auto" has timed every convolution's shape in
+    the warm-up step, with the capture's GEMM, before the capture."""
+    from kernels.cuda import conv
+    monkeypatch.setattr(conv, "_tuned", {})
+    eager, graphed = _twin_models(lambda: exercise_cnn(4), dtype=np.float64)
+    loss_fn = mg.losses.get("cross_entropy")
+    opt_e = optim.get("adam", eager.parameters(), lr=1e-3)
+    opt_g = optim.get("adam", graphed.parameters(), lr=1e-3)
+    batches = _batches([6] * 4, (3, 80, 80), 4, dtype=np.float64)
+    monkeypatch.setenv(conv.WGRAD_VARIABLE, mode)
+    step = mg_cuda.graphed_step(graphed, loss_fn, opt_g, *batches[0], gemm=capture_gemm)
+    for x, y in batches:
+        monkeypatch.setenv(conv.WGRAD_VARIABLE, "single")
+        _eager_step(eager, loss_fn, opt_e, x, y)
+        monkeypatch.setenv(conv.WGRAD_VARIABLE, mode)
+        step(x, y)
+    assert step.replays == 3
+    _assert_same_parameters(eager, graphed, rtol=1e-9, atol=1e-11)
+    if mode == "auto":
+        tuned = conv.weight_grad_tuning()
+        assert sorted(e["out_channels"] for e in tuned) == [32, 64, 128], tuned
+        assert all(e["gemm"] == capture_gemm and e["batch"] == 6 for e in tuned), tuned
+        for e in tuned:
+            heuristic = conv.split_weight_grad_slices(6, e["out_channels"], e["rows"],
+                                                      e["plane"])
+            assert set(e["ms"]) == {1, heuristic, 6}, e
+            assert e["ms"][e["splits"]] == min(e["ms"].values()), e
+
+
 @pytest.mark.parametrize("name,kwargs", [
     ("adam", {"lr": 1e-3}),
     ("adamw", {"lr": 1e-3, "weight_decay": 0.05}),

@@ -776,6 +776,92 @@ def test_split_weight_gradient_matches_the_reference(fake_cublas, gemm, rng, mon
         assert fake_cublas.read()["batched_calls"] == before + 1
 
 
+def _conv_case(rng, n=4, size=10):
+    """A convolution's forward inputs and the reference gradients of a random gy."""
+    x = rng.standard_normal((n, 3, size, size))
+    w, b = rng.standard_normal((5, 3, 3, 3)), rng.standard_normal(5)
+    y_ref, cache_ref = REFERENCE["conv2d_forward"](x, w, b, (1, 1), (1, 1))
+    gy = rng.standard_normal(y_ref.shape)
+    return x, w, b, gy, REFERENCE["conv2d_backward"](gy, cache_ref, True)
+
+
+def _backward_with(conv, x, w, b, gy):
+    _, cache = conv.conv2d_forward(x, w, b, (1, 1), (1, 1))
+    return conv.conv2d_backward(gy, cache, True)
+
+
+def test_auto_weight_gradient_times_each_choice_once_and_keeps_the_fastest(
+        fake_cublas, gemm, rng, monkeypatch):
+    """MINIGRAD_CUDA_WGRAD=auto: the first backward of a shape times one GEMM, the
+    heuristic split and one slice per image; later ones reuse the fastest."""
+    from kernels.cuda import conv
+    monkeypatch.setenv(conv.WGRAD_VARIABLE, "auto")
+    monkeypatch.setattr(conv, "_tuned", {})
+    n, plane = 4, 100
+    heuristic = conv.split_weight_grad_slices(n, 5, 27, plane)
+    assert heuristic == 2  # so the three candidates differ: 1, 2 and 4
+    # Made-up timings, so the choice is known: the heuristic's split is the fastest.
+    fake_ms = {1: 3.0, heuristic: 1.0, n: 2.0}
+    used, timed = [], []
+    real = conv._sliced_weight_grad
+    monkeypatch.setattr(conv, "_sliced_weight_grad",
+                        lambda *args: used.append(args[-1]) or real(*args))
+
+    def fake_timer(fn):
+        fn()
+        timed.append(used[-1])
+        return fake_ms[used[-1]]
+    monkeypatch.setattr(conv, "device_time_ms", fake_timer)
+
+    x, w, b, gy, want = _conv_case(rng, n)
+    assert conv.weight_grad_splits(n, 5, 27, plane, np.float64) == 1  # nothing timed yet
+    got = _backward_with(conv, x, w, b, gy)
+    assert timed == [1, 2, 4] and used[-1] == heuristic  # then computed the chosen way
+    for g, e, name in zip(got, want, ["gx", "gw", "gb"]):
+        np.testing.assert_allclose(g, e, rtol=1e-10, atol=1e-10, err_msg=name)
+    assert conv.weight_grad_splits(n, 5, 27, plane, np.float64) == heuristic
+    [entry] = conv.weight_grad_tuning()
+    assert entry == {"dtype": "float64", "batch": n, "out_channels": 5, "rows": 27,
+                     "plane": plane, "gemm": "cupy", "tf32": False, "splits": heuristic,
+                     "ms": fake_ms}
+    used.clear()
+    _backward_with(conv, x, w, b, gy)
+    assert timed == [1, 2, 4] and used == [heuristic]  # not timed again
+    # The capture GEMM is another route with its own timings.
+    with gemm.capture_gemm("cublas", eager=True):
+        _backward_with(conv, x, w, b, gy)
+    assert timed[3:] == [1, 2, 4]
+    assert [e["gemm"] for e in conv.weight_grad_tuning()] == ["cupy", "cublas"]
+
+
+def test_auto_weight_gradient_times_with_device_events(fake_cublas, gemm, rng, monkeypatch):
+    """The real timer (CUDA events; the emulator's read the clock) gives every
+    candidate a time, and the choice is one of them, the fastest."""
+    from kernels.cuda import conv
+    monkeypatch.setenv(conv.WGRAD_VARIABLE, "auto")
+    monkeypatch.setattr(conv, "_tuned", {})
+    x, w, b, gy, want = _conv_case(rng, n=2, size=8)
+    got = _backward_with(conv, x, w, b, gy)
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-10, atol=1e-10)
+    [entry] = conv.weight_grad_tuning()
+    assert set(entry["ms"]) == {1, 2} and all(t > 0 for t in entry["ms"].values())
+    assert entry["ms"][entry["splits"]] == min(entry["ms"].values())
+
+
+def test_auto_weight_gradient_does_not_time_inside_a_capture(gemm, rng, monkeypatch):
+    """A capture cannot wait for timings: an untimed shape takes one GEMM, unrecorded."""
+    from kernels.cuda import conv
+    monkeypatch.setenv(conv.WGRAD_VARIABLE, "auto")
+    monkeypatch.setattr(conv, "_tuned", {})
+    monkeypatch.setattr(conv, "device_time_ms", lambda fn: pytest.fail("timed in a capture"))
+    x, w, b, gy, want = _conv_case(rng)
+    _, cache = conv.conv2d_forward(x, w, b, (1, 1), (1, 1))
+    _capturing_stream(monkeypatch)
+    got = conv.conv2d_backward(gy, cache, True)
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-10, atol=1e-10)
+    assert conv.weight_grad_tuning() == []
+
+
 def test_weight_gradient_mode_is_checked(gemm, monkeypatch):
     from kernels.cuda import conv
     monkeypatch.delenv(conv.WGRAD_VARIABLE, raising=False)
@@ -786,3 +872,5 @@ def test_weight_gradient_mode_is_checked(gemm, monkeypatch):
     monkeypatch.setenv(conv.WGRAD_VARIABLE, "halves")
     with pytest.raises(ValueError, match="MINIGRAD_CUDA_WGRAD='halves'; choose one of"):
         conv.weight_grad_splits(4, 5, 27, 100)
+    with pytest.raises(ValueError, match="'single', 'split', 'auto'"):
+        conv.weight_grad_mode()

@@ -15,44 +15,104 @@ import numpy as np
 
 from ..reference.activation import check_activation
 from ..reference.windows import output_size
-from .compile import (ACTIVATION_CODES, check_int32, cp, float_dtype, grid_1d, grid_2d,
-                      kernel, launch)
-from .gemm import matmul, matmul_views, sm_count, split_k_for
+from .compile import (ACTIVATION_CODES, check_int32, cp, device_time_ms, float_dtype,
+                      grid_1d, grid_2d, kernel, launch)
+from .gemm import (matmul, matmul_views, product_route, sm_count, split_k_for,
+                   stream_is_capturing, tf32_enabled)
 
 _SOURCE = "conv.cu"
 
 # The weight gradient sums over K = N*OH*OW columns into only O x C*kh*kw outputs, a
-# few GEMM tiles: "single" (the default, the path measured on an H200) leaves sharing
-# that long K among the SMs to cuBLAS; "split" cuts it into slices of whole images,
-# multiplied as one strided-batched GEMM over views of the same arrays (no copies) and
-# then added up. benchmarks/gpu_check.sh times both; the faster should become the default.
+# few GEMM tiles, and how well cuBLAS shares such a long K among the SMs depends on
+# the card and the library's heuristics (they have cliffs). MINIGRAD_CUDA_WGRAD picks:
+# "single" (the default, the path measured on an H200) is one GEMM; "split" cuts the
+# sum into slices of whole images, multiplied as one strided-batched GEMM over views
+# of the same arrays (no copies) and then added up; "auto" times both (and one slice
+# per image) on the first eager call for each shape, the way cudnn.benchmark does,
+# and keeps the fastest. benchmarks/gpu_check.sh records what "auto" measures.
 WGRAD_VARIABLE = "MINIGRAD_CUDA_WGRAD"
-WGRAD_MODES = ("single", "split")
+WGRAD_MODES = ("single", "split", "auto")
+
+# "auto"'s choices: shape key -> {"splits": the fastest, "ms": {splits: ms, ...}}.
+_tuned = {}
 
 
-def weight_grad_splits(n, out_ch, rows, plane):
-    """Slices of whole images the weight gradient's sum is cut into (1: one GEMM)."""
+def weight_grad_mode():
+    """The weight-gradient mode ``MINIGRAD_CUDA_WGRAD`` asks for (default "single")."""
     mode = os.environ.get(WGRAD_VARIABLE, "").strip().lower() or "single"
     if mode not in WGRAD_MODES:
         raise ValueError(f"{WGRAD_VARIABLE}={mode!r}; choose one of {WGRAD_MODES}")
-    if mode == "single":
-        return 1
+    return mode
+
+
+def split_weight_grad_slices(n, out_ch, rows, plane):
+    """Slices of whole images "split" cuts the sum into: enough blocks to fill the GPU
+    (gemm.split_k_for's rule), rounded down to a divisor of the batch."""
     wanted = split_k_for(out_ch, rows, n * plane, 1, sm_count())
     return max(d for d in range(1, min(n, wanted) + 1) if n % d == 0)
 
 
-def _weight_grad(gy_rows, cols, n, plane):
+def weight_grad_splits(n, out_ch, rows, plane, dtype=np.float32):
+    """Slices of whole images the weight gradient's sum is cut into (1: one GEMM), as
+    the mode says; under "auto", the choice timed for this shape, or 1 before then."""
+    mode = weight_grad_mode()
+    if mode == "single":
+        return 1
+    if mode == "split":
+        return split_weight_grad_slices(n, out_ch, rows, plane)
+    entry = _tuned.get(_tuning_key(n, out_ch, rows, plane, dtype))
+    return entry["splits"] if entry else 1
+
+
+def weight_grad_tuning():
+    """What "auto" has measured so far: one dict per shape, with the ms of each split
+    count tried and the one chosen (for benchmarks and bug reports)."""
+    return [dict(zip(("dtype", "batch", "out_channels", "rows", "plane", "gemm", "tf32"),
+                     key), **entry) for key, entry in _tuned.items()]
+
+
+def _tuning_key(n, out_ch, rows, plane, dtype):
+    # The GEMM route and TF32 change which variant wins, so each has its own entry.
+    return (np.dtype(dtype).name, n, out_ch, rows, plane, product_route(), tf32_enabled())
+
+
+def _sliced_weight_grad(gy_rows, cols, n, plane, splits):
     """gy_rows (O, N*P) @ cols.T (N*P, K): one GEMM, or split over images and summed."""
-    out_ch, rows = gy_rows.shape[0], cols.shape[0]
-    splits = weight_grad_splits(n, out_ch, rows, plane)
     if splits == 1:
         return matmul(gy_rows, cols.T)
+    out_ch, rows = gy_rows.shape[0], cols.shape[0]
     span, row_len, item = (n // splits) * plane, n * plane, gy_rows.itemsize
     as_strided = cp.lib.stride_tricks.as_strided
     # Slice s of both: the columns of images [s*n/S, (s+1)*n/S), read where they lie.
     a = as_strided(gy_rows, (splits, out_ch, span), (span * item, row_len * item, item))
     b = as_strided(cols, (splits, span, rows), (span * item, item, row_len * item))
     return matmul_views(a, b).sum(axis=0)
+
+
+def _tuned_splits(gy_rows, cols, n, plane):
+    """"auto": the fastest split count for this shape, timed once on first eager use.
+    A capture cannot time anything; an untimed shape there takes one GEMM."""
+    out_ch, rows = gy_rows.shape[0], cols.shape[0]
+    key = _tuning_key(n, out_ch, rows, plane, gy_rows.dtype)
+    entry = _tuned.get(key)
+    if entry is None:
+        if stream_is_capturing():
+            return 1
+        candidates = sorted({1, split_weight_grad_slices(n, out_ch, rows, plane), n})
+        ms = {s: device_time_ms(lambda s=s: _sliced_weight_grad(gy_rows, cols, n, plane, s))
+              for s in candidates}
+        entry = _tuned[key] = {"splits": min(ms, key=ms.get), "ms": ms}
+    return entry["splits"]
+
+
+def _weight_grad(gy_rows, cols, n, plane):
+    """The weight gradient gy_rows @ cols.T, computed the way the mode says."""
+    mode = weight_grad_mode()
+    if mode == "auto":
+        splits = _tuned_splits(gy_rows, cols, n, plane)
+    else:
+        splits = weight_grad_splits(n, gy_rows.shape[0], cols.shape[0], plane)
+    return _sliced_weight_grad(gy_rows, cols, n, plane, splits)
 
 
 def conv2d_forward(x, w, b, stride, padding, activation=None):

@@ -62,11 +62,19 @@ _route_eager = False     # capture_gemm(..., eager=True): eager products take it
 def matmul(a, b):
     """NumPy's ``matmul(a, b)``: cuBLAS through CuPy, or, while the stream is capturing
     a graph, the GEMM that :func:`capture_gemm_choice` names."""
+    route = product_route()
+    if route == "cupy":
+        return cp.matmul(a, b)
+    return matmul_cublas(a, b) if route == "cublas" else matmul_graph_safe(a, b)
+
+
+def product_route():
+    """The GEMM a product takes now: ``"cupy"`` (``cupy.matmul``) when eager, else
+    the capture GEMM (``"cublas"`` or ``"custom"``), while the stream captures or
+    :func:`capture_gemm` routes eager products there too."""
     if _route_eager or stream_is_capturing():
-        if capture_gemm_choice() == "cublas":
-            return matmul_cublas(a, b)
-        return matmul_graph_safe(a, b)
-    return cp.matmul(a, b)
+        return capture_gemm_choice()
+    return "cupy"
 
 
 _tf32 = False
@@ -165,7 +173,7 @@ def matmul_views(a, b):
     """``matmul(a, b)`` for strided views that ``cupy.matmul`` would first copy (a
     matrix's rows a pitch apart, matrices an arbitrary stride apart): read in place by
     cuBLAS through minigrad's handle, or by the tiled GEMM where captures use it."""
-    if (_route_eager or stream_is_capturing()) and capture_gemm_choice() == "custom":
+    if product_route() == "custom":
         return matmul_graph_safe(a, b)
     return matmul_cublas(a, b)
 
