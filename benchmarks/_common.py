@@ -51,3 +51,21 @@ def time_calls(call, sync, steps):
         call()
     sync()
     return times, (time.perf_counter() - start) / steps
+
+
+def torch_exercise_cnn(nn):
+    """The exercise CNN (minigrad.models.exercise_cnn with ReLU) in PyTorch; ``nn`` is
+    ``torch.nn``, passed in so that this module never imports PyTorch."""
+    return nn.Sequential(
+        nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(128 * (IMAGE_SIZE // 8) ** 2, 128), nn.ReLU(),
+        nn.Linear(128, CLASSES))
+
+
+def weight_grad_report():
+    """The GPU convolutions' weight-gradient mode (MINIGRAD_CUDA_WGRAD) and, under
+    "auto", the milliseconds it measured for each split count of each shape."""
+    from kernels.cuda import conv
+    return {"mode": conv.weight_grad_mode(), "tuning": conv.weight_grad_tuning()}

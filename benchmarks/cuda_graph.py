@@ -40,7 +40,8 @@ if str(HERE) not in sys.path:  # _common, also when this file is loaded by its p
 
 import _common  # noqa: E402  (after the path set-up)
 import numpy as np  # noqa: E402
-from _common import CLASSES, IMAGE_SIZE, make_batch, time_calls  # noqa: E402
+from _common import (CLASSES, IMAGE_SIZE, make_batch, time_calls,  # noqa: E402
+                     torch_exercise_cnn, weight_grad_report)
 
 # GPU steps take a few milliseconds: one digit more than the CPU benchmark keeps.
 median_ms = functools.partial(_common.median_ms, digits=4)
@@ -163,12 +164,7 @@ def time_torch(batch_size, args):
 
     def build():
         torch.manual_seed(0)
-        return nn.Sequential(
-            nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(128 * (IMAGE_SIZE // 8) ** 2, 128), nn.ReLU(),
-            nn.Linear(128, CLASSES)).cuda()
+        return torch_exercise_cnn(nn).cuda()
     sync = torch.cuda.synchronize
     result = {"version": torch.__version__}
     torch.cuda.reset_peak_memory_stats()
@@ -348,6 +344,7 @@ def run(args):
         print(f"batch {batch_size}: {json.dumps(entry)}", file=sys.stderr)
         write_json(args.json, result)
     result["graph_memory_node_high_bytes"] = graph_memory_node_bytes()
+    result["weight_grad"] = weight_grad_report()
     gemm_batch_sizes = [] if args.no_gemms else [32, 256]
     for batch_size in gemm_batch_sizes:
         try:

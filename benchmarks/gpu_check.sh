@@ -11,7 +11,8 @@
 #   3. the other `gpu`-marked tests (every CUDA kernel against the reference, ...);
 #   4. benchmarks/train_step.py --device cuda (batch 32 and 256);
 #   5. the same at batch 256 with --tf32 (TF32 in both frameworks);
-#   6. MINIGRAD_CUDA_WGRAD=split (the weight gradient cut over images) against 4 and 2.
+#   6. MINIGRAD_CUDA_WGRAD=auto (each convolution's weight gradient timed as one GEMM
+#      and split over images, the fastest kept) against 4 and 2, with what it measured.
 #
 #   OUT=/some/dir bash benchmarks/gpu_check.sh
 #
@@ -190,21 +191,53 @@ run_part "train_step --device cuda --batch-size 256 --tf32" "$BENCH_TIMEOUT" \
     "$OUT/train_step_cuda_b256_tf32.stderr" \
     "$PYTHON" benchmarks/train_step.py --device cuda --no-first-step --rounds 2 \
     --steps 20 --batch-size 256 --tf32 --json "$OUT/train_step_cuda_b256_tf32.json"
-# 6. The weight gradient split over images (MINIGRAD_CUDA_WGRAD=split) against part 4:
-#    eager at 32 and 256, and graphed with cuBLAS (cuda_graph.py, no PyTorch, and no
-#    GEMM timings: part 2 has them, and the split does not change them).
+# 6. The weight gradient timed per shape (MINIGRAD_CUDA_WGRAD=auto: one GEMM, the
+#    split heuristic's slices of images, one slice per image; the fastest is kept)
+#    against part 4: eager at 32 and 256, and graphed with cuBLAS (cuda_graph.py, no
+#    PyTorch, and no GEMM timings: part 2 has them). Each JSON's "weight_grad" holds
+#    the milliseconds measured for every choice.
 for batch in 32 256; do
-    run_part "train_step --device cuda --batch-size $batch, wgrad split" "$BENCH_TIMEOUT" \
-        "$OUT/train_step_cuda_b${batch}_wgrad_split.stderr" \
-        env MINIGRAD_CUDA_WGRAD=split "$PYTHON" benchmarks/train_step.py --device cuda \
+    run_part "train_step --device cuda --batch-size $batch, wgrad auto" "$BENCH_TIMEOUT" \
+        "$OUT/train_step_cuda_b${batch}_wgrad_auto.stderr" \
+        env MINIGRAD_CUDA_WGRAD=auto "$PYTHON" benchmarks/train_step.py --device cuda \
         --no-first-step --no-torch --rounds 2 --steps 20 --batch-size "$batch" \
-        --json "$OUT/train_step_cuda_b${batch}_wgrad_split.json"
+        --json "$OUT/train_step_cuda_b${batch}_wgrad_auto.json"
 done
-run_part "cuda_graph benchmark, wgrad split" "$GRAPH_BENCH_TIMEOUT" \
-    "$OUT/cuda_graph_wgrad_split.log" \
-    env MINIGRAD_CUDA_WGRAD=split "$PYTHON" benchmarks/cuda_graph.py --batch-sizes 32 256 \
+run_part "cuda_graph benchmark, wgrad auto" "$GRAPH_BENCH_TIMEOUT" \
+    "$OUT/cuda_graph_wgrad_auto.log" \
+    env MINIGRAD_CUDA_WGRAD=auto "$PYTHON" benchmarks/cuda_graph.py --batch-sizes 32 256 \
     --steps 20 --warmup 3 --capture-gemms cublas --no-torch --no-gemms \
-    --json "$OUT/cuda_graph_wgrad_split.json"
+    --json "$OUT/cuda_graph_wgrad_auto.json"
+# The step times of parts 4-6 side by side, and what "auto" measured.
+timeout 20 "$PYTHON" - "$OUT" >> "$SUMMARY" 2>&1 <<'EOF'
+import json, sys
+from pathlib import Path
+out = Path(sys.argv[1])
+for name in ("train_step_cuda_b32", "train_step_cuda_b32_wgrad_auto", "train_step_cuda_b256",
+             "train_step_cuda_b256_wgrad_auto", "train_step_cuda_b256_tf32"):
+    try:
+        result = json.loads((out / f"{name}.json").read_text())
+        ours = result["minigrad"]["fast"]["train_step_ms"]
+    except Exception as exc:
+        print(f"{name}: no result ({type(exc).__name__}: {exc})")
+        continue
+    torch = result.get("torch", {})
+    print(f"{name}: minigrad {ours} ms/step"
+          + (f", PyTorch {torch['train_step_ms']} ms" if "train_step_ms" in torch else ""))
+    for entry in result.get("weight_grad", {}).get("tuning", []):
+        print(f"    wgrad O={entry['out_channels']} rows={entry['rows']} "
+              f"plane={entry['plane']}: ms by split count {entry['ms']}, chose {entry['splits']}")
+for name in ("cuda_graph", "cuda_graph_wgrad_auto"):
+    try:
+        batches = json.loads((out / f"{name}.json").read_text())["batches"]
+    except Exception as exc:
+        print(f"{name}: no result ({type(exc).__name__}: {exc})")
+        continue
+    for batch, entry in batches.items():
+        ours = entry.get("minigrad", {})
+        print(f"{name} b{batch}: eager {ours.get('eager_ms')} ms, graphed(cuBLAS) "
+              f"{ours.get('graphed_cublas_ms')} ms")
+EOF
 
 echo "== total: $((SECONDS - START))s of the ${BUDGET}s budget; failed=$failed" >> "$SUMMARY"
 echo

@@ -35,7 +35,7 @@ if str(HERE) not in sys.path:  # _common, also when this file is loaded by its p
 
 import numpy as np  # noqa: E402  (after the path set-up)
 from _common import (CLASSES, IMAGE_SIZE, make_batch, median_ms,  # noqa: E402
-                     time_each)
+                     time_each, torch_exercise_cnn, weight_grad_report)
 
 # The layers of minigrad.models.exercise_cnn(CLASSES, "relu", IMAGE_SIZE), in order.
 LAYER_NAMES = ["conv1", "relu1", "pool1", "conv2", "relu2", "pool2", "conv3", "relu3",
@@ -235,13 +235,7 @@ class TorchRunner:
         else:  # float32 against float32, or TF32 against TF32 (--tf32)
             torch.backends.cuda.matmul.allow_tf32 = tf32
             torch.backends.cudnn.allow_tf32 = tf32
-        nn = torch.nn
-        self.model = nn.Sequential(
-            nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(128 * (IMAGE_SIZE // 8) ** 2, 128), nn.ReLU(),
-            nn.Linear(128, CLASSES))
+        self.model = torch_exercise_cnn(torch.nn)
         if weights is not None:
             self.model.load_state_dict({k: torch.from_numpy(np.asarray(v))
                                         for k, v in weights.items()})
@@ -493,6 +487,8 @@ def run(args):
             "train_step": round(statistics.median(ref_steps) / statistics.median(steps), 2),
             "forward": round(statistics.median(ref_forward) / statistics.median(forward), 2)}
     result["minigrad"] = mode_results
+    if args.device == "cuda":
+        result["weight_grad"] = weight_grad_report()
     if not args.no_first_step:
         result["first_step"] = first_step_times(args)
     return result
