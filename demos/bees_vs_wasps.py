@@ -99,9 +99,13 @@ def load_data(config, progress=False):
     pictures, split the same way.
     """
     if config.data:
-        train_set, val_set = load_image_folder(
-            config.data, size=config.size, val_fraction=config.val_fraction,
-            seed=config.seed, cache=config.cache, progress=progress)
+        try:
+            train_set, val_set = load_image_folder(
+                config.data, size=config.size, val_fraction=config.val_fraction,
+                seed=config.seed, cache=config.cache, progress=progress)
+        except FileNotFoundError as exc:  # what the library cannot say: the flags
+            raise FileNotFoundError(f"{exc} Pass the folder with --data PATH, or leave "
+                                    "--data out to train on generated pictures.") from exc
         description = f"image folder {config.data}"
     else:
         full = SyntheticInsects(config.synthetic_images, size=config.size,

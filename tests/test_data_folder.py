@@ -93,8 +93,9 @@ def test_missing_path_says_how_to_get_data(tmp_path):
     with pytest.raises(FileNotFoundError) as info:
         ImageFolder(tmp_path / "nowhere")
     message = str(info.value)
-    assert "nowhere" in message and "--data" in message and "download_bee_vs_wasp" in message
-    with pytest.raises(FileNotFoundError, match="--data"):
+    assert "nowhere" in message and "download_bee_vs_wasp" in message
+    assert "--data" not in message  # a library error; the demo adds its own flags
+    with pytest.raises(FileNotFoundError, match="one subfolder of images per class"):
         load_image_folder(tmp_path / "nowhere")
 
 

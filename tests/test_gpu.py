@@ -76,15 +76,29 @@ def test_fit_with_a_cuda_graph_matches_eager_fit():
     rng = np.random.default_rng(1)
     x = rng.standard_normal((70, 3, 16, 16)).astype(np.float32)
     y = rng.integers(0, 3, 70)
-    histories = []
+
+    class GraphCounts(mg.train.Callback):
+        counts = None
+
+        def on_train_end(self, logs=None):
+            step = self.run.graphed
+            self.counts = step and (step.captures, step.replays, step.eager_steps)
+
+    histories, spies = [], []
     for graphed in (False, True):
         mg.manual_seed(0)
         model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
                               nn.Flatten(), nn.Dense(8 * 8 * 8, 3)).to("cuda")
         loader = DataLoader(TensorDataset(x, y), batch_size=32, shuffle=True, seed=0)
-        history = mg.train.fit(model, loader, epochs=3, verbose=0, cuda_graph=graphed)
+        spies.append(GraphCounts())
+        history = mg.train.fit(model, loader, epochs=3, verbose=0, cuda_graph=graphed,
+                               callbacks=[spies[-1]])
         histories.append(history.history["loss"])
-    # 70 = 2 full batches (replayed) + a last batch of 6 (eager fallback)
+    # 70 = 2 full batches + a last batch of 6, 3 epochs: the first full batch is the
+    # warm-up step before the capture, the other 5 are replays; the 3 last batches
+    # and the warm-up are eager steps.
+    assert spies[0].counts is None
+    assert spies[1].counts == (1, 5, 4)
     np.testing.assert_allclose(histories[1], histories[0], rtol=2e-3)
 
 

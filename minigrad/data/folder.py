@@ -29,10 +29,9 @@ __all__ = ["ImageFolder", "load_image_folder", "find_split_folders", "default_ca
 
 #: What to tell a user whose data path does not exist.
 MISSING_DATA_HINT = (
-    "Pass the folder of your images with --data PATH (one subfolder per class), or "
-    "download the course's bee-vs-wasp photos with "
-    "minigrad.data.datasets.download_bee_vs_wasp(dest) (needs network); without "
-    "--data the demo trains on a generated synthetic set.")
+    "Expected a folder with one subfolder of images per class (or train/ and val/ "
+    "folders of those); the course's bee-vs-wasp photos can be downloaded with "
+    "minigrad.data.download_bee_vs_wasp(dest) (needs network).")
 
 # Sub-folder names that mark a folder as already split, validation names in order
 # of preference (a "test" folder is used for validation only when no "val" exists).
