@@ -69,3 +69,26 @@ def weight_grad_report():
     "auto", the milliseconds it measured for each split count of each shape."""
     from kernels.cuda import conv
     return {"mode": conv.weight_grad_mode(), "tuning": conv.weight_grad_tuning()}
+
+
+def cupy_peak_allocated_bytes(cp, run):
+    """The most bytes CuPy's default memory pool had handed out at once while ``run()``
+    ran (what PyTorch calls max_memory_allocated), and the bytes the pool held
+    afterwards (its max_memory_reserved). ``cp`` is the cupy module.
+
+    CuPy keeps no high-water mark, so every allocation goes through a wrapper that
+    reads the pool's count: a few microseconds each, so never around timed steps.
+    """
+    pool = cp.get_default_memory_pool()
+    peak = pool.used_bytes()
+
+    def tracking_malloc(size):
+        nonlocal peak
+        memory = pool.malloc(size)
+        peak = max(peak, pool.used_bytes())
+        return memory
+
+    with cp.cuda.using_allocator(tracking_malloc):
+        run()
+    cp.cuda.Device().synchronize()
+    return peak, pool.total_bytes()

@@ -34,8 +34,12 @@ if str(HERE) not in sys.path:  # _common, also when this file is loaded by its p
     sys.path.insert(0, str(HERE))
 
 import numpy as np  # noqa: E402  (after the path set-up)
-from _common import (CLASSES, IMAGE_SIZE, make_batch, median_ms,  # noqa: E402
-                     time_each, torch_exercise_cnn, weight_grad_report)
+from _common import (CLASSES, IMAGE_SIZE, cupy_peak_allocated_bytes,  # noqa: E402
+                     make_batch, median_ms, time_each, torch_exercise_cnn,
+                     weight_grad_report)
+
+# Training steps watched for peak GPU memory (after the timed ones: the watching is slow).
+GPU_MEMORY_STEPS = 3
 
 # The layers of minigrad.models.exercise_cnn(CLASSES, "relu", IMAGE_SIZE), in order.
 LAYER_NAMES = ["conv1", "relu1", "pool1", "conv2", "relu2", "pool2", "conv3", "relu3",
@@ -140,6 +144,16 @@ class MinigradRunner:
     def time_steps(self, steps):
         self.model.train()
         return time_each(self.step, self.sync, steps)
+
+    def gpu_memory(self, steps):
+        """Peak GPU memory over ``steps`` training steps (model, optimizer state and
+        batch included), as PyTorch's max_memory_allocated / max_memory_reserved."""
+        import cupy
+        self.model.train()
+        peak, reserved = cupy_peak_allocated_bytes(
+            cupy, lambda: [self.step() for _ in range(steps)])
+        return {"peak_allocated_mib": round(peak / 2 ** 20, 1),
+                "reserved_mib": round(reserved / 2 ** 20, 1)}
 
     def time_forward(self, steps):
         self.model.eval()
@@ -254,14 +268,24 @@ class TorchRunner:
             return float(self.torch.nn.functional.cross_entropy(self.model(self.x),
                                                                 self.labels))
 
-    def time_steps(self, steps):
-        functional = self.torch.nn.functional
+    def step(self):
+        self.optimizer.zero_grad()
+        self.torch.nn.functional.cross_entropy(self.model(self.x), self.labels).backward()
+        self.optimizer.step()
 
-        def step():
-            self.optimizer.zero_grad()
-            functional.cross_entropy(self.model(self.x), self.labels).backward()
-            self.optimizer.step()
-        return time_each(step, self.sync, steps)
+    def time_steps(self, steps):
+        return time_each(self.step, self.sync, steps)
+
+    def gpu_memory(self, steps):
+        """Peak GPU memory over ``steps`` training steps, as minigrad's is measured."""
+        cuda = self.torch.cuda
+        cuda.synchronize()
+        cuda.reset_peak_memory_stats()
+        for _ in range(steps):
+            self.step()
+        cuda.synchronize()
+        return {"peak_allocated_mib": round(cuda.max_memory_allocated() / 2 ** 20, 1),
+                "reserved_mib": round(cuda.max_memory_reserved() / 2 ** 20, 1)}
 
     def layer_breakdown(self, steps, warmup):
         """Per-layer forward/backward medians, measured as minigrad's are."""
@@ -319,6 +343,8 @@ def torch_worker():
             reply = {"layers": runner.layer_breakdown(request["steps"], request["warmup"])}
         elif request["op"] == "rss":
             reply = {"peak_rss_mib": peak_rss_mib()}
+        elif request["op"] == "gpu_memory":
+            reply = {"gpu_memory": runner.gpu_memory(request["steps"])}
         else:
             reply = {"error": f"unknown op {request['op']!r}"}
         print(json.dumps(reply), flush=True)
@@ -454,6 +480,8 @@ def run(args):
         mode_results[modes[0]]["layers"] = layers
         mode_results[modes[0]]["adam_step_ms"] = adam_ms
         mode_results[modes[0]]["layers_total_ms"] = layer_total
+        if args.device == "cuda":
+            mode_results[modes[0]]["gpu_memory"] = runner.gpu_memory(GPU_MEMORY_STEPS)
         if client is not None:
             result["torch"]["layers"] = client.ask(op="layers", steps=args.steps,
                                                    warmup=args.warmup)["layers"]
@@ -462,6 +490,9 @@ def run(args):
                 "train_step_min_ms": round(1e3 * min(torch_steps), 3),
                 "forward_ms": median_ms(torch_forward),
                 "peak_rss_mib": client.ask(op="rss")["peak_rss_mib"]})
+            if args.device == "cuda":
+                result["torch"]["gpu_memory"] = client.ask(
+                    op="gpu_memory", steps=GPU_MEMORY_STEPS)["gpu_memory"]
             result["torch"]["ratio_train_step"] = round(
                 statistics.median(steps) / statistics.median(torch_steps), 3)
             result["torch"]["ratio_forward"] = round(

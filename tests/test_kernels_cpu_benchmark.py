@@ -59,3 +59,61 @@ def test_benchmark_reports_every_section(tmp_path, monkeypatch, capsys):
     assert {"python", "numpy", "numba", "threads", "blas_threads", "numba_threads",
             "environment", "cpu_kernels_parallel"} <= set(result["environment"])
     assert "torch" not in result and "first_step" not in result
+
+
+def test_peak_gpu_memory_is_the_pools_high_water_mark():
+    """cupy_peak_allocated_bytes, against a stand-in pool: every allocation made while
+    the run lasts goes through its wrapper, and the peak is read after each one."""
+    import contextlib
+    import types
+    load_benchmark()  # puts benchmarks/ on sys.path
+    import _common
+
+    class Pool:
+        def __init__(self):
+            self.used = self.total = 0
+
+        def malloc(self, size):
+            self.used += size
+            self.total = max(self.total, self.used)
+            return Block(self, size)
+
+        def used_bytes(self):
+            return self.used
+
+        def total_bytes(self):
+            return self.total
+
+    class Block:
+        def __init__(self, pool, size):
+            self.pool, self.size = pool, size
+
+        def free(self):
+            self.pool.used -= self.size
+
+    pool = Pool()
+    allocator = [pool.malloc]  # CuPy's current allocator
+
+    @contextlib.contextmanager
+    def using_allocator(fn):
+        allocator.append(fn)
+        try:
+            yield
+        finally:
+            allocator.pop()
+
+    cuda = types.SimpleNamespace(using_allocator=using_allocator,
+                                 Device=lambda: types.SimpleNamespace(synchronize=lambda: None))
+    cp = types.SimpleNamespace(get_default_memory_pool=lambda: pool, cuda=cuda)
+    weights = pool.malloc(1000)  # held before the run: part of the peak, as in PyTorch
+
+    def run():
+        for _ in range(2):  # two steps: 300 + 500 live at once, then freed
+            a, b = allocator[-1](300), allocator[-1](500)
+            a.free()
+            b.free()
+        allocator[-1](200).free()
+
+    assert _common.cupy_peak_allocated_bytes(cp, run) == (1800, 1800)
+    assert allocator == [pool.malloc]  # the wrapper is gone afterwards
+    weights.free()
