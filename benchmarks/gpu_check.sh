@@ -208,7 +208,7 @@ run_part "cuda_graph benchmark, wgrad auto" "$GRAPH_BENCH_TIMEOUT" \
     env MINIGRAD_CUDA_WGRAD=auto "$PYTHON" benchmarks/cuda_graph.py --batch-sizes 32 256 \
     --steps 20 --warmup 3 --capture-gemms cublas --no-torch --no-gemms \
     --json "$OUT/cuda_graph_wgrad_auto.json"
-# The step times of parts 4-6 side by side, and what "auto" measured.
+# The step times and peak memory of parts 4-6 side by side, and what "auto" measured.
 timeout 20 "$PYTHON" - "$OUT" >> "$SUMMARY" 2>&1 <<'EOF'
 import json, sys
 from pathlib import Path
@@ -224,6 +224,10 @@ for name in ("train_step_cuda_b32", "train_step_cuda_b32_wgrad_auto", "train_ste
     torch = result.get("torch", {})
     print(f"{name}: minigrad {ours} ms/step"
           + (f", PyTorch {torch['train_step_ms']} ms" if "train_step_ms" in torch else ""))
+    memory = [(who, part.get("gpu_memory")) for who, part in
+              (("minigrad", result["minigrad"]["fast"]), ("PyTorch", torch))]
+    print("    peak GPU memory (MiB allocated / reserved): " + ", ".join(
+        f"{who} {m['peak_allocated_mib']} / {m['reserved_mib']}" for who, m in memory if m))
     for entry in result.get("weight_grad", {}).get("tuning", []):
         print(f"    wgrad O={entry['out_channels']} rows={entry['rows']} "
               f"plane={entry['plane']}: ms by split count {entry['ms']}, chose {entry['splits']}")
