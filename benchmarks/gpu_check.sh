@@ -226,8 +226,9 @@ for name in ("train_step_cuda_b32", "train_step_cuda_b32_wgrad_auto", "train_ste
           + (f", PyTorch {torch['train_step_ms']} ms" if "train_step_ms" in torch else ""))
     memory = [(who, part.get("gpu_memory")) for who, part in
               (("minigrad", result["minigrad"]["fast"]), ("PyTorch", torch))]
-    print("    peak GPU memory (MiB allocated / reserved): " + ", ".join(
-        f"{who} {m['peak_allocated_mib']} / {m['reserved_mib']}" for who, m in memory if m))
+    if any(m for _, m in memory):
+        print("    peak GPU memory (MiB allocated / reserved): " + ", ".join(
+            f"{who} {m['peak_allocated_mib']} / {m['reserved_mib']}" for who, m in memory if m))
     for entry in result.get("weight_grad", {}).get("tuning", []):
         print(f"    wgrad O={entry['out_channels']} rows={entry['rows']} "
               f"plane={entry['plane']}: ms by split count {entry['ms']}, chose {entry['splits']}")
