@@ -848,6 +848,20 @@ def test_auto_weight_gradient_times_with_device_events(fake_cublas, gemm, rng, m
     assert entry["ms"][entry["splits"]] == min(entry["ms"].values())
 
 
+def test_auto_weight_gradient_tries_one_slice_per_image_only_where_it_fits(
+        fake_cublas, gemm, rng, monkeypatch):
+    """n partial gradients of O x C*kh*kw each must fit gemm's workspace cap."""
+    from kernels.cuda import conv
+    monkeypatch.setenv(conv.WGRAD_VARIABLE, "auto")
+    x, w, b, gy, _ = _conv_case(rng, n=4)
+    for cap, tried in [(4 * 5 * 27, {1, 2, 4}), (4 * 5 * 27 - 1, {1, 2})]:
+        monkeypatch.setattr(conv, "_tuned", {})
+        monkeypatch.setattr(conv, "MAX_WORKSPACE_ELEMENTS", cap)
+        _backward_with(conv, x, w, b, gy)
+        [entry] = conv.weight_grad_tuning()
+        assert set(entry["ms"]) == tried
+
+
 def test_auto_weight_gradient_does_not_time_inside_a_capture(gemm, rng, monkeypatch):
     """A capture cannot wait for timings: an untimed shape takes one GEMM, unrecorded."""
     from kernels.cuda import conv

@@ -17,8 +17,8 @@ from ..reference.activation import check_activation
 from ..reference.windows import output_size
 from .compile import (ACTIVATION_CODES, check_int32, cp, device_time_ms, float_dtype,
                       grid_1d, grid_2d, kernel, launch)
-from .gemm import (matmul, matmul_views, product_route, sm_count, split_k_for,
-                   stream_is_capturing, tf32_enabled)
+from .gemm import (MAX_WORKSPACE_ELEMENTS, matmul, matmul_views, product_route, sm_count,
+                   split_k_for, stream_is_capturing, tf32_enabled)
 
 _SOURCE = "conv.cu"
 
@@ -28,8 +28,8 @@ _SOURCE = "conv.cu"
 # "single" (the default, the path measured on an H200) is one GEMM; "split" cuts the
 # sum into slices of whole images, multiplied as one strided-batched GEMM over views
 # of the same arrays (no copies) and then added up; "auto" times both (and one slice
-# per image) on the first eager call for each shape, the way cudnn.benchmark does,
-# and keeps the fastest. benchmarks/gpu_check.sh records what "auto" measures.
+# per image, where that many partial gradients fit gemm's workspace cap) on the first
+# eager call for each shape, the way cudnn.benchmark does, and keeps the fastest. benchmarks/gpu_check.sh records what "auto" measures.
 WGRAD_VARIABLE = "MINIGRAD_CUDA_WGRAD"
 WGRAD_MODES = ("single", "split", "auto")
 
@@ -98,9 +98,11 @@ def _tuned_splits(gy_rows, cols, n, plane):
     if entry is None:
         if stream_is_capturing():
             return 1
-        candidates = sorted({1, split_weight_grad_slices(n, out_ch, rows, plane), n})
+        candidates = {1, split_weight_grad_slices(n, out_ch, rows, plane)}
+        if n * out_ch * rows <= MAX_WORKSPACE_ELEMENTS:  # n partial gradients fit
+            candidates.add(n)
         ms = {s: device_time_ms(lambda s=s: _sliced_weight_grad(gy_rows, cols, n, plane, s))
-              for s in candidates}
+              for s in sorted(candidates)}
         entry = _tuned[key] = {"splits": min(ms, key=ms.get), "ms": ms}
     return entry["splits"]
 
