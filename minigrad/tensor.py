@@ -317,22 +317,28 @@ def _raw(value):
 
 
 def _reverse_topological_order(root):
-    """Tensors reachable from ``root`` through recorded nodes, outputs before inputs.
+    """Tensors reachable from ``root`` through recorded nodes, every tensor before
+    all of its inputs (so each has its whole gradient before it passes it on).
 
-    Iterative depth-first search (no recursion limit on a 10,000-op chain).
+    Iterative depth-first post-order (no recursion limit on a 10,000-op chain). A
+    tensor counts as visited when it is expanded, not when it is pushed: pushed by
+    two consumers, it must finish before the first of them to be expanded, wherever
+    the other push sits on the stack.
     """
-    order, visited = [], {id(root)}
+    order, visited = [], set()
     stack = [(root, False)]
     while stack:
         tensor, expanded = stack.pop()
         if expanded:
             order.append(tensor)
             continue
+        if id(tensor) in visited:
+            continue
+        visited.add(id(tensor))
         stack.append((tensor, True))
         if tensor.node is not None:
             for inp in tensor.node.inputs:
                 if inp.requires_grad and id(inp) not in visited:
-                    visited.add(id(inp))
                     stack.append((inp, False))
     order.reverse()
     return order

@@ -39,6 +39,41 @@ def test_shared_subexpression_gets_both_paths():
     assert x.grad == pytest.approx(4 * 8 + 2 * 2)
 
 
+@pytest.mark.parametrize("build,want", [
+    # A tensor used directly and through a longer path by the same op, in either
+    # order: it must get both gradients before it passes its own on.
+    (lambda x: x + x * 3, lambda x: np.full_like(x, 4.0)),
+    (lambda x: x * 3 + x, lambda x: np.full_like(x, 4.0)),
+    (lambda x: x * x.exp(), lambda x: (1 + x) * np.exp(x)),           # x e^x
+    (lambda x: x * mg.functional.sigmoid(x),                            # SiLU
+     lambda x: (s := 1 / (1 + np.exp(-x))) * (1 + x * (1 - s))),
+    (lambda x: (h := (x * 2).exp()) + (h * x).exp(),                    # a non-leaf twice
+     lambda x: 2 * np.exp(2 * x) + np.exp(x * np.exp(2 * x)) * np.exp(2 * x) * (1 + 2 * x)),
+])
+def test_a_tensor_reached_by_paths_of_different_lengths_gets_every_gradient(build, want):
+    values = np.array([-1.5, 0.5, 2.0])
+    x = mg.tensor(values, requires_grad=True)
+    build(x).sum().backward()
+    np.testing.assert_allclose(x.grad, want(values), rtol=1e-12)
+
+
+def test_a_residual_block_gets_the_gradient_of_both_branches():
+    """relu(l1(x)) feeds l2 both directly and through l3: h + l3(h) (float64)."""
+    from minigrad import nn
+    rng = np.random.default_rng(0)
+    l1, l2, l3 = (nn.Dense(4, 4) for _ in range(3))
+    for layer in (l1, l2, l3):
+        layer.astype(np.float64)
+    x = mg.tensor(rng.standard_normal((5, 4)))
+    h = mg.functional.relu(l1(x))
+    l2(h + l3(h)).sum().backward()
+    # By hand: d/dh of sum(l2(h + l3 h)) = (1 + W3^T) W2^T 1, through relu to W1.
+    w2, w3 = l2.weight.data, l3.weight.data
+    g_h = np.ones((5, 4)) @ w2 @ (np.eye(4) + w3)
+    g_pre = g_h * (h.data > 0)
+    np.testing.assert_allclose(l1.weight.grad, g_pre.T @ x.data, rtol=1e-12)
+
+
 def test_long_chain_backward_is_iterative():
     x = mg.tensor(1.0, requires_grad=True)
     y = x
