@@ -8,7 +8,7 @@ TF32) is imported on first use, since it needs CuPy.
 from . import backend, data, functional, losses, nn, optim, train
 from .backend import cuda_available
 from .random import manual_seed
-from .tensor import Tensor, is_grad_enabled, no_grad, tensor
+from .tensor import Tensor, as_tensor, from_numpy, is_grad_enabled, no_grad, tensor
 
 __version__ = "0.1.0"
 
@@ -20,5 +20,6 @@ def __getattr__(name):
         return cuda
     raise AttributeError(f"module 'minigrad' has no attribute {name!r}")
 
-__all__ = ["Tensor", "tensor", "no_grad", "is_grad_enabled", "cuda_available",
-           "manual_seed", "backend", "functional", "losses", "nn", "optim", "data", "train"]
+__all__ = ["Tensor", "tensor", "as_tensor", "from_numpy", "no_grad", "is_grad_enabled",
+           "cuda_available", "manual_seed", "backend", "functional", "losses", "nn", "optim",
+           "data", "train"]

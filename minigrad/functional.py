@@ -20,7 +20,7 @@ import numpy as np
 
 from . import backend
 from . import random as mg_random
-from .tensor import Node, Tensor, as_tensor, is_grad_enabled
+from .tensor import Node, Tensor, constant_like, is_grad_enabled, is_scalar, scalar_result_dtype
 
 
 def _record(data, inputs, backward, name=None):
@@ -38,13 +38,14 @@ def _xp(t):
     return backend.array_module(t.data)
 
 
-def _pair(value, what):
-    """An int or a pair -> (a, b) of ints."""
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2:
-            raise ValueError(f"{what} must be an int or a pair, got {value!r}")
-        return int(value[0]), int(value[1])
-    return int(value), int(value)
+def _pair(value, what, op, minimum):
+    """An int or a pair of ints, each at least ``minimum`` -> (a, b); else a clear error."""
+    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(pair) != 2 or not all(_is_int(v) for v in pair):
+        raise TypeError(f"{op}: {what} must be an int or a pair of ints, got {value!r}")
+    if min(pair) < minimum:
+        raise ValueError(f"{op}: {what} must be at least {minimum}, got {value!r}")
+    return int(pair[0]), int(pair[1])
 
 
 def unbroadcast(grad, shape):
@@ -69,12 +70,27 @@ def _same_device(op, *tensors):
                          f"move them to one device with .to()")
 
 
+def _promoted(x, scalar):
+    """``x`` cast to its dtype beside the number ``scalar`` (torch's rule: an int tensor
+    times 0.5 is a float32 tensor); ``x`` itself when that is its own dtype."""
+    dtype = scalar_result_dtype(x.dtype, scalar)
+    return x if dtype == x.dtype else cast(x, dtype)
+
+
 def _operands(a, b, op, broadcast=True):
-    """Two Tensors on one device (whose shapes broadcast), or a clear error."""
+    """Two Tensors on one device (whose shapes broadcast), or a clear error.
+
+    A number beside a tensor takes the tensor's dtype, or promotes the tensor when it
+    is of a higher kind (see ``tensor.scalar_result_dtype``); an array keeps its own.
+    """
     if not isinstance(a, Tensor):
-        a = as_tensor(a, b)
+        if is_scalar(a):
+            b = _promoted(b, a)
+        a = constant_like(a, b)
     if not isinstance(b, Tensor):
-        b = as_tensor(b, a)
+        if is_scalar(b):
+            a = _promoted(a, b)
+        b = constant_like(b, a)
     _same_device(op, a, b)
     if not broadcast:
         return a, b
@@ -112,7 +128,10 @@ def mul(a, b):
 
 
 def div(a, b):
+    """a / b: true division, so integer operands give float32 (as torch)."""
     a, b = _operands(a, b, "div")
+    if a.dtype.kind != "f" and b.dtype.kind != "f":
+        a, b = cast(a, np.float32), cast(b, np.float32)
 
     def div_backward(g):
         ga = g / b.data
@@ -127,11 +146,20 @@ def neg(x):
 
 
 def pow(x, exponent):
-    """x ** exponent, for a constant or a Tensor exponent."""
-    if not isinstance(exponent, Tensor):
+    """x ** exponent; either may be a number or an array, the other a Tensor.
+
+    The derivative in x is 0 where the exponent is 0 (x ** 0 is constant, even at
+    x = 0), as torch; the derivative in the exponent takes log(x) as 0 where x <= 0.
+    """
+    if isinstance(x, Tensor) and is_scalar(exponent):  # the common x ** 2: no exponent node
+        x = _promoted(x, exponent)
+        if isinstance(exponent, np.generic):  # a Python number never widens x's dtype
+            exponent = exponent.item()
         y = x.data ** exponent
 
         def pow_backward(g):
+            if exponent == 0:
+                return (_xp(x).zeros_like(g),)
             return (g * exponent * x.data ** (exponent - 1),)
         return _record(y, (x,), pow_backward)
     x, exponent = _operands(x, exponent, "pow")
@@ -139,9 +167,15 @@ def pow(x, exponent):
 
     def pow_tensor_backward(g):
         xp = _xp(x)
-        gx = g * exponent.data * x.data ** (exponent.data - 1)
-        ge = g * y * xp.log(xp.where(x.data > 0, x.data, 1))
-        return unbroadcast(gx, x.shape), unbroadcast(ge, exponent.shape)
+        gx = ge = None
+        if x.requires_grad:
+            e = exponent.data
+            # e * x ** (e - 1), with x ** 1 standing in where e == 0 (a 0 times a
+            # finite number, never 0 * inf at x = 0).
+            gx = unbroadcast(g * e * x.data ** xp.where(e == 0, 1, e - 1), x.shape)
+        if exponent.requires_grad:
+            ge = unbroadcast(g * y * xp.log(xp.where(x.data > 0, x.data, 1)), exponent.shape)
+        return gx, ge
     return _record(y, (x, exponent), pow_tensor_backward)
 
 
@@ -160,6 +194,7 @@ def log(x):
 
 
 def abs(x):
+    """|x|; its derivative sign(x) is 0 at 0, as torch."""
     xp = _xp(x)
 
     def abs_backward(g):
@@ -168,33 +203,61 @@ def abs(x):
 
 
 def cast(x, dtype):
-    """x converted to ``dtype``; the gradient is converted back."""
+    """x converted to ``dtype`` (no copy if it is already); the gradient is converted
+    back. A non-float result is a constant: it requires no grad, as in torch."""
     source = x.dtype
+    y = x.data.astype(dtype, copy=False)
+    if y.dtype.kind != "f":
+        return Tensor(y)
 
     def cast_backward(g):
-        return (g.astype(source),)
-    return _record(x.data.astype(dtype), (x,), cast_backward)
+        return (g.astype(source, copy=False),)
+    return _record(y, (x,), cast_backward)
 
 
 def matmul(a, b):
-    """Matrix product with NumPy's rules (batched over leading axes)."""
+    """Matrix product with NumPy's and torch's rules.
+
+    Batched over leading axes, which broadcast; a 1-D first operand is a row vector
+    and a 1-D second a column vector, whose axis the result then drops (1-D @ 1-D is
+    the 0-d dot product).
+    """
     a, b = _operands(a, b, "matmul", broadcast=False)
-    if a.ndim == 1:
-        return matmul(reshape(a, (1, -1)), b).reshape(b.shape[:-2] + b.shape[-1:])
-    if b.ndim == 1:
-        return matmul(a, reshape(b, (-1, 1))).reshape(a.shape[:-1])
-    if a.shape[-1] != b.shape[-2]:
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul: both operands need at least one dimension, got shapes "
+                         f"{a.shape} and {b.shape} (use * to scale by a scalar)")
+    inner_b = b.shape[-2] if b.ndim > 1 else b.shape[0]
+    if a.shape[-1] != inner_b:
         raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not line up "
-                         f"({a.shape[-1]} != {b.shape[-2]})")
+                         f"({a.shape[-1]} != {inner_b})")
+    try:
+        np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except ValueError:
+        raise ValueError(f"matmul: the batch dimensions of shapes {a.shape} and {b.shape} "
+                         f"({a.shape[:-2]} and {b.shape[:-2]}) cannot be broadcast "
+                         f"together") from None
+    if a.ndim == 1 or b.ndim == 1:
+        # As matrices, then drop the axis each vector gained.
+        product = _matmul(reshape(a, (1, -1)) if a.ndim == 1 else a,
+                          reshape(b, (-1, 1)) if b.ndim == 1 else b)
+        shape = product.shape[:-2] + (product.shape[-2:-1] if a.ndim > 1 else ()) \
+            + (product.shape[-1:] if b.ndim > 1 else ())
+        return reshape(product, shape)
+    return _matmul(a, b)
+
+
+def _matmul(a, b):
+    """``matmul`` of two checked operands of at least two dimensions each."""
     xp = _xp(a)
     # The device's product: BLAS / cuBLAS, or a GEMM that a CUDA graph can capture.
     product = backend.kernel("matmul", a.device)
 
     def matmul_backward(g):
-        ga = product(g, xp.swapaxes(b.data, -1, -2))
-        gb = product(xp.swapaxes(a.data, -1, -2), g)
-        return unbroadcast(ga, a.shape), unbroadcast(gb, b.shape)
-    return _record(product(a.data, b.data), (a, b), matmul_backward)
+        ga = product(g, xp.swapaxes(b.data, -1, -2)) if a.requires_grad else None
+        gb = product(xp.swapaxes(a.data, -1, -2), g) if b.requires_grad else None
+        return (None if ga is None else unbroadcast(ga, a.shape),
+                None if gb is None else unbroadcast(gb, b.shape))
+    return _record(product(a.data, b.data), (a, b), matmul_backward, "matmul")
 
 
 # ---------------------------------------------------------------- reductions
@@ -259,16 +322,57 @@ def reshape(x, shape):
 
 
 def flatten(x, start_dim=1):
-    """Merge every axis from ``start_dim`` on into one (torch.flatten)."""
-    return reshape(x, x.shape[:start_dim] + (-1,))
+    """Merge every axis from ``start_dim`` on into one (torch.flatten).
+
+    ``start_dim`` must name an axis of ``x`` (a 0-d tensor flattens to shape (1,)).
+    """
+    if x.ndim == 0 and start_dim in (0, -1):
+        return reshape(x, (1,))
+    if not -x.ndim <= start_dim < x.ndim:
+        raise ValueError(f"flatten: start_dim {start_dim} is out of range for a tensor of "
+                         f"shape {x.shape} ({x.ndim} dimensions)")
+    start_dim %= x.ndim
+    return reshape(x, x.shape[:start_dim] + (math.prod(x.shape[start_dim:]),))
+
+
+def _is_int(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _axis(axis, ndim, op):
+    """``axis`` as an index in [0, ndim), or a clear error."""
+    if not _is_int(axis):
+        raise TypeError(f"{op}: axes must be ints, got {axis!r}")
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"{op}: axis {axis} is out of range for {ndim} dimensions")
+    return int(axis) % ndim
 
 
 def transpose(x, axes=None):
+    """The axes permuted by ``axes`` (NumPy's transpose), or reversed when None.
+
+    ``axes`` must be a permutation of the ``x.ndim`` axes; negative ones count from
+    the end. The gradient goes back through the inverse permutation.
+    """
+    if axes is not None:
+        given = tuple(axes)
+        axes = tuple(int(a) % x.ndim for a in given if _is_int(a) and -x.ndim <= a < x.ndim)
+        if len(given) != x.ndim or sorted(axes) != list(range(x.ndim)):
+            raise ValueError(f"transpose: axes {given} are not a permutation of the "
+                             f"{x.ndim} axes of a tensor of shape {x.shape}")
     inverse = None if axes is None else tuple(np.argsort(axes))
 
     def transpose_backward(g):
         return (g.transpose(inverse),)
     return _record(x.data.transpose(axes), (x,), transpose_backward)
+
+
+def swapaxes(x, axis1, axis2):
+    """``x`` with two axes exchanged (torch.transpose(x, dim0, dim1))."""
+    axes = list(range(x.ndim))
+    i, j = _axis(axis1, x.ndim, "swapaxes"), _axis(axis2, x.ndim, "swapaxes")
+    axes[i], axes[j] = axes[j], axes[i]
+    return transpose(x, axes)
 
 
 def getitem(x, index):
@@ -344,9 +448,15 @@ def log_softmax(x, axis=-1):
 def linear(x, weight, bias=None):
     """x @ weight.T + bias, weight shaped (out_features, in_features)."""
     _same_device("linear", x, weight, bias)
+    if weight.ndim != 2:
+        raise ValueError(f"linear: weight must be 2-D (out_features, in_features), got "
+                         f"shape {weight.shape}")
+    if x.ndim == 0:
+        raise ValueError("linear: the input must have a feature axis, got a 0-d tensor")
     if x.shape[-1] != weight.shape[1]:
         raise ValueError(f"linear: input has {x.shape[-1]} features (shape {x.shape}) but "
                          f"weight expects {weight.shape[1]} (weight shape {weight.shape})")
+    _check_bias("linear", bias, weight.shape[0])
     # The device's product: BLAS / cuBLAS, or a GEMM that a CUDA graph can capture.
     product = backend.kernel("matmul", x.device)
     y = product(x.data, weight.data.T)
@@ -363,25 +473,62 @@ def linear(x, weight, bias=None):
     return _record(y, inputs, linear_backward)
 
 
+def _check_bias(op, bias, out_features):
+    if bias is not None and bias.shape != (out_features,):
+        raise ValueError(f"{op}: bias must have shape ({out_features},), one per output, "
+                         f"got {bias.shape}")
+
+
 def _check_nchw(x, what):
     if x.ndim != 4:
         raise ValueError(f"{what}: expected a 4-D input (N, C, H, W), got shape {x.shape}")
 
 
+def _conv_padding(padding, kernel, stride):
+    """conv2d's ``padding`` -> ((ph, pw), (crop_h, crop_w)) for the symmetric kernels.
+
+    ``"valid"`` is no padding. ``"same"`` (stride 1 only, as torch) keeps the spatial
+    size: an odd kernel k pads (k-1)/2 on each side; an even one needs one more row
+    (column) at the bottom (right) than at the top (left), as torch pads it, which
+    symmetric padding of k/2 and dropping the output's first row (column) gives.
+    """
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0), (0, 0)
+        if padding != "same":
+            raise ValueError(f"conv2d: padding must be an int, a pair, 'valid' or 'same', "
+                             f"got {padding!r}")
+        if stride != (1, 1):
+            raise ValueError(f"conv2d: padding='same' needs stride 1 (as torch), got "
+                             f"stride {stride}")
+        return (kernel[0] // 2, kernel[1] // 2), (1 - kernel[0] % 2, 1 - kernel[1] % 2)
+    return _pair(padding, "padding", "conv2d", 0), (0, 0)
+
+
 def conv2d(x, weight, bias=None, stride=1, padding=0, activation=None):
     """2-D cross-correlation of NCHW ``x`` with OIHW ``weight`` (torch.nn.functional.conv2d).
 
-    ``activation`` ("relu", "tanh", "sigmoid" or None) is applied by the convolution's
-    own kernel, in the pass that adds the bias: the same numbers as ``relu(conv2d(...))``
-    without a pass over the output (and one over its gradient) of its own.
+    ``padding`` is an int, a pair, ``"valid"`` (none) or ``"same"`` (output as large
+    as the input; stride 1). ``activation`` ("relu", "tanh", "sigmoid" or None) is
+    applied by the convolution's own kernel, in the pass that adds the bias: the same
+    numbers as ``relu(conv2d(...))`` without a pass over the output (and one over its
+    gradient) of its own.
     """
     _check_nchw(x, "conv2d")
     _same_device("conv2d", x, weight, bias)
-    stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
+    if weight.ndim != 4:
+        raise ValueError(f"conv2d: weight must be 4-D (out_channels, in_channels, kH, kW), "
+                         f"got shape {weight.shape}")
     if x.shape[1] != weight.shape[1]:
         raise ValueError(f"conv2d: input has {x.shape[1]} channels (shape {x.shape}) but "
                          f"weight expects {weight.shape[1]} (weight shape {weight.shape})")
     kh, kw = weight.shape[2:]
+    if kh < 1 or kw < 1 or weight.shape[0] < 1:
+        raise ValueError(f"conv2d: weight of shape {weight.shape} is empty (kernel size and "
+                         f"out_channels must be at least 1)")
+    _check_bias("conv2d", bias, weight.shape[0])
+    stride = _pair(stride, "stride", "conv2d", 1)
+    padding, crop = _conv_padding(padding, (kh, kw), stride)
     if x.shape[2] + 2 * padding[0] < kh or x.shape[3] + 2 * padding[1] < kw:
         raise ValueError(f"conv2d: input of spatial size {x.shape[2:]} with padding {padding} "
                          f"is smaller than the kernel ({kh}, {kw})")
@@ -394,14 +541,19 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, activation=None):
         gx, gw, gb = backend.kernel("conv2d_backward", device)(g, cache, x.requires_grad)
         return gx, gw, gb
     inputs = (x, weight) if bias is None else (x, weight, bias)
-    return _record(y, inputs, conv2d_backward)
+    out = _record(y, inputs, conv2d_backward)
+    if crop != (0, 0):  # "same" with an even kernel: see _conv_padding
+        out = getitem(out, (slice(None), slice(None), slice(crop[0], None),
+                            slice(crop[1], None)))
+    return out
 
 
 def _pool(kind, x, kernel_size, stride, padding):
-    _check_nchw(x, f"{kind}_pool2d")
-    kernel = _pair(kernel_size, "kernel_size")
-    stride = kernel if stride is None else _pair(stride, "stride")
-    padding = _pair(padding, "padding")
+    op = f"{kind}_pool2d"
+    _check_nchw(x, op)
+    kernel = _pair(kernel_size, "kernel_size", op, 1)
+    stride = kernel if stride is None else _pair(stride, "stride", op, 1)
+    padding = _pair(padding, "padding", op, 0)
     if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
         raise ValueError(f"{kind}_pool2d: padding {padding} must be at most half the "
                          f"kernel size {kernel}")
@@ -449,18 +601,24 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     """
     if bias is not None and weight is None:
         raise ValueError("batch_norm: a bias without a weight is not supported")
+    if x.ndim < 2:
+        raise ValueError(f"batch_norm: expected an input (N, C, ...) with a channel axis, "
+                         f"got shape {x.shape}")
     xp = _xp(x)
     axes = (0,) + tuple(range(2, x.ndim))
     shape = [1, x.shape[1]] + [1] * (x.ndim - 2)
     if training:
+        count = math.prod(x.shape[a] for a in axes)  # values per channel
+        if count < 2:  # no variance to estimate (torch refuses too)
+            raise ValueError(f"batch_norm: expected more than 1 value per channel when "
+                             f"training, got input of shape {x.shape}")
         mu = x.data.mean(axis=axes)
         var = x.data.var(axis=axes)
-        count = x.size // x.shape[1]
         if running_mean is not None:
             running_mean *= 1 - momentum
             running_mean += momentum * mu
             running_var *= 1 - momentum
-            running_var += momentum * var * count / builtins.max(count - 1, 1)
+            running_var += momentum * var * count / (count - 1)  # unbiased, as torch
     else:
         mu, var = running_mean, running_var
     inv_std = (1 / xp.sqrt(var + eps)).astype(x.dtype)
@@ -553,7 +711,7 @@ def nll_loss(log_probs, target, reduction="mean"):
 
 
 def _regression_pair(prediction, target, loss):
-    target = target if isinstance(target, Tensor) else as_tensor(target, prediction)
+    target = constant_like(target, prediction)
     if prediction.shape != target.shape:
         raise ValueError(f"{loss}: prediction shape {prediction.shape} does not match "
                          f"target shape {target.shape}")
@@ -609,7 +767,8 @@ def multi_margin_loss(logits, target, margin=1.0, reduction="mean"):
     labels = _class_labels(target, logits, "multi_margin_loss")
     rows = _xp(logits).arange(labels.shape[0])
     true_score = reshape(logits[rows, labels], (-1, 1))
-    # The i == y term is max(0, margin) = margin exactly; take it back out.
+    # The sum runs over every i, so take the i == y term, max(0, margin), back out
+    # (for margin < 0 it is 0: subtracting margin itself would add |margin|).
     hinge = relu(margin - true_score + logits)
-    losses = (sum(hinge, axis=1) - margin) / logits.shape[1]
+    losses = (sum(hinge, axis=1) - builtins.max(margin, 0)) / logits.shape[1]
     return _reduce(losses, reduction)

@@ -4,9 +4,11 @@ A Tensor holds a backend array (``.data``: NumPy on the CPU, CuPy on the GPU). E
 differentiable op (in ``functional.py``) computes its output array and, when a
 gradient is wanted, attaches a ``Node`` to the output: the input tensors and a
 ``backward`` closure that turns the output's gradient into the inputs' gradients.
-``Tensor.backward()`` walks those nodes in reverse topological order, iteratively.
+``Tensor.backward()`` walks those nodes in reverse topological order, iteratively,
+and then releases them (their closures and inputs), unless asked to retain the graph.
 """
 import contextlib
+import sys
 import threading
 
 import numpy as np
@@ -41,6 +43,16 @@ class Node:
         self.inputs = inputs
         self.backward = backward
         self.name = name
+
+    def release(self):
+        """Drop the closure and the inputs (and the buffers they hold); keep the name,
+        so that a second backward through this op can say which op it was."""
+        self.inputs = ()
+        self.backward = None
+
+    @property
+    def released(self):
+        return self.backward is None
 
 
 class Tensor:
@@ -81,7 +93,23 @@ class Tensor:
         return self.node is None
 
     def __len__(self):
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
         return self.data.shape[0]
+
+    # Python's conversions, as torch: one element, or an error (never len()-truthiness).
+    def __bool__(self):
+        if self.data.size != 1:
+            raise ValueError(f"the truth value of a tensor of shape {self.shape} is "
+                             f"ambiguous; use .any() or .all() on its data, or compare "
+                             f"one element")
+        return bool(self.item())
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
 
     def __repr__(self):
         grad = ", requires_grad=True" if self.requires_grad else ""
@@ -97,7 +125,8 @@ class Tensor:
     def item(self):
         """The value of a one-element tensor as a Python number."""
         if self.data.size != 1:
-            raise ValueError(f"item() needs a one-element tensor, got shape {self.shape}")
+            raise ValueError(f"only a one-element tensor converts to a Python number "
+                             f"(item(), float(), int(), bool()); got shape {self.shape}")
         return self.data.reshape(()).item()
 
     def tolist(self):
@@ -124,8 +153,8 @@ class Tensor:
         return Tensor(self.data)
 
     def astype(self, dtype):
-        from . import functional as F
-        return F.cast(self, dtype)
+        """This tensor as ``dtype``; a non-float result requires no grad."""
+        return _F().cast(self, dtype)
 
     def float(self):
         return self.astype(np.float32)
@@ -146,13 +175,16 @@ class Tensor:
 
         ``grad`` is the gradient of some scalar with respect to this tensor; it may
         be left out only when this tensor holds one element. Leaves accumulate
-        (``+=``) across calls until their grad is reset, as in PyTorch. The graph's
-        closures are released afterwards unless ``retain_graph``.
+        (``+=``) across calls until their grad is reset, as in PyTorch; each leaf's
+        ``.grad`` is an array of its own (never the caller's ``grad``, another leaf's
+        or a read-only view). The graph's closures are released afterwards unless
+        ``retain_graph``; a second backward through a released graph is an error.
         """
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad "
                                "(was it computed under no_grad, or from constants only?)")
         xp = backend.array_module(self.data)
+        taken = set()  # ids of arrays a leaf may not keep as they are (see _owned_gradient)
         if grad is None:
             if self.data.size != 1:
                 raise RuntimeError(
@@ -165,14 +197,19 @@ class Tensor:
             if grad.shape != self.shape:
                 raise ValueError(f"backward(): gradient shape {grad.shape} does not match "
                                  f"tensor shape {self.shape}")
+            taken.add(id(grad))  # the caller's array: no leaf may keep it
+        order = _reverse_topological_order(self)
+        _check_not_released(order)
         grads = {id(self): grad}
-        for tensor in _reverse_topological_order(self):
+        for tensor in order:
             g = grads.pop(id(tensor), None)  # freed as soon as it is used
             if g is None:
                 continue
             node = tensor.node
             if node is None:  # a leaf: keep the gradient
-                tensor.grad = g if tensor.grad is None else tensor.grad + g
+                if tensor.grad is not None:
+                    g = tensor.grad + g  # a new array
+                tensor.grad = _owned_gradient(g, tensor, taken)
                 continue
             input_grads = node.backward(g)
             for inp, ig in zip(node.inputs, input_grads):
@@ -181,7 +218,7 @@ class Tensor:
                 key = id(inp)
                 grads[key] = ig if key not in grads else grads[key] + ig
             if not retain_graph:
-                tensor.node = None
+                node.release()
 
     # ----------------------------------------------------------------- operators
     # Bodies live in functional.py; these are the spellings users expect.
@@ -212,6 +249,9 @@ class Tensor:
     def __pow__(self, exponent):
         return _F().pow(self, exponent)
 
+    def __rpow__(self, base):
+        return _F().pow(base, self)
+
     def __matmul__(self, other):
         return _F().matmul(self, other)
 
@@ -220,6 +260,9 @@ class Tensor:
 
     def __neg__(self):
         return _F().neg(self)
+
+    def __abs__(self):
+        return _F().abs(self)
 
     def __getitem__(self, index):
         return _F().getitem(self, index)
@@ -270,9 +313,28 @@ class Tensor:
         return _F().flatten(self, start_dim)
 
     def transpose(self, *axes):
+        """Reorder the axes, in NumPy's or torch's spelling.
+
+        No argument reverses the axes, as NumPy; one tuple or list, or ``ndim`` ints
+        other than two, permutes them as NumPy does; two ints swap those two axes, as
+        ``torch.transpose(x, dim0, dim1)``. Two ints on a matrix therefore always
+        transpose it (``m.transpose(0, 1)`` is ``m.T``, as in torch, where NumPy would
+        read the identity permutation); pass a tuple, ``m.transpose((0, 1))``, for
+        NumPy's reading. Negative axes count from the end.
+        """
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-            axes = tuple(axes[0])
-        return _F().transpose(self, axes or None)
+            return _F().transpose(self, axes[0])
+        if not axes:
+            return _F().transpose(self, None)
+        if len(axes) == 2:
+            return _F().swapaxes(self, *axes)
+        return _F().transpose(self, axes)
+
+    def permute(self, *dims):
+        """The axes in the order ``dims`` (a full permutation), as ``torch.permute``."""
+        if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+            dims = tuple(dims[0])
+        return _F().transpose(self, dims)
 
     @property
     def T(self):
@@ -344,12 +406,66 @@ def _reverse_topological_order(root):
     return order
 
 
-def tensor(data, requires_grad=False, device="cpu", dtype=None):
-    """Make a Tensor from a list, scalar, NumPy/CuPy array or Tensor.
+def _check_not_released(order):
+    """Raise, before any gradient is written, if backward would cross a freed node."""
+    for t in order:
+        if t.node is not None and t.node.released:
+            raise RuntimeError(
+                f"backward through the graph a second time: the graph through "
+                f"'{t.node.name}' (output shape {t.shape}) was freed by an earlier "
+                f"backward(); use retain_graph=True in the first backward() to "
+                f"backward through it again")
 
-    Floating data becomes float32 unless it is already a float64 array (kept, for
-    gradient checks) or ``dtype`` says otherwise; integer data stays integer.
+
+def _refcount_of_base(view):
+    return sys.getrefcount(view.base)
+
+
+# The count the base of a view has when nothing but that view refers to it, measured
+# the same way it is measured below (as kernels/cpu/_buffers.py measures its own).
+_SOLE_VIEW_REFCOUNT = _refcount_of_base(np.empty(1).reshape(1))
+
+
+def _holds_its_memory(array, xp):
+    """True if ``array`` is writable and owns its memory, or is the one view of the
+    whole of an array that nothing else refers to."""
+    if not getattr(array.flags, "writeable", True):  # CuPy arrays have no such flag
+        return False
+    if array.flags.owndata:
+        return True
+    # Equal sizes also rule out a broadcast view, which CuPy cannot mark read-only.
+    # (No local name for the base: it would add to the count measured.)
+    return (isinstance(array.base, xp.ndarray) and array.base.base is None
+            and array.base.size == array.size
+            and _refcount_of_base(array) == _SOLE_VIEW_REFCOUNT)
+
+
+def _owned_gradient(g, leaf, taken):
+    """``g`` as an array ``leaf`` can keep as its ``.grad``, copied only when needed.
+
+    It must be a real array (not a NumPy scalar) of the leaf's shape, writable, and
+    hold memory nothing else refers to: no other leaf, no caller, no other array.
+    Zeroing or scaling one leaf's gradient in place must then touch nothing else.
+    Fresh arrays pass unchanged, and so does the one view of an otherwise unreferenced
+    array (a kernel's reshaped result, e.g. a convolution's weight gradient). What
+    gets copied (a copy of the leaf's size each) are broadcast views (a sum's or a
+    mean's gradient), views of arrays still held elsewhere, arrays handed to two
+    leaves (``a + b``) and the caller's ``grad=``. ``taken`` holds the ids of the
+    caller's array and of those already handed out in this pass (all alive, so no
+    id is reused meanwhile).
     """
+    xp = backend.array_module(g)
+    if not (isinstance(g, xp.ndarray) and id(g) not in taken and _holds_its_memory(g, xp)):
+        g = xp.array(g)
+    if g.shape != leaf.shape:
+        raise RuntimeError(f"internal error: a gradient of shape {g.shape} reached a leaf "
+                           f"of shape {leaf.shape}")
+    taken.add(id(g))
+    return g
+
+
+def _array_for(data, device, dtype, copy):
+    """The backend array ``tensor`` and ``as_tensor`` wrap (see their docstrings)."""
     device = backend.check_device(device)
     if isinstance(data, Tensor):
         data = data.data
@@ -366,23 +482,100 @@ def tensor(data, requires_grad=False, device="cpu", dtype=None):
                 dtype = np.int64
     xp = backend.xp_for(device)
     if is_array and backend.device_of(data) != device:
-        data = backend.to_device(data, device)
-    array = xp.asarray(data, dtype=dtype)
+        data = backend.to_device(data, device)  # a copy already
+        copy = False
+    # xp.array copies (and casts in the same pass); xp.asarray copies only to cast.
+    return xp.array(data, dtype=dtype) if copy else xp.asarray(data, dtype=dtype)
+
+
+def tensor(data, requires_grad=False, device="cpu", dtype=None):
+    """Make a Tensor from a list, scalar, NumPy/CuPy array or Tensor: always a copy.
+
+    As ``torch.tensor``, the new tensor never shares memory with ``data`` (changing
+    the array afterwards leaves the tensor alone; a Tensor given is copied and cut
+    from its graph). Use :func:`as_tensor` or :func:`from_numpy` to wrap an array
+    without copying it (data loaders, hot paths).
+
+    Floating data becomes float32 unless it is already a float64 array (kept, for
+    gradient checks) or ``dtype`` says otherwise; integer data becomes int64 unless it
+    is already an integer array (kept: uint8 images stay uint8).
+    """
+    array = _array_for(data, device, dtype, copy=True)
     if requires_grad and array.dtype.kind != "f":
         raise TypeError(f"only floating-point tensors can require grad, got {array.dtype}")
     return Tensor(array, requires_grad)
 
 
-def as_tensor(value, like):
-    """Wrap a constant (Python number or array) as a Tensor beside ``like``.
+def as_tensor(data, dtype=None, device="cpu"):
+    """``data`` as a Tensor, sharing its memory where it can (``torch.as_tensor``).
 
-    Python numbers take ``like``'s dtype, so ``x * 2.0`` stays float32.
+    A Tensor already of that dtype and device is returned as it is; an array of the
+    right dtype on the right device is wrapped without a copy (so a change to one
+    shows in the other); anything else is converted, as :func:`tensor` does.
+    """
+    if isinstance(data, Tensor) and (dtype is None or np.dtype(dtype) == data.dtype) \
+            and backend.check_device(device) == data.device:
+        return data
+    return Tensor(_array_for(data, device, dtype, copy=False))
+
+
+def from_numpy(array):
+    """A CPU Tensor sharing ``array``'s memory and dtype (``torch.from_numpy``)."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy expects a NumPy array, got {type(array).__name__}")
+    return Tensor(array)
+
+
+# torch's kinds of numbers, lowest first: a Python number of a higher kind than a
+# tensor promotes it (to the kind's default dtype); one of the same or a lower kind
+# takes the tensor's dtype (so x * 2.0 stays float32, and uint8 * 2 stays uint8).
+_KIND_RANK = {"b": 0, "u": 1, "i": 1, "f": 2}
+_KIND_DEFAULT_DTYPE = {1: np.dtype(np.int64), 2: np.dtype(np.float32)}
+
+
+def is_scalar(value):
+    """True for a Python or NumPy number (what torch calls a wrapped scalar)."""
+    return isinstance(value, (bool, int, float, complex, np.number, np.bool_))
+
+
+def scalar_result_dtype(dtype, value):
+    """The dtype of a tensor of ``dtype`` combined with the number ``value``, as torch.
+
+    int tensor * 0.5 -> float32; bool tensor * 2 -> int64; float32 tensor * 2.0 ->
+    float32 (a Python float never widens a float tensor).
+    """
+    rank = _KIND_RANK.get(_scalar_kind(value))
+    if rank is None:
+        raise TypeError(f"cannot combine a tensor with {value!r} of type "
+                        f"{type(value).__name__}: minigrad handles real numbers only")
+    if rank <= _KIND_RANK.get(np.dtype(dtype).kind, 2):
+        return np.dtype(dtype)
+    return _KIND_DEFAULT_DTYPE[rank]
+
+
+def _scalar_kind(value):
+    """NumPy's kind letter of a number: "b", "i"/"u", "f" or "c"."""
+    if isinstance(value, np.generic):
+        return value.dtype.kind
+    if isinstance(value, bool):  # before int: bool is an int
+        return "b"
+    if isinstance(value, int):
+        return "i"
+    return "f" if isinstance(value, float) else "c"
+
+
+def constant_like(value, like):
+    """Wrap a constant (a number or an array) as a Tensor beside ``like``, no copy.
+
+    A number takes ``scalar_result_dtype(like.dtype, value)`` (``like`` itself is
+    promoted by the op, see ``functional._operands``); an array keeps its dtype.
     """
     if isinstance(value, Tensor):
         return value
-    if isinstance(value, (bool, int, float, np.number)):
-        return Tensor(backend.xp_for(like.device).asarray(value, dtype=like.dtype))
+    if is_scalar(value):
+        dtype = scalar_result_dtype(like.dtype, value)
+        return Tensor(backend.xp_for(like.device).asarray(value, dtype=dtype))
     if hasattr(value, "shape") and backend.device_of(value) != like.device:
         raise ValueError(f"an array on {backend.device_of(value)} cannot be combined with "
                          f"a tensor on {like.device}; move one with .to()")
-    return tensor(value, device=like.device)
+    return as_tensor(value, device=like.device)

@@ -1,4 +1,6 @@
 """Every op: float64 finite-difference gradient checks, stability, and PyTorch agreement."""
+import re
+
 import numpy as np
 import pytest
 
@@ -49,6 +51,26 @@ def test_pow_constant_and_tensor_exponent():
     check_gradients(lambda t, e: t ** e, x, randn(2, 3))
 
 
+def test_pow_with_an_array_exponent_broadcasts_and_reduces_the_gradient():
+    x = np.abs(randn(3)) + 0.5
+    exponents = np.array([[1.0], [2.0]])
+    out = check_gradients(lambda t: t ** exponents, x)
+    np.testing.assert_allclose(out, x ** exponents)
+    check_gradients(lambda t, e: t ** e, x, exponents)  # a broadcast Tensor exponent too
+
+
+def test_pow_with_exponent_zero_has_zero_gradient_even_at_zero():
+    for exponent in (0, 0.0, np.zeros(2), mg.tensor(np.zeros(2))):
+        x = mg.tensor(np.array([0.0, 2.0]), requires_grad=True)
+        (x ** exponent).sum().backward()
+        np.testing.assert_array_equal(x.grad, [0.0, 0.0])
+
+
+def test_a_number_to_a_tensor_power():
+    check_gradients(lambda e: 2.0 ** e, randn(3))
+    check_gradients(lambda e: F.pow(np.array([1.5, 2.0, 3.0]), e), randn(3))
+
+
 @pytest.mark.parametrize("shapes", [((3, 4), (4, 5)), ((2, 3, 4), (4, 2)), ((2, 3, 4), (2, 4, 5)),
                                     ((4,), (4, 3)), ((3, 4), (4,))])
 def test_matmul(shapes):
@@ -56,9 +78,29 @@ def test_matmul(shapes):
     assert out.shape == np.matmul(np.ones(shapes[0]), np.ones(shapes[1])).shape
 
 
+@pytest.mark.parametrize("shapes", [((4,), (4,)), ((2, 3, 4), (4,)), ((4,), (2, 4, 3)),
+                                    ((2, 1, 3, 4), (5, 4, 2)), ((3, 4), (2, 4, 5))])
+def test_matmul_vector_and_batch_broadcast_cases(shapes):
+    a, b = randn(*shapes[0]), randn(*shapes[1])
+    out = check_gradients(F.matmul, a, b)
+    np.testing.assert_allclose(out, np.matmul(a, b), rtol=1e-12)
+    assert out.shape == np.matmul(a, b).shape
+
+
+def test_vector_dot_vector_is_zero_dimensional():
+    out = mg.tensor([1.0, 2.0]) @ mg.tensor([3.0, 4.0])
+    assert out.shape == () and out.item() == 11.0
+
+
 def test_matmul_shape_error_names_shapes():
     with pytest.raises(ValueError, match=r"\(3, 4\).*\(5, 2\)"):
         mg.tensor(np.ones((3, 4))) @ mg.tensor(np.ones((5, 2)))
+    with pytest.raises(ValueError, match=r"\(3,\).*\(4,\)"):
+        mg.tensor(np.ones(3)) @ mg.tensor(np.ones(4))
+    with pytest.raises(ValueError, match=r"batch dimensions.*\(2, 3, 4\).*\(3, 4, 5\)"):
+        mg.tensor(np.ones((2, 3, 4))) @ mg.tensor(np.ones((3, 4, 5)))
+    with pytest.raises(ValueError, match=r"at least one dimension.*\(\).*\(3,\)"):
+        F.matmul(mg.tensor(2.0), mg.tensor(np.ones(3)))
 
 
 # ------------------------------------------------------------ reductions and shapes
@@ -81,11 +123,22 @@ def test_reshape_transpose_flatten_getitem():
     x = randn(2, 3, 4)
     check_gradients(lambda t: t.reshape(4, 6), x)
     check_gradients(lambda t: t.transpose(1, 2, 0), x)
+    check_gradients(lambda t: t.transpose(-1, 0, 1), x)  # negative axes
+    check_gradients(lambda t: t.transpose(-1, 1), x)      # torch's swap of two axes
+    check_gradients(lambda t: t.permute(2, 0, 1), x)
     check_gradients(lambda t: F.flatten(t, 1), x)
     check_gradients(lambda t: t[1, :, 1:3], x)
     check_gradients(lambda t: t[np.array([0, 2, 2]), 1], randn(3, 4))  # repeats add up
     with pytest.raises(ValueError, match=r"\(2, 3, 4\).*\(5, 5\)"):
         mg.tensor(x).reshape(5, 5)
+
+
+def test_flatten_needs_start_dim_inside_the_shape():
+    with pytest.raises(ValueError, match=r"start_dim 1.*\(5,\)"):
+        F.flatten(mg.tensor(np.ones(5)))
+    assert F.flatten(mg.tensor(np.ones((0, 3, 4)))).shape == (0, 12)  # an empty batch
+    assert F.flatten(mg.tensor(np.ones((2, 3, 4))), -2).shape == (2, 12)
+    assert mg.tensor(3.0).flatten().shape == (1,)
 
 
 def test_cast_round_trips_the_gradient():
@@ -127,6 +180,17 @@ def test_linear():
         F.linear(mg.tensor(np.ones((2, 3))), mg.tensor(np.ones((4, 5))))
 
 
+@pytest.mark.parametrize("weight,bias,match", [
+    ((3,), None, r"linear: weight must be 2-D.*\(3,\)"),
+    ((2, 3, 1), None, r"linear: weight must be 2-D"),
+    ((4, 3), (3,), r"linear: bias must have shape \(4,\).*\(3,\)"),
+])
+def test_linear_rejects_bad_weight_and_bias_shapes(weight, bias, match):
+    with pytest.raises(ValueError, match=match):
+        F.linear(mg.tensor(np.ones((2, 3))), mg.tensor(np.ones(weight)),
+                 None if bias is None else mg.tensor(np.ones(bias)))
+
+
 CONV_CASES = [  # (N, C, H, W, O, k, stride, padding)
     (1, 1, 5, 5, 1, 3, 1, 0),
     (2, 3, 7, 6, 4, 3, 1, 1),
@@ -164,6 +228,66 @@ def test_pooling(shape, kernel, stride, padding):
     x = R.permutation(np.prod(shape)).reshape(shape) / 7.0
     check_gradients(lambda t: F.max_pool2d(t, kernel, stride, padding), x)
     check_gradients(lambda t: F.avg_pool2d(t, kernel, stride, padding), randn(*shape))
+
+
+@pytest.mark.parametrize("kernel", [(3, 3), (1, 5), (2, 2), (4, 3), (2, 1)])
+def test_conv2d_same_padding_keeps_the_size_and_pads_as_torch(kernel):
+    x, w, b = randn(2, 2, 6, 5), randn(3, 2, *kernel), randn(3)
+    out = check_gradients(lambda xt, wt, bt: F.conv2d(xt, wt, bt, 1, "same"), x, w, b,
+                          atol=1e-5)
+    assert out.shape == (2, 3, 6, 5)
+    # torch's rule for an even kernel: one more zero row/column at the bottom/right.
+    (ph, pw) = ((kernel[0] - 1) // 2, (kernel[1] - 1) // 2)
+    padded = np.pad(x, ((0, 0), (0, 0), (ph, kernel[0] - 1 - ph), (pw, kernel[1] - 1 - pw)))
+    expected = F.conv2d(mg.tensor(padded), mg.tensor(w), mg.tensor(b)).numpy()
+    np.testing.assert_allclose(out, expected, rtol=1e-12)
+    np.testing.assert_array_equal(F.conv2d(mg.tensor(x), mg.tensor(w), None, 1, "valid").numpy(),
+                                  F.conv2d(mg.tensor(x), mg.tensor(w), None, 1, 0).numpy())
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
+def test_conv2d_same_padding_agrees_with_pytorch():
+    torch = pytest.importorskip("torch")
+    x, w = randn(1, 2, 7, 6), randn(3, 2, 4, 3)
+    ours = F.conv2d(mg.tensor(x), mg.tensor(w), None, 1, "same").numpy()
+    theirs = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w), padding="same")
+    np.testing.assert_allclose(ours, theirs.numpy(), atol=1e-12)
+
+
+@pytest.mark.parametrize("kwargs,error,match", [
+    (dict(stride=0), ValueError, "conv2d: stride must be at least 1, got 0"),
+    (dict(stride=(1, -1)), ValueError, "conv2d: stride must be at least 1"),
+    (dict(padding=-1), ValueError, "conv2d: padding must be at least 0, got -1"),
+    (dict(stride=1.5), TypeError, "conv2d: stride must be an int or a pair"),
+    (dict(padding=(1, 1, 1)), TypeError, "conv2d: padding must be an int or a pair"),
+    (dict(padding="same", stride=2), ValueError, "padding='same' needs stride 1"),
+    (dict(padding="full"), ValueError, "'valid' or 'same'.*'full'"),
+])
+def test_conv2d_rejects_bad_stride_and_padding(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        F.conv2d(mg.tensor(np.ones((1, 1, 5, 5))), mg.tensor(np.ones((1, 1, 3, 3))), **kwargs)
+
+
+@pytest.mark.parametrize("weight,bias,match", [
+    ((1, 3, 3), None, r"conv2d: weight must be 4-D.*\(1, 3, 3\)"),
+    ((1, 1, 0, 0), None, r"conv2d: weight of shape \(1, 1, 0, 0\) is empty"),
+    ((2, 1, 3, 3), (3,), r"conv2d: bias must have shape \(2,\)"),
+])
+def test_conv2d_rejects_bad_weight_and_bias_shapes(weight, bias, match):
+    with pytest.raises(ValueError, match=match):
+        F.conv2d(mg.tensor(np.ones((1, 1, 5, 5))), mg.tensor(np.ones(weight)),
+                 None if bias is None else mg.tensor(np.ones(bias)))
+
+
+@pytest.mark.parametrize("pool", [F.max_pool2d, F.avg_pool2d])
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(kernel_size=0), "kernel_size must be at least 1, got 0"),
+    (dict(kernel_size=2, stride=0), "stride must be at least 1, got 0"),
+    (dict(kernel_size=3, padding=-1), "padding must be at least 0, got -1"),
+])
+def test_pooling_rejects_bad_window_arguments(pool, kwargs, match):
+    with pytest.raises(ValueError, match=f"{pool.__name__}: {match}"):
+        pool(mg.tensor(np.ones((1, 1, 4, 4))), **kwargs)
 
 
 def test_conv_and_pool_reject_bad_shapes():
@@ -208,6 +332,17 @@ def test_batch_norm_training_gradients(shape):
                     randn(*shape), randn(c), randn(c), atol=1e-5)
 
 
+def test_batch_norm_training_needs_more_than_one_value_per_channel():
+    running_var = np.ones(3)
+    for shape in [(1, 3, 1, 1), (1, 3)]:
+        with pytest.raises(ValueError, match=r"more than 1 value per channel.*" +
+                           re.escape(str(shape))):
+            F.batch_norm(mg.tensor(np.ones(shape)), np.zeros(3), running_var, training=True)
+    np.testing.assert_array_equal(running_var, 1)  # left as it was
+    y = F.batch_norm(mg.tensor(np.ones((1, 3, 1, 1))), np.zeros(3), running_var)  # eval: fine
+    assert y.shape == (1, 3, 1, 1)
+
+
 def test_batch_norm_eval_uses_running_statistics():
     mean, var = np.array([1.0, -1.0]), np.array([4.0, 0.25])
     check_gradients(lambda x, w, b: F.batch_norm(x, mean, var, w, b, training=False),
@@ -225,6 +360,16 @@ def test_batch_norm_updates_running_statistics_like_pytorch():
     per_channel = x.transpose(1, 0, 2, 3).reshape(3, -1)
     np.testing.assert_allclose(running_mean, 0.1 * per_channel.mean(1))
     np.testing.assert_allclose(running_var, 0.9 + 0.1 * per_channel.var(1, ddof=1))
+
+
+@pytest.mark.parametrize("margin", [-0.5, -0.05, 0.0, 1.0])
+def test_multi_margin_loss_sums_over_the_other_classes_only(margin):
+    x, labels = randn(4, 3), np.array([0, 2, 1, 2])
+    by_hand = np.mean([sum(max(0.0, margin - x[n, y] + x[n, i])
+                           for i in range(3) if i != y) / 3
+                       for n, y in enumerate(labels)])
+    loss = F.multi_margin_loss(mg.tensor(x), mg.tensor(labels), margin=margin)
+    assert loss.item() == pytest.approx(by_hand, rel=1e-12, abs=1e-15)
 
 
 # ------------------------------------------------------------ PyTorch as a second oracle

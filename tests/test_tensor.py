@@ -102,10 +102,12 @@ def test_graph_is_released_after_backward():
     y = x * 2
     z = (y * y).sum()
     z.backward()
-    assert z.node is None and y.node is None  # closures (and their buffers) freed
+    # Closures and inputs (and the buffers they hold) freed; still not leaves.
+    assert z.node.released and y.node.released and y.node.inputs == ()
+    assert not y.is_leaf
     z2 = (x * x).sum()
     z2.backward(retain_graph=True)
-    assert z2.node is not None
+    assert not z2.node.released
 
 
 def test_no_grad_records_nothing_and_detach_cuts():
@@ -175,3 +177,245 @@ def test_kernel_switch_is_validated(monkeypatch):
     monkeypatch.setenv("MINIGRAD_KERNELS", "fastest")
     with pytest.raises(ValueError, match="MINIGRAD_KERNELS"):
         backend.kernel("conv2d_forward")
+
+
+# ------------------------------------------------------------ numbers beside tensors
+@pytest.mark.parametrize("make,want,dtype", [
+    (lambda: mg.tensor([1, 2]) * 0.5, [0.5, 1.0], np.float32),
+    (lambda: mg.tensor(np.array([255, 128], np.uint8)) * (1 / 255), [1.0, 128 / 255],
+     np.float32),
+    (lambda: mg.tensor([1, 2]) + 0.5, [1.5, 2.5], np.float32),
+    (lambda: 1.5 - mg.tensor([1, 2]), [0.5, -0.5], np.float32),
+    (lambda: mg.tensor([1, 2]) / 2, [0.5, 1.0], np.float32),
+    (lambda: mg.tensor([True, False]) * 2, [2, 0], np.int64),
+    (lambda: mg.tensor([True, False]) * 1.5, [1.5, 0.0], np.float32),
+    (lambda: mg.tensor([1, 2]) ** 0.5, [1.0, 2 ** 0.5], np.float32),
+    (lambda: mg.tensor(np.array([3, 4], np.uint8)) * 2, [6, 8], np.uint8),
+    (lambda: mg.tensor([1, 2]) * np.float64(0.5), [0.5, 1.0], np.float32),
+])
+def test_a_number_of_a_higher_kind_promotes_the_tensor_as_torch(make, want, dtype):
+    out = make()
+    assert out.dtype == dtype
+    np.testing.assert_allclose(out.numpy(), want, rtol=1e-6)
+
+
+def test_a_number_never_widens_a_float_tensor():
+    x = mg.tensor([1.0, 2.0])
+    for out in (x * 2, x + True, x * np.float64(0.5), x ** np.float64(2), 2.0 ** x):
+        assert out.dtype == np.float32
+    assert (mg.tensor(np.ones(2)) * 0.5).dtype == np.float64
+
+
+def test_a_complex_number_is_a_clear_type_error():
+    with pytest.raises(TypeError, match="real numbers"):
+        mg.tensor([1.0]) * 1j
+
+
+# ------------------------------------------------------------ released graphs
+def test_second_backward_through_a_released_graph_is_an_error():
+    from minigrad import nn
+    lin = nn.Dense(3, 2)
+    h = lin(mg.tensor(np.ones((4, 3), np.float32)))
+    l1, l2 = (h * h).mean(), h.sum()
+    l1.backward()
+    first = lin.weight.grad.copy()
+    with pytest.raises(RuntimeError, match="second time.*retain_graph=True"):
+        l2.backward()
+    np.testing.assert_array_equal(lin.weight.grad, first)  # nothing half-written
+
+
+def test_backward_twice_on_one_root_is_an_error_and_sets_no_grad_on_it():
+    x = mg.tensor([1.0, 2.0], requires_grad=True)
+    y = (x * x).sum()
+    y.backward()
+    with pytest.raises(RuntimeError, match="second time"):
+        y.backward()
+    assert y.grad is None and not y.is_leaf
+    np.testing.assert_allclose(x.grad, [2, 4])
+
+
+def test_retain_graph_allows_a_second_backward():
+    x = mg.tensor([1.0, 2.0], requires_grad=True)
+    h = x * 3
+    h.sum().backward(retain_graph=True)
+    (h * h).sum().backward()
+    np.testing.assert_allclose(x.grad, [3 + 18 * 1, 3 + 18 * 2])
+
+
+# ------------------------------------------------------------ leaves own their .grad
+def test_leaves_do_not_share_a_gradient_array():
+    w1 = mg.tensor([1.0, 2.0], requires_grad=True)
+    w2 = mg.tensor([3.0, 4.0], requires_grad=True)
+    ((w1 + w2) * mg.tensor([2.0, 2.0])).sum().backward()
+    assert not np.shares_memory(w1.grad, w2.grad)
+    for p in (w1, w2):
+        p.grad *= 0.5
+    np.testing.assert_allclose(w1.grad, [1, 1])
+    np.testing.assert_allclose(w2.grad, [1, 1])
+
+
+def test_a_reduction_gradient_is_writable_for_zero_grad_in_place():
+    from minigrad import nn, optim
+    w = nn.Parameter(np.ones((2, 2), np.float32))
+    (w + 1).mean().backward()
+    assert w.grad.flags.writeable and w.grad.flags.owndata
+    opt = optim.SGD([w], lr=0.1)
+    opt.zero_grad(set_to_none=False)
+    np.testing.assert_array_equal(w.grad, np.zeros((2, 2)))
+
+
+def test_a_zero_dimensional_leaf_gets_an_array_not_a_numpy_scalar():
+    from minigrad import nn
+    b = nn.Parameter(np.array(1.0, np.float32))
+    for _ in range(2):  # set, then accumulated (0-d + 0-d is a NumPy scalar)
+        (b * mg.tensor([1.0, 2.0])).sum().backward()
+        assert type(b.grad) is np.ndarray and b.grad.shape == ()
+    assert b.grad == 6.0
+
+
+def test_the_callers_gradient_array_is_never_kept():
+    q = mg.tensor([1.0, 2.0], requires_grad=True)
+    given = np.ones(2, np.float32)
+    q.backward(grad=given)
+    assert q.grad is not given
+    w = mg.tensor([[1.0, 2.0]], requires_grad=True)
+    w.reshape(2).backward(grad=given)  # reaches the leaf as a view of the caller's array
+    assert not np.shares_memory(w.grad, given)
+    q.grad[...] = 0
+    w.grad[...] = 0
+    np.testing.assert_array_equal(given, [1, 1])
+
+
+def test_a_fresh_kernel_gradient_is_kept_without_a_copy(monkeypatch):
+    """The big gradients (matmul outputs) are stored as they come out of the op."""
+    from minigrad import nn
+    layer = nn.Dense(3, 4)
+    made = []
+    real = mg.backend.kernel
+
+    def recording(name, device="cpu"):
+        fn = real(name, device)
+        if name != "matmul":
+            return fn
+
+        def product(a, b):
+            made.append(fn(a, b))
+            return made[-1]
+        return product
+    monkeypatch.setattr(mg.backend, "kernel", recording)
+    layer(mg.tensor(np.ones((2, 3), np.float32))).sum().backward()
+    assert any(layer.weight.grad is m for m in made)
+
+
+def test_a_view_is_kept_only_when_nothing_else_holds_its_array():
+    from minigrad.functional import _record
+
+    def op_whose_gradient_is(make):
+        x = mg.tensor(np.zeros((2, 2)), requires_grad=True)
+        _record(x.data + 1, (x,), lambda g: (make(),)).sum().backward()
+        return x.grad
+
+    made = []  # holds the view, as a caller of a kernel would, not its array
+    grad = op_whose_gradient_is(lambda: made.append(np.arange(4.0).reshape(2, 2)) or made[0])
+    assert grad is made[0]  # the sole view of a fresh array: no copy
+    held = np.arange(4.0)
+    grad = op_whose_gradient_is(lambda: held.reshape(2, 2))
+    assert not np.shares_memory(grad, held)
+    # A part of a bigger array: copied, so the leaf does not pin the whole buffer.
+    grad = op_whose_gradient_is(lambda: np.arange(8.0)[:4].reshape(2, 2))
+    assert grad.flags.owndata
+
+
+# ------------------------------------------------------------ Python protocols
+def test_truth_value_of_one_element_and_ambiguity_of_more():
+    assert not (mg.tensor(2.0) < 1.0)
+    assert not bool(mg.tensor([0.0]))
+    assert bool(mg.tensor([[3]]))
+    with pytest.raises(ValueError, match="ambiguous"):
+        bool(mg.tensor([1.0, 2.0]))
+    with pytest.raises(ValueError, match="ambiguous"):
+        bool(mg.tensor(np.zeros(0)))
+
+
+def test_float_int_abs_and_len():
+    assert float(mg.tensor(2.5)) == 2.5 and int(mg.tensor([[7]])) == 7
+    with pytest.raises(ValueError, match="one-element"):
+        float(mg.tensor([1.0, 2.0]))
+    assert len(mg.tensor(np.ones((3, 2)))) == 3
+    with pytest.raises(TypeError, match="0-d"):
+        len(mg.tensor(1.0))
+    x = mg.tensor([-2.0, 3.0], requires_grad=True)
+    abs(x).sum().backward()
+    np.testing.assert_allclose(x.grad, [-1, 1])
+
+
+def test_a_number_to_the_power_of_a_tensor_is_differentiable():
+    x = mg.tensor([1.0, 3.0], requires_grad=True)
+    y = 2 ** x
+    np.testing.assert_allclose(y.numpy(), [2, 8])
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad, [2 * np.log(2), 8 * np.log(2)], rtol=1e-6)
+
+
+# ------------------------------------------------------------ transpose and permute
+def test_transpose_with_negative_axes_gets_the_right_gradient():
+    x = mg.tensor(np.arange(24.0).reshape(2, 3, 4), requires_grad=True)
+    y = x.transpose(-1, 0, 1)
+    assert y.shape == (4, 2, 3)
+    (y * mg.tensor(np.arange(24.0).reshape(4, 2, 3))).sum().backward()
+    np.testing.assert_array_equal(x.grad, np.arange(24.0).reshape(4, 2, 3).transpose(1, 2, 0))
+
+
+def test_transpose_takes_numpy_and_torch_spellings():
+    a = np.arange(120.0).reshape(2, 3, 4, 5)
+    x = mg.tensor(a)
+    np.testing.assert_array_equal(x.transpose(1, 2).numpy(), a.swapaxes(1, 2))  # torch
+    np.testing.assert_array_equal(x.transpose(-1, 0).numpy(), a.swapaxes(-1, 0))
+    np.testing.assert_array_equal(x.transpose(3, 1, 0, 2).numpy(), a.transpose(3, 1, 0, 2))
+    np.testing.assert_array_equal(x.transpose((3, 1, 0, 2)).numpy(), a.transpose(3, 1, 0, 2))
+    np.testing.assert_array_equal(x.transpose().numpy(), a.transpose())
+    np.testing.assert_array_equal(x.permute(0, 2, 3, 1).numpy(), a.transpose(0, 2, 3, 1))
+    m = mg.tensor(np.arange(6.0).reshape(2, 3))
+    assert m.transpose(0, 1).shape == m.transpose(1, 0).shape == (3, 2)
+
+
+@pytest.mark.parametrize("axes", [(0, 0, 1), (0, 1, 3), (0, 1), (1,)])
+def test_a_bad_permutation_is_a_clear_error(axes):
+    x = mg.tensor(np.ones((2, 3, 4)))
+    with pytest.raises(ValueError, match=r"permutation.*\(2, 3, 4\)"):
+        x.permute(*axes)
+
+
+def test_swapping_an_axis_out_of_range_is_a_clear_error():
+    with pytest.raises(ValueError, match="axis 3 is out of range"):
+        mg.tensor(np.ones((2, 3, 4))).transpose(0, 3)
+
+
+# ------------------------------------------------------------ copies and aliases
+def test_tensor_copies_its_input_as_torch_tensor_does():
+    a = np.array([1.0, 2.0], np.float32)
+    t = mg.tensor(a)
+    a[0] = 9
+    np.testing.assert_array_equal(t.numpy(), [1, 2])
+    u = mg.tensor(t)
+    t.data[1] = 5
+    np.testing.assert_array_equal(u.numpy(), [1, 2])
+
+
+def test_as_tensor_and_from_numpy_share_memory():
+    from minigrad.tensor import as_tensor, from_numpy
+    a = np.array([1.0, 2.0], np.float32)
+    shared, numpy_view = as_tensor(a), from_numpy(a)
+    a[0] = 9
+    assert shared.numpy()[0] == 9 and numpy_view.numpy()[0] == 9
+    assert as_tensor(a, dtype=np.float64).dtype == np.float64  # a conversion copies
+    assert as_tensor(shared) is shared
+    assert as_tensor([1.0, 2.0]).dtype == np.float32
+    with pytest.raises(TypeError, match="NumPy array"):
+        from_numpy([1.0, 2.0])
+
+
+def test_an_integer_cast_does_not_require_grad():
+    x = mg.tensor([1.5, 2.5], requires_grad=True)
+    assert not x.astype(np.int64).requires_grad
+    assert x.astype(np.float64).requires_grad
