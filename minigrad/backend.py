@@ -89,8 +89,17 @@ def to_device(array, device):
 
 
 def to_numpy(array):
-    """A NumPy copy/view of an array from any device."""
-    return array if isinstance(array, np.ndarray) else array.get()
+    """A NumPy array of ``array``: itself if NumPy, a host copy if CuPy, else ``np.asarray``.
+
+    Anything array-like (a list, a scalar, a CPU torch tensor) goes through
+    ``np.asarray``; CuPy is looked up only for values that are not NumPy arrays.
+    """
+    if isinstance(array, np.ndarray):
+        return array
+    cupy = _load_cupy()
+    if cupy is not None and isinstance(array, cupy.ndarray):
+        return array.get()
+    return np.asarray(array)
 
 
 def scatter_add(array, index, values):

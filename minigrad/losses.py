@@ -3,7 +3,9 @@
 Each class is a thin callable over its functional form in ``functional.py``, where
 the forward and backward live. Adding a loss: one class and one line in ``LOSSES``.
 """
+from . import backend
 from . import functional as F
+from .tensor import Tensor
 
 
 class Loss:
@@ -21,21 +23,44 @@ class Loss:
         return f"{type(self).__name__}(reduction={self.reduction!r})"
 
 
-class MSELoss(Loss):
+def _in_dtype_of(prediction, target):
+    """``target`` (a Tensor, an array or a list) in ``prediction``'s floating dtype.
+
+    NumPy targets are float64 (or integer, or bool) by default; left alone they would
+    turn a float32 model's loss, and every gradient behind it, into float64. Keras
+    casts the target to the prediction's dtype too (PyTorch promotes instead). Costs
+    one cast of the target where the dtypes differ, nothing where they agree.
+    """
+    dtype = prediction.dtype
+    if dtype.kind != "f":
+        return target
+    if hasattr(target, "dtype"):  # a Tensor (cast keeps its graph) or a NumPy/CuPy array
+        return target if target.dtype == dtype else target.astype(dtype)
+    return backend.xp_for(prediction.device).asarray(target, dtype=dtype)
+
+
+class _ElementwiseLoss(Loss):
+    """A loss comparing prediction and target element by element, in the prediction's dtype."""
+
+    def __call__(self, prediction, target):
+        return self.forward(prediction, _in_dtype_of(prediction, target))
+
+
+class MSELoss(_ElementwiseLoss):
     """Mean squared error (torch.nn.MSELoss)."""
 
     def forward(self, prediction, target):
         return F.mse_loss(prediction, target, self.reduction)
 
 
-class L1Loss(Loss):
+class L1Loss(_ElementwiseLoss):
     """Mean absolute error (torch.nn.L1Loss)."""
 
     def forward(self, prediction, target):
         return F.l1_loss(prediction, target, self.reduction)
 
 
-class HuberLoss(Loss):
+class HuberLoss(_ElementwiseLoss):
     """Quadratic near the target, linear beyond ``delta`` (torch.nn.HuberLoss)."""
 
     def __init__(self, reduction="mean", delta=1.0):
@@ -50,10 +75,12 @@ class CrossEntropyLoss(Loss):
     """Softmax cross-entropy on logits and integer labels (torch.nn.CrossEntropyLoss)."""
 
     def forward(self, logits, target):
+        if isinstance(target, Tensor) and target.dtype.kind == "f":  # class probabilities
+            target = _in_dtype_of(logits, target)
         return F.cross_entropy(logits, target, self.reduction)
 
 
-class BCEWithLogitsLoss(Loss):
+class BCEWithLogitsLoss(_ElementwiseLoss):
     """Logistic loss on raw scores with 0/1 targets (torch.nn.BCEWithLogitsLoss)."""
 
     def forward(self, logits, target):

@@ -109,3 +109,45 @@ def test_losses_agree_with_pytorch():
     ]
     for ours, theirs in pairs:
         assert ours.item() == pytest.approx(theirs.item(), rel=1e-10)
+
+
+@pytest.mark.parametrize("name", ["mse", "mae", "huber", "logistic"])
+def test_targets_take_the_predictions_float_dtype(name):
+    prediction = R.standard_normal((4, 3))
+    target = (R.random((4, 3)) > 0.5).astype(np.float64)
+    expected = losses.get(name)(mg.tensor(prediction), mg.tensor(target)).item()  # float64
+    loss = losses.get(name)
+    for given in (target, target.astype(np.int64), target.astype(bool), target.tolist(),
+                  mg.tensor(target)):
+        p = mg.tensor(prediction.astype(np.float32), requires_grad=True)
+        value = loss(p, given)
+        value.backward()
+        assert value.dtype == np.float32 and p.grad.dtype == np.float32, type(given)
+        assert value.item() == pytest.approx(expected, rel=1e-5)
+    p64 = mg.tensor(prediction, requires_grad=True)  # float64 stays float64
+    assert loss(p64, target.astype(np.float32)).dtype == np.float64
+
+
+def test_cross_entropy_probability_targets_take_the_logits_dtype():
+    logits = mg.tensor(R.standard_normal((3, 4)).astype(np.float32), requires_grad=True)
+    probabilities = mg.tensor(np.full((3, 4), 0.25))  # float64
+    loss = losses.get("cross_entropy")(logits, probabilities)
+    loss.backward()
+    assert loss.dtype == np.float32 and logits.grad.dtype == np.float32
+
+
+def test_hinge_with_a_negative_margin_by_hand():
+    x = mg.tensor(np.array([[0.1, 0.2, 0.9, 0.8]]))
+    # sum over i != y of max(0, margin - x[y] + x[i]) / C: only i = 2 counts
+    assert losses.MultiMarginLoss(margin=-0.05)(x, mg.tensor([3])).item() == \
+        pytest.approx((-0.05 - 0.8 + 0.9) / 4)
+    assert losses.MultiMarginLoss(margin=-0.5)(x, mg.tensor([3])).item() == 0
+
+
+def test_hinge_margins_agree_with_pytorch():
+    torch = pytest.importorskip("torch")
+    z, labels = R.standard_normal((6, 5)), R.integers(0, 5, 6)
+    for margin in (-1.0, -0.3, 0.0, 0.5, 2.0):
+        ours = losses.MultiMarginLoss(margin=margin)(mg.tensor(z), mg.tensor(labels)).item()
+        theirs = torch.nn.MultiMarginLoss(margin=margin)(torch.tensor(z), torch.tensor(labels))
+        assert ours == pytest.approx(theirs.item(), rel=1e-10, abs=1e-12)

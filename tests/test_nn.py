@@ -207,3 +207,58 @@ def test_activation_by_name():
     assert isinstance(nn.activation("TANH"), nn.Tanh)
     with pytest.raises(ValueError, match="relu"):
         nn.activation("swish")
+
+
+# ------------------------------------------------------------ bad arguments, named
+@pytest.mark.parametrize("make,error,message", [
+    (lambda: nn.Conv2d(1, 1, 3, padding=-1), ValueError, r"Conv2d\(1, 1, kernel_size=3\): padding"),
+    (lambda: nn.Conv2d(1, 1, 3, stride=0), ValueError, r"Conv2d\(1, 1, kernel_size=3\): stride"),
+    (lambda: nn.Conv2d(1, 1, (3, 3), stride=(1, 0)), ValueError, r"Conv2d\(.*\): stride"),
+    (lambda: nn.Conv2d(1, 1, 0), ValueError, r"Conv2d\(1, 1, kernel_size=0\): kernel_size"),
+    (lambda: nn.Conv2d(0, 1, 3), ValueError, r"Conv2d\(0, 1, kernel_size=3\): in_channels"),
+    (lambda: nn.Conv2d(1, -2, 3), ValueError, r"Conv2d\(1, -2, .*\): out_channels"),
+    (lambda: nn.Conv2d(1, 1, 2.5), TypeError, r"Conv2d\(1, 1, kernel_size=2\.5\): kernel_size"),
+    (lambda: nn.Conv2d(1, 1, 3, padding="full"), ValueError, r"Conv2d\(1, 1, .*'full'"),
+    (lambda: nn.Conv2d(1, 1, 3, stride=2, padding="same"), ValueError, r"Conv2d\(.*same.*stride"),
+    (lambda: nn.MaxPool2d(2, stride=0), ValueError, r"MaxPool2d\(kernel_size=2\): stride"),
+    (lambda: nn.MaxPool2d(0), ValueError, r"MaxPool2d\(kernel_size=0\): kernel_size"),
+    (lambda: nn.AvgPool2d(2, padding=-1), ValueError, r"AvgPool2d\(kernel_size=2\): padding"),
+])
+def test_conv_and_pool_constructors_reject_bad_arguments(make, error, message):
+    with pytest.raises(error, match=message):
+        make()
+
+
+def test_conv_same_and_valid_padding():
+    x = mg.tensor(R.standard_normal((2, 1, 5, 6)).astype(np.float32))
+    same = nn.Conv2d(1, 2, 3, padding="same")
+    explicit = nn.Conv2d(1, 2, 3, padding=1)
+    explicit.load_state_dict(same.state_dict())
+    np.testing.assert_array_equal(same(x).numpy(), explicit(x).numpy())
+    assert "padding='same'" in repr(same)
+    assert nn.Conv2d(1, 2, (2, 4), padding="same")(x).shape == (2, 2, 5, 6)
+    assert nn.Conv2d(1, 2, 3, padding="valid")(x).shape == (2, 2, 3, 4)
+
+
+def test_forward_errors_from_ops_name_the_layer():
+    small = mg.tensor(np.zeros((1, 1, 2, 2), np.float32))
+    with pytest.raises(ValueError, match=r"^Conv2d\(1, 1, kernel_size=\(3, 3\).*smaller"):
+        nn.Conv2d(1, 1, 3)(small)
+    with pytest.raises(ValueError, match=r"^Conv2d\(1, 1, kernel_size=\(3, 3\).*smaller"):
+        nn.Sequential(nn.Conv2d(1, 1, 3), nn.ReLU())(small)  # the fused path too
+    with pytest.raises(ValueError, match=r"^MaxPool2d\(kernel_size=\(3, 3\).*smaller"):
+        nn.MaxPool2d(3)(small)
+    with pytest.raises(ValueError, match=r"^Flatten\(start_dim=1\).*\(3,\)"):
+        nn.Flatten()(mg.tensor(np.zeros(3, np.float32)))  # torch raises too
+
+
+@pytest.mark.parametrize("layer,shape", [(lambda: nn.Dense(3, 2), (2, 3)),
+                                         (lambda: nn.Conv2d(1, 2, 3), (1, 1, 4, 4))])
+def test_non_float_input_is_a_type_error_naming_layer_and_dtype(layer, shape):
+    layer = layer()
+    name = type(layer).__name__
+    for dtype in (np.int64, np.int32, np.uint8, bool):
+        with pytest.raises(TypeError, match=rf"^{name}\(.*{np.dtype(dtype).name}"):
+            layer(mg.tensor(np.zeros(shape, dtype)))
+    for dtype in (np.float16, np.float32, np.float64):  # float input keeps working
+        assert layer(mg.tensor(np.ones(shape, dtype))).dtype.kind == "f"

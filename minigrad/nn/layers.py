@@ -13,8 +13,32 @@ from .module import Module, _table, tracing_shapes
 from .parameter import Parameter
 
 
-def _pair(value):
-    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+def _positive_int(value, what, layer):
+    """``value`` as an int >= 1, or an error that names ``layer``."""
+    if isinstance(value, (tuple, list)):
+        raise TypeError(f"{layer}: {what} must be an int, got {value!r}")
+    return F._pair(value, what, layer, 1)[0]
+
+
+def _check_floating(layer, x):
+    """Integer (or bool) input would silently make the layer compute in float64: refuse it."""
+    if x.dtype.kind != "f":
+        raise TypeError(f"{layer!r}: expected a floating-point input (float16, float32 or "
+                        f"float64), got dtype {x.dtype}; convert it with .float()")
+
+
+def _naming_layer(layer, op, *args):
+    """``op(*args)``, with ``layer`` (a Module, or its description) put in front of a
+    ValueError's message.
+
+    The try costs nothing unless the op raises, and the repr is only made then, so the
+    hot path pays nothing.
+    """
+    try:
+        return op(*args)
+    except ValueError as exc:
+        name = layer if isinstance(layer, str) else repr(layer)
+        raise ValueError(f"{name}: {exc}") from None
 
 
 def _empty(*shape):
@@ -35,6 +59,7 @@ class Dense(Module):
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"{self!r}: expected input with {self.in_features} features in "
                              f"the last axis, got shape {tuple(x.shape)}")
+        _check_floating(self, x)
         return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self):
@@ -57,9 +82,16 @@ class Conv2d(Module):
                  activation=None):
         super().__init__()
         self.activation = check_activation(activation, "Conv2d")
-        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.kernel_size, self.stride, self.padding = \
-            _pair(kernel_size), _pair(stride), _pair(padding)
+        layer = f"Conv2d({in_channels!r}, {out_channels!r}, kernel_size={kernel_size!r})"
+        self.in_channels = _positive_int(in_channels, "in_channels", layer)
+        self.out_channels = _positive_int(out_channels, "out_channels", layer)
+        self.kernel_size = F._pair(kernel_size, "kernel_size", layer, 1)
+        self.stride = F._pair(stride, "stride", layer, 1)
+        if isinstance(padding, str):  # "valid" or "same", checked as F.conv2d will
+            _naming_layer(layer, F._conv_padding, padding, self.kernel_size, self.stride)
+            self.padding = padding
+        else:
+            self.padding = F._pair(padding, "padding", layer, 0)
         self.weight = _empty(self.out_channels, self.in_channels, *self.kernel_size)
         self.bias = _empty(self.out_channels) if bias else None
         init.default_init_(self.weight, self.bias)
@@ -72,12 +104,14 @@ class Conv2d(Module):
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"{self!r}: expected input of shape (N, {self.in_channels}, H, W), "
                              f"got shape {tuple(x.shape)}")
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, activation)
+        _check_floating(self, x)
+        return _naming_layer(self, F.conv2d, x, self.weight, self.bias, self.stride,
+                             self.padding, activation)
 
     def extra_repr(self):
         activation = "" if self.activation is None else f", activation={self.activation!r}"
         return f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, " \
-               f"stride={self.stride}, padding={self.padding}{activation}"
+               f"stride={self.stride}, padding={self.padding!r}{activation}"
 
 
 class _Pool2d(Module):
@@ -85,15 +119,16 @@ class _Pool2d(Module):
 
     def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__()
-        self.kernel_size = _pair(kernel_size)
-        self.stride = self.kernel_size if stride is None else _pair(stride)
-        self.padding = _pair(padding)
+        layer = f"{type(self).__name__}(kernel_size={kernel_size!r})"
+        self.kernel_size = F._pair(kernel_size, "kernel_size", layer, 1)
+        self.stride = self.kernel_size if stride is None else F._pair(stride, "stride", layer, 1)
+        self.padding = F._pair(padding, "padding", layer, 0)
 
     def forward(self, x):
         if x.ndim != 4:
             raise ValueError(f"{self!r}: expected a 4-D input (N, C, H, W), "
                              f"got shape {tuple(x.shape)}")
-        return type(self).op(x, self.kernel_size, self.stride, self.padding)
+        return _naming_layer(self, type(self).op, x, self.kernel_size, self.stride, self.padding)
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
@@ -117,7 +152,10 @@ class Flatten(Module):
         self.start_dim = start_dim
 
     def forward(self, x):
-        return F.flatten(x, self.start_dim)
+        return _naming_layer(self, F.flatten, x, self.start_dim)
+
+    def extra_repr(self):
+        return f"start_dim={self.start_dim}"
 
 
 class Dropout(Module):
@@ -152,7 +190,7 @@ class BatchNorm2d(Module):
         if x.ndim != 4 or x.shape[1] != self.num_features:
             raise ValueError(f"{self!r}: expected input of shape (N, {self.num_features}, H, W), "
                              f"got shape {tuple(x.shape)}")
-        if self.training:
+        if self.training and self._buffers["num_batches_tracked"] is not None:
             self._buffers["num_batches_tracked"] += 1
         return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                             self.training, self.momentum, self.eps)
@@ -210,20 +248,51 @@ class Softmax(Module):
         return f"dim={self.dim}"
 
 
-class Sequential(Module):
-    """Layers applied in order; named "0", "1", ... as in PyTorch. Grows with ``add``."""
+class _ModuleSequence(Module):
+    """Children named "0", "1", ... in order (PyTorch's names), indexed like a list."""
+
+    def append(self, module):
+        """Add ``module`` at the end; returns self."""
+        if not isinstance(module, Module):
+            raise TypeError(f"{type(self).__name__} holds Modules only, "
+                            f"got {type(module).__name__}")
+        setattr(self, str(len(self._modules)), module)
+        return self
+
+    def __getitem__(self, index):
+        modules = list(self._modules.values())
+        if isinstance(index, slice):
+            part = type(self)()
+            for module in modules[index]:
+                part.append(module)
+            return part
+        try:
+            return modules[index]
+        except IndexError:
+            raise IndexError(f"{type(self).__name__} index {index} is out of range for "
+                             f"{len(modules)} modules") from None
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+
+class Sequential(_ModuleSequence):
+    """Layers applied in order; named "0", "1", ... as in PyTorch. Grows with ``add``.
+
+    A slice is a new Sequential numbered from "0" again (PyTorch keeps the old names).
+    """
 
     def __init__(self, *layers):
         super().__init__()
         for layer in layers:
-            self.add(layer)
+            self.append(layer)
 
     def add(self, layer):
         """Append a layer (Keras style); returns self."""
-        if not isinstance(layer, Module):
-            raise TypeError(f"Sequential.add expects a Module, got {type(layer).__name__}")
-        setattr(self, str(len(self._modules)), layer)
-        return self
+        return self.append(layer)
 
     def forward(self, x):
         layers = list(self._modules.values())
@@ -238,24 +307,36 @@ class Sequential(Module):
                 i += 2
         return x
 
-    def __getitem__(self, index):
-        layers = list(self._modules.values())
-        if isinstance(index, slice):
-            return Sequential(*layers[index])
-        return layers[index]
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
     def __repr__(self):
         rows = [(name, repr(layer).replace("\n", " "),
                  f"{sum(p.size for p in layer.parameters()):,}")
                 for name, layer in self._modules.items()]
         return "Sequential\n" + _table(["#", "Layer", "Params"], rows,
                                        footer=[f"Total params: {self.num_parameters():,}"])
+
+
+class ModuleList(_ModuleSequence):
+    """A list of registered modules (torch.nn.ModuleList), for models that loop over layers.
+
+    A plain Python list hides its modules: their parameters would not train, move or
+    save. Here they are children "0", "1", ..., so ``state_dict`` keys read
+    ``"blocks.0.weight"`` as in PyTorch. It has no ``forward``: the owner calls each.
+    """
+
+    def __init__(self, modules=()):
+        super().__init__()
+        self.extend(modules)
+
+    def extend(self, modules):
+        """Append every module of an iterable; returns self."""
+        for module in modules:
+            self.append(module)
+        return self
+
+    def __setitem__(self, index, module):
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleList holds Modules only, got {type(module).__name__}")
+        setattr(self, list(self._modules)[index], module)
 
 
 ACTIVATIONS = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid, "leaky_relu": LeakyReLU}

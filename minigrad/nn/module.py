@@ -26,17 +26,51 @@ class Module:
 
     # ------------------------------------------------------------ registration
     def __setattr__(self, name, value):
+        """Register a Parameter or Module (PyTorch's rules); keep registered names registered.
+
+        A name already holding a parameter accepts only a Parameter or None, one holding
+        a module only a Module or None, and one holding a buffer only an array or None:
+        anything else is a TypeError, never a silent unregistering.
+        """
         if "_parameters" not in self.__dict__:
             raise AttributeError(f"{type(self).__name__}.__init__ must call "
                                  f"super().__init__() before assigning attributes")
-        for registry in (self._parameters, self._modules, self._buffers):
-            registry.pop(name, None)
         if isinstance(value, Parameter):
+            self._unregister(name, keep=self._parameters)
             self._parameters[name] = value
         elif isinstance(value, Module):
+            self._unregister(name, keep=self._modules)
             self._modules[name] = value
+        elif name in self._parameters:
+            if value is not None:
+                raise self._assignment_error(name, value, "a parameter", "a Parameter or None",
+                                             "; wrap a tensor in nn.Parameter to train it")
+            self._parameters[name] = None
+        elif name in self._modules:
+            if value is not None:
+                raise self._assignment_error(name, value, "a submodule", "a Module or None")
+            self._modules[name] = None
+        elif name in self._buffers:
+            self._buffers[name] = self._checked_buffer(name, value)
         else:
             object.__setattr__(self, name, value)
+
+    def _unregister(self, name, keep):
+        """Forget ``name`` everywhere but in ``keep``, where it is about to be set: a
+        replaced parameter or module keeps its place in the registration order."""
+        for table in (self._parameters, self._modules, self._buffers, self.__dict__):
+            if table is not keep:
+                table.pop(name, None)
+
+    def _assignment_error(self, name, value, what, expected, hint=""):
+        return TypeError(f"{type(self).__name__}.{name}: cannot assign "
+                         f"{type(value).__name__} to {what} ({expected} expected){hint}")
+
+    def _checked_buffer(self, name, value):
+        """``value`` if it can be a buffer (a NumPy or CuPy array, or None), else TypeError."""
+        if value is None or isinstance(value, np.ndarray) or backend.device_of(value) == "cuda":
+            return value
+        raise self._assignment_error(name, value, "a buffer", "a NumPy/CuPy array or None")
 
     def __getattr__(self, name):
         for registry in ("_parameters", "_modules", "_buffers"):
@@ -54,11 +88,14 @@ class Module:
 
     def register_buffer(self, name, array):
         """Keep a non-trained array (e.g. running statistics) in the state dict."""
-        self._buffers[name] = array
+        if name in self.__dict__ or name in self._parameters or name in self._modules:
+            raise KeyError(f"{type(self).__name__}: attribute {name!r} already exists; "
+                           f"a buffer needs a name of its own")
+        self._buffers[name] = self._checked_buffer(name, array)
 
     # ------------------------------------------------------------ traversal
     def named_modules(self, prefix=""):
-        """(name, module) for this module and every module below it, depth first."""
+        """(name, module) for this module and every module below it, depth first, each once."""
         stack = [(prefix, self)]
         seen = set()
         while stack:
@@ -67,11 +104,12 @@ class Module:
                 continue
             seen.add(id(module))
             yield name, module
-            children = [(f"{name}.{k}" if name else k, m) for k, m in module._modules.items()]
+            children = [(f"{name}.{k}" if name else k, m)
+                        for k, m in module._modules.items() if m is not None]
             stack.extend(reversed(children))
 
     def children(self):
-        return iter(self._modules.values())
+        return (m for m in self._modules.values() if m is not None)
 
     def modules(self):
         return (m for _, m in self.named_modules())
@@ -81,7 +119,7 @@ class Module:
         seen = set()
         for prefix, module in self.named_modules():
             for name, param in module._parameters.items():
-                if id(param) not in seen:
+                if param is not None and id(param) not in seen:
                     seen.add(id(param))
                     yield (f"{prefix}.{name}" if prefix else name), param
 
@@ -89,9 +127,37 @@ class Module:
         return [p for _, p in self.named_parameters()]
 
     def named_buffers(self):
+        """(qualified name, array) of every buffer, module by module, each module once."""
         for prefix, module in self.named_modules():
             for name, array in module._buffers.items():
-                yield (f"{prefix}.{name}" if prefix else name), module, name, array
+                if array is not None:
+                    yield (f"{prefix}.{name}" if prefix else name), array
+
+    def buffers(self):
+        return [array for _, array in self.named_buffers()]
+
+    def _map_buffers(self, convert):
+        """Replace every buffer by ``convert(buffer)``, each module once."""
+        for module in self.modules():
+            for name, array in module._buffers.items():
+                if array is not None:
+                    module._buffers[name] = convert(array)
+
+    def _state_entries(self, prefix=""):
+        """(state-dict key, registry, name) of every parameter and buffer, in PyTorch's order.
+
+        Module by module in registration order, each module's own parameters, then its
+        own buffers, then its children; a module registered under two names is listed
+        under both (``torch.nn.Module.state_dict`` does the same), while
+        ``named_parameters`` gives each parameter once.
+        """
+        for registry in (self._parameters, self._buffers):
+            for name, value in registry.items():
+                if value is not None:
+                    yield prefix + name, registry, name
+        for name, child in self._modules.items():
+            if child is not None:
+                yield from child._state_entries(f"{prefix}{name}.")
 
     def num_parameters(self, trainable_only=False):
         return int(builtin_sum(p.size for p in self.parameters()
@@ -123,8 +189,7 @@ class Module:
             param.data = backend.to_device(param.data, device)
             if param.grad is not None:
                 param.grad = backend.to_device(param.grad, device)
-        for _, module, name, array in list(self.named_buffers()):
-            module._buffers[name] = backend.to_device(array, device)
+        self._map_buffers(lambda array: backend.to_device(array, device))
         return self
 
     def astype(self, dtype):
@@ -132,9 +197,7 @@ class Module:
         for param in self.parameters():
             param.data = param.data.astype(dtype)
             param.grad = None
-        for _, module, name, array in list(self.named_buffers()):
-            if array.dtype.kind == "f":
-                module._buffers[name] = array.astype(dtype)
+        self._map_buffers(lambda array: array.astype(dtype) if array.dtype.kind == "f" else array)
         return self
 
     def double(self):
@@ -168,25 +231,23 @@ class Module:
 
     # ------------------------------------------------------------ state
     def state_dict(self):
-        """Name -> NumPy array copy of every parameter and buffer (PyTorch's keys)."""
+        """Key -> NumPy array copy of every parameter and buffer (PyTorch's keys and order)."""
         state = OrderedDict()
-        for name, param in self.named_parameters():
-            state[name] = backend.to_numpy(param.data).copy()
-        for name, _, _, array in self.named_buffers():
-            state[name] = np.array(backend.to_numpy(array), copy=True)
+        for key, registry, name in self._state_entries():
+            state[key] = _host_copy(_array_of(registry[name]))
         return state
 
     def load_state_dict(self, state, strict=True):
         """Copy arrays into the parameters and buffers in place, checking keys and shapes.
 
-        Everything is checked before anything is written, so a bad state dict leaves
-        the model untouched.
+        Values may be NumPy or CuPy arrays, Tensors, or anything ``np.asarray`` takes
+        (a CPU torch tensor, a list, a number). Everything is checked before anything
+        is written, so a bad state dict leaves the model untouched.
         """
-        targets = OrderedDict((n, p) for n, p in self.named_parameters())
-        buffers = {n: (m, k) for n, m, k, _ in self.named_buffers()}
-        expected = list(targets) + list(buffers)
-        missing = [k for k in expected if k not in state]
-        unexpected = [k for k in state if k not in targets and k not in buffers]
+        targets = OrderedDict((key, (registry, name))
+                              for key, registry, name in self._state_entries())
+        missing = [k for k in targets if k not in state]
+        unexpected = [k for k in state if k not in targets]
         if strict and (missing or unexpected):
             parts = []
             if missing:
@@ -194,27 +255,20 @@ class Module:
             if unexpected:
                 parts.append(f"unexpected key(s) {unexpected}")
             raise KeyError(f"load_state_dict for {type(self).__name__}: " + "; ".join(parts))
-        for name in expected:
-            if name not in state:
+        values = OrderedDict()
+        for key, (registry, name) in targets.items():
+            if key not in state:
                 continue
-            current = targets[name].data if name in targets else \
-                buffers[name][0]._buffers[buffers[name][1]]
-            given = np.shape(state[name])
-            if tuple(given) != tuple(current.shape):
-                raise ValueError(f"load_state_dict: key {name!r} has shape {tuple(given)} "
+            value = _loadable_array(state[key], key)
+            current = _array_of(registry[name])
+            if value.shape != current.shape:
+                raise ValueError(f"load_state_dict: key {key!r} has shape {value.shape} "
                                  f"but the model expects {tuple(current.shape)}")
-        for name in expected:
-            if name not in state:
-                continue
-            value = state[name]
-            if name in targets:
-                param = targets[name]
-                xp = backend.array_module(param.data)
-                param.data[...] = xp.asarray(backend.to_numpy(value), dtype=param.dtype)
-            else:
-                module, key = buffers[name]
-                xp = backend.array_module(module._buffers[key])
-                module._buffers[key][...] = xp.asarray(backend.to_numpy(value))
+            values[key] = value
+        for key, value in values.items():
+            registry, name = targets[key]
+            current = _array_of(registry[name])
+            current[...] = backend.array_module(current).asarray(value, dtype=current.dtype)
         return self
 
     def save(self, path):
@@ -248,7 +302,9 @@ class Module:
         """
         global _shape_trace
         x = Tensor(backend.xp_for(self.device).zeros(input_shape, dtype=np.float32))
-        was_training = self.training
+        # Each module's own mode, restored after: a model may keep, say, one Dropout in
+        # eval mode while the rest trains.
+        modes = [(module, module.training) for module in self.modules()]
         _shape_trace = []
         try:
             self.eval()
@@ -257,10 +313,11 @@ class Module:
             trace = _shape_trace
         finally:
             _shape_trace = None
-            self.train(was_training)
+            for module, mode in modes:
+                object.__setattr__(module, "training", mode)
         names = {id(m): n for n, m in self.named_modules()}
         rows = [(names.get(id(m), "?"), type(m).__name__, tuple(out.shape),
-                 builtin_sum(p.size for p in m._parameters.values()))
+                 builtin_sum(p.size for p in m._parameters.values() if p is not None))
                 for m, out in trace if not m._modules]
         total = self.num_parameters()
         trainable = self.num_parameters(trainable_only=True)
@@ -275,6 +332,30 @@ class Module:
 
 builtin_sum = sum
 _shape_trace = None  # set by summary(): every Module call appends (module, output)
+
+
+def _array_of(value):
+    """The backend array of a registered value (a Parameter's data, or a buffer itself)."""
+    return value.data if isinstance(value, Tensor) else value
+
+
+def _host_copy(array):
+    """A NumPy copy of a backend array (one copy: a CuPy array's host copy is already new)."""
+    host = backend.to_numpy(array)
+    return host.copy() if host is array else host
+
+
+def _loadable_array(value, key):
+    """A state-dict value as a NumPy array of numbers, or a TypeError naming ``key``."""
+    try:
+        array = backend.to_numpy(_array_of(value))
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise TypeError(f"load_state_dict: key {key!r} holds {type(value).__name__}, which "
+                        f"cannot become an array ({exc})") from None
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"load_state_dict: key {key!r} holds {type(value).__name__} of "
+                        f"dtype {array.dtype}, not an array of numbers")
+    return array
 
 
 def tracing_shapes():
