@@ -160,6 +160,11 @@ def lr_range_test(model, loader_or_batches, loss="cross_entropy", optimizer="ada
         raise ValueError(f"lr_range_test: smooth must be in [0, 1), got {smooth}")
     if not diverge_factor > 1:
         raise ValueError(f"lr_range_test: diverge_factor must be > 1, got {diverge_factor}")
+    if "lr" in optimizer_kwargs:
+        # The test sets every step's lr itself; an lr here would also clash with the
+        # start_lr the optimizer is built with.
+        raise TypeError("lr_range_test: lr= is not an optimizer setting here; the test "
+                        "sweeps the lr from start_lr to end_lr (set those instead)")
     steps = int(steps)
     loss_fn = mg_losses.get(loss)
     params = model.parameters()

@@ -208,6 +208,19 @@ def test_bad_arguments_are_named():
         lr_range_test(model, batches, loss="mse", optimizer="lion", steps=3)
 
 
+def test_an_lr_among_the_optimizer_settings_points_to_start_and_end_lr():
+    batches, _, _ = regression_problem(n=64)
+    model = nn.Dense(4, 1)
+    before = model.state_dict()
+    with pytest.raises(TypeError, match="lr= is not an optimizer setting.*start_lr to end_lr"):
+        lr_range_test(model, batches, loss="mse", optimizer="sgd", lr=0.1, momentum=0.9)
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, before[name])
+    # Other settings still reach the optimizer.
+    result = lr_range_test(model, batches, loss="mse", optimizer="sgd", momentum=0.9, steps=4)
+    assert len(result.lrs) == 4
+
+
 # ---------------------------------------------------------------- the rule alone
 def test_suggest_lr_finds_the_steepest_part_of_a_known_curve():
     lrs = np.logspace(-6, 0, 121)

@@ -36,6 +36,11 @@ SCHEDULES = [
      lambda base, e: 0.001 + (base - 0.001) * (1 + math.cos(math.pi * e / 5)) / 2),
     (lr_scheduler.CosineAnnealingLR, {"T_max": 1},
      lambda base, e: base * (1 + math.cos(math.pi * e)) / 2),
+    # PyTorch takes any number of epochs > 0 for T_max, not only an int.
+    (lr_scheduler.CosineAnnealingLR, {"T_max": 5.0, "eta_min": 0.001},
+     lambda base, e: 0.001 + (base - 0.001) * (1 + math.cos(math.pi * e / 5)) / 2),
+    (lr_scheduler.CosineAnnealingLR, {"T_max": 2.5},
+     lambda base, e: base * (1 + math.cos(math.pi * e / 2.5)) / 2),
     (lr_scheduler.LinearLR, {"start_factor": 0.25, "end_factor": 1.0, "total_iters": 4},
      lambda base, e: base * (0.25 + 0.75 * min(e, 4) / 4)),
     (lr_scheduler.LinearLR, {},  # PyTorch's defaults: 1/3 -> 1 over 5 epochs
@@ -103,10 +108,12 @@ def test_the_optimizer_steps_with_the_scheduled_lr():
 
 # ---------------------------------------------------------- ReduceLROnPlateau
 def plateau_lrs(scheduler, metrics):
+    """The lr after each metric: of the one group, or of all groups if there are several."""
     lrs = []
     for metric in metrics:
         scheduler.step(metric)
-        lrs.append(scheduler.get_last_lr()[0])
+        last = scheduler.get_last_lr()
+        lrs.append(last[0] if len(last) == 1 else last)
     return lrs
 
 
@@ -132,6 +139,47 @@ def test_plateau_max_abs():
     # Improving means > best + 0.5: 1.0 (best), 1.4 (bad: cut), 2.0 (best), 2.3 (bad: cut), 3.0.
     assert plateau_lrs(scheduler, [1.0, 1.4, 2.0, 2.3, 3.0]) == \
         pytest.approx([0.1, 0.01, 0.01, 0.001, 0.001])
+
+
+def test_plateau_number_min_lr_floors_groups_added_later():
+    opt = make_optimizer(0.1)
+    scheduler = lr_scheduler.ReduceLROnPlateau(opt, patience=0, min_lr=0.004)
+    opt.add_param_group({"params": [nn.Parameter(np.zeros(2))], "lr": 0.5})
+    # As PyTorch: the number min_lr extends to the new group (which it floors too).
+    expected = [[0.1, 0.5], [0.01, 0.05], [0.004, 0.005], [0.004, 0.004]]
+    assert plateau_lrs(scheduler, [1, 2, 3, 4]) == [pytest.approx(lrs) for lrs in expected]
+    assert scheduler.min_lrs == [0.004, 0.004]
+
+
+def test_plateau_per_group_min_lr_must_be_extended_by_hand():
+    opt = make_optimizer(0.1)
+    scheduler = lr_scheduler.ReduceLROnPlateau(opt, patience=0, min_lr=[0.0])
+    opt.add_param_group({"params": [nn.Parameter(np.zeros(2))], "lr": 0.5})
+    scheduler.step(1)
+    with pytest.raises(ValueError, match="min_lr was given per group for 1"):
+        scheduler.step(2)
+    scheduler.min_lrs.append(0.3)
+    scheduler.step(3)
+    assert scheduler.get_last_lr() == pytest.approx([0.01, 0.3])
+
+
+def test_plateau_state_dict_keeps_default_min_lr_and_loads_older_ones(tmp_path):
+    for min_lr, default in ((0.002, 0.002), ([0.002, 0.001], None)):
+        scheduler = lr_scheduler.ReduceLROnPlateau(make_optimizer(0.1, 0.2), min_lr=min_lr)
+        state = scheduler.state_dict()
+        assert state["default_min_lr"] == default
+        save_tree(tmp_path / "plateau.npz", state)
+        again = lr_scheduler.ReduceLROnPlateau(make_optimizer(0.1, 0.2), min_lr=0.5)
+        again.load_state_dict(load_tree(tmp_path / "plateau.npz"))
+        assert again.default_min_lr == default and again.min_lrs == scheduler.min_lrs
+
+        # A state dict saved before default_min_lr was kept: equal min_lrs came from a
+        # number (and now extend to new groups); differing ones from a list.
+        older = dict(state)
+        del older["default_min_lr"]
+        again = lr_scheduler.ReduceLROnPlateau(make_optimizer(0.1, 0.2), min_lr=0.5)
+        again.load_state_dict(older)
+        assert again.default_min_lr == default
 
 
 def test_plateau_per_group_min_lr_eps_and_metric_types():
@@ -211,6 +259,35 @@ def test_bad_arguments_name_the_culprit(build, message):
         build(make_optimizer(0.1))
 
 
+@pytest.mark.parametrize("build, message", [
+    (lambda o: lr_scheduler.StepLR(o, step_size=2, gamma=None), "StepLR: gamma"),
+    (lambda o: lr_scheduler.ExponentialLR(o, gamma="0.9"), "ExponentialLR: gamma"),
+    (lambda o: lr_scheduler.CosineAnnealingLR(o, T_max="10"), "CosineAnnealingLR: T_max"),
+    (lambda o: lr_scheduler.CosineAnnealingLR(o, T_max=5, eta_min=None), "eta_min"),
+    (lambda o: lr_scheduler.LinearLR(o, start_factor=None), "LinearLR: start_factor"),
+    (lambda o: lr_scheduler.ReduceLROnPlateau(o, factor=None), "ReduceLROnPlateau: factor"),
+    (lambda o: lr_scheduler.ReduceLROnPlateau(o, min_lr=None), "ReduceLROnPlateau: min_lr"),
+])
+def test_wrongly_typed_arguments_are_type_errors_naming_them(build, message):
+    with pytest.raises(TypeError, match=f"{message} must be a number"):
+        build(make_optimizer(0.1))
+
+
+@pytest.mark.parametrize("cls, kwargs", [(cls, kw) for cls, kw, _ in SCHEDULES[:1]] + [
+    (lr_scheduler.ExponentialLR, {"gamma": 0.5}),
+    (lr_scheduler.CosineAnnealingLR, {"T_max": 5}),
+    (lr_scheduler.LinearLR, {}),
+], ids=lambda v: v.__name__ if isinstance(v, type) else "")
+def test_last_epoch_takes_the_default_and_points_elsewhere_to_resume(cls, kwargs):
+    fresh = cls(make_optimizer(0.1), last_epoch=-1, **kwargs)
+    assert fresh.last_epoch == 0
+    opt = make_optimizer(0.1)
+    cls(opt, **kwargs)  # sets initial_lr, as a first run would have
+    with pytest.raises(ValueError, match=r"last_epoch=3 is not supported.*"
+                                         r"scheduler\.load_state_dict"):
+        cls(opt, last_epoch=3, **kwargs)
+
+
 def test_needs_a_minigrad_optimizer():
     with pytest.raises(TypeError, match="optimizer"):
         lr_scheduler.StepLR(object(), step_size=1)
@@ -259,6 +336,23 @@ def test_composition_matches_torch():
         for s, t in zip(ours, theirs):
             s.step()
             t.step()
+
+
+def test_plateau_with_an_added_group_matches_torch():
+    torch = pytest.importorskip("torch")
+    theirs_opt = torch_optimizer(torch, 0.1)
+    theirs = torch.optim.lr_scheduler.ReduceLROnPlateau(theirs_opt, patience=0, min_lr=0.003)
+    opt = make_optimizer(0.1)
+    ours = lr_scheduler.ReduceLROnPlateau(opt, patience=0, min_lr=0.003)
+    for epoch, metric in enumerate([1, 2, 3, 4, 5, 6]):
+        if epoch == 1:
+            theirs_opt.add_param_group({"params": [torch.zeros(2, requires_grad=True)],
+                                        "lr": 0.5})
+            opt.add_param_group({"params": [nn.Parameter(np.zeros(2))], "lr": 0.5})
+        ours.step(metric)
+        theirs.step(metric)
+        assert ours.get_last_lr() == pytest.approx(theirs.get_last_lr(), rel=1e-12), \
+            f"epoch {epoch}"
 
 
 @pytest.mark.parametrize("kwargs", [

@@ -477,13 +477,14 @@ def test_state_dict_round_trip_is_bit_exact(tmp_path, name, kwargs):
     assert sorted(again["state"]) == [0, 1]
 
 
-def old_format_adam_file(path, entries, lr):
+def old_format_adam_file(path, entries, lr, maximize=None):
     """An Adam state file written by hand, byte layout as ``save_tree(opt.state_dict())``
     wrote it before the state was keyed by parameter: a ``__tree__`` JSON skeleton with
     integer parameter indices, the buffers as ``.npz`` members it names.
 
     ``entries`` is a list of ``(step, exp_avg, exp_avg_sq)``, one per parameter of
-    the single group. Returns the skeleton.
+    the single group. ``maximize`` None leaves that hyper-parameter out, as files
+    written before it existed do. Returns the skeleton.
     """
     arrays, state = {}, []
     for index, (step, exp_avg, exp_avg_sq) in enumerate(entries):
@@ -492,11 +493,14 @@ def old_format_adam_file(path, entries, lr):
         state.append([index, {"__dict__": [["step", step],
                                            ["exp_avg", {"__array__": names[0]}],
                                            ["exp_avg_sq", {"__array__": names[1]}]]}])
+    hyperparameters = [["lr", lr], ["betas", {"__tuple__": [0.9, 0.999]}], ["eps", 1e-08],
+                       ["weight_decay", 0]]
+    if maximize is not None:
+        hyperparameters.append(["maximize", maximize])
+    hyperparameters.append(["decoupled_weight_decay", False])
     tree = {"__dict__": [
         ["state", {"__dict__": state}],
-        ["param_groups", [{"__dict__": [
-            ["lr", lr], ["betas", {"__tuple__": [0.9, 0.999]}], ["eps", 1e-08],
-            ["weight_decay", 0], ["decoupled_weight_decay", False],
+        ["param_groups", [{"__dict__": hyperparameters + [
             ["params", list(range(len(entries)))]]}]]]}
     header = json.dumps({"format": "minigrad-tree", "version": 1, "tree": tree})
     np.savez(path, __tree__=np.frombuffer(header.encode("utf-8"), dtype=np.uint8), **arrays)
@@ -536,7 +540,8 @@ def test_a_file_saved_before_state_was_keyed_by_parameter_still_loads(tmp_path):
 
 
 def test_saved_file_layout_is_unchanged(tmp_path):
-    """What save_tree(opt.state_dict()) writes today is the layout written by hand above."""
+    """What save_tree(opt.state_dict()) writes today is the layout written by hand above
+    (plus the maximize flag, which older files lack)."""
     p0, grads = problem(n_steps=3)
     q0, qgrads = problem(seed=2, n_steps=3)
     a, b = nn.Parameter(p0.copy()), nn.Parameter(q0.copy())
@@ -549,7 +554,7 @@ def test_saved_file_layout_is_unchanged(tmp_path):
     save_tree(tmp_path / "new.npz", opt.state_dict())
     by_hand = old_format_adam_file(tmp_path / "old.npz",
                                    [(3, *adam_moments(grads)), (2, *adam_moments(qgrads[1:]))],
-                                   lr=0.05)
+                                   lr=0.05, maximize=False)
     with np.load(tmp_path / "new.npz") as new, np.load(tmp_path / "old.npz") as old:
         assert json.loads(new["__tree__"].tobytes())["tree"] == by_hand
         assert sorted(new.files) == sorted(old.files)

@@ -25,10 +25,28 @@ class LRScheduler:
     The schedules are recursive, as PyTorch's are: each new lr is computed from the
     group's current lr, so two schedulers on one optimizer compose the same way.
     A subclass implements ``get_lr()``.
+
+    ``last_epoch`` is accepted as PyTorch's schedulers take it, but only its default
+    -1 (a fresh schedule): to resume, build the scheduler as usual and restore its
+    :meth:`state_dict` with :meth:`load_state_dict`.
     """
 
-    def __init__(self, optimizer):
+    # State-dict keys added since the first format: a state dict without them still
+    # loads (see load_state_dict).
+    _keys_added_later = ()
+
+    def __init__(self, optimizer, last_epoch=-1):
         _check_optimizer(optimizer)
+        if last_epoch != -1:
+            # PyTorch's resume-by-last_epoch differs between its schedulers: all count
+            # epoch last_epoch + 1, StepLR also sets that epoch's lr, ExponentialLR,
+            # CosineAnnealingLR and LinearLR keep the current one. Matching it would
+            # copy that off-by-one; the state dict resumes every schedule exactly.
+            raise ValueError(f"{type(self).__name__}: last_epoch={last_epoch!r} is not "
+                             "supported, only the default -1 (a fresh schedule); to resume, "
+                             "build the scheduler as usual, then restore its state with "
+                             "scheduler.load_state_dict(saved) after "
+                             "optimizer.load_state_dict(...)")
         self.optimizer = optimizer
         for group in optimizer.param_groups:
             group.setdefault("initial_lr", group["lr"])
@@ -62,12 +80,12 @@ class LRScheduler:
         The optimizer's own lrs are restored by its ``load_state_dict``.
         """
         expected = set(self.state_dict())
-        missing = sorted(expected - set(state_dict))
+        missing = sorted(expected - set(state_dict) - set(self._keys_added_later))
         unexpected = sorted(set(state_dict) - expected)
         if missing or unexpected:
             raise ValueError(f"{type(self).__name__}.load_state_dict: missing key(s) "
                              f"{missing}, unexpected key(s) {unexpected}")
-        for name in expected:
+        for name in expected & set(state_dict):
             setattr(self, name, _host_value(state_dict[name], like=getattr(self, name)))
 
     def _current_lrs(self):
@@ -80,12 +98,12 @@ class StepLR(LRScheduler):
     ``base_lr * gamma ** (epoch // step_size)``. PyTorch's ``StepLR``.
     """
 
-    def __init__(self, optimizer, step_size, gamma=0.1):
+    def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
         _check_positive_int("StepLR", "step_size", step_size)
         _check_positive("StepLR", "gamma", gamma)
         self.step_size = step_size
         self.gamma = gamma
-        super().__init__(optimizer)
+        super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
         lrs = self._current_lrs()
@@ -97,10 +115,10 @@ class StepLR(LRScheduler):
 class ExponentialLR(LRScheduler):
     """Multiply the lr by ``gamma`` every epoch: ``base_lr * gamma ** epoch``."""
 
-    def __init__(self, optimizer, gamma):
+    def __init__(self, optimizer, gamma, last_epoch=-1):
         _check_positive("ExponentialLR", "gamma", gamma)
         self.gamma = gamma
-        super().__init__(optimizer)
+        super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
         lrs = self._current_lrs()
@@ -113,16 +131,17 @@ class CosineAnnealingLR(LRScheduler):
     """Cosine from ``base_lr`` down to ``eta_min`` over ``T_max`` epochs (no restarts).
 
     ``eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2``; past
-    ``T_max`` the cosine carries on and the lr climbs back, as in PyTorch.
+    ``T_max`` the cosine carries on and the lr climbs back, as in PyTorch. ``T_max``
+    may be any number > 0 (PyTorch takes 10.0 or 2.5 too); the cosine's half period.
     """
 
-    def __init__(self, optimizer, T_max, eta_min=0.0):
-        _check_positive_int("CosineAnnealingLR", "T_max", T_max)
-        if not eta_min >= 0:
+    def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
+        _check_positive("CosineAnnealingLR", "T_max", T_max)
+        if not _check_number("CosineAnnealingLR", "eta_min", eta_min) >= 0:
             raise ValueError(f"CosineAnnealingLR: eta_min must be >= 0, got {eta_min!r}")
         self.T_max = T_max
         self.eta_min = eta_min
-        super().__init__(optimizer)
+        super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
         lrs = self._current_lrs()
@@ -145,16 +164,17 @@ class LinearLR(LRScheduler):
     / total_iters)``: constant after ``total_iters`` epochs. PyTorch's ``LinearLR``.
     """
 
-    def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5):
-        if not 0 < start_factor <= 1:
+    def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5,
+                 last_epoch=-1):
+        if not 0 < _check_number("LinearLR", "start_factor", start_factor) <= 1:
             raise ValueError(f"LinearLR: start_factor must be in (0, 1], got {start_factor!r}")
-        if not 0 <= end_factor <= 1:
+        if not 0 <= _check_number("LinearLR", "end_factor", end_factor) <= 1:
             raise ValueError(f"LinearLR: end_factor must be in [0, 1], got {end_factor!r}")
         _check_positive_int("LinearLR", "total_iters", total_iters)
         self.start_factor = start_factor
         self.end_factor = end_factor
         self.total_iters = total_iters
-        super().__init__(optimizer)
+        super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
         lrs = self._current_lrs()
@@ -177,8 +197,13 @@ class ReduceLROnPlateau(LRScheduler):
     ``best -+ threshold``, per ``threshold_mode``; ``mode="max"`` for metrics that
     should grow). After a reduction, ``cooldown`` epochs pass before bad epochs count
     again. Lrs never go below ``min_lr`` (a number, or one per group), and a
-    reduction smaller than ``eps`` is skipped. PyTorch's ``ReduceLROnPlateau``.
+    reduction smaller than ``eps`` is skipped. PyTorch's ``ReduceLROnPlateau``: a
+    number ``min_lr`` (kept as ``default_min_lr``) also floors groups added to the
+    optimizer later; a list must then be extended by hand (``min_lrs``).
     """
+
+    # State dicts saved before default_min_lr was kept lack it; see load_state_dict.
+    _keys_added_later = ("default_min_lr",)
 
     def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4,
                  threshold_mode="rel", cooldown=0, min_lr=0, eps=1e-8):
@@ -188,14 +213,14 @@ class ReduceLROnPlateau(LRScheduler):
         if threshold_mode not in ("rel", "abs"):
             raise ValueError("ReduceLROnPlateau: threshold_mode must be 'rel' or 'abs', "
                              f"got {threshold_mode!r}")
-        if not 0 < factor < 1:
+        if not 0 < _check_number("ReduceLROnPlateau", "factor", factor) < 1:
             raise ValueError(f"ReduceLROnPlateau: factor must be in (0, 1), got {factor!r}")
         for name, value in (("patience", patience), ("cooldown", cooldown)):
             if not (isinstance(value, numbers.Integral) and value >= 0):
                 raise ValueError(f"ReduceLROnPlateau: {name} must be an integer >= 0, "
                                  f"got {value!r}")
         for name, value in (("threshold", threshold), ("eps", eps)):
-            if not value >= 0:
+            if not _check_number("ReduceLROnPlateau", name, value) >= 0:
                 raise ValueError(f"ReduceLROnPlateau: {name} must be >= 0, got {value!r}")
         n_groups = len(optimizer.param_groups)
         if isinstance(min_lr, (list, tuple)):
@@ -203,9 +228,12 @@ class ReduceLROnPlateau(LRScheduler):
                 raise ValueError(f"ReduceLROnPlateau: min_lr has {len(min_lr)} values for "
                                  f"{n_groups} parameter group(s)")
             min_lrs = list(min_lr)
+            default_min_lr = None
         else:
             min_lrs = [min_lr] * n_groups
-        if not all(value >= 0 for value in min_lrs):
+            default_min_lr = min_lr
+        if not all(_check_number("ReduceLROnPlateau", "min_lr", value) >= 0
+                   for value in min_lrs):
             raise ValueError(f"ReduceLROnPlateau: min_lr must be >= 0, got {min_lr!r}")
 
         self.optimizer = optimizer
@@ -216,6 +244,7 @@ class ReduceLROnPlateau(LRScheduler):
         self.threshold_mode = threshold_mode
         self.cooldown = cooldown
         self.min_lrs = min_lrs
+        self.default_min_lr = default_min_lr
         self.eps = eps
         self.last_epoch = 0
         self.best = math.inf if mode == "min" else -math.inf
@@ -249,11 +278,28 @@ class ReduceLROnPlateau(LRScheduler):
         return value > (best * (1 + threshold) if self.threshold_mode == "rel"
                         else best + threshold)
 
+    def load_state_dict(self, state_dict):
+        """Restore a :meth:`state_dict`, also one saved before ``default_min_lr`` was kept.
+
+        Such a state dict's ``min_lrs`` came from a number when they are all equal;
+        its ``default_min_lr`` is taken to be that number (else None, a list).
+        """
+        if "default_min_lr" not in state_dict and "min_lrs" in state_dict:
+            min_lrs = list(_host_value(state_dict["min_lrs"]))
+            same = bool(min_lrs) and all(value == min_lrs[0] for value in min_lrs)
+            state_dict = dict(state_dict, default_min_lr=min_lrs[0] if same else None)
+        super().load_state_dict(state_dict)
+
     def _reduce_lr(self):
         groups = self.optimizer.param_groups
         if len(groups) != len(self.min_lrs):
-            raise ValueError(f"ReduceLROnPlateau: the optimizer now has {len(groups)} "
-                             f"parameter group(s) but min_lr covers {len(self.min_lrs)}")
+            if self.default_min_lr is None:
+                raise ValueError(
+                    f"ReduceLROnPlateau: the optimizer now has {len(groups)} parameter "
+                    f"group(s) but min_lr was given per group for {len(self.min_lrs)}; set "
+                    "scheduler.min_lrs to one value per group after adding a group")
+            # PyTorch's rule: a single min_lr floors every group, old and new.
+            self.min_lrs = [self.default_min_lr] * len(groups)
         for group, min_lr in zip(groups, self.min_lrs):
             old_lr = float(group["lr"])
             new_lr = max(old_lr * self.factor, min_lr)
@@ -274,5 +320,12 @@ def _check_positive_int(scheduler, name, value):
 
 
 def _check_positive(scheduler, name, value):
-    if not value > 0:
+    if not _check_number(scheduler, name, value) > 0:
         raise ValueError(f"{scheduler}: {name} must be > 0, got {value!r}")
+
+
+def _check_number(scheduler, name, value):
+    """``value``, or a TypeError naming ``name`` when it is not a real number."""
+    if not isinstance(value, numbers.Real):
+        raise TypeError(f"{scheduler}: {name} must be a number, got {value!r}")
+    return value

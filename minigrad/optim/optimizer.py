@@ -2,11 +2,21 @@
 
 A parameter is any object with ``.data`` (a NumPy or CuPy float array, updated in
 place: other code holds references to it, so it is never rebound) and ``.grad``
-(an array of the same shape, or None). ``minigrad.nn.Parameter`` is one.
+(an array of the same shape on the same device, or None). ``minigrad.nn.Parameter``
+is one.
 """
+import numbers
+
 import numpy as np
 
 from .. import backend
+from ..tensor import Tensor
+
+# Group entries that describe the group rather than tune the update: saved with it,
+# but never restored over the parameters this optimizer was built with.
+_STRUCTURAL_KEYS = ("params", "param_names")
+# Set in any optimizer's groups by a scheduler (the lr it started from).
+_SCHEDULER_KEYS = ("initial_lr",)
 
 
 class Optimizer:
@@ -17,15 +27,31 @@ class Optimizer:
     ``group["lr"]`` between steps. ``state`` maps each parameter (the object itself,
     as in PyTorch: ``opt.state[p]["exp_avg"]``) to its state dict (step count, moment
     buffers), created on its first update. Parameters hash by identity, so two
-    parameters with equal values have separate entries.
+    parameters with equal values have separate entries. ``params`` may also be
+    ``(name, parameter)`` pairs (``model.named_parameters()``): the names are kept in
+    ``group["param_names"]``, as PyTorch keeps them, and name the parameter in errors.
+
+    ``foreach`` is accepted for PyTorch compatibility and changes nothing: each
+    parameter's update already is one fused kernel, with the numbers of PyTorch's
+    ``foreach=False`` path.
 
     A subclass passes its ``defaults`` (hyper-parameter name -> value) to
-    ``__init__`` and implements ``_check_group`` (raise ValueError for a bad
-    hyper-parameter), ``_init_state`` (a new parameter's state) and ``_update`` (one
-    parameter's step, through its device's kernel). This class holds the loop.
+    ``__init__``, lists the per-parameter state entries it keeps in
+    ``_required_state`` (made on the first update) and ``_optional_state`` (made on
+    first need), and implements ``_check_group`` (raise ValueError/TypeError for a
+    bad hyper-parameter), ``_init_state`` (a new parameter's state) and ``_update``
+    (one parameter's step, through its device's kernel). This class holds the loop.
     """
 
-    def __init__(self, params, defaults):
+    _required_state = ()
+    _optional_state = ()
+    # Hyper-parameters the class itself fixes (AdamW's decoupled weight decay), which a
+    # loaded state dict leaves as they are: AdamW loading an Adam checkpoint stays AdamW.
+    _fixed_hyperparameters = ()
+
+    def __init__(self, params, defaults, *, foreach=None):
+        if foreach is not None:
+            self._check_flag("foreach", foreach)
         self.defaults = dict(defaults)
         self.param_groups = []
         self.state = {}
@@ -40,7 +66,9 @@ class Optimizer:
         if "params" not in param_group:
             raise ValueError("a parameter group needs a 'params' entry")
         group = dict(param_group)
-        group["params"] = _as_param_list(group["params"])
+        group["params"], names = _as_param_list(group["params"])
+        if names is not None:
+            group["param_names"] = names
         for name, default in self.defaults.items():
             group.setdefault(name, default)
 
@@ -55,30 +83,48 @@ class Optimizer:
 
     # -------------------------------------------------------------------- step
     def zero_grad(self, set_to_none=True):
-        """Forget the gradients: set them to None (default, as PyTorch), or zero them in place."""
+        """Forget the gradients: set them to None (default, as PyTorch), or zero them.
+
+        Zeroing writes into a gradient array the parameter owns, as PyTorch does
+        (including an array the caller assigned to ``.grad``). One it cannot or must
+        not write into - read-only (a broadcast from backward), a view of another
+        array, or no array at all - is replaced by new zeros instead.
+        """
         for group in self.param_groups:
             for param in group["params"]:
+                grad = param.grad
                 if set_to_none:
                     param.grad = None
-                elif param.grad is not None:
-                    param.grad[...] = 0
+                elif grad is not None:
+                    if _owned_and_writable(grad):
+                        grad.fill(0)
+                    else:
+                        param.grad = backend.array_module(param.data).zeros_like(param.data)
 
     def step(self, closure=None):
         """Update every parameter that has a gradient; returns ``closure()`` if one is given.
 
         Parameters whose ``.grad`` is None are skipped and their state (step count
-        included) is left alone, as in PyTorch. State arrays left on another device
-        by ``Module.to`` after earlier steps are moved to their parameter's device.
+        included) is left alone, as in PyTorch. A gradient that is not an array of
+        the parameter's shape on its device is an error naming the parameter. State
+        arrays left on another device by ``Module.to`` after earlier steps are moved
+        to their parameter's device.
         """
         loss = closure() if closure is not None else None
         for g, group in enumerate(self.param_groups):
+            maximize = group.get("maximize", False)
             for i, param in enumerate(group["params"]):
-                if param.grad is None:
+                grad = param.grad
+                if grad is None:
                     continue
-                if param.grad.shape != param.data.shape:
-                    raise ValueError(f"{type(self).__name__}: parameter {i} of group {g} has "
-                                     f"shape {tuple(param.data.shape)} but its grad has shape "
-                                     f"{tuple(param.grad.shape)}")
+                data = param.data
+                # The usual gradient (what backward leaves) passes these three cheap
+                # comparisons; anything else is checked, and maybe converted, apart.
+                if type(grad) is not type(data) or grad.dtype != data.dtype \
+                        or grad.shape != data.shape:
+                    grad = self._checked_grad(grad, data, group, g, i)
+                if maximize:
+                    grad = -grad  # PyTorch's maximize; a new array, .grad stays as it was
                 state = self.state.get(param)
                 if state is None:
                     state = self.state[param] = self._init_state(param, group)
@@ -87,24 +133,57 @@ class Optimizer:
                     # see these buffers. This runs per parameter per step, so it only
                     # compares types: a NumPy and a CuPy array differ in type; the rare
                     # mismatch is sorted out (and maybe found harmless) by _follow_device.
-                    data_type = type(param.data)
+                    data_type = type(data)
                     for value in state.values():
                         if type(value) is not data_type and type(value) is not int:
                             _follow_device(param, state)
                             break
-                self._update(param, state, group)
+                self._update(param, grad, state, group)
         return loss
 
+    def _checked_grad(self, grad, data, group, g, i):
+        """A gradient whose type, dtype or shape differs from its parameter's data, made
+        fit for the update, or an error naming the parameter.
+
+        A floating gradient of another precision is rounded to the parameter's dtype
+        (one copy, in that case only): backward gives a float32 parameter a float64
+        gradient when float64 inputs meet it, and the GPU kernels take one dtype.
+        """
+        where = (f"{type(self).__name__}: {_describe_param(group, g, i)} "
+                 f"(shape {tuple(data.shape)})")
+        if isinstance(grad, Tensor):
+            # Not unwrapped: backward, zero_grad and Tensor.to all take .grad as an
+            # array, so a Tensor there would break elsewhere rather than here.
+            raise TypeError(f"{where} has a minigrad Tensor as .grad; .grad must be a NumPy "
+                            "or CuPy array, as backward() leaves it: assign tensor.data")
+        if isinstance(grad, np.generic) and data.ndim == 0:
+            grad = np.asarray(grad)  # NumPy arithmetic on 0-d arrays returns scalars
+        grad_device = backend.device_of(grad)  # "cpu" for anything but a CuPy array
+        if grad_device == "cpu" and not isinstance(grad, np.ndarray):
+            raise TypeError(f"{where} has a .grad of type {type(grad).__name__}; .grad must "
+                            "be a NumPy or CuPy array (or None)")
+        data_device = backend.device_of(data)
+        if grad_device != data_device:
+            raise ValueError(f"{where} is on {data_device!r} but its grad is on "
+                             f"{grad_device!r}; a gradient must be on its parameter's device")
+        if grad.dtype.kind != "f":
+            raise TypeError(f"{where} has a grad of dtype {grad.dtype}; gradients must be "
+                            "floating-point")
+        if grad.shape != data.shape:
+            raise ValueError(f"{where}: its grad has shape {tuple(grad.shape)}, not the "
+                             "parameter's")
+        return grad.astype(data.dtype) if grad.dtype != data.dtype else grad
+
     def _check_group(self, group):
-        """Raise ValueError naming any hyper-parameter of ``group`` that is out of range."""
+        """Raise ValueError/TypeError naming any hyper-parameter of ``group`` that is wrong."""
         raise NotImplementedError(f"{type(self).__name__} must define _check_group")
 
     def _init_state(self, param, group):
         """The state of a parameter about to take its first step (empty unless overridden)."""
         return {}
 
-    def _update(self, param, state, group):
-        """Update one parameter in place from ``param.grad``."""
+    def _update(self, param, grad, state, group):
+        """Update one parameter in place from ``grad`` (its checked ``.grad``)."""
         raise NotImplementedError(f"{type(self).__name__} must define _update")
 
     @staticmethod
@@ -112,12 +191,24 @@ class Optimizer:
         """The update kernel ``name`` of the device that holds ``param``."""
         return backend.kernel(name, backend.device_of(param.data))
 
+    def _check_number(self, name, value):
+        """Raise TypeError unless ``value`` (hyper-parameter ``name``) is a real number."""
+        if not isinstance(value, numbers.Real):
+            raise TypeError(f"{type(self).__name__}: {name} must be a number, got {value!r}")
+        return value
+
     def _check_non_negative(self, group, *names):
-        """Raise ValueError for any of ``names`` that is negative (or NaN) in ``group``."""
+        """Raise for any of ``names`` in ``group`` that is not a number >= 0 (NaN included)."""
         for name in names:
-            value = group[name]
+            value = self._check_number(name, group[name])
             if not value >= 0:  # written this way round so that NaN fails too
                 raise ValueError(f"{type(self).__name__}: {name} must be >= 0, got {value!r}")
+
+    def _check_flag(self, name, value):
+        """Raise TypeError unless ``value`` (option ``name``) is True or False."""
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{type(self).__name__}: {name} must be True or False, "
+                            f"got {value!r}")
 
     # ------------------------------------------------------------- save/load
     def state_dict(self):
@@ -146,9 +237,13 @@ class Optimizer:
     def load_state_dict(self, state_dict):
         """Restore hyper-parameters and per-parameter state saved by :meth:`state_dict`.
 
-        The groups must match this optimizer's in number and size. Buffers are copied
-        onto each parameter's device in its dtype. Everything is checked before
-        anything changes, so a bad state dict leaves the optimizer as it was.
+        The groups must match this optimizer's in number and size, and hold only this
+        optimizer's hyper-parameters and state entries: another optimizer's state
+        dict is refused (an Adam checkpoint does load into AdamW, as in PyTorch, and
+        AdamW stays AdamW). Hyper-parameters a checkpoint lacks (saved before they
+        existed) keep their current values. Buffers are copied onto each parameter's
+        device in its dtype. Everything is checked before anything changes, so a bad
+        state dict leaves the optimizer as it was.
         """
         name = type(self).__name__
         for key in ("state", "param_groups"):
@@ -162,6 +257,17 @@ class Optimizer:
         param_of = {}
         new_groups = []
         for g, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+            # The group's own extra keys (a user's tag, a scheduler's initial_lr) may
+            # come back; another optimizer's hyper-parameters may not.
+            known = set(self.defaults) | set(group) | set(_STRUCTURAL_KEYS) \
+                | set(_SCHEDULER_KEYS)
+            foreign = sorted(str(key) for key in saved if key not in known)
+            if foreign:
+                raise ValueError(
+                    f"{name}.load_state_dict: group {g} of the state has hyper-parameter(s) "
+                    f"{foreign} that {name} does not have (its own: "
+                    f"{', '.join(sorted(self.defaults))}); is it another optimizer's "
+                    "state dict?")
             saved_ids = [int(i) for i in _host_value(saved["params"])]
             if len(saved_ids) != len(group["params"]):
                 raise ValueError(f"{name}.load_state_dict: group {g} has {len(saved_ids)} "
@@ -169,17 +275,28 @@ class Optimizer:
             param_of.update(zip(saved_ids, group["params"]))
             new_group = dict(group)
             for key, value in saved.items():
-                if key != "params":
+                if key not in _STRUCTURAL_KEYS and key not in self._fixed_hyperparameters:
                     new_group[key] = _host_value(value, like=group.get(key))
             self._check_group(new_group)
             new_groups.append(new_group)
 
         new_state = {}
+        allowed = set(self._required_state) | set(self._optional_state)
         for index, saved in state_dict["state"].items():
             param = param_of.get(int(index))
             if param is None:
                 raise ValueError(f"{name}.load_state_dict: state for parameter {index}, "
                                  "which is in no parameter group")
+            unknown = sorted(str(key) for key in saved if key not in allowed)
+            missing = [key for key in self._required_state if key not in saved]
+            if unknown or missing:
+                raise ValueError(
+                    f"{name}.load_state_dict: the state of parameter {index} has entries "
+                    f"{sorted(map(str, saved))}; {name} keeps "
+                    f"{', '.join(self._required_state + self._optional_state) or 'none'}"
+                    + (f" (unknown: {unknown})" if unknown else "")
+                    + (f" (missing: {missing})" if missing else "")
+                    + "; is it another optimizer's state dict?")
             new_state[param] = {key: _restore_state_value(value, param, key, index, name)
                                     for key, value in saved.items()}
 
@@ -205,8 +322,15 @@ def _is_parameter(obj):
     return hasattr(obj, "data") and hasattr(obj, "grad")
 
 
+def _is_named_parameter(item):
+    """True for a ``(name, parameter)`` pair, as ``model.named_parameters()`` yields."""
+    return (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)
+            and _is_parameter(item[1]))
+
+
 def _as_param_list(params):
-    """A list of parameters from a parameter, a list or an iterator; checks each one."""
+    """``(parameters, names)`` from a parameter, a list or an iterator of parameters or
+    of ``(name, parameter)`` pairs; ``names`` is None for unnamed ones. Checks each."""
     if _is_parameter(params):
         params = [params]
     elif isinstance(params, (set, frozenset)):
@@ -214,6 +338,14 @@ def _as_param_list(params):
         raise TypeError("parameters must be given in an ordered container (a list, or "
                         "model.parameters()), not a set")
     params = list(params)
+    names = None
+    named = [_is_named_parameter(item) for item in params]
+    if any(named):
+        if not all(named):
+            raise TypeError("parameters must be all (name, parameter) pairs or all "
+                            "parameters, not a mix")
+        names = [name for name, _ in params]
+        params = [param for _, param in params]
     for i, param in enumerate(params):
         if not _is_parameter(param):
             raise TypeError(f"parameter {i} is a {type(param).__name__}, not a parameter "
@@ -225,7 +357,7 @@ def _as_param_list(params):
             raise TypeError(f"parameter {i} has data of dtype "
                             f"{getattr(param.data, 'dtype', type(param.data).__name__)}; "
                             "an optimizer updates floating-point arrays only")
-    return params
+    return params, names
 
 
 def _as_param_groups(params):
@@ -244,6 +376,22 @@ def _as_param_groups(params):
         raise TypeError("params must be all parameters or all dicts (parameter groups), "
                         "not a mix")
     return [{"params": items}]
+
+
+def _describe_param(group, g, i):
+    """How errors name parameter ``i`` of group ``g``: by index, and by name if it has one."""
+    names = group.get("param_names")
+    label = f" {names[i]!r}" if names is not None and i < len(names) else ""
+    return f"parameter {i}{label} of group {g}"
+
+
+def _owned_and_writable(grad):
+    """True for an array that owns its memory and may be written (NumPy or CuPy)."""
+    flags = getattr(grad, "flags", None)
+    if flags is None or isinstance(grad, np.generic):
+        return False
+    # CuPy's flags have no 'writeable': its arrays always are.
+    return bool(flags.owndata) and bool(getattr(flags, "writeable", True))
 
 
 def _is_array(value):

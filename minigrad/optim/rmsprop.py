@@ -8,25 +8,32 @@ class RMSprop(Optimizer):
     Same update rule and defaults as ``torch.optim.RMSprop``: ``alpha`` is the
     smoothing constant of the mean square; ``centered`` subtracts the squared running
     mean of the gradient (an estimate of its variance); ``momentum`` accumulates the
-    normalised steps.
+    normalised steps. ``maximize=True`` climbs the objective instead (the gradient is
+    negated).
     """
 
+    _required_state = ("step", "square_avg")
+    _optional_state = ("momentum_buffer", "grad_avg")
+
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0,
-                 centered=False):
+                 centered=False, *, maximize=False, foreach=None):
         super().__init__(params, {"lr": lr, "alpha": alpha, "eps": eps,
                                   "weight_decay": weight_decay, "momentum": momentum,
-                                  "centered": centered})
+                                  "centered": centered, "maximize": maximize},
+                         foreach=foreach)
 
     def _check_group(self, group):
         self._check_non_negative(group, "lr", "eps", "weight_decay", "momentum")
+        self._check_flag("centered", group["centered"])
+        self._check_flag("maximize", group["maximize"])
         # PyTorch only asks alpha >= 0; above 1 the mean square would go negative.
-        if not 0 <= group["alpha"] <= 1:
+        if not 0 <= self._check_number("alpha", group["alpha"]) <= 1:
             raise ValueError(f"RMSprop: alpha must be in [0, 1], got {group['alpha']!r}")
 
     def _init_state(self, param, group):
         return {"step": 0, "square_avg": buffer_like(param)}
 
-    def _update(self, param, state, group):
+    def _update(self, param, grad, state, group):
         state["step"] += 1
         momentum, centered = group["momentum"], group["centered"]
         # Made on first need, so a group may also turn these on after its first step.
@@ -35,7 +42,7 @@ class RMSprop(Optimizer):
         if centered and "grad_avg" not in state:
             state["grad_avg"] = buffer_like(param)
         self._kernel("rmsprop_update", param)(
-            param.data, param.grad, state["square_avg"],
+            param.data, grad, state["square_avg"],
             state["momentum_buffer"] if momentum > 0 else None,
             state["grad_avg"] if centered else None,
             lr=group["lr"], alpha=group["alpha"], eps=group["eps"],
