@@ -110,9 +110,7 @@ def plot_confusion(confusion, classes=None, path=None, title="Confusion matrix",
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
         raise ValueError(f"a confusion matrix must be square, got shape {matrix.shape}")
     k = matrix.shape[0]
-    classes = [str(c) for c in (classes if classes is not None else range(k))]
-    if len(classes) != k:
-        raise ValueError(f"{len(classes)} class names for a {k}x{k} confusion matrix")
+    classes = _row_names(classes, k)
     Figure = figure_class()
     rows = matrix.sum(axis=1, keepdims=True)
     shade = matrix / np.maximum(rows, 1) if normalize else matrix
@@ -143,11 +141,23 @@ def plot_confusion(confusion, classes=None, path=None, title="Confusion matrix",
 def format_confusion(confusion, classes=None):
     """The confusion matrix as an aligned text table (rows true, columns predicted)."""
     matrix = np.asarray(confusion)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise ValueError(f"a confusion matrix must be square, got shape {matrix.shape}")
     k = matrix.shape[0]
-    classes = [str(c) for c in (classes if classes is not None else range(k))]
+    classes = _row_names(classes, k)
     width = max([len(c) for c in classes] + [len(str(int(matrix.max()))) if matrix.size else 1])
     first = max(len("true \\ predicted"), width)
     lines = ["true \\ predicted".ljust(first) + " " + " ".join(c.rjust(width) for c in classes)]
     for name, row in zip(classes, matrix):
         lines.append(name.ljust(first) + " " + " ".join(str(int(v)).rjust(width) for v in row))
     return "\n".join(lines)
+
+
+def _row_names(classes, k):
+    """Names for the k rows of a confusion matrix: the class names, then the indices
+    of outputs past them (evaluate() gives a model with more outputs than the data
+    has classes a row and a column for each output)."""
+    names = [str(c) for c in (classes if classes is not None else ())]
+    if len(names) > k:
+        raise ValueError(f"{len(names)} class names for a {k}x{k} confusion matrix")
+    return names + [str(i) for i in range(len(names), k)]

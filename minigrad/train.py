@@ -12,7 +12,9 @@
 Everything beyond the bare loop is a small :class:`Callback`: the progress display,
 learning-rate schedules, early stopping and checkpoints. A loss that turns NaN or
 infinite stops training with :class:`TrainingDiverged`, before the bad step
-touches the weights on the CPU. ``fit(..., resume=path)`` continues a run from a
+touches the weights on the CPU; weights or a validation loss that turn NaN or
+infinite stop it at the epoch's end, before any checkpoint is written, so the
+last checkpoint is always a good one. ``fit(..., resume=path)`` continues a run from a
 checkpoint written by :class:`ModelCheckpoint` (model, optimizer, schedules,
 history, callbacks, random state and data order), and on the CPU the continued
 run gives the same numbers as one never interrupted.
@@ -20,6 +22,9 @@ run gives the same numbers as one never interrupted.
 import math
 import os
 import time
+import warnings
+import zipfile
+import zlib
 from typing import NamedTuple
 
 import numpy as np
@@ -27,19 +32,23 @@ import numpy as np
 from . import backend, losses as losses_module, optim as optim_module
 from . import random as mg_random
 from .io import atomic_write_json, load_tree, save_tree
-from .tensor import Tensor, no_grad, tensor
+from .tensor import Tensor, as_tensor, no_grad
 
 __all__ = ["fit", "evaluate", "predict", "History", "Evaluation", "TrainingDiverged",
            "TrainingRun", "Callback", "EarlyStopping", "ModelCheckpoint",
            "LearningRateScheduler", "ProgressLogger", "save_checkpoint", "load_checkpoint"]
 
 _CHECKPOINT_FORMAT = "minigrad-training-checkpoint"
-_CHECKPOINT_VERSION = 1
+_CHECKPOINT_VERSION = 2  # 2: callback states keyed by Callback.state_key, not position
 
 
 # --------------------------------------------------------------------------- errors
 class TrainingDiverged(FloatingPointError):
-    """The loss became NaN or infinite. ``epoch`` and ``step`` count from 1."""
+    """The loss, the validation loss or a weight became NaN or infinite.
+
+    ``epoch`` and ``step`` count from 1; ``value`` is the non-finite number found;
+    ``checkpoint`` the last checkpoint written (None if none), which holds no such value.
+    """
 
     def __init__(self, message, epoch, step, value, lr, checkpoint=None):
         super().__init__(message)
@@ -100,8 +109,9 @@ class History:
 
     @classmethod
     def from_dict(cls, data):
-        """Inverse of :meth:`to_dict` (also accepts arrays from a checkpoint)."""
-        return cls({k: [float(x) for x in np.asarray(v).reshape(-1)]
+        """Inverse of :meth:`to_dict` (also accepts arrays from a checkpoint, and the
+        ``null`` that strict JSON writes for NaN and infinities, read as NaN)."""
+        return cls({k: [math.nan if x is None else float(x) for x in np.asarray(v).reshape(-1)]
                     for k, v in data["history"].items()},
                    [int(e) for e in np.asarray(data["epoch"]).reshape(-1)],
                    data.get("params", {}))
@@ -180,11 +190,21 @@ def _predicted_classes(loss_fn, output):
     return (output.data.reshape(-1) > threshold).astype(np.int64)
 
 
-def _num_classes(loader, output):
+def _confusion_matrix(labels, predicted, loader, output):
+    """Rows: true class, columns: predicted class (NumPy integer arrays in).
+
+    One row and column per class the loader's dataset names, per output of the
+    model (two for a single output) and per label seen, whichever is most: a
+    4-output head on a 2-class dataset gets a 4x4 matrix, so every prediction
+    has its column.
+    """
+    if labels.size and labels.min() < 0:
+        raise ValueError(f"evaluate: class labels must be >= 0, got {int(labels.min())}")
     classes = getattr(getattr(loader, "dataset", None), "classes", None)
-    if classes is not None:
-        return len(classes)
-    return output.shape[1] if output.ndim == 2 and output.shape[1] > 1 else 2
+    outputs = output.shape[1] if output.ndim == 2 and output.shape[1] > 1 else 2
+    k = max(len(classes) if classes is not None else 0, outputs,
+            int(labels.max(initial=-1)) + 1, int(predicted.max(initial=-1)) + 1)
+    return np.bincount(labels * k + predicted, minlength=k * k).reshape(k, k)
 
 
 def _split_batch(batch, device):
@@ -193,8 +213,8 @@ def _split_batch(batch, device):
         raise ValueError(f"fit/evaluate need batches of (inputs, targets), got a "
                          f"{type(batch).__name__}")
     x, y = batch[0], batch[1]
-    x = x if isinstance(x, Tensor) else tensor(x)
-    y = y if isinstance(y, Tensor) else tensor(y)
+    x = x if isinstance(x, Tensor) else as_tensor(x)  # a batch: read, never kept
+    y = y if isinstance(y, Tensor) else as_tensor(y)
     if x.device != device:
         x = x.to(device)
     if y.device != device:
@@ -307,13 +327,26 @@ class TrainingRun:
         return self.images_seen / max(time.perf_counter() - self.epoch_start, 1e-9)
 
     # ------------------------------------------------------------ checkpoints
+    def callback_keys(self):
+        """``(key, callback)`` pairs: the name each callback's state has in a checkpoint.
+
+        The key is :meth:`Callback.state_key`; callbacks whose keys are equal are
+        told apart by their order among themselves (``"Key"``, ``"Key#2"``, ...).
+        """
+        pairs, seen = [], {}
+        for cb in self.callbacks:
+            key = cb.state_key()
+            seen[key] = seen.get(key, 0) + 1
+            pairs.append((key if seen[key] == 1 else f"{key}#{seen[key]}", cb))
+        return pairs
+
     def state(self):
         """Everything needed to continue this run, as a tree for :func:`save_checkpoint`."""
         callback_states = {}
-        for i, cb in enumerate(self.callbacks):
+        for key, cb in self.callback_keys():
             state = cb.state_dict()
             if state is not None:
-                callback_states[f"{i}:{type(cb).__name__}"] = state
+                callback_states[key] = state
         loader = self.train_loader
         return {
             "format": _CHECKPOINT_FORMAT,
@@ -338,10 +371,7 @@ class TrainingRun:
                              f"{type(self.optimizer).__name__}; resume with the same optimizer")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        for i, cb in enumerate(self.callbacks):
-            key = f"{i}:{type(cb).__name__}"
-            if key in state["callbacks"]:
-                cb.load_state_dict(state["callbacks"][key])
+        self._restore_callbacks(dict(state["callbacks"]), source)
         restored = History.from_dict(state["history"])
         self.history.history, self.history.epoch = restored.history, restored.epoch
         mg_random.set_state(state["rng"])
@@ -350,36 +380,127 @@ class TrainingRun:
             self.train_loader.seed = int(seed)  # the continued run follows the same order
         return int(state["epoch"])
 
+    def _restore_callbacks(self, saved, source):
+        """Hand each callback the state saved under its key; warn about any mismatch."""
+        if saved and all(key.split(":")[0].isdigit() for key in saved):
+            # A version-1 checkpoint keyed its states "{position}:{class name}".
+            pairs = [(f"{i}:{type(cb).__name__}", cb) for i, cb in enumerate(self.callbacks)]
+        else:
+            pairs = self.callback_keys()
+        fresh = []
+        for key, cb in pairs:
+            if key in saved:
+                cb.load_state_dict(saved.pop(key))
+            elif cb.state_dict() is not None:
+                fresh.append(key)
+        if saved or fresh:
+            problems = []
+            if saved:
+                problems.append(f"it holds state for callbacks this run does not have "
+                                f"({', '.join(sorted(saved))}), which is ignored")
+            if fresh:
+                problems.append(f"callbacks {', '.join(fresh)} have no saved state and "
+                                f"start afresh")
+            warnings.warn(f"resuming from {source}: {'; '.join(problems)}. Resume with the "
+                          f"callbacks of the interrupted run to continue it exactly.",
+                          stacklevel=4)
+
 
 def save_checkpoint(path, run):
-    """Write ``run``'s full state to ``path`` atomically (see :class:`ModelCheckpoint`)."""
-    save_tree(path, run.state())
+    """Write ``run``'s full state to ``path`` atomically (see :class:`ModelCheckpoint`).
+
+    Weights holding NaN or infinity are never written: that raises
+    :class:`TrainingDiverged` and leaves the file as it was.
+    """
+    state = run.state()
+    _refuse_nonfinite_weights(run, state["model"], path)
+    save_tree(path, state)
     run.last_checkpoint = str(path)
     return path
 
 
 def load_checkpoint(path):
-    """Read a training checkpoint as a dict (``"model"`` holds the state dict)."""
-    hint = (f"{path} is not a minigrad training checkpoint (a weights file from "
-            f"Module.save cannot resume training; load it with model.load(path) instead)")
+    """Read a training checkpoint as a dict (``"model"`` holds the state dict).
+
+    A missing file is a ``FileNotFoundError``; a file that cannot be read as a
+    training checkpoint (truncated, damaged, another format) is a ``ValueError``
+    naming it.
+    """
+    weights_hint = ("a weights file from Module.save cannot resume training; load it with "
+                    "model.load(path) instead")
     try:
         state = load_tree(path)
-    except ValueError:
-        raise ValueError(hint) from None
+    except FileNotFoundError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, EOFError, KeyError, NotImplementedError,
+            OSError) as error:  # NotImplementedError: zipfile, on a garbled header
+        raise ValueError(f"cannot read {path}: the file is damaged (e.g. truncated) or not a "
+                         f"minigrad training checkpoint ({type(error).__name__}: {error})"
+                         ) from error
+    except ValueError as error:  # an .npz, but not (or no longer) a whole checkpoint
+        raise ValueError(f"{path} is not a minigrad training checkpoint or is damaged "
+                         f"({error}); {weights_hint}") from error
     if not isinstance(state, dict) or state.get("format") != _CHECKPOINT_FORMAT:
-        raise ValueError(hint)
+        raise ValueError(f"{path} is not a minigrad training checkpoint; {weights_hint}")
     return state
 
 
-def _raise_diverged(run, step, value):
+def _first_nonfinite(named_arrays):
+    """``(name, value)`` of the first NaN/inf among ``(name, array)`` pairs, or None.
+
+    One reduction per floating array and a single host read for all of them (one
+    synchronisation on a GPU); the search for the value runs only when one is bad.
+    """
+    named = [(name, array) for name, array in named_arrays if array.dtype.kind == "f"]
+    if not named:
+        return None
+    xp = backend.array_module(named[0][1])
+    finite = backend.to_numpy(xp.stack([xp.isfinite(array).all() for _, array in named]))
+    for (name, array), ok in zip(named, finite):
+        if not ok:
+            values = backend.to_numpy(array).reshape(-1)
+            return name, float(values[~np.isfinite(values)][0])
+    return None
+
+
+def _check_weights(run):
+    """Raise :class:`TrainingDiverged` if the epoch's updates left a NaN/inf weight.
+
+    The loss of every step is checked before its update, but the update of an
+    epoch's last step (or, between GPU checks, of any step) is seen by no loss:
+    this check at the epoch's end keeps such weights out of the callbacks and
+    checkpoints.
+    """
+    bad = _first_nonfinite((name, p.data) for name, p in run.model.named_parameters())
+    if bad is not None:
+        name, value = bad
+        _raise_diverged(run, run.step, value,
+                        f"parameter {name!r} became {value} during epoch {run.epoch + 1}/"
+                        f"{run.epochs} (found after its last step)")
+
+
+def _refuse_nonfinite_weights(run, state_dict, path):
+    bad = _first_nonfinite(state_dict.items())
+    if bad is not None:
+        name, value = bad
+        _raise_diverged(run, run.step, value,
+                        f"{name!r} holds {value} after epoch {run.epoch + 1}/{run.epochs}, "
+                        f"so {path} was not written")
+
+
+def _raise_diverged(run, step, value, problem=None):
+    """Raise :class:`TrainingDiverged`; ``problem`` says what went wrong (default: the
+    loss of ``step`` became ``value``)."""
     lr = run.lr()
-    where = f"epoch {run.epoch + 1}/{run.epochs}, step {step + 1}"
-    if run.steps:
-        where += f"/{run.steps}"
-    message = (f"training stopped: the loss became {value} at {where} (learning rate "
-               f"{lr:g}). A learning rate that is too high is the usual cause: try a "
-               f"smaller one (e.g. {lr / 10:g}); inputs with NaN/inf values or a loss that "
-               f"does not suit the outputs can do it too.")
+    if problem is None:
+        where = f"epoch {run.epoch + 1}/{run.epochs}, step {step + 1}"
+        if run.steps:
+            where += f"/{run.steps}"
+        problem = f"the loss became {value} at {where}"
+    message = (f"training stopped: {problem} (learning rate {lr:g}). A learning rate that "
+               f"is too high is the usual cause: try a smaller one (e.g. {lr / 10:g}); "
+               f"inputs with NaN/inf values or a loss that does not suit the outputs can do "
+               f"it too.")
     if run.last_checkpoint:
         message += f" The last good checkpoint, {run.last_checkpoint}, is intact."
     raise TrainingDiverged(message, epoch=run.epoch + 1, step=step + 1, value=value, lr=lr,
@@ -392,11 +513,17 @@ class Callback:
 
     ``self.run`` is the :class:`TrainingRun` (``self.model`` its model). Callbacks
     run in ascending ``order`` (schedules 10, default 50, checkpoints 90, progress
-    display 100), so a checkpoint holds the state every other callback left.
+    display 100), each hook in turn. At an epoch's end every callback's
+    :meth:`on_epoch_end` runs, then the epoch goes into the history (with the
+    values callbacks added to ``logs``), then every :meth:`on_checkpoint`: so a
+    checkpoint holds the state every callback reached that epoch, whatever the order.
     ``epoch`` and ``step`` count from 0. ``logs`` at an epoch's end holds that
     epoch's metrics; at a batch's end ``{"size": batch size}`` (call
     ``self.run.running_logs()`` for the running loss and accuracy).
-    A callback with state worth resuming returns it from :meth:`state_dict`.
+    A callback with state worth resuming returns it from :meth:`state_dict` and
+    resets it in :meth:`set_run`, so that every ``fit`` starts afresh (a resumed
+    run loads the saved state after that). ``self.run.history`` gains the epoch
+    after the ``on_epoch_end`` calls.
     """
 
     order = 50
@@ -404,7 +531,7 @@ class Callback:
     model = None
 
     def set_run(self, run):
-        """Called once before training starts."""
+        """Called at the start of every ``fit``, before a resumed run loads its state."""
         self.run = run
         self.model = run.model
 
@@ -418,10 +545,23 @@ class Callback:
         """Before each epoch."""
 
     def on_epoch_end(self, epoch, logs=None):
-        """After each epoch, with its metrics."""
+        """After each epoch, with its metrics; a value added to ``logs`` is recorded."""
+
+    def on_checkpoint(self, epoch, logs=None):
+        """After every callback's :meth:`on_epoch_end`: write files here."""
 
     def on_batch_end(self, step, logs=None):
         """After each training step."""
+
+    def state_key(self):
+        """The name of this callback's state in a checkpoint (default: the class name).
+
+        Resuming gives each callback the state saved under its key, whatever the
+        order of the list; a callback that may appear twice in a run adds what
+        tells the two apart (ModelCheckpoint: its file name; EarlyStopping: its
+        monitor).
+        """
+        return type(self).__name__
 
     def state_dict(self):
         """State to store in checkpoints (``None``: nothing)."""
@@ -438,7 +578,9 @@ class LearningRateScheduler(Callback):
     (use that when ``fit`` builds the optimizer from its name), e.g.
     ``LearningRateScheduler(lambda opt: lr_scheduler.StepLR(opt, step_size=5))``.
     ``ReduceLROnPlateau`` is stepped with ``monitor`` (``val_loss``, or ``loss``
-    without validation data).
+    without validation data). A function gives every ``fit`` a new scheduler; a
+    scheduler object is the caller's and keeps its state from one ``fit`` to the
+    next, as in PyTorch.
     """
 
     order = 10
@@ -481,7 +623,8 @@ class EarlyStopping(Callback):
 
     With ``restore_best_weights`` (the default) the model ends with the weights
     of its best epoch, not its last. ``mode``: ``"min"``, ``"max"`` or ``"auto"``
-    (accuracies up, losses down).
+    (accuracies up, losses down). Every ``fit`` starts afresh, as in Keras (a
+    resumed run continues from its checkpoint's state).
     """
 
     def __init__(self, monitor="val_loss", patience=3, min_delta=0.0, mode="auto",
@@ -493,11 +636,21 @@ class EarlyStopping(Callback):
         self.restore_best_weights = restore_best_weights
         self.verbose = verbose
         self.sign = metric_sign(monitor, mode)
+        self._start_afresh()
+
+    def _start_afresh(self):
         self.best = -math.inf
         self.best_epoch = None
         self.wait = 0
         self.stopped_epoch = None
         self.best_weights = None
+
+    def set_run(self, run):
+        super().set_run(run)
+        self._start_afresh()
+
+    def state_key(self):
+        return f"EarlyStopping:{self.monitor}"
 
     def on_epoch_end(self, epoch, logs=None):
         if self.monitor not in logs:
@@ -544,9 +697,12 @@ class ModelCheckpoint(Callback):
     """Save the run after each epoch, atomically, so it can be resumed.
 
     ``filepath`` may hold ``{epoch}`` and metric names (``"ckpt-{epoch:02d}.npz"``);
-    ``save_best_only`` writes only when ``monitor`` improves; ``weights_only``
-    writes just the model's weights (``Module.save`` format, loadable with
-    ``model.load``) instead of the full resumable state.
+    ``save_best_only`` writes only when ``monitor`` improves (on the best value
+    of this ``fit``; a resumed run continues from the checkpoint's best);
+    ``weights_only`` writes just the model's weights (``Module.save`` format,
+    loadable with ``model.load``) instead of the full resumable state. The file is
+    written in :meth:`on_checkpoint`, after every callback has updated its state
+    for the epoch. Weights holding NaN or infinity are never written.
     """
 
     order = 90
@@ -560,18 +716,36 @@ class ModelCheckpoint(Callback):
         self.verbose = verbose
         self.sign = metric_sign(monitor, mode)
         self.best = -math.inf
+        self._due = False  # whether this epoch is to be written
+
+    def set_run(self, run):
+        super().set_run(run)
+        self.best, self._due = -math.inf, False
+
+    def state_key(self):
+        # The file name, not the whole path: a run moved to another folder still resumes.
+        return f"ModelCheckpoint:{os.path.basename(self.filepath)}"
 
     def on_epoch_end(self, epoch, logs=None):
+        # Decide (and update the best) now, write in on_checkpoint: a checkpoint written
+        # by another ModelCheckpoint this epoch then holds this one's new best.
+        self._due = True
         if self.save_best_only:
             if self.monitor not in logs:
                 raise KeyError(f"ModelCheckpoint monitors {self.monitor!r}, which this run "
                                f"does not log (it logs {sorted(logs)})")
             score = self.sign * logs[self.monitor]
-            if not score > self.best:
-                return
-            self.best = score
+            self._due = score > self.best
+            if self._due:
+                self.best = score
+
+    def on_checkpoint(self, epoch, logs=None):
+        if not self._due:
+            return
+        self._due = False
         path = self.filepath.format(epoch=epoch + 1, **logs)
         if self.weights_only:
+            _refuse_nonfinite_weights(self.run, self.model.state_dict(), path)
             self.model.save(path)
         else:
             save_checkpoint(path, self.run)
@@ -703,7 +877,9 @@ def fit(model, train_loader, val_loader=None, loss="cross_entropy", optimizer="a
         CUDA graph and replay it for every full-size batch (the last, smaller batch
         runs eagerly); a NaN loss is then caught after that step's update
 
-    Raises :class:`TrainingDiverged` when the loss becomes NaN or infinite.
+    Raises :class:`TrainingDiverged` when the loss, the validation loss or a
+    weight becomes NaN or infinite (weights are checked at every epoch's end,
+    before any callback, so no checkpoint is written with them).
     """
     if int(epochs) != epochs or epochs < 0:
         raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
@@ -749,23 +925,31 @@ def fit(model, train_loader, val_loader=None, loss="cross_entropy", optimizer="a
             run.epoch = epoch
             if hasattr(train_loader, "set_epoch"):
                 train_loader.set_epoch(epoch)  # order of epoch e comes from (seed, e)
-            epoch_lr = run.lr()
             for cb in callbacks:
                 cb.on_epoch_begin(epoch)
+            epoch_lr = run.lr()  # after on_epoch_begin, which may set it (a warm-up)
             start = time.perf_counter()
             logs = _train_epoch(run, check_every)
             train_seconds = time.perf_counter() - start
+            # Nothing non-finite reaches the callbacks, so no checkpoint holds it.
+            _check_weights(run)
             if val_loader is not None:
                 result = evaluate(model, val_loader, loss=loss_fn, device=device)
+                if not math.isfinite(result.loss):
+                    _raise_diverged(run, run.step, result.loss,
+                                    f"the validation loss became {result.loss} after epoch "
+                                    f"{epoch + 1}/{run.epochs}")
                 logs["val_loss"] = result.loss
                 if result.accuracy is not None:
                     logs["val_accuracy"] = result.accuracy
             logs["lr"] = epoch_lr
             logs["seconds"] = time.perf_counter() - start
             logs["images_per_second"] = run.images_seen / max(train_seconds, 1e-9)
-            history.append(epoch, logs)
             for cb in callbacks:
                 cb.on_epoch_end(epoch, logs)
+            history.append(epoch, logs)  # after the callbacks, with what they added (Keras)
+            for cb in callbacks:
+                cb.on_checkpoint(epoch, logs)  # every state is updated: now write files
             if run.stop_training:
                 break
         for cb in callbacks:
@@ -841,15 +1025,17 @@ def evaluate(model, loader, loss="cross_entropy", device=None):
     """Loss, accuracy and confusion matrix of ``model`` over ``loader`` (no gradients).
 
     The model is put in eval mode for the pass and returned to its previous mode.
-    The confusion matrix has one row and column per class of the loader's
-    dataset (``dataset.classes``) when it names them.
+    ``accuracy`` is the fraction of predictions (argmax, or a threshold for a single
+    output) equal to the label, as in ``fit``. The confusion matrix has one row and
+    column per class of the loader's dataset (``dataset.classes``), or per output
+    of the model where it has more (then the extra columns count predictions of
+    classes the dataset does not have).
     """
     device = backend.check_device(device or model.device)
     loss_fn = losses_module.get(loss)
     was_training = model.training
     model.eval()
-    confusion = None
-    losses_pending, counts_pending = [], []
+    losses_pending, labels_pending, predicted_pending = [], [], []
     try:
         with no_grad():
             for batch in loader:
@@ -857,13 +1043,9 @@ def evaluate(model, loader, loss="cross_entropy", device=None):
                 output = model(x)
                 value = loss_fn(output, _loss_target(loss_fn, output, y))
                 losses_pending.append((value.data, x.shape[0]))
-                if y.dtype.kind in "iu":
-                    xp = backend.array_module(output.data)
-                    k = _num_classes(loader, output)
-                    pred = _predicted_classes(loss_fn, output)
-                    counts_pending.append(xp.bincount(y.data.reshape(-1) * k + pred,
-                                                      minlength=k * k))
-                    confusion = k
+                if y.dtype.kind in "iu":  # kept on the device, read back once at the end
+                    labels_pending.append(y.data.reshape(-1))
+                    predicted_pending.append(_predicted_classes(loss_fn, output))
     finally:
         model.train(was_training)
     if not losses_pending:
@@ -872,12 +1054,12 @@ def evaluate(model, loader, loss="cross_entropy", device=None):
     values = backend.to_numpy(xp.stack([v for v, _ in losses_pending])).astype(np.float64)
     sizes = np.array([n for _, n in losses_pending], dtype=np.float64)
     total_loss, seen = float((values * sizes).sum()), float(sizes.sum())
-    accuracy = None
-    if confusion is not None:
-        k = confusion
-        counts = backend.to_numpy(xp.stack(counts_pending).sum(axis=0))
-        confusion = counts.reshape(k, k).astype(np.int64)
-        accuracy = float(np.trace(confusion) / confusion.sum())
+    accuracy = confusion = None
+    if labels_pending:
+        labels = backend.to_numpy(xp.concatenate(labels_pending)).astype(np.int64)
+        predicted = backend.to_numpy(xp.concatenate(predicted_pending)).astype(np.int64)
+        accuracy = float(np.mean(predicted == labels))
+        confusion = _confusion_matrix(labels, predicted, loader, output)
     return Evaluation(total_loss / seen, accuracy, confusion)
 
 
@@ -891,7 +1073,8 @@ def predict(model, data, batch_size=32, device=None):
     device = backend.check_device(device or model.device)
     if isinstance(data, (np.ndarray, Tensor)) or hasattr(data, "__array__"):
         array = data.data if isinstance(data, Tensor) else data
-        batches = ((tensor(array[i:i + batch_size]),) for i in range(0, len(array), batch_size))
+        batches = ((as_tensor(array[i:i + batch_size]),)
+                   for i in range(0, len(array), batch_size))
     elif hasattr(data, "__iter__") and not hasattr(data, "__getitem__"):
         batches = data
     else:
@@ -903,7 +1086,7 @@ def predict(model, data, batch_size=32, device=None):
         with no_grad():
             for batch in batches:
                 x = batch[0] if isinstance(batch, (tuple, list)) else batch
-                x = x if isinstance(x, Tensor) else tensor(x)
+                x = x if isinstance(x, Tensor) else as_tensor(x)
                 if x.device != device:
                     x = x.to(device)
                 outputs.append(backend.to_numpy(model(x).data))

@@ -60,6 +60,22 @@ def test_text_confusion_table():
                                  "bees                0   12"]
 
 
+def test_outputs_past_the_class_names_get_their_index_as_a_name(tmp_path):
+    """evaluate() gives a 4-output model on 2-class data a 4x4 matrix: rows line up."""
+    matrix = np.array([[1, 0, 0, 9], [0, 10, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]])
+    assert plot.format_confusion(matrix, ["ants", "bees"]).splitlines() == [
+        "true \\ predicted ants bees    2    3",
+        "ants                1    0    0    9",
+        "bees                0   10    0    0",
+        "2                   0    0    0    0",
+        "3                   0    0    0    0"]
+    with pytest.raises(ValueError, match="square"):
+        plot.format_confusion(np.zeros((2, 3)))
+    pytest.importorskip("matplotlib")
+    fig = plot.plot_confusion(matrix, ["ants", "bees"])
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["ants", "bees", "2", "3"]
+
+
 def test_without_matplotlib_the_message_says_how_to_install(no_matplotlib):
     assert not plot.plots_available()
     with pytest.raises(plot.PlotUnavailable, match=r"pip install 'minigrad\[plot\]'"):

@@ -2,6 +2,7 @@
 import io
 import math
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ import pytest
 import minigrad as mg
 from minigrad import nn, optim
 from minigrad.data import DataLoader, TensorDataset
+from minigrad.io import save_tree
 from minigrad.optim import lr_scheduler
 from minigrad.train import (Callback, EarlyStopping, History, LearningRateScheduler,
                             ModelCheckpoint, ProgressLogger, TrainingDiverged, evaluate,
@@ -184,6 +186,32 @@ def test_evaluate_confusion_has_a_row_per_named_class():
     assert result.confusion.shape == (4, 4) and result.confusion.sum() == 6
 
 
+class _TwoClasses(TensorDataset):
+    classes = ["ants", "bees"]
+
+
+@pytest.mark.parametrize("predicted_for", [(3, 1), (2, 3)])
+def test_evaluate_with_more_outputs_than_classes(predicted_for):
+    # A 4-output head on a 2-class dataset: class-0 samples are predicted as
+    # predicted_for[0], class-1 samples as predicted_for[1].
+    x = np.repeat(np.eye(2, dtype=np.float32), 10, axis=0)
+    labels = np.repeat([0, 1], 10)
+    model = nn.Sequential(nn.Dense(2, 4))
+    weight = np.zeros((4, 2), np.float32)
+    weight[predicted_for[0], 0] = weight[predicted_for[1], 1] = 1.0
+    model[0].weight.data[...] = weight
+    model[0].bias.data[...] = 0.0
+    loader = DataLoader(_TwoClasses(x, labels), batch_size=8)
+    result = evaluate(model, loader)
+    expected = np.zeros((4, 4), int)
+    expected[0, predicted_for[0]] = expected[1, predicted_for[1]] = 10
+    np.testing.assert_array_equal(result.confusion, expected)
+    assert result.accuracy == pytest.approx(np.mean(np.array(predicted_for)[labels] == labels))
+    # the same definition as fit's training accuracy (lr=0 keeps the model as it is)
+    history = fit(model, loader, optimizer="sgd", lr=0.0, epochs=1, verbose=0)
+    assert history["accuracy"][0] == pytest.approx(result.accuracy)
+
+
 def test_predict_from_arrays_datasets_and_loaders():
     mg.manual_seed(0)
     model = _mlp()
@@ -214,6 +242,9 @@ class Recorder(Callback):
     def on_epoch_end(self, epoch, logs=None):
         self.events.append(f"epoch_end {epoch} {sorted(logs)}")
 
+    def on_checkpoint(self, epoch, logs=None):
+        self.events.append(f"checkpoint {epoch} history {len(self.run.history)}")
+
     def on_train_end(self, logs=None):
         self.events.append("train_end")
 
@@ -225,9 +256,9 @@ def test_callback_hooks_run_in_order_with_their_arguments():
     keys = ["accuracy", "images_per_second", "loss", "lr", "seconds"]
     assert rec.events == ["train_begin",
                           "epoch_begin 0", "batch 0 size 16", "batch 1 size 16", "batch 2 size 8",
-                          f"epoch_end 0 {keys}",
+                          f"epoch_end 0 {keys}", "checkpoint 0 history 1",
                           "epoch_begin 1", "batch 0 size 16", "batch 1 size 16", "batch 2 size 8",
-                          f"epoch_end 1 {keys}", "train_end"]
+                          f"epoch_end 1 {keys}", "checkpoint 1 history 2", "train_end"]
     assert set(rec.running) == {"loss", "accuracy"} and rec.model is not None
 
 
@@ -341,6 +372,59 @@ def test_scheduler_for_another_optimizer_is_refused():
             scheduler=lr_scheduler.StepLR(other, step_size=1))
 
 
+class SetLearningRate(Callback):
+    """Sets the rate at the start of one epoch (a warm-up, or one gone wrong)."""
+
+    def __init__(self, epoch, lr):
+        self.epoch, self.lr = epoch, lr
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            self.run.optimizer.param_groups[0]["lr"] = self.lr
+
+
+def test_history_lr_is_the_rate_the_epoch_trained_with():
+    history = fit(_mlp(), DataLoader(_blobs(30), 10), lr=0.1, epochs=3, verbose=0,
+                  callbacks=[SetLearningRate(1, 0.02)])
+    assert history["lr"] == [0.1, 0.02, 0.02]
+
+
+def test_history_records_what_callbacks_add_to_the_logs(tmp_path):
+    history = fit(_mlp(), DataLoader(_blobs(30), 10), epochs=3, verbose=0,
+                  callbacks=[Script([3.0, 2.0, 1.0]), ModelCheckpoint(tmp_path / "ckpt.npz")])
+    assert history["score"] == [3.0, 2.0, 1.0]
+    assert load_checkpoint(tmp_path / "ckpt.npz")["history"]["history"]["score"] == [3.0, 2.0, 1.0]
+
+
+def test_a_reused_early_stopping_starts_each_fit_afresh(capsys):
+    stopper = EarlyStopping(monitor="score", patience=2)
+    loader = DataLoader(_blobs(30), 10)
+    fit(_mlp(), loader, epochs=6, lr=0.05, verbose=0,
+        callbacks=[Script([1.0, 0.5, 2.0, 2.0, 2.0, 2.0]), stopper])
+    assert stopper.stopped_epoch == 3
+    capsys.readouterr()
+    second = _mlp()
+    script = Script([5.0, 4.0, 3.0, 2.0])
+    history = fit(second, loader, epochs=4, lr=0.05, verbose=0, callbacks=[script, stopper])
+    assert len(history) == 4 and stopper.stopped_epoch is None and stopper.best_epoch == 3
+    assert _same_weights(_weights(second), script.snapshots[3])  # not the first model's
+    assert capsys.readouterr().out == ""
+
+
+def test_a_reused_best_only_checkpoint_compares_within_its_own_fit(tmp_path):
+    path = tmp_path / "best.npz"
+    checkpoint = ModelCheckpoint(path, monitor="score", mode="min", save_best_only=True,
+                                 weights_only=True)
+    loader = DataLoader(_blobs(30), 10)
+    fit(_mlp(), loader, epochs=2, verbose=0, callbacks=[Script([1.0, 0.5]), checkpoint])
+    second = _mlp()
+    script = Script([2.0, 3.0])
+    fit(second, loader, epochs=2, verbose=0, callbacks=[script, checkpoint])
+    written = _mlp()
+    written.load(path)
+    assert _same_weights(_weights(written), script.snapshots[0])
+
+
 # ----------------------------------------------------------------- divergence
 class NaNAt:
     """A cross-entropy that returns NaN at one (epoch, step), counting calls."""
@@ -393,6 +477,70 @@ def test_a_learning_rate_far_too_high_diverges():
             verbose=0)
 
 
+def _regression_loader():
+    rng = np.random.default_rng(0)
+    data = TensorDataset(rng.normal(size=(32, 4)).astype(np.float32),
+                         rng.normal(size=(32, 1)).astype(np.float32))
+    return DataLoader(data, batch_size=32)  # one step per epoch: every update is a last one
+
+
+def test_weights_broken_by_an_epochs_last_update_stop_before_any_checkpoint(tmp_path):
+    # Each step's loss is checked before its update; the update of the last step is
+    # seen by no loss, so the epoch's end must catch the NaN weights it leaves.
+    mg.manual_seed(0)
+    model = nn.Sequential(nn.Dense(4, 1))
+    ckpt = tmp_path / "ckpt.npz"
+    with pytest.raises(TrainingDiverged) as info:
+        fit(model, _regression_loader(), loss="mse", optimizer="sgd", lr=0.01, epochs=3,
+            verbose=0, callbacks=[SetLearningRate(1, math.nan), ModelCheckpoint(ckpt)])
+    err = info.value
+    assert err.epoch == 2 and math.isnan(err.value) and err.checkpoint == str(ckpt)
+    assert "parameter '0.weight' became nan during epoch 2/3" in str(err)
+    state = load_checkpoint(ckpt)
+    assert state["epoch"] == 1 and all(np.isfinite(v).all() for v in state["model"].values())
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the overflow on the way to inf
+def test_an_infinite_validation_loss_stops_before_any_checkpoint(tmp_path):
+    mg.manual_seed(0)
+    model = nn.Sequential(nn.Dense(4, 1))
+    loader, ckpt = _regression_loader(), tmp_path / "ckpt.npz"
+    with pytest.raises(TrainingDiverged) as info:
+        fit(model, loader, loader, loss="mse", optimizer="sgd", lr=0.01, epochs=3, verbose=0,
+            callbacks=[SetLearningRate(1, 1e30), ModelCheckpoint(ckpt)])
+    err = info.value
+    assert err.epoch == 2 and err.value == math.inf and err.lr == 1e30
+    assert "the validation loss became inf after epoch 2/3" in str(err)
+    assert f"{ckpt}, is intact" in str(err)
+    state = load_checkpoint(ckpt)
+    assert state["epoch"] == 1 and state["history"]["history"]["val_loss"][0] < 10
+
+
+class Poison(Callback):
+    """Puts a NaN into the weights after fit's own check of the epoch (defence in depth)."""
+    order = 60
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 1:
+            self.model[0].weight.data[0, 0] = math.nan
+
+
+@pytest.mark.parametrize("weights_only", [False, True])
+def test_model_checkpoint_never_writes_nan_weights(tmp_path, weights_only):
+    mg.manual_seed(0)
+    model = nn.Sequential(nn.Dense(4, 1))
+    ckpt = tmp_path / "ckpt.npz"
+    with pytest.raises(TrainingDiverged, match=r"'0.weight' holds nan after epoch 2/2, so .*"
+                                               r"ckpt.npz was not written"):
+        fit(model, _regression_loader(), loss="mse", optimizer="sgd", lr=0.01, epochs=2,
+            verbose=0, callbacks=[Poison(), ModelCheckpoint(ckpt, weights_only=weights_only)])
+    if weights_only:
+        with np.load(ckpt) as weights:
+            assert np.isfinite(weights["0.weight"]).all()
+    else:
+        assert load_checkpoint(ckpt)["epoch"] == 1
+
+
 # ----------------------------------------------------------------- resume
 class Interrupt(Callback):
     order = 95  # after the checkpoint of the epoch is written
@@ -400,7 +548,7 @@ class Interrupt(Callback):
     def __init__(self, after_epoch):
         self.after_epoch = after_epoch
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_checkpoint(self, epoch, logs=None):
         if epoch == self.after_epoch:
             raise KeyboardInterrupt
 
@@ -443,6 +591,93 @@ def test_resume_refuses_what_it_cannot_continue(tmp_path):
         fit(_mlp(), DataLoader(_blobs(60), 16), resume=weights, verbose=0)
     with pytest.raises(FileNotFoundError, match="cannot resume"):
         fit(_mlp(), DataLoader(_blobs(60), 16), resume=tmp_path / "absent.npz", verbose=0)
+
+
+@pytest.mark.parametrize("cut", [0.0, 0.1, 0.5, 0.99])
+def test_resume_from_a_damaged_checkpoint_names_the_file(tmp_path, cut):
+    ckpt = tmp_path / "ckpt.npz"
+    loader = DataLoader(_blobs(30), 10)
+    fit(_mlp(), loader, epochs=1, verbose=0, callbacks=[ModelCheckpoint(ckpt)])
+    data = ckpt.read_bytes()
+    ckpt.write_bytes(data[:int(len(data) * cut)])  # as a copy or a disk cut short leaves it
+    with pytest.raises(ValueError, match="damaged") as info:
+        fit(_mlp(), loader, epochs=2, verbose=0, resume=ckpt)
+    assert str(ckpt) in str(info.value)
+    ckpt.write_bytes(b"PK\x03\x04" + bytes(50))
+    with pytest.raises(ValueError, match=f"cannot read {ckpt}: the file is damaged"):
+        load_checkpoint(ckpt)
+
+
+def test_resume_continues_the_early_stopping_count(tmp_path):
+    # best at epoch 2 (index 1); index 2 and 3 do not improve: patience 2 ends it after 4
+    scores = [3.0, 1.0, 2.0, 2.5, 0.5]
+
+    def run(callbacks=(), resume=None):
+        stopper = EarlyStopping(monitor="score", patience=2, verbose=0)
+        history = fit(_mlp(), DataLoader(_blobs(30), 10), epochs=5, lr=0.05, verbose=0,
+                      resume=resume, callbacks=[Script(scores), stopper,
+                                                ModelCheckpoint(tmp_path / "ckpt.npz"),
+                                                *callbacks])
+        return history, stopper
+
+    with pytest.raises(KeyboardInterrupt):
+        run([Interrupt(after_epoch=2)])
+    history, stopper = run(resume=tmp_path / "ckpt.npz")
+    assert len(history) == 4 and stopper.stopped_epoch == 3 and stopper.best_epoch == 1
+
+
+@pytest.mark.parametrize("order_on_resume", ["same", "swapped"])
+def test_resuming_keeps_the_best_checkpoint_of_the_interrupted_run(tmp_path, order_on_resume):
+    last, best = tmp_path / "last.npz", tmp_path / "best.npz"
+    scores = [0.5, 0.4, 0.3, 0.35]
+    loader = DataLoader(_blobs(30), 10)
+
+    def callbacks(swapped=False):
+        pair = [ModelCheckpoint(last),
+                ModelCheckpoint(best, monitor="score", mode="min", save_best_only=True)]
+        return [Script(scores), *(pair[::-1] if swapped else pair)]
+
+    fit(_mlp(), loader, epochs=3, verbose=0, callbacks=callbacks())
+    assert load_checkpoint(best)["epoch"] == 3
+    # "last" is written after "best" has taken the epoch's score as its best
+    assert load_checkpoint(last)["callbacks"]["ModelCheckpoint:best.npz"]["best"] == -0.3
+    fit(_mlp(), loader, epochs=4, verbose=0, resume=last,
+        callbacks=callbacks(swapped=order_on_resume == "swapped"))
+    assert load_checkpoint(last)["epoch"] == 4
+    assert load_checkpoint(best)["epoch"] == 3  # epoch 4's 0.35 is worse than 0.3
+
+
+def test_resume_warns_when_the_callbacks_differ_from_the_checkpoints(tmp_path):
+    ckpt = tmp_path / "ckpt.npz"
+    loader = DataLoader(_blobs(30), 10)
+    fit(_mlp(), loader, epochs=1, verbose=0,
+        callbacks=[ModelCheckpoint(ckpt), EarlyStopping(monitor="loss", verbose=0)])
+    with pytest.warns(UserWarning, match=r"EarlyStopping:loss\), which is ignored; callbacks "
+                                         r"EarlyStopping:accuracy have no saved state"):
+        fit(_mlp(), loader, epochs=2, verbose=0, resume=ckpt,
+            callbacks=[ModelCheckpoint(ckpt), EarlyStopping(monitor="accuracy", verbose=0)])
+
+
+def test_a_version_1_checkpoint_gives_callbacks_their_state_by_position(tmp_path):
+    ckpt = tmp_path / "ckpt.npz"
+    loader = DataLoader(_blobs(30), 10)
+
+    def callbacks(stopper):  # sorted by order: Script 40, EarlyStopping 50, checkpoint 90
+        return [Script([1.0, 0.5, 0.7]), stopper, ModelCheckpoint(ckpt)]
+
+    fit(_mlp(), loader, epochs=2, verbose=0,
+        callbacks=callbacks(EarlyStopping(monitor="score", patience=5, verbose=0)))
+    state = load_checkpoint(ckpt)
+    saved = state["callbacks"]
+    state["version"] = 1
+    state["callbacks"] = {"1:EarlyStopping": saved["EarlyStopping:score"],
+                          "2:ModelCheckpoint": saved["ModelCheckpoint:ckpt.npz"]}
+    save_tree(ckpt, state)
+    stopper = EarlyStopping(monitor="score", patience=5, verbose=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit(_mlp(), loader, epochs=3, verbose=0, resume=ckpt, callbacks=callbacks(stopper))
+    assert stopper.best_epoch == 1 and stopper.wait == 1
 
 
 # ----------------------------------------------------------------- progress display
