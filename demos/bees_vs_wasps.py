@@ -10,6 +10,8 @@ The model is the exercise's CNN (three conv/ReLU/max-pool blocks, then a dense
 layer of 128 and one output per class); the number of classes and their names
 come from the data. Results go to ``--out``: ``history.json``, ``result.json``,
 ``model.npz`` (the weights), ``checkpoint.npz`` (resumable with ``--resume``),
+``experiment.json`` (the settings the checkpoint was trained with: ``--resume``
+refuses to continue under different ones, except a larger ``--epochs``),
 ``curves.png`` and ``confusion.png``.
 
 Without ``--data`` the demo trains on generated pictures of "insects" (synthetic
@@ -26,6 +28,7 @@ more commands than training.
 """
 import argparse
 import dataclasses
+import json
 import sys
 import time
 from pathlib import Path
@@ -38,7 +41,7 @@ except ImportError:  # run from a clone without installing: use the package besi
 
 from minigrad import backend, losses, nn, optim
 from minigrad.models import exercise_cnn
-from minigrad.data import (DataLoader, SyntheticInsects, load_image_folder, random_split,
+from minigrad.data import (DataLoader, SyntheticInsects, load_image_folder, train_val_split,
                            transforms)
 from minigrad.io import atomic_write_json
 from minigrad.plot import PlotUnavailable, format_confusion, plot_confusion, plot_history
@@ -55,6 +58,9 @@ SYNTHETIC_IMAGES = 1600
 #: The synthetic pictures are the same for every run (like a data set on disk);
 #: --seed only changes the split, the initial weights and the order of batches.
 SYNTHETIC_DATA_SEED = 0
+#: The file beside the checkpoint that records the settings it was trained with.
+EXPERIMENT_FILE = "experiment.json"
+_EXPERIMENT_FORMAT = "bees_vs_wasps-experiment"
 
 
 @dataclasses.dataclass
@@ -110,8 +116,8 @@ def load_data(config, progress=False):
     else:
         full = SyntheticInsects(config.synthetic_images, size=config.size,
                                 seed=SYNTHETIC_DATA_SEED)
-        train_set, val_set = random_split(
-            full, [1.0 - config.val_fraction, config.val_fraction], seed=config.seed)
+        train_set, val_set = train_val_split(full, config.val_fraction, config.seed,
+                                             what="the synthetic set (--synthetic-images)")
         description = SyntheticInsects.description
     if config.augment:
         flip_crop = transforms.Compose([transforms.RandomHorizontalFlip(),
@@ -142,6 +148,71 @@ def check_config(config):
             raise ValueError(f"{flag} needs --device cuda, not {config.device!r}")
 
 
+def experiment_settings(config):
+    """The settings a resumed run must share with its checkpoint, as a JSON-ready dict.
+
+    Everything that decides the data, its split, the model or the update rule:
+    changing one of them under a checkpoint would continue the weights under
+    another experiment (or leak validation images into training, for the seed
+    and the split). ``epochs`` may grow, and the device, ``--cuda-graph``,
+    ``--tf32``, the cache and the output folder may change.
+    """
+    settings = {
+        "model": exercise_cnn.__name__,
+        "data": str(Path(config.data).expanduser().resolve()) if config.data else None,
+        "size": int(config.size),
+        "seed": int(config.seed),
+        "val_fraction": float(config.val_fraction),
+        "activation": config.activation.lower(),
+        "loss": config.loss.lower().replace("-", "_"),
+        "optimizer": config.optimizer.lower(),
+        "lr": float(config.lr),
+        "batch_size": int(config.batch_size),
+        "augment": bool(config.augment),
+    }
+    if not config.data:  # the synthetic set: its size decides the data and the split
+        settings["synthetic_images"] = int(config.synthetic_images)
+    return settings
+
+
+def check_resume_settings(out, settings):
+    """Raise ``ValueError`` listing every setting that differs from ``out``'s experiment file.
+
+    Returns ``False`` when there is no such file (a run from before the file
+    existed: nothing to compare), ``True`` when every setting matches.
+    """
+    path = Path(out) / EXPERIMENT_FILE
+    if not path.exists():
+        return False
+    try:
+        with open(path, encoding="utf-8") as f:
+            recorded = json.load(f)
+        if recorded.get("format") != _EXPERIMENT_FORMAT:
+            raise ValueError("not a bees_vs_wasps experiment file")
+        recorded = recorded["settings"]
+    except (OSError, ValueError, KeyError, AttributeError) as exc:
+        raise ValueError(f"cannot resume: {path} cannot be read ({exc}), so the settings of "
+                         f"the checkpoint beside it are unknown; delete both to start "
+                         f"afresh, or choose another --out") from None
+    missing = "(not recorded)"
+    names = list(settings) + [name for name in recorded if name not in settings]
+    changed = [f"{name} {recorded.get(name, missing)!r} -> {settings.get(name, missing)!r}"
+               for name in names if recorded.get(name, missing) != settings.get(name, missing)]
+    if changed:
+        raise ValueError(f"cannot resume from {Path(out) / 'checkpoint.npz'}: it was "
+                         f"trained with other settings ({'; '.join(changed)}). Resume with "
+                         f"the settings it was trained with (only --epochs may grow), or "
+                         f"drop --resume or choose another --out to start a new run")
+    return True
+
+
+def write_experiment_settings(out, settings):
+    """Record ``settings`` in ``out``'s experiment file (atomically)."""
+    return atomic_write_json(Path(out) / EXPERIMENT_FILE,
+                             {"format": _EXPERIMENT_FORMAT, "version": 1,
+                              "settings": settings})
+
+
 def run_experiment(config, verbose=1, callbacks=(), plots=True):
     """Load, build, train, evaluate; write the results to ``config.out``; return a dict.
 
@@ -149,12 +220,25 @@ def run_experiment(config, verbose=1, callbacks=(), plots=True):
     final validation loss and accuracy, the confusion matrix, the best
     validation accuracy, seconds and images per second. ``config`` may be an
     :class:`ExperimentConfig` or a dict of its fields. Raises
-    ``minigrad.train.TrainingDiverged`` if the loss becomes NaN or infinite.
+    ``minigrad.train.TrainingDiverged`` if the loss becomes NaN or infinite, and
+    ``ValueError`` if ``config.resume`` would continue a checkpoint trained with
+    other settings (see :func:`experiment_settings`).
     """
     if isinstance(config, dict):
         config = ExperimentConfig(**config)
     check_config(config)
     say = print if verbose else (lambda *a, **k: None)
+    out = Path(config.out) if config.out else None
+    settings = experiment_settings(config)
+    resume = None
+    if out is not None and config.resume:
+        if (out / "checkpoint.npz").exists():
+            resume = out / "checkpoint.npz"  # checked before the (slow) data loading
+            if not check_resume_settings(out, settings):
+                say(f"Note: {out} has no {EXPERIMENT_FILE}, so the checkpoint's settings "
+                    f"cannot be checked; resuming with these")
+        else:
+            say(f"No checkpoint at {out / 'checkpoint.npz'}; starting afresh")
     device = backend.check_device(config.device)
     epochs = config.resolved_epochs()
     started = time.perf_counter()
@@ -179,18 +263,18 @@ def run_experiment(config, verbose=1, callbacks=(), plots=True):
     val_loader = DataLoader(val_set, batch_size=config.batch_size, shuffle=False,
                             seed=config.seed, device=device)
 
-    out = Path(config.out) if config.out else None
     callbacks = list(callbacks)
-    resume = None
     if out is not None:
         checkpoint = out / "checkpoint.npz"
+        if resume is None and checkpoint.exists():
+            # A new run replaces it after its first epoch anyway; removed now, it cannot
+            # be resumed later under the new run's settings file.
+            checkpoint.unlink()
+            say(f"Starting afresh: removed the previous {checkpoint}")
+        write_experiment_settings(out, settings)  # before this run's first checkpoint
         callbacks.append(ModelCheckpoint(checkpoint))
-        if config.resume:
-            if checkpoint.exists():
-                resume = checkpoint
-                say(f"Resuming from {checkpoint}")
-            else:
-                say(f"No checkpoint at {checkpoint}; starting afresh")
+        if resume is not None:
+            say(f"Resuming from {resume}")
     say(f"Training: {config.optimizer} lr={config.lr:g}, loss {config.loss}, activation "
         f"{config.activation}, batch {config.batch_size}, {epochs} epochs on {device}")
     tf32_before = mg.cuda.allow_tf32(True) if config.tf32 else None
@@ -208,7 +292,8 @@ def run_experiment(config, verbose=1, callbacks=(), plots=True):
     seconds = time.perf_counter() - started
     ips = history.history.get("images_per_second", [])
     result = {
-        "config": dataclasses.asdict(config),
+        "config": dataclasses.asdict(config),  # a resumed run's matches its checkpoint's
+        "resumed": resume is not None,
         "epochs": epochs,
         "data": description,
         "classes": classes,
@@ -326,7 +411,9 @@ def train_command(argv):
         parser.error(str(exc))  # prints usage and the message, exits with status 2
     try:
         result = run_experiment(config, verbose=0 if args.quiet else 1)
-    except (FileNotFoundError, NotADirectoryError, TrainingDiverged) as exc:
+    except (FileNotFoundError, NotADirectoryError, TrainingDiverged, ValueError) as exc:
+        # What the user can fix (a path, the data, the settings, the learning rate): one
+        # line. Other exceptions (TypeError, ...) are bugs and keep their traceback.
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except RuntimeError as exc:

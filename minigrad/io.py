@@ -5,6 +5,8 @@ Every checkpoint, weight file and result table in minigrad goes through
 folder, are flushed and fsync'ed, and only then renamed over the destination with
 ``os.replace`` (atomic on POSIX and Windows). A run killed half-way through a write
 leaves the previous file intact and at most a stray ``.tmp`` file beside it.
+The new file gets the permissions the old one had (or, for a new file, what
+``open()`` would give it under the process's umask), not ``mkstemp``'s 0600.
 
 :func:`save_tree` / :func:`load_tree` store a nested structure of dicts, lists,
 tuples, scalars, strings and arrays (a model's and an optimizer's state, a
@@ -12,13 +14,16 @@ history, RNG states) in one ``.npz`` file: the arrays as NumPy arrays, the rest 
 JSON. Loading never unpickles, so a checkpoint from elsewhere cannot run code.
 """
 import json
+import math
 import os
+import stat
 import tempfile
+import threading
 
 import numpy as np
 
-__all__ = ["atomic_write", "atomic_write_text", "atomic_write_json",
-           "save_tree", "load_tree"]
+__all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "to_json_value",
+           "current_umask", "save_tree", "load_tree"]
 
 
 def atomic_write(path, write_fn):
@@ -27,11 +32,14 @@ def atomic_write(path, write_fn):
     The data lands in a temporary file in the same folder (so the final rename
     never crosses file systems), is fsync'ed, then renamed over ``path``. If
     ``write_fn`` raises, the temporary file is removed and ``path`` is untouched.
-    Missing parent folders are created. Returns ``path`` as a string.
+    Missing parent folders are created. The file keeps the mode of the file it
+    replaces; a new file gets ``0o666 & ~umask``, as ``open(path, "w")`` would.
+    Returns ``path`` as a string.
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
+    mode = _mode_for(path)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".",
                                suffix=".tmp")
     try:
@@ -39,6 +47,7 @@ def atomic_write(path, write_fn):
             write_fn(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, mode)  # mkstemp always creates 0600
         os.replace(tmp, path)
     except BaseException:
         # BaseException too: a Ctrl-C during the write must not leave the temp file.
@@ -49,6 +58,42 @@ def atomic_write(path, write_fn):
         raise
     _fsync_folder(folder)
     return path
+
+
+def _mode_for(path):
+    """Permission bits for a file written to ``path``: those of the file already
+    there, else what ``open()`` would create (``0o666`` less the umask)."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode) & 0o777  # no setuid/setgid/sticky
+    except OSError:  # no such file (or unreadable metadata): a new file's default
+        return 0o666 & ~current_umask()
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask():
+    """The process's umask, read without changing it where the OS allows.
+
+    Linux reports it in ``/proc/self/status`` (kernel 4.7+), which is both
+    thread-safe and free of side effects. Elsewhere the only portable way is to
+    set a umask and put the old one back; that briefly changes a process-wide
+    setting, so it runs under a lock (which protects our own concurrent writers,
+    though not foreign threads creating files in that instant) and restrictively
+    (0o077), so that a file created by another thread meanwhile is too private
+    rather than too open.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o077)
+        os.umask(mask)
+    return mask
 
 
 def _fsync_folder(folder):
@@ -71,17 +116,33 @@ def atomic_write_text(path, text, encoding="utf-8"):
 
 
 def atomic_write_json(path, obj, indent=2):
-    """Atomically write ``obj`` as JSON (NumPy scalars and arrays become numbers/lists)."""
-    return atomic_write_text(path, json.dumps(obj, indent=indent, default=_json_default) + "\n")
+    """Atomically write ``obj`` as strict JSON.
+
+    NumPy (and CuPy) scalars and arrays become numbers and lists. NaN and the
+    infinities, which JSON has no words for (Python would write the bare tokens
+    ``NaN``/``Infinity`` that other parsers reject), become ``null``; a reader
+    of a numeric field maps ``null`` back to NaN (``History.load`` does).
+    """
+    text = json.dumps(to_json_value(obj), indent=indent, allow_nan=False)
+    return atomic_write_text(path, text + "\n")
 
 
-def _json_default(obj):
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
+def to_json_value(obj):
+    """``obj`` with NumPy/CuPy values made plain and non-finite floats made ``None``
+    (recursively through dicts, lists and tuples); anything JSON cannot hold is a
+    ``TypeError`` naming its type."""
+    if isinstance(obj, dict):
+        return {key: to_json_value(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_json_value(value) for value in obj]
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if obj is None or isinstance(obj, (str, int)):  # bool is an int
+        return obj
+    if isinstance(obj, (np.generic, np.ndarray)):
+        return to_json_value(obj.tolist())
     if hasattr(obj, "get") and hasattr(obj, "shape"):  # a CuPy array
-        return obj.get().tolist()
+        return to_json_value(obj.get().tolist())
     raise TypeError(f"object of type {type(obj).__name__} is not JSON serialisable")
 
 
@@ -112,7 +173,11 @@ def save_tree(path, tree):
 def load_tree(path):
     """Load a structure written by :func:`save_tree` (arrays come back as NumPy)."""
     path = os.fspath(path)
-    with np.load(path, allow_pickle=False) as archive:
+    loaded = np.load(path, allow_pickle=False)
+    if not isinstance(loaded, np.lib.npyio.NpzFile):  # a bare .npy array
+        raise ValueError(f"{path} is not a minigrad state file (a single array, not an "
+                         ".npz archive)")
+    with loaded as archive:
         if "__tree__" not in archive.files:
             raise ValueError(f"{path} is not a minigrad state file (no '__tree__' entry)")
         header = json.loads(archive["__tree__"].tobytes().decode("utf-8"))

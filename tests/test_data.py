@@ -6,7 +6,7 @@ import pytest
 
 import minigrad as mg
 from minigrad.data import (IMAGENET_MEAN, IMAGENET_STD, DataLoader, Dataset, ImageDataset,
-                           Subset, TensorDataset, random_split, transforms)
+                           Subset, TensorDataset, random_split, train_val_split, transforms)
 
 
 def _images(n=10, h=6, w=5, seed=0):
@@ -200,6 +200,46 @@ def test_compose_applies_in_order_and_leaves_input_alone():
     assert "RandomHorizontalFlip" in repr(t)
     with pytest.raises(TypeError):
         transforms.Compose([3])
+
+
+def test_transforms_refuse_channels_first_batches():
+    # A model's NCHW input with the top row lit: a "horizontal" flip used to move the
+    # lit row to the bottom (a vertical flip), silently.
+    x = np.zeros((1, 3, 4, 4), np.float32)
+    x[0, :, 0, :] = 1
+    ds = TensorDataset(x, np.zeros(1, np.int64), transform=transforms.RandomHorizontalFlip(p=1))
+    with pytest.raises(ValueError, match=r"channels-first \(B, C, H, W\).*ImageDataset"):
+        next(iter(DataLoader(ds, batch_size=1, prefetch=0)))
+    rng = np.random.default_rng(0)
+    nchw_uint8 = np.zeros((2, 3, 8, 8), np.uint8)
+    for transform in (transforms.RandomVerticalFlip(), transforms.RandomCrop(4)):
+        with pytest.raises(ValueError, match=r"RandomCrop|RandomVerticalFlip"):
+            transform(nchw_uint8, rng)
+    with pytest.raises(ValueError, match="C = 1, 3 or 4"):
+        transforms.RandomHorizontalFlip()(np.zeros((2, 8, 8, 5), np.uint8), rng)
+
+
+def test_transforms_accept_channels_last_images_of_any_size():
+    rng = np.random.default_rng(0)
+    tiny = np.arange(2 * 4 * 4 * 3, dtype=np.uint8).reshape(2, 4, 4, 3)  # uint8: NHWC
+    np.testing.assert_array_equal(transforms.RandomHorizontalFlip(p=1)(tiny, rng),
+                                  tiny[:, :, ::-1])
+    grey = np.zeros((3, 10, 7, 1), np.float32)  # float channels-last is fine too
+    assert transforms.RandomCrop((6, 5), padding=1)(grey, rng).shape == (3, 6, 5, 1)
+
+
+def test_train_val_split_refuses_an_empty_part():
+    train, val = train_val_split(TensorDataset(np.arange(10)), 0.2, seed=123)
+    assert (len(train), len(val)) == (8, 2)
+    assert train.indices.tolist() == random_split(TensorDataset(np.arange(10)), [0.8, 0.2],
+                                                  seed=123)[0].indices.tolist()
+    for n in (1, 2, 4):  # 4 at 0.2: floor(3.2) + 1 left over = 4 and 0
+        with pytest.raises(ValueError, match=rf"tiny set holds {n} sample.*val_fraction=0.2 "
+                                             rf"splits .* into {n} for training and 0 for "
+                                             rf"validation"):
+            train_val_split(TensorDataset(np.arange(n)), 0.2, seed=0, what="tiny set")
+    with pytest.raises(ValueError, match="val_fraction must lie strictly between 0 and 1"):
+        train_val_split(TensorDataset(np.arange(10)), 0.0)
 
 
 # ----------------------------------------------------------------- DataLoader

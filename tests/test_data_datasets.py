@@ -166,6 +166,24 @@ def test_zip_archives_are_checked_too(tmp_path):
     assert not (tmp_path / "escape.txt").exists()
 
 
+def test_a_mac_made_zip_loads_without_its_resource_forks(tmp_path):
+    archive = tmp_path / "mac.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for cls, colour in (("bee", (200, 150, 0)), ("wasp", (250, 220, 0))):
+            z.writestr(f"{cls}/0.png", _png_bytes(colour))
+            z.writestr(f"__MACOSX/{cls}/._0.png", b"\x00\x05\x16\x07 AppleDouble")
+    root = find_image_root(extract_archive(archive, tmp_path / "m"))
+    assert root == tmp_path / "m"
+    ds = ImageFolder(root, size=4)  # used to fail: "class folder __MACOSX contains no ..."
+    assert ds.classes == ["bee", "wasp"] and len(ds) == 2
+    wrapped = tmp_path / "wrapped.zip"  # one top folder plus __MACOSX: walk into the folder
+    with zipfile.ZipFile(wrapped, "w") as z:
+        for cls in ("bee", "wasp"):
+            z.writestr(f"set/{cls}/0.png", _png_bytes((1, 2, 3)))
+            z.writestr(f"__MACOSX/set/{cls}/._0.png", b"\x00")
+    assert find_image_root(extract_archive(wrapped, tmp_path / "w")) == tmp_path / "w" / "set"
+
+
 def test_failed_unpack_leaves_no_half_folder(tmp_path):
     archive = tmp_path / "bad.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:

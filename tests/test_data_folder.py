@@ -118,6 +118,32 @@ def test_empty_folders_are_errors(tmp_path):
         ImageFolder(file_path)
 
 
+def test_16_bit_greyscale_is_scaled_not_clipped_to_white(tmp_path):
+    grey16 = np.full((6, 5), 40000, np.uint16)  # 61% grey; convert("RGB") made it 255
+    grey16[0, 0] = 65535
+    (tmp_path / "a").mkdir()
+    Image.fromarray(grey16).save(tmp_path / "a" / "g16.png")
+    with Image.open(tmp_path / "a" / "g16.png") as opened:
+        assert opened.mode.startswith("I;16")
+    deep = np.full((6, 5), 3 << 29, np.int32)  # 32-bit values beyond 16 bits: 3/4 of 2**31
+    _write(tmp_path / "b" / "ok.png", (1, 2, 3))
+    Image.fromarray(deep).save(tmp_path / "b" / "deep.tif")
+    ds = ImageFolder(tmp_path, size=(6, 5))
+    g16 = ds.images[ds.paths.index("a/g16.png")]
+    np.testing.assert_array_equal(g16[1:, :], np.full((5, 5, 3), 40000 >> 8))
+    np.testing.assert_array_equal(g16[0, 0], [255, 255, 255])
+    np.testing.assert_array_equal(ds.images[ds.paths.index("b/deep.tif")],
+                                  np.full((6, 5, 3), (3 << 29) >> 23))
+
+
+def test_mac_resource_fork_folder_is_not_a_class(folder):
+    # What unzipping a Mac-made archive leaves beside the classes.
+    (folder / "__MACOSX" / "bee").mkdir(parents=True)
+    (folder / "__MACOSX" / "bee" / "._b1.png").write_bytes(b"\x00\x05\x16\x07resource fork")
+    ds = ImageFolder(folder, size=4)
+    assert ds.classes == ["bee", "wasp"] and len(ds) == 6
+
+
 def test_explicit_classes_must_match(folder):
     ds = ImageFolder(folder, size=4, classes=["wasp", "bee"])
     assert ds.classes == ["wasp", "bee"] and ds.labels.tolist() == [0, 0, 1, 1, 1, 1]
@@ -142,11 +168,28 @@ def test_cache_is_reused_and_invalidated(folder, tmp_path, monkeypatch):
     np.testing.assert_array_equal(second.images, first.images)
     assert second.labels.tolist() == first.labels.tolist() and second.paths == first.paths
 
-    ImageFolder(folder, size=9, cache=cache)  # another size: another cache file
+    size_9 = ImageFolder(folder, size=9, cache=cache)  # another size: another cache file
     assert len(calls) == 6 and len(list(cache.iterdir())) == 2
     _write(folder / "wasp" / "w3.png", (1, 2, 3))  # the folder changed: decode again
     third = ImageFolder(folder, size=8, cache=cache)
-    assert len(third) == 7 and len(list(cache.iterdir())) == 3
+    assert len(third) == 7
+    # The stale size-8 file is replaced, not kept beside the new one; size 9's stays.
+    assert sorted(cache.iterdir()) == sorted([third.cache_path, size_9.cache_path])
+    assert not first.cache_path.exists()
+
+
+def test_stale_cache_removal_spares_other_folders_and_files(folder, tmp_path):
+    cache = tmp_path / "cache"
+    other = tmp_path / "other" / "insects"  # same folder name, another folder
+    _write(other / "a" / "1.png", (1, 2, 3))
+    _write(other / "b" / "1.png", (3, 2, 1))
+    kept = ImageFolder(other, size=8, cache=cache).cache_path
+    (cache / "notes.txt").write_text("mine")
+    ImageFolder(folder, size=8, cache=cache)
+    _write(folder / "wasp" / "w3.png", (1, 2, 3))
+    newest = ImageFolder(folder, size=8, cache=cache).cache_path
+    assert sorted(p.name for p in cache.iterdir()) == sorted([kept.name, newest.name,
+                                                              "notes.txt"])
 
 
 def test_damaged_cache_is_rebuilt(folder, tmp_path):
@@ -204,6 +247,19 @@ def test_unsplit_folder_gets_the_seeded_80_20_split(tmp_path):
     assert again.indices.tolist() == train.indices.tolist()
     with pytest.raises(ValueError, match="val_fraction"):
         load_image_folder(tmp_path, size=4, val_fraction=1.0)
+
+
+@pytest.mark.parametrize("count", [2, 4])
+def test_a_folder_too_small_to_split_is_an_error_before_training(tmp_path, count):
+    for i in range(count):
+        _write(tmp_path / "few" / ("a" if i % 2 else "b") / f"{i}.png", (i * 20, 0, 0))
+    # 4 images at 0.2 split into 4 and 0: the old code only failed after epoch 1.
+    with pytest.raises(ValueError, match=rf"image folder '.*few' holds {count} samples: "
+                                         rf"val_fraction=0.2 splits them into {count} for "
+                                         rf"training and 0 for validation"):
+        load_image_folder(tmp_path / "few", size=4)
+    train, val = load_image_folder(tmp_path / "few", size=4, val_fraction=0.5)
+    assert len(train) >= 1 and len(val) >= 1
 
 
 def test_save_image_folder_round_trips(tmp_path):

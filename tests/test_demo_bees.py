@@ -145,6 +145,94 @@ def test_cli_resume_continues_the_run(tmp_path, capsys):
     assert history["epoch"] == [0, 1]
 
 
+def test_cli_resume_refuses_changed_settings_and_lists_them(tmp_path, capsys):
+    out = tmp_path / "r"
+    common = ["--size", "24", "--synthetic-images", "80", "--out", str(out), "--quiet"]
+    assert demo.main(common + ["--epochs", "1"]) == 0
+    checkpoint = (out / "checkpoint.npz").read_bytes()
+    capsys.readouterr()
+    status = demo.main(common + ["--epochs", "2", "--resume", "--lr", "0.5", "--activation",
+                                 "tanh", "--batch-size", "8", "--seed", "7"])
+    assert status == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot resume") and "Traceback" not in err
+    for change in ("seed 123 -> 7", "activation 'relu' -> 'tanh'", "lr 0.001 -> 0.5",
+                   "batch_size 32 -> 8"):
+        assert change in err
+    assert "size" not in err.replace("batch_size", "")  # unchanged settings are not listed
+    assert (out / "checkpoint.npz").read_bytes() == checkpoint  # nothing was trained
+    # These used to end in a traceback from deep inside fit or load_state_dict.
+    for flags, change in ((["--optimizer", "sgd"], "optimizer 'adam' -> 'sgd'"),
+                          (["--size", "32"], "size 24 -> 32")):
+        assert demo.main(common + ["--epochs", "2", "--resume"] + flags) == 1
+        assert change in capsys.readouterr().err
+
+
+def test_result_records_the_settings_a_resumed_run_used(tmp_path):
+    config = _tiny(tmp_path, epochs=1, synthetic_images=80, lr=0.01)
+    demo.run_experiment(config, verbose=0)
+    result = demo.run_experiment({**config, "epochs": 2, "resume": True}, verbose=0)
+    assert result["resumed"] and result["config"]["lr"] == 0.01
+    assert result["history"]["lr"] == [0.01, 0.01]
+    settings = json.loads((tmp_path / "run" / demo.EXPERIMENT_FILE).read_text())["settings"]
+    assert settings == demo.experiment_settings(demo.ExperimentConfig(**config))
+    with pytest.raises(ValueError, match=r"lr 0.01 -> 0.5"):
+        demo.run_experiment({**config, "epochs": 3, "resume": True, "lr": 0.5}, verbose=0)
+    # The device and the cache are no part of the experiment: they may change.
+    assert demo.experiment_settings(demo.ExperimentConfig(**config, cache=False)) == settings
+
+
+def test_a_fresh_run_replaces_the_folders_checkpoint(tmp_path, capsys):
+    config = _tiny(tmp_path, epochs=1, synthetic_images=40)
+    demo.run_experiment(config, verbose=0)
+    # A new run with other settings (stopped before its first checkpoint, as by Ctrl-C,
+    # here by zero epochs) must not leave the old checkpoint beside its own settings file.
+    demo.run_experiment({**config, "lr": 0.1, "epochs": 0}, verbose=1)
+    assert "removed the previous" in capsys.readouterr().out
+    assert not (tmp_path / "run" / "checkpoint.npz").exists()
+
+
+def test_resuming_a_checkpoint_without_a_settings_file_says_so(tmp_path, capsys):
+    config = _tiny(tmp_path, epochs=1, synthetic_images=40)
+    demo.run_experiment(config, verbose=0)
+    (tmp_path / "run" / demo.EXPERIMENT_FILE).unlink()  # a run from before the file existed
+    result = demo.run_experiment({**config, "epochs": 2, "resume": True}, verbose=1)
+    assert "cannot be checked" in capsys.readouterr().out and result["resumed"]
+    assert (tmp_path / "run" / demo.EXPERIMENT_FILE).exists()
+
+
+def test_cli_reports_data_errors_in_one_line(tmp_path, capsys):
+    _save_pictures(tmp_path / "one", ["bees"], 5)
+    (tmp_path / "none").mkdir()
+    _save_pictures(tmp_path / "few", ["ants", "bees"], 2)
+    for folder, message in (("one", "a classifier needs at least 2 classes"),
+                            ("none", "has no class subfolders"),
+                            ("few", "4 for training and 0 for validation")):
+        status = demo.main(["--data", str(tmp_path / folder), "--size", "24", "--epochs", "1",
+                            "--no-cache", "--out", str(tmp_path / "o"), "--quiet"])
+        err = capsys.readouterr().err
+        assert status == 1 and err.startswith("error: ") and message in err
+        assert "Traceback" not in err
+
+
+def test_cli_keeps_the_traceback_of_a_programming_error(monkeypatch):
+    def broken(config, verbose=1):
+        raise TypeError("unsupported operand type(s)")
+
+    monkeypatch.setattr(demo, "run_experiment", broken)
+    with pytest.raises(TypeError, match="unsupported operand"):
+        demo.main(["--epochs", "1", "--quiet"])
+
+
+def _save_pictures(root, classes, per_class):
+    rng = np.random.default_rng(0)
+    for cls in classes:
+        (root / cls).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / cls / f"{i}.png")
+
+
 def test_sub_commands_dispatch(monkeypatch):
     seen = []
     monkeypatch.setitem(demo.COMMANDS, "sweep", lambda argv: seen.append(argv) or 7)

@@ -78,3 +78,85 @@ def test_tree_refuses_what_it_cannot_store_safely(tmp_path):
     np.savez(tmp_path / "plain.npz", w=np.zeros(2))
     with pytest.raises(ValueError, match="not a minigrad state file"):
         load_tree(tmp_path / "plain.npz")
+
+
+@pytest.fixture
+def umask():
+    """Set the process umask for one test, and put the old one back after it."""
+    old = os.umask(0o022)
+    yield lambda mask: os.umask(mask)
+    os.umask(old)
+
+
+def _mode(path):
+    return oct(os.stat(path).st_mode & 0o777)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_new_files_get_the_umask_default_not_0600(tmp_path, umask):
+    atomic_write_text(tmp_path / "a.json", "{}")
+    assert _mode(tmp_path / "a.json") == oct(0o644)  # what open() gives under umask 022
+    umask(0o027)
+    atomic_write(tmp_path / "b.npz", lambda f: f.write(b"x"))
+    assert _mode(tmp_path / "b.npz") == oct(0o640)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_overwriting_keeps_the_existing_files_mode(tmp_path, umask):
+    path = tmp_path / "checkpoint.npz"
+    path.write_bytes(b"old")
+    for mode in (0o644, 0o604, 0o600):
+        os.chmod(path, mode)
+        atomic_write(path, lambda f: f.write(b"new"))
+        assert _mode(path) == oct(mode) and path.read_bytes() == b"new"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX umask")
+def test_umask_is_read_without_proc_too(umask, monkeypatch):
+    import minigrad.io as mg_io
+    umask(0o027)
+    assert mg_io.current_umask() == 0o027
+
+    def no_proc(*args, **kwargs):
+        raise OSError("no /proc here")
+
+    monkeypatch.setattr(mg_io, "open", no_proc, raising=False)  # the fallback path
+    assert mg_io.current_umask() == 0o027
+    assert os.umask(0o027) == 0o027  # ... which put the umask back
+
+
+def _strict_json(text):
+    def refuse(constant):
+        raise ValueError(f"non-standard JSON constant {constant}")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_json_writes_null_for_nan_and_infinities(tmp_path):
+    obj = {"loss": [1.0, math.nan, np.float32("inf")], "nested": {"x": (-math.inf, 2)},
+           "array": np.array([[np.nan, 0.5]]), "scalar": np.float64("nan"), "ok": True,
+           "none": None}
+    atomic_write_json(tmp_path / "r.json", obj)
+    back = _strict_json((tmp_path / "r.json").read_text())  # the old bare NaN fails here
+    assert back == {"loss": [1.0, None, None], "nested": {"x": [None, 2]},
+                    "array": [[None, 0.5]], "scalar": None, "ok": True, "none": None}
+
+
+def test_history_json_round_trips_nan(tmp_path):
+    from minigrad.train import History
+    history = History()
+    history.append(0, {"loss": math.nan, "val_loss": math.inf})
+    history.append(1, {"loss": 0.5, "val_loss": 0.25})
+    path = history.save(tmp_path / "history.json")
+    with open(path, encoding="utf-8") as f:
+        assert _strict_json(f.read())["history"]["loss"] == [None, 0.5]
+    back = History.load(path)
+    assert math.isnan(back["loss"][0]) and back["loss"][1] == 0.5
+    assert math.isnan(back["val_loss"][0])  # inf is stored as null too: it reads back as NaN
+    assert back.epoch == [0, 1]
+
+
+def test_load_tree_names_a_bare_npy_file(tmp_path):
+    path = tmp_path / "weights.npy"
+    np.save(path, np.zeros(3))
+    with pytest.raises(ValueError, match=r"weights\.npy is not a minigrad state file"):
+        load_tree(path)

@@ -17,7 +17,7 @@ import numpy as np
 from .. import random as mg_random
 
 __all__ = ["Dataset", "ImageDataset", "TensorDataset", "Subset", "random_split",
-           "IMAGENET_MEAN", "IMAGENET_STD"]
+           "train_val_split", "IMAGENET_MEAN", "IMAGENET_STD"]
 
 #: The per-channel mean and std the exercise (and ImageNet-trained models) use.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -184,8 +184,13 @@ class ImageDataset(Dataset):
 class TensorDataset(Dataset):
     """Samples are rows of equally long arrays, e.g. ``TensorDataset(x, y)``.
 
-    Arrays may be NumPy arrays or minigrad Tensors; dtypes are kept. A
-    ``transform(batch_of_first_array, rng)`` may augment the first array.
+    Arrays may be NumPy arrays or minigrad Tensors; dtypes and layouts are kept,
+    and batches reach the model as they are: images for minigrad's layers must
+    therefore be NCHW float32, as in PyTorch. A ``transform(batch_of_first_array,
+    rng)`` gets that raw batch. The image transforms of
+    :mod:`minigrad.data.transforms` work on channels-last uint8 ``(B, H, W, C)``
+    and refuse an NCHW batch; to augment images, hold them in an
+    :class:`ImageDataset`, which transforms them before laying them out NCHW.
     """
 
     def __init__(self, *arrays, transform=None):
@@ -302,3 +307,29 @@ def random_split(dataset, lengths, seed=None):
     order = np.random.default_rng(seed).permutation(n)
     bounds = np.cumsum([0] + counts)
     return [Subset(dataset, order[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def check_val_fraction(val_fraction):
+    """Raise ``ValueError`` unless ``0 < val_fraction < 1``."""
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"val_fraction must lie strictly between 0 and 1, got {val_fraction}")
+
+
+def train_val_split(dataset, val_fraction=0.2, seed=None, what="the dataset"):
+    """``(train, val)``: :func:`random_split` into ``1 - val_fraction`` and ``val_fraction``.
+
+    Refuses a split that would leave either part empty (e.g. 4 images at 0.2
+    give 4 and 0), with a ``ValueError`` naming ``what``, the counts and the
+    fraction: an empty validation set would otherwise only fail after the first
+    training epoch.
+    """
+    check_val_fraction(val_fraction)
+    train, val = random_split(dataset, [1.0 - val_fraction, val_fraction], seed=seed)
+    if len(train) == 0 or len(val) == 0:
+        n = len(dataset)
+        raise ValueError(f"{what} holds {n} sample{'s' if n != 1 else ''}: "
+                         f"val_fraction={val_fraction:g} splits {'them' if n != 1 else 'it'} "
+                         f"into {len(train)} for training and {len(val)} for validation, "
+                         f"and each part needs at least one; add samples or change "
+                         f"val_fraction")
+    return train, val

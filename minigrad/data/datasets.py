@@ -15,6 +15,7 @@ import zipfile
 from pathlib import Path
 
 from .. import io as mg_io
+from .folder import holds_data
 from .progress import progress_bar
 from .synthetic import SYNTHETIC_CLASSES, SyntheticInsects
 
@@ -127,7 +128,7 @@ def find_image_root(folder):
     """
     folder = Path(folder)
     while True:
-        entries = [e for e in os.scandir(folder) if not e.name.startswith((".", "__MACOSX"))]
+        entries = [e for e in os.scandir(folder) if holds_data(e.name)]
         subdirs = [e for e in entries if e.is_dir()]
         files = [e for e in entries if e.is_file()]
         if len(subdirs) == 1 and not files:

@@ -2,10 +2,11 @@
 
 ``root/bee/001.jpg, root/wasp/xyz.png, ...``: class names are the subfolder names,
 sorted, and label ``k`` is the ``k``-th name. Every file is decoded with Pillow,
-converted to RGB and resized once; afterwards epochs only index the in-memory
-uint8 array. An optional on-disk cache (``cache=True`` or a folder) keeps the
-decoded array between runs, keyed by the files' names, sizes and modification
-times and by the image size, so any change to the folder rebuilds it.
+converted to RGB (16- and 32-bit greyscale scaled down to 8 bits first) and
+resized once; afterwards epochs only index the in-memory uint8 array. An
+optional on-disk cache (``cache=True`` or a folder) keeps the decoded array
+between runs, keyed by the files' names, sizes and modification times and by the
+image size, so any change to the folder rebuilds it (and replaces the stale file).
 
 :func:`load_image_folder` also understands a folder already split into
 ``train/`` and ``val/`` (or ``valid/``, ``validation/``, ``test/``) subfolders.
@@ -20,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import io as mg_io
-from .dataset import IMAGENET_MEAN, IMAGENET_STD, ImageDataset, random_split
+from .dataset import (IMAGENET_MEAN, IMAGENET_STD, ImageDataset, check_val_fraction,
+                      train_val_split)
 from .progress import progress_bar
 from .transforms import _pair
 
@@ -38,7 +40,7 @@ MISSING_DATA_HINT = (
 TRAIN_NAMES = ("train", "training")
 VAL_NAMES = ("val", "valid", "validation", "test", "testing")
 
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 
 
 def default_cache_dir():
@@ -49,9 +51,11 @@ def default_cache_dir():
     return Path(base) / "minigrad"
 
 
-def _visible(name):
-    # Hidden entries (.DS_Store, .ipynb_checkpoints, editor swap files) are never data.
-    return not name.startswith(".")
+def holds_data(name):
+    """False for folder entries that are never data: hidden ones (.DS_Store,
+    .ipynb_checkpoints, editor swap files) and the ``__MACOSX`` folder of resource
+    forks that zip archives made on a Mac carry."""
+    return not name.startswith(".") and name != "__MACOSX"
 
 
 def _missing_path_error(root, what="image folder"):
@@ -67,7 +71,7 @@ def _scan(root, classes=None):
         raise NotADirectoryError(f"image folder {str(root)!r} is a file, not a folder of "
                                  f"class subfolders")
     found = sorted(entry.name for entry in os.scandir(root)
-                   if entry.is_dir() and _visible(entry.name))
+                   if entry.is_dir() and holds_data(entry.name))
     if classes is None:
         if not found:
             raise ValueError(f"image folder {str(root)!r} has no class subfolders: put "
@@ -85,9 +89,9 @@ def _scan(root, classes=None):
     for label, name in enumerate(classes):
         class_dir = root / name
         for folder, subdirs, names in os.walk(class_dir):
-            subdirs[:] = sorted(d for d in subdirs if _visible(d))
+            subdirs[:] = sorted(d for d in subdirs if holds_data(d))
             for file_name in sorted(names):
-                if not _visible(file_name):
+                if not holds_data(file_name):
                     continue
                 path = Path(folder) / file_name
                 try:
@@ -99,13 +103,32 @@ def _scan(root, classes=None):
     return classes, files
 
 
+def _to_8_bits(image):
+    """16- and 32-bit greyscale as an 8-bit "L" image; other modes unchanged.
+
+    Pillow's ``convert("RGB")`` clips such pixels at 255 instead of scaling them,
+    so a mid-grey 16-bit PNG would come out white. ``I`` images whose values fit
+    in 16 bits (how some formats deliver 16-bit files) are scaled as 16-bit ones.
+    """
+    from PIL import Image
+    if image.mode.startswith("I;16"):
+        pixels, shift = np.asarray(image), 8
+    elif image.mode == "I":
+        pixels = np.asarray(image)
+        shift = 8 if pixels.size == 0 or pixels.max() <= 0xFFFF else 23  # 31 bits -> 8
+    else:
+        return image
+    pixels = np.clip(pixels, 0, None) >> shift
+    return Image.fromarray(pixels.astype(np.uint8), "L")
+
+
 def _decode(path, size):
     """One image as uint8 (H, W, 3), or None when Pillow cannot read it."""
     from PIL import Image
     height, width = size
     try:
         with Image.open(path) as image:
-            image = image.convert("RGB")
+            image = _to_8_bits(image).convert("RGB")
             if image.size != (width, height):
                 image = image.resize((width, height), Image.BILINEAR)
             return np.asarray(image, dtype=np.uint8)
@@ -179,13 +202,20 @@ class ImageFolder(ImageDataset):
         return [(str(self.root / p), int(label)) for p, label in zip(self.paths, self.labels)]
 
     def _cache_path(self, cache, classes, files, size):
+        """``imagefolder-NAME-WHICH-CONTENT.npz``: WHICH hashes the folder's path and
+        the image size (one cache per folder and size), CONTENT hashes the class
+        names and every file's name, size and modification time."""
         if cache is False or cache is None:
             return None
         folder = default_cache_dir() if cache is True else Path(cache)
-        key = json.dumps([_CACHE_VERSION, str(self.root.resolve()), list(size), classes,
-                          [list(f) for f in files]])
-        digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:24]
-        return folder / f"imagefolder-{self.root.resolve().name}-{digest}.npz"
+        root = self.root.resolve()
+        which = _digest([_CACHE_VERSION, str(root), list(size)], 12)
+        content = _digest([classes, [list(f) for f in files]], 16)
+        return folder / f"imagefolder-{root.name}-{which}-{content}.npz"
+
+
+def _digest(value, length):
+    return hashlib.sha256(json.dumps(value).encode("utf-8")).hexdigest()[:length]
 
 
 def _decode_all(root, files, size, workers, progress):
@@ -228,6 +258,7 @@ def _read_cache(path):
 
 
 def _write_cache(path, images, labels, paths, skipped):
+    """Write the cache file, then remove the stale ones of the same folder and size."""
     arrays = {"images": images, "labels": labels,
               "paths": np.array(paths, dtype=str),
               "skipped": np.array(skipped, dtype=str) if skipped else np.zeros(0, dtype="<U1")}
@@ -235,6 +266,30 @@ def _write_cache(path, images, labels, paths, skipped):
         mg_io.atomic_write(path, lambda f: np.savez(f, **arrays))
     except OSError as exc:  # a read-only cache folder must not stop training
         warnings.warn(f"could not write the image cache {path}: {exc}", stacklevel=3)
+        return
+    _remove_stale_caches(path)
+
+
+def _remove_stale_caches(path):
+    """Delete the other cache files of ``path``'s folder and image size.
+
+    They describe an earlier state of the folder, which no run can use again.
+    Safe with concurrent runs: a run whose file vanishes before it is read
+    decodes the images again (see :func:`_read_cache`). The temporary files of
+    writes in progress start with a dot and never match.
+    """
+    prefix = path.name.rsplit("-", 1)[0] + "-"  # imagefolder-NAME-WHICH-
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return
+    for entry in entries:
+        if entry.name.startswith(prefix) and entry.name.endswith(".npz") \
+                and entry.name != path.name:
+            try:
+                os.unlink(entry.path)
+            except OSError:
+                pass  # gone already, or in use (Windows): it only costs disk space
 
 
 def find_split_folders(root):
@@ -254,7 +309,7 @@ def find_split_folders(root):
         return None
 
     def has_class_dirs(folder):
-        return any(e.is_dir() and _visible(e.name) for e in os.scandir(folder))
+        return any(e.is_dir() and holds_data(e.name) for e in os.scandir(folder))
 
     if not (has_class_dirs(root / train) and has_class_dirs(root / val)):
         return None
@@ -280,14 +335,9 @@ def load_image_folder(root, size=(80, 80), val_fraction=0.2, seed=123, cache=Fal
         train_set = ImageFolder(split[0], **options)
         val_set = ImageFolder(split[1], classes=train_set.classes, **options)
         return train_set, val_set
-    if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction must lie strictly between 0 and 1, got {val_fraction}")
+    check_val_fraction(val_fraction)  # before the (slow) decoding
     full = ImageFolder(root, **options)
-    if len(full) < 2:
-        raise ValueError(f"image folder {str(root)!r} holds {len(full)} image; a "
-                         f"train/validation split needs at least 2")
-    train_set, val_set = random_split(full, [1.0 - val_fraction, val_fraction], seed=seed)
-    return train_set, val_set
+    return train_val_split(full, val_fraction, seed, what=f"image folder {str(root)!r}")
 
 
 def save_image_folder(dataset, root, image_format="png"):

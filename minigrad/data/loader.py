@@ -15,7 +15,7 @@ import threading
 import numpy as np
 
 from .. import backend
-from ..tensor import tensor
+from ..tensor import as_tensor
 from .dataset import Dataset, _fresh_seed
 
 __all__ = ["DataLoader"]
@@ -105,7 +105,8 @@ class DataLoader:
             source = (self._assemble(b, rng) for b in batches)
         try:
             for arrays in source:
-                yield tuple(tensor(a, device=self.device) for a in arrays)
+                # Each batch is a fresh array: wrapped, not copied again.
+                yield tuple(as_tensor(a, device=self.device) for a in arrays)
         finally:
             source.close()
 

@@ -1,11 +1,22 @@
 """Seeded, batched augmentation of uint8 images.
 
 A transform is any callable ``transform(images, rng) -> images`` on a batch of
-uint8 images laid out ``(B, H, W, C)``, drawing its randomness from the NumPy
-``Generator`` it is given. The :class:`~minigrad.data.DataLoader` hands every
-batch the generator of the current epoch, so a seeded loader repeats its
-augmentations exactly. Transforms run before normalisation (on the compact
-uint8 pixels) and never modify their input array.
+uint8 images laid out channels-last, ``(B, H, W, C)`` with C = 1, 3 or 4,
+drawing its randomness from the NumPy ``Generator`` it is given. The
+:class:`~minigrad.data.DataLoader` hands every batch the generator of the
+current epoch, so a seeded loader repeats its augmentations exactly.
+Transforms run before normalisation (on the compact uint8 pixels) and never
+modify their input array.
+
+Layout: channels-last is how :class:`~minigrad.data.ImageDataset` (and so
+``ImageFolder`` and ``SyntheticInsects``) stores images; it turns them into the
+models' NCHW float32 only after the transform. A :class:`~minigrad.data.TensorDataset`
+hands a transform its first array as it is, usually NCHW model input, on which a
+"horizontal" flip would flip rows. So these transforms refuse a batch that is
+clearly channels-first: a last axis that is no channel count, or a second axis
+of 1, 3 or 4 in a non-uint8 array (float images that small do not occur, NCHW
+input does). To augment images, keep them as uint8 ``(N, H, W, C)`` in an
+``ImageDataset``.
 
 Example::
 
@@ -16,10 +27,26 @@ import numpy as np
 __all__ = ["Compose", "RandomHorizontalFlip", "RandomVerticalFlip", "RandomCrop"]
 
 
+#: Channel counts of a channels-last image: grey, RGB, RGBA.
+_CHANNELS = (1, 3, 4)
+
+
 def _check_batch(images, name):
+    """Refuse anything but a channels-last ``(B, H, W, C)`` batch (see the module doc)."""
     if not isinstance(images, np.ndarray) or images.ndim != 4:
         shape = getattr(images, "shape", None)
         raise ValueError(f"{name} expects a batch of images (B, H, W, C), got shape {shape}")
+    second, last = images.shape[1], images.shape[3]
+    if second in _CHANNELS and (last not in _CHANNELS or images.dtype != np.uint8):
+        raise ValueError(
+            f"{name} expects channels-last images (B, H, W, C), but got a {images.dtype} "
+            f"batch of shape {images.shape}, which looks channels-first (B, C, H, W), "
+            f"like a model's input: flipping or cropping it would act on the wrong axes. "
+            f"Keep the images as uint8 (N, H, W, C) in an ImageDataset, which applies the "
+            f"transform before converting to NCHW float32")
+    if last not in _CHANNELS:
+        raise ValueError(f"{name} expects images (B, H, W, C) with C = 1, 3 or 4 channels, "
+                         f"got shape {images.shape}")
 
 
 def _pair(value, name):
