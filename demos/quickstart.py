@@ -44,8 +44,8 @@ def main(argv=None):
         total, correct = 0.0, 0
         for start in range(0, len(x), 32):
             batch = order[start:start + 32]
-            xb = mg.tensor(x[batch], device=args.device)
-            yb = mg.tensor(y[batch], device=args.device)
+            xb = mg.as_tensor(x[batch], device=args.device)
+            yb = mg.as_tensor(y[batch], device=args.device)
             logits = model(xb)
             loss = loss_fn(logits, yb)
             opt.zero_grad()

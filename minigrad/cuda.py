@@ -41,7 +41,7 @@ from kernels.cuda import random as cuda_random
 
 from . import backend
 from . import random as mg_random
-from .tensor import Tensor, tensor
+from .tensor import Tensor, as_tensor
 
 # Hyper-parameters that may change between replays (read on the device) or that only
 # schedulers use; every other entry of a parameter group is frozen into the graph.
@@ -165,8 +165,8 @@ class GraphedStep:
     # ------------------------------------------------------------------ eager
     def _eager(self, x_data, y_data):
         """The same step without a graph (warm-up, other batch shapes)."""
-        x = tensor(x_data, device="cuda")
-        y = tensor(y_data, device="cuda")
+        x = as_tensor(x_data, device="cuda")  # the caller's batch: no copy of its own
+        y = as_tensor(y_data, device="cuda")
         self.model.zero_grad()
         output = self.model(x)
         loss = self.loss_fn(output, y)
