@@ -862,6 +862,19 @@ def test_auto_weight_gradient_tries_one_slice_per_image_only_where_it_fits(
         assert set(entry["ms"]) == tried
 
 
+def test_auto_weight_gradient_of_a_batch_of_one_times_nothing(gemm, rng, monkeypatch):
+    """One image leaves one choice: recorded, without a timing (and its GPU wait)."""
+    from kernels.cuda import conv
+    monkeypatch.setenv(conv.WGRAD_VARIABLE, "auto")
+    monkeypatch.setattr(conv, "_tuned", {})
+    monkeypatch.setattr(conv, "device_time_ms", lambda fn: pytest.fail("timed one choice"))
+    x, w, b, gy, want = _conv_case(rng, n=1)
+    got = _backward_with(conv, x, w, b, gy)
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-10, atol=1e-10)
+    [entry] = conv.weight_grad_tuning()
+    assert entry["splits"] == 1 and entry["ms"] == {1: None}
+
+
 def test_auto_weight_gradient_does_not_time_inside_a_capture(gemm, rng, monkeypatch):
     """A capture cannot wait for timings: an untimed shape takes one GEMM, unrecorded."""
     from kernels.cuda import conv

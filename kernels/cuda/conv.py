@@ -56,12 +56,10 @@ def weight_grad_splits(n, out_ch, rows, plane, dtype=np.float32):
     """Slices of whole images the weight gradient's sum is cut into (1: one GEMM), as
     the mode says; under "auto", the choice timed for this shape, or 1 before then."""
     mode = weight_grad_mode()
-    if mode == "single":
-        return 1
-    if mode == "split":
-        return split_weight_grad_slices(n, out_ch, rows, plane)
-    entry = _tuned.get(_tuning_key(n, out_ch, rows, plane, dtype))
-    return entry["splits"] if entry else 1
+    if mode == "auto":
+        entry = _tuned.get(_tuning_key(n, out_ch, rows, plane, dtype))
+        return entry["splits"] if entry else 1
+    return 1 if mode == "single" else split_weight_grad_slices(n, out_ch, rows, plane)
 
 
 def weight_grad_tuning():
@@ -101,16 +99,18 @@ def _tuned_splits(gy_rows, cols, n, plane):
         candidates = {1, split_weight_grad_slices(n, out_ch, rows, plane)}
         if n * out_ch * rows <= MAX_WORKSPACE_ELEMENTS:  # n partial gradients fit
             candidates.add(n)
-        ms = {s: device_time_ms(lambda s=s: _sliced_weight_grad(gy_rows, cols, n, plane, s))
-              for s in sorted(candidates)}
-        entry = _tuned[key] = {"splits": min(ms, key=ms.get), "ms": ms}
+        if len(candidates) == 1:  # nothing to choose (a batch of one): no timing, no wait
+            ms = {1: None}
+        else:
+            ms = {s: device_time_ms(lambda s=s: _sliced_weight_grad(gy_rows, cols, n, plane, s))
+                  for s in sorted(candidates)}
+        entry = _tuned[key] = {"splits": min(ms, key=lambda s: ms[s] or 0.0), "ms": ms}
     return entry["splits"]
 
 
 def _weight_grad(gy_rows, cols, n, plane):
     """The weight gradient gy_rows @ cols.T, computed the way the mode says."""
-    mode = weight_grad_mode()
-    if mode == "auto":
+    if weight_grad_mode() == "auto":
         splits = _tuned_splits(gy_rows, cols, n, plane)
     else:
         splits = weight_grad_splits(n, gy_rows.shape[0], cols.shape[0], plane)
