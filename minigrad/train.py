@@ -20,6 +20,7 @@ history, callbacks, random state and data order), and on the CPU the continued
 run gives the same numbers as one never interrupted.
 """
 import math
+import numbers
 import os
 import time
 import warnings
@@ -66,7 +67,10 @@ class History:
     Keys: ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy`` (when there is
     validation data), ``lr`` (the rate used during the epoch), ``seconds`` (the
     epoch's wall time, validation included) and ``images_per_second`` (training
-    throughput). ``epoch`` lists the epoch numbers (from 0).
+    throughput), and every number a callback puts in the logs in its
+    ``on_epoch_end``. ``epoch`` lists the epoch numbers (from 0). During ``fit``
+    an epoch is appended before the ``on_epoch_end`` calls and gains the numbers
+    each callback adds right after that callback's call.
     """
 
     def __init__(self, history=None, epoch=None, params=None):
@@ -77,12 +81,20 @@ class History:
     def append(self, epoch, logs):
         """Record one epoch's ``logs`` (a dict of numbers)."""
         self.epoch.append(int(epoch))
-        for key, value in logs.items():
-            self.history.setdefault(key, [math.nan] * (len(self.epoch) - 1)).append(
-                float(value))
-        for key, values in self.history.items():  # keys missing this epoch get NaN
+        self.update_last(logs)
+        for values in self.history.values():  # keys missing this epoch get NaN
             if len(values) < len(self.epoch):
                 values.append(math.nan)
+
+    def update_last(self, logs):
+        """Set the values of ``logs`` (a dict of numbers) in the last epoch's entry; a
+        key new to the history reads NaN for the epochs before."""
+        if not self.epoch:
+            raise ValueError("History.update_last: no epoch recorded yet; call append first")
+        for key, value in logs.items():
+            values = self.history.setdefault(key, [])
+            values.extend([math.nan] * (len(self.epoch) - len(values)))
+            values[-1] = float(value)
 
     def __getitem__(self, key):
         return self.history[key]
@@ -365,13 +377,14 @@ class TrainingRun:
         """Load a :meth:`state`; returns the number of epochs it had completed."""
         if state.get("format") != _CHECKPOINT_FORMAT:
             raise ValueError(f"{source} is not a minigrad training checkpoint")
+        version = _checkpoint_version(state, source)
         saved_class = state.get("optimizer_class")
         if saved_class != type(self.optimizer).__name__:
             raise ValueError(f"{source} was trained with {saved_class}, but this run uses "
                              f"{type(self.optimizer).__name__}; resume with the same optimizer")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self._restore_callbacks(dict(state["callbacks"]), source)
+        self._restore_callbacks(dict(state["callbacks"]), version, source)
         restored = History.from_dict(state["history"])
         self.history.history, self.history.epoch = restored.history, restored.epoch
         mg_random.set_state(state["rng"])
@@ -380,10 +393,9 @@ class TrainingRun:
             self.train_loader.seed = int(seed)  # the continued run follows the same order
         return int(state["epoch"])
 
-    def _restore_callbacks(self, saved, source):
+    def _restore_callbacks(self, saved, version, source):
         """Hand each callback the state saved under its key; warn about any mismatch."""
-        if saved and all(key.split(":")[0].isdigit() for key in saved):
-            # A version-1 checkpoint keyed its states "{position}:{class name}".
+        if version == 1:  # keyed its states "{position}:{class name}"
             pairs = [(f"{i}:{type(cb).__name__}", cb) for i, cb in enumerate(self.callbacks)]
         else:
             pairs = self.callback_keys()
@@ -423,8 +435,8 @@ def load_checkpoint(path):
     """Read a training checkpoint as a dict (``"model"`` holds the state dict).
 
     A missing file is a ``FileNotFoundError``; a file that cannot be read as a
-    training checkpoint (truncated, damaged, another format) is a ``ValueError``
-    naming it.
+    training checkpoint (truncated, damaged, another format, written by a newer
+    minigrad) is a ``ValueError`` naming it.
     """
     weights_hint = ("a weights file from Module.save cannot resume training; load it with "
                     "model.load(path) instead")
@@ -442,7 +454,22 @@ def load_checkpoint(path):
                          f"({error}); {weights_hint}") from error
     if not isinstance(state, dict) or state.get("format") != _CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not a minigrad training checkpoint; {weights_hint}")
+    _checkpoint_version(state, path)
     return state
+
+
+def _checkpoint_version(state, source):
+    """The format version of a checkpoint ``state`` read from ``source`` (1 when it has
+    none); a version this code does not know, e.g. from a newer minigrad, is a
+    ValueError naming ``source``."""
+    version = state.get("version", 1)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValueError(f"{source}: unknown training checkpoint version {version!r}")
+    if version > _CHECKPOINT_VERSION:
+        raise ValueError(f"{source} was written by a newer minigrad (training checkpoint "
+                         f"version {version}; this one reads up to {_CHECKPOINT_VERSION}); "
+                         f"upgrade minigrad to resume it")
+    return version
 
 
 def _first_nonfinite(named_arrays):
@@ -513,17 +540,24 @@ class Callback:
 
     ``self.run`` is the :class:`TrainingRun` (``self.model`` its model). Callbacks
     run in ascending ``order`` (schedules 10, default 50, checkpoints 90, progress
-    display 100), each hook in turn. At an epoch's end every callback's
-    :meth:`on_epoch_end` runs, then the epoch goes into the history (with the
-    values callbacks added to ``logs``), then every :meth:`on_checkpoint`: so a
-    checkpoint holds the state every callback reached that epoch, whatever the order.
+    display 100), each hook in turn. At an epoch's end, in this order:
+
+    1. fit checks the weights and the validation loss (NaN/inf raises
+       :class:`TrainingDiverged` before any callback runs);
+    2. the epoch's metrics go into ``self.run.history``: from here on the epoch
+       counts as done, in the history and in a checkpoint written by any hook;
+    3. every :meth:`on_epoch_end`, each followed by recording into that history
+       entry the numbers the callback added to (or changed in) ``logs``; values
+       that are not numbers stay in ``logs`` only, with a warning;
+    4. every :meth:`on_checkpoint`: a checkpoint written there holds the state
+       every callback reached that epoch, whatever the order.
+
     ``epoch`` and ``step`` count from 0. ``logs`` at an epoch's end holds that
     epoch's metrics; at a batch's end ``{"size": batch size}`` (call
     ``self.run.running_logs()`` for the running loss and accuracy).
     A callback with state worth resuming returns it from :meth:`state_dict` and
     resets it in :meth:`set_run`, so that every ``fit`` starts afresh (a resumed
-    run loads the saved state after that). ``self.run.history`` gains the epoch
-    after the ``on_epoch_end`` calls.
+    run loads the saved state after that).
     """
 
     order = 50
@@ -545,10 +579,12 @@ class Callback:
         """Before each epoch."""
 
     def on_epoch_end(self, epoch, logs=None):
-        """After each epoch, with its metrics; a value added to ``logs`` is recorded."""
+        """After each epoch (already in ``self.run.history``), with its metrics; a
+        number added to ``logs`` is recorded in the history."""
 
     def on_checkpoint(self, epoch, logs=None):
-        """After every callback's :meth:`on_epoch_end`: write files here."""
+        """After every callback's :meth:`on_epoch_end`: write files here (values
+        added to ``logs`` now are not recorded)."""
 
     def on_batch_end(self, step, logs=None):
         """After each training step."""
@@ -877,6 +913,11 @@ def fit(model, train_loader, val_loader=None, loss="cross_entropy", optimizer="a
         CUDA graph and replay it for every full-size batch (the last, smaller batch
         runs eagerly); a NaN loss is then caught after that step's update
 
+    At each epoch's end fit checks the weights and the validation loss, appends
+    the epoch to the history, then calls every callback's ``on_epoch_end``
+    (recording the numbers each adds to ``logs``), then every ``on_checkpoint``
+    (see :class:`Callback`).
+
     Raises :class:`TrainingDiverged` when the loss, the validation loss or a
     weight becomes NaN or infinite (weights are checked at every epoch's end,
     before any callback, so no checkpoint is written with them).
@@ -917,6 +958,7 @@ def fit(model, train_loader, val_loader=None, loss="cross_entropy", optimizer="a
     history.params.update(lr=run.lr(), batch_size=getattr(train_loader, "batch_size", None),
                           steps=run.steps)
     check_every = 1 if device == "cpu" else 20
+    left_out = set()  # keys of logs that are not numbers, warned about once
     progress = next((cb for cb in callbacks if isinstance(cb, ProgressLogger)), None)
     try:
         for cb in callbacks:
@@ -945,9 +987,12 @@ def fit(model, train_loader, val_loader=None, loss="cross_entropy", optimizer="a
             logs["lr"] = epoch_lr
             logs["seconds"] = time.perf_counter() - start
             logs["images_per_second"] = run.images_seen / max(train_seconds, 1e-9)
+            # Recorded before the callbacks, so that at every epoch-end hook the history
+            # (and a checkpoint's "epoch", its length) counts this epoch as done.
+            history.append(epoch, logs)
             for cb in callbacks:
                 cb.on_epoch_end(epoch, logs)
-            history.append(epoch, logs)  # after the callbacks, with what they added (Keras)
+                _record_callback_logs(history, logs, cb, left_out)
             for cb in callbacks:
                 cb.on_checkpoint(epoch, logs)  # every state is updated: now write files
             if run.stop_training:
@@ -959,6 +1004,33 @@ def fit(model, train_loader, val_loader=None, loss="cross_entropy", optimizer="a
             progress.close()
         run.meter = None
     return history
+
+
+def _is_number(value):
+    """Whether ``value`` is a real number (a Python or NumPy scalar, or a 0-d array)."""
+    if isinstance(value, numbers.Real):
+        return True
+    kind = getattr(getattr(value, "dtype", None), "kind", None)
+    return getattr(value, "ndim", None) == 0 and kind in ("b", "i", "u", "f")
+
+
+def _record_callback_logs(history, logs, callback, left_out):
+    """Put into the history's last epoch the numbers in ``logs`` after ``callback``'s
+    ``on_epoch_end`` (what it added or changed, as Keras records them).
+
+    A value that is not a number is left out of the history (the callbacks after
+    this one still see it in ``logs``), with one warning per key per ``fit``.
+    """
+    numbers_only = {}
+    for key, value in logs.items():
+        if _is_number(value):
+            numbers_only[key] = value
+        elif key not in left_out:
+            left_out.add(key)
+            warnings.warn(f"fit: {type(callback).__name__}.on_epoch_end put a "
+                          f"{type(value).__name__} in logs[{key!r}], not a number; the History "
+                          f"records only numbers, so it leaves {key!r} out", stacklevel=3)
+    history.update_last(numbers_only)
 
 
 def _train_epoch(run, check_every):

@@ -14,7 +14,7 @@ from minigrad.io import save_tree
 from minigrad.optim import lr_scheduler
 from minigrad.train import (Callback, EarlyStopping, History, LearningRateScheduler,
                             ModelCheckpoint, ProgressLogger, TrainingDiverged, evaluate,
-                            fit, format_epoch, load_checkpoint, predict)
+                            fit, format_epoch, load_checkpoint, predict, save_checkpoint)
 
 
 def _blobs(n=150, seed=0):
@@ -396,6 +396,77 @@ def test_history_records_what_callbacks_add_to_the_logs(tmp_path):
     assert load_checkpoint(tmp_path / "ckpt.npz")["history"]["history"]["score"] == [3.0, 2.0, 1.0]
 
 
+class SeeHistory(Callback):
+    """Notes, in on_epoch_end, what the run's history holds of the epoch."""
+
+    def __init__(self):
+        self.seen = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        recorded = self.run.history.history
+        self.seen.append((len(self.run.history), recorded.get("loss", [None])[-1] == logs["loss"],
+                          recorded.get("score", [None])[-1]))
+
+
+def test_on_epoch_end_finds_its_epoch_in_the_history():
+    watcher = SeeHistory()  # order 50: after Script (40) has added its score
+    history = fit(_mlp(), DataLoader(_blobs(30), 10), epochs=2, verbose=0,
+                  callbacks=[Script([3.0, 2.0]), watcher])
+    assert watcher.seen == [(1, True, 3.0), (2, True, 2.0)]
+    assert history["score"] == [3.0, 2.0]
+
+
+class SaveInEpochEnd(Callback):
+    """A checkpoint written where callbacks wrote them before on_checkpoint existed."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def on_epoch_end(self, epoch, logs=None):
+        save_checkpoint(self.path, self.run)
+
+
+def test_a_checkpoint_saved_in_on_epoch_end_counts_the_epoch_as_done(tmp_path):
+    ckpt = tmp_path / "mine.npz"
+    loader = DataLoader(_blobs(30), 10, shuffle=True, seed=3)
+    mg.manual_seed(0)
+    model = _mlp()
+    fit(model, loader, epochs=2, verbose=0, callbacks=[SaveInEpochEnd(ckpt)])
+    state = load_checkpoint(ckpt)
+    assert state["epoch"] == 2 and list(state["history"]["epoch"]) == [0, 1]
+    assert _same_weights(state["model"], _weights(model))
+    # Resuming a finished run trains nothing more: no epoch is trained twice.
+    resumed = _mlp()
+    history = fit(resumed, loader, epochs=2, verbose=0, resume=ckpt)
+    assert history.epoch == [0, 1] and _same_weights(_weights(resumed), _weights(model))
+
+
+class Annotate(Callback):
+    """Adds values of every kind to the logs."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["note"] = f"epoch {epoch} done"
+        logs["per_class"] = np.array([0.1, 0.2, 0.3])
+        logs["half"] = np.float32(epoch / 2)
+        logs["count"] = np.array(epoch)
+        logs["loss"] = 10.0 + epoch  # changed, as Keras records it
+
+
+def test_logs_that_are_not_numbers_stay_out_of_the_history_with_one_warning(tmp_path):
+    ckpt = tmp_path / "ckpt.npz"
+    with pytest.warns(UserWarning) as caught:
+        history = fit(_mlp(), DataLoader(_blobs(30), 10), epochs=2, verbose=0,
+                      callbacks=[Annotate(), ModelCheckpoint(ckpt)])
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 2  # one per key, not one per epoch
+    assert "Annotate.on_epoch_end put a str in logs['note']" in messages[0]
+    assert "ndarray in logs['per_class']" in messages[1]
+    assert "note" not in history and "per_class" not in history
+    assert history["half"] == [0.0, 0.5] and history["count"] == [0.0, 1.0]
+    assert history["loss"] == [10.0, 11.0]
+    assert load_checkpoint(ckpt)["epoch"] == 2
+
+
 def test_a_reused_early_stopping_starts_each_fit_afresh(capsys):
     stopper = EarlyStopping(monitor="score", patience=2)
     loader = DataLoader(_blobs(30), 10)
@@ -658,7 +729,8 @@ def test_resume_warns_when_the_callbacks_differ_from_the_checkpoints(tmp_path):
             callbacks=[ModelCheckpoint(ckpt), EarlyStopping(monitor="accuracy", verbose=0)])
 
 
-def test_a_version_1_checkpoint_gives_callbacks_their_state_by_position(tmp_path):
+@pytest.mark.parametrize("version", [1, None])  # None: no "version" entry reads as 1
+def test_a_version_1_checkpoint_gives_callbacks_their_state_by_position(tmp_path, version):
     ckpt = tmp_path / "ckpt.npz"
     loader = DataLoader(_blobs(30), 10)
 
@@ -669,7 +741,9 @@ def test_a_version_1_checkpoint_gives_callbacks_their_state_by_position(tmp_path
         callbacks=callbacks(EarlyStopping(monitor="score", patience=5, verbose=0)))
     state = load_checkpoint(ckpt)
     saved = state["callbacks"]
-    state["version"] = 1
+    del state["version"]
+    if version is not None:
+        state["version"] = version
     state["callbacks"] = {"1:EarlyStopping": saved["EarlyStopping:score"],
                           "2:ModelCheckpoint": saved["ModelCheckpoint:ckpt.npz"]}
     save_tree(ckpt, state)
@@ -678,6 +752,22 @@ def test_a_version_1_checkpoint_gives_callbacks_their_state_by_position(tmp_path
         warnings.simplefilter("error")
         fit(_mlp(), loader, epochs=3, verbose=0, resume=ckpt, callbacks=callbacks(stopper))
     assert stopper.best_epoch == 1 and stopper.wait == 1
+
+
+@pytest.mark.parametrize("version", [3, "2", 0])
+def test_a_checkpoint_of_an_unknown_version_is_refused_naming_the_file(tmp_path, version):
+    ckpt = tmp_path / "ckpt.npz"
+    loader = DataLoader(_blobs(30), 10)
+    fit(_mlp(), loader, epochs=1, verbose=0, callbacks=[ModelCheckpoint(ckpt)])
+    state = load_checkpoint(ckpt)
+    state["version"] = version
+    save_tree(ckpt, state)
+    expected = "newer minigrad" if version == 3 else "unknown training checkpoint version"
+    with pytest.raises(ValueError, match=expected) as info:
+        load_checkpoint(ckpt)
+    assert str(ckpt) in str(info.value)
+    with pytest.raises(ValueError, match=expected):
+        fit(_mlp(), loader, epochs=2, verbose=0, resume=ckpt)
 
 
 # ----------------------------------------------------------------- progress display
