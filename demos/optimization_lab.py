@@ -24,6 +24,8 @@ from minigrad import lab
 from minigrad.lr_finder import lr_range_test
 from minigrad.models import exercise_cnn
 
+#: The smallest image side SyntheticInsects draws (lr-find's --size).
+MIN_LR_FIND_SIZE = 16
 #: Steps per landscape: enough for the better optimizers to arrive.
 LANDSCAPE_STEPS = {"bowl": 100, "rosenbrock": 1000, "saddle": 200, "himmelblau": 100}
 
@@ -201,6 +203,20 @@ def run_lr_find(out, quick=False, size=32, batch_size=32, steps=60, images=512,
 
 
 # ------------------------------------------------------------------ CLI
+def _check_lr_find_args(parser, args):
+    """Refuse lr-find settings the run would trip over, as usage errors."""
+    if args.size < MIN_LR_FIND_SIZE:
+        parser.error(f"--size must be at least {MIN_LR_FIND_SIZE} pixels (the smallest "
+                     f"synthetic insect drawing), got {args.size}")
+    for option, value, least in (("--steps", args.steps, 2), ("--batch-size", args.batch_size, 1),
+                                 ("--images", args.images, 1)):
+        if value < least:
+            parser.error(f"{option} must be at least {least}, got {value}")
+    if not 0 < args.start_lr < args.end_lr:
+        parser.error(f"need 0 < --start-lr < --end-lr, got {args.start_lr:g} and "
+                     f"{args.end_lr:g}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
@@ -212,10 +228,11 @@ def main(argv=None):
     parser.add_argument("--no-gif", action="store_true", help="skip the landscape GIFs")
     group = parser.add_argument_group("lr-find")
     group.add_argument("--size", type=int, default=32,
-                       help="image side in pixels, a multiple of 8 (the exercise's is 80; "
-                            "32 keeps the default run to seconds on a CPU)")
+                       help="image side in pixels, at least 16 (the smallest synthetic "
+                            "insect); the exercise's is 80, 32 keeps the default run to "
+                            "seconds on a CPU; --quick caps it at 16")
     group.add_argument("--batch-size", type=int, default=32)
-    group.add_argument("--steps", type=int, default=60, help="range-test steps")
+    group.add_argument("--steps", type=int, default=60, help="range-test steps (at least 2)")
     group.add_argument("--images", type=int, default=512, help="synthetic images to draw from")
     group.add_argument("--optimizer", default="adam")
     group.add_argument("--start-lr", type=float, default=1e-4)
@@ -223,6 +240,8 @@ def main(argv=None):
     group.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     group.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.command in ("lr-find", "all"):
+        _check_lr_find_args(parser, args)
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -5,8 +5,9 @@ Train for ``steps`` mini-batches while the learning rate grows geometrically fro
 loss falls faster and faster, and past some lr the steps overshoot and the loss
 blows up. The suggested lr is where the smoothed loss falls most steeply (against
 log lr), the usual rule of the "LR finder" (Smith 2017; fastai; torch-lr-finder).
-The model, the optimizer and minigrad's random state are put back as they were, so
-the test can precede training (or a sweep) without changing it::
+The model, the optimizer, minigrad's random state and a DataLoader's epoch counter
+are put back as they were, so the test can precede training (or a sweep) without
+changing it::
 
     result = lr_range_test(model, train_loader, loss="cross_entropy", optimizer="adam")
     optimizer = optim.Adam(model.parameters(), lr=result.suggested_lr)
@@ -148,8 +149,9 @@ def lr_range_test(model, loader_or_batches, loss="cross_entropy", optimizer="ada
     average's weight on the past.
 
     Afterwards the model's weights, buffers, gradients and train/eval mode, the
-    optimizer's state (when one was passed in) and minigrad's random state are all
-    restored to what they were.
+    optimizer's state (when one was passed in), minigrad's random state and the
+    loader's epoch (a ``DataLoader``'s shuffling order) are all restored to what
+    they were.
     """
     if not 0 < start_lr < end_lr:
         raise ValueError(f"lr_range_test: need 0 < start_lr < end_lr, got start_lr={start_lr}, "
@@ -178,6 +180,9 @@ def lr_range_test(model, loader_or_batches, loss="cross_entropy", optimizer="ada
     saved_weights = model.state_dict()
     saved_grads = [None if p.grad is None else p.grad.copy() for p in params]
     saved_random = mg_random.get_state()
+    # Each pass over a DataLoader advances its epoch, which seeds the next shuffle.
+    saved_epoch = getattr(loader_or_batches, "epoch", None) \
+        if hasattr(loader_or_batches, "set_epoch") else None
     was_training = model.training
     growth = (end_lr / start_lr) ** (1.0 / (steps - 1))
     lrs, raw, smoothed = [], [], []
@@ -218,6 +223,8 @@ def lr_range_test(model, loader_or_batches, loss="cross_entropy", optimizer="ada
         if saved_optimizer is not None:
             opt.load_state_dict(saved_optimizer)
         mg_random.set_state(saved_random)
+        if saved_epoch is not None:
+            loader_or_batches.set_epoch(saved_epoch)
     if not lrs:
         raise ValueError(f"lr_range_test: the very first loss was not finite (at lr "
                          f"{start_lr:g}); check the model and the data before the lr")

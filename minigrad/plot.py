@@ -66,8 +66,8 @@ def plot_history(history, path=None, title=None):
     """Training vs validation loss and accuracy per epoch, side by side.
 
     ``history`` is a :class:`minigrad.train.History`, its ``.history`` dict or
-    the contents of ``history.json``. Saves a PNG to ``path`` when given;
-    returns the matplotlib ``Figure``.
+    the contents of ``history.json`` (whose nulls, NaN in training, leave gaps).
+    Saves a PNG to ``path`` when given; returns the matplotlib ``Figure``.
     """
     data = history_dict(history)
     if not data.get("loss"):
@@ -78,8 +78,8 @@ def plot_history(history, path=None, title=None):
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, (key, label) in zip(axes, panels):
         epochs = np.arange(1, len(data[key]) + 1)
-        ax.plot(epochs, data[key], "o-", label=f"training {label.lower()}")
-        val = data.get("val_" + key)
+        ax.plot(epochs, _as_floats(data[key]), "o-", label=f"training {label.lower()}")
+        val = _as_floats(data.get("val_" + key) or [])
         if val and not all(math.isnan(v) for v in val):
             ax.plot(epochs, val, "s--", label=f"validation {label.lower()}")
         ax.set_xlabel("epoch")
@@ -96,6 +96,11 @@ def plot_history(history, path=None, title=None):
     if path is not None:
         save_figure(fig, path)
     return fig
+
+
+def _as_floats(values):
+    """Per-epoch values with ``None`` (how history.json stores NaN) as NaN: a gap."""
+    return [math.nan if v is None else float(v) for v in values]
 
 
 def plot_confusion(confusion, classes=None, path=None, title="Confusion matrix",

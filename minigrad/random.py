@@ -7,12 +7,24 @@ same masks and no device RNG call is needed inside a captured CUDA graph.
 import numpy as np
 
 _state = {"seed": 0, "rng": np.random.default_rng(0), "offset": 0}
+_UINT64 = 1 << 64  # seeds live modulo 2**64, as torch's and the dropout hash's
 
 
 def manual_seed(seed):
-    """Reset every minigrad random stream from one integer seed."""
-    _state["seed"] = int(seed)
-    _state["rng"] = np.random.default_rng(int(seed))
+    """Reset every minigrad random stream from one integer seed.
+
+    As ``torch.manual_seed``: any integer from ``-2**63`` to ``2**64 - 1``; a
+    negative seed is taken modulo ``2**64`` (-1 is the seed ``2**64 - 1``).
+    """
+    try:
+        value = int(seed)
+    except (TypeError, ValueError, OverflowError):
+        raise TypeError(f"manual_seed: the seed must be an integer, got {seed!r}") from None
+    if not -(1 << 63) <= value < _UINT64:
+        raise ValueError(f"manual_seed: the seed must be in [-2**63, 2**64 - 1], got {value}")
+    value %= _UINT64
+    _state["seed"] = value
+    _state["rng"] = np.random.default_rng(value)
     _state["offset"] = 0
 
 

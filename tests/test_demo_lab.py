@@ -99,3 +99,18 @@ def test_unknown_command_is_refused(demo, capsys):
     with pytest.raises(SystemExit):
         demo.main(["sweep"])
     assert "invalid choice" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--size", "12"], "--size must be at least 16"),
+    (["--steps", "1"], "--steps must be at least 2"),
+    (["--batch-size", "0"], "--batch-size must be at least 1"),
+    (["--start-lr", "1", "--end-lr", "0.1"], "need 0 < --start-lr < --end-lr"),
+])
+def test_lr_find_refuses_settings_it_cannot_run_with_a_usage_error(demo, tmp_path, capsys,
+                                                                    argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        demo.main(["lr-find", "--quick", "--out", str(tmp_path)] + argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # refused before any work

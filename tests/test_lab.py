@@ -193,6 +193,16 @@ def test_run_optimizer_rejects_bad_arguments():
         lab.run_optimizer("sgd", lab.ROSENBROCK, lr=0.1, steps=3, momentum=-1)
 
 
+def test_reduce_lr_on_plateau_is_stepped_with_the_loss():
+    from minigrad.optim import lr_scheduler
+    # an lr so small that the loss hardly moves: a plateau from the first step
+    run = lab.run_optimizer("sgd", lab.ILL_CONDITIONED_BOWL, lr=1e-6, steps=12,
+                            scheduler=lambda opt: lr_scheduler.ReduceLROnPlateau(
+                                opt, factor=0.5, patience=2))
+    assert run.lrs[0] == 1e-6 and run.lrs[-1] < 1e-6
+    assert sorted(run.lrs, reverse=True) == list(run.lrs)
+
+
 # ---------------------------------------------------------------- batch sizes
 @pytest.fixture(scope="module")
 def batch_runs():

@@ -158,6 +158,36 @@ def test_short_data_is_cycled_lists_generators_and_dataloaders():
     assert len(lr_range_test(nn.Dense(4, 1), numpy_pairs, **kwargs).lrs) == 9
 
 
+def test_a_dataloaders_epoch_and_so_its_next_shuffle_are_restored():
+    _, _, (x, y) = regression_problem(n=64)
+    loader = DataLoader(TensorDataset(x, y), batch_size=16, shuffle=True, seed=1)
+    loader.set_epoch(1)
+    order_before = loader.epoch_plan()[0].copy()
+    lr_range_test(nn.Dense(4, 1), loader, loss="mse", optimizer="sgd", start_lr=1e-6,
+                  end_lr=1e-4, steps=30)  # 30 batches: the loader went round 8 times
+    assert loader.epoch == 1
+    assert np.array_equal(loader.epoch_plan()[0], order_before)
+
+
+def test_manual_seed_takes_negative_seeds_as_torch_does():
+    # The range test restores minigrad's random state; the seed behind it follows
+    # torch.manual_seed: -2**63 .. 2**64 - 1, negatives taken modulo 2**64.
+    mg.manual_seed(-1)
+    negative = mg.random.get_state()
+    assert negative["seed"] == 2 ** 64 - 1
+    first = mg.random.generator().standard_normal(3)
+    mg.manual_seed(2 ** 64 - 1)
+    assert mg.random.get_state() == negative
+    assert np.array_equal(mg.random.generator().standard_normal(3), first)
+    mg.manual_seed(-(2 ** 63))
+    for bad in (2 ** 64, -(2 ** 63) - 1):
+        with pytest.raises(ValueError, match=r"manual_seed: the seed must be in \[-2\*\*63"):
+            mg.manual_seed(bad)
+    with pytest.raises(TypeError, match="manual_seed: the seed must be an integer"):
+        mg.manual_seed("seven")
+    mg.manual_seed(0)
+
+
 def test_cross_entropy_default_on_a_classifier():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(96, 2)).astype(np.float32)

@@ -36,6 +36,18 @@ def test_curves_accept_the_history_json_form_and_regression_runs():
         plot.plot_history({"accuracy": [0.5]})
 
 
+def test_curves_draw_nulls_of_history_json_as_gaps():
+    pytest.importorskip("matplotlib")
+    # history.json stores a NaN loss (a diverged epoch) as null
+    data = {"loss": [1.0, None, 0.5], "accuracy": [0.4, None, 0.6],
+            "val_loss": [None, None, None], "val_accuracy": [0.5, 0.55, None]}
+    loss_ax, acc_ax = plot.plot_history({"history": data}).axes
+    train_line, = loss_ax.get_lines()  # no validation curve: every value missing
+    assert np.array_equal(train_line.get_ydata(), [1.0, np.nan, 0.5], equal_nan=True)
+    assert np.array_equal(acc_ax.get_lines()[1].get_ydata(), [0.5, 0.55, np.nan],
+                          equal_nan=True)
+
+
 def test_confusion_png_names_classes_and_prints_counts(tmp_path):
     pytest.importorskip("matplotlib")
     matrix = np.array([[5, 1, 0, 0], [0, 7, 1, 0], [2, 0, 4, 0], [0, 0, 1, 9]])

@@ -195,7 +195,11 @@ def test_random_search_of_a_finite_space_and_bad_requests():
 
 def test_halving_rungs():
     assert Halving(eta=3).rungs(9) == [1, 3, 9]
-    assert Halving(eta=3).rungs(10) == [1, 3, 10]
+    # ASHA's rungs (Ray Tune's grace period x reduction factor**k), then the last epoch
+    assert Halving(eta=3).rungs(10) == [1, 3, 9, 10]
+    assert Halving(eta=3).rungs(5) == [1, 3, 5]
+    assert Halving(eta=3, min_epochs=2).rungs(9) == [2, 6, 9]  # the first rung is min_epochs
+    assert Halving(eta=3, min_epochs=5).rungs(5) == [5]
     assert Halving(eta=2).rungs(4) == [1, 2, 4]
     assert Halving(eta=2, min_epochs=2).rungs(8) == [2, 4, 8]
     assert Halving(eta=3).rungs(1) == [1]
@@ -490,6 +494,47 @@ def test_dask_local_cluster_gives_the_same_table_as_the_local_pool(tmp_path):
                         halving=Halving(eta=2)).run()
     assert [(r["trial_id"], r["epochs"], r["status"]) for r in halved] == \
         [(r["trial_id"], r["epochs"], r["status"]) for r in halved_seq]
+
+
+def slow_trial(config, epochs, resume_from=None, checkpoint_path=None):
+    """fake_trial after a nap of config["sleep"] seconds."""
+    import time
+    time.sleep(config["sleep"])
+    return fake_trial(config, epochs, resume_from, checkpoint_path)
+
+
+def test_an_interrupted_sweep_leaves_nothing_queued_on_the_users_dask_client(tmp_path):
+    import gc
+    import time
+    distributed = pytest.importorskip("distributed")
+    log = tmp_path / "calls.jsonl"
+
+    def ctrl_c_after_the_first_trial(line):
+        if line.startswith("[1/"):
+            raise KeyboardInterrupt
+
+    def queued(dask_scheduler):
+        return [str(key) for key in dask_scheduler.tasks if "minigrad-trial" in str(key)]
+
+    with distributed.LocalCluster(processes=False, n_workers=1, threads_per_worker=1,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        sweep = _sweep({"x": [1, 2, 3, 4, 5], "epochs": 1, "sleep": 0.2, "log": str(log)},
+                       tmp_path / "out", cluster=client, trial_fn=slow_trial, verbose=1,
+                       print_fn=ctrl_c_after_the_first_trial)
+        gc.disable()  # the futures must be cancelled, not left for the collector to drop
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                sweep.run()
+            deadline = time.monotonic() + 3
+            while client.run_on_scheduler(queued) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert client.run_on_scheduler(queued) == []
+        finally:
+            gc.enable()
+        time.sleep(0.4)  # the trial running at the interrupt ends; no other one starts
+        assert len(_calls(log)) <= 2
+        assert client.submit(sum, [1, 2]).result() == 3  # the user's client still works
 
 
 def test_cluster_without_distributed_says_how_to_install(tmp_path, monkeypatch):

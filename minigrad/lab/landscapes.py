@@ -225,7 +225,8 @@ def run_optimizer(name, function, start=None, lr=None, steps=200, *, scheduler=N
     alias from :data:`OPTIMIZER_SPECS` (``"momentum"``, ``"nesterov"``);
     ``opt_kwargs`` go to its constructor. ``start`` and ``lr`` default to the
     function's own. ``scheduler(optimizer)`` may build an lr scheduler from
-    ``minigrad.optim.lr_scheduler``, stepped after every step.
+    ``minigrad.optim.lr_scheduler``, stepped after every step (``ReduceLROnPlateau``
+    with that step's loss).
     ``gradient_noise`` adds seeded Gaussian noise of that standard deviation to
     each gradient, the way mini-batch sampling makes gradients noisy.
 
@@ -273,7 +274,9 @@ def run_optimizer(name, function, start=None, lr=None, steps=200, *, scheduler=N
                 point.grad = point.grad + gradient_noise * rng.standard_normal(2)
             lrs.append(optimizer.param_groups[0]["lr"])
             optimizer.step()
-            if schedule is not None:
+            if isinstance(schedule, lr_scheduler.ReduceLROnPlateau):
+                schedule.step(value)  # watches the loss, as fit steps it with val_loss
+            elif schedule is not None:
                 schedule.step()
             path.append(point.data.copy())
     return Trajectory(optimizer=name, function=function, lr=float(lr),

@@ -27,11 +27,12 @@ from .cli import add_sweep_arguments, run_sweep_cli, sweep_main
 from .executors import DaskExecutor, LocalPool, Sequential, available_cores, core_shares
 from .space import (Choice, Distribution, LogUniform, SearchSpace, Uniform, choice,
                     loguniform, trial_id, uniform)
-from .sweep import Halving, Sweep, SweepResults, SweepResultsError
+from .sweep import Halving, Sweep, SweepMetricError, SweepResults, SweepResultsError
 from .trial import ExperimentTrial, execute_trial
 
 __all__ = ["SearchSpace", "Distribution", "Choice", "Uniform", "LogUniform", "choice",
            "uniform", "loguniform", "trial_id", "Sweep", "Halving", "SweepResults",
-           "SweepResultsError", "ExperimentTrial", "execute_trial", "Sequential", "LocalPool", "DaskExecutor",
+           "SweepResultsError", "SweepMetricError", "ExperimentTrial", "execute_trial",
+           "Sequential", "LocalPool", "DaskExecutor",
            "available_cores", "core_shares", "add_sweep_arguments", "run_sweep_cli",
            "sweep_main"]

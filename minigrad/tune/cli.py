@@ -5,7 +5,8 @@ A script wires it with :func:`add_sweep_arguments` and :func:`run_sweep_cli`
 
     python demos/bees_vs_wasps.py sweep --optimizer adam,sgd,rmsprop,adagrad \\
         --lr 1e-2,1e-3,1e-4 --activation relu,tanh --epochs 5 [--halving] \\
-        [--trials N] [--workers N] [--cluster ADDRESS] [--out DIR] [--data PATH]
+        [--trials N] [--metric KEY --mode max|min] [--workers N] [--cluster ADDRESS] \\
+        [--out DIR] [--data PATH]
 
 Each hyperparameter option takes one value (fixed), a comma-separated list
 (grid axis, or a random choice), or a range ``LOW..HIGH`` (random search with
@@ -109,9 +110,14 @@ def add_sweep_arguments(parser):
          help="successive halving: all trials train a little, the best 1/ETA continue")
     _add(search, "--eta", type=int, default=3, help="halving: keep the best 1/ETA (3)")
     _add(search, "--min-epochs", type=int, default=1,
-         help="halving: epochs of the first rung (1)")
+         help="halving: epochs of the first rung (1); the next rungs train ETA times more, "
+              "the last --epochs")
     _add(search, "--metric", default="val_accuracy",
-         help="what ranks the trials (val_accuracy; a loss ranks lowest first)")
+         help="the history key that ranks the trials, its best epoch counting "
+              "(val_accuracy)")
+    _add(search, "--mode", choices=("auto", "max", "min"), default="auto",
+         help="which way --metric improves: max, min, or auto (max for accuracies, min "
+              "for anything else, e.g. losses; say max for val_f1, val_auc, ...)")
     run = parser.add_argument_group("where trials run")
     _add(run, "--data", metavar="PATH", default=None,
          help="image folder for every trial (default: the script's built-in data); with "
@@ -172,7 +178,7 @@ def _describe_space(space, trials):
 def run_sweep_cli(args, trial_fn):
     """Run the sweep that parsed ``args`` describe with ``trial_fn``; returns an exit status
     (0: at least one trial finished, 1: none did, 2: bad options, 130: interrupted)."""
-    from .sweep import Halving, Sweep, SweepResultsError
+    from .sweep import Halving, Sweep, SweepMetricError, SweepResultsError
     try:
         space = space_from_args(args)
         kind = "random" if args.trials is not None else "grid"
@@ -182,7 +188,8 @@ def run_sweep_cli(args, trial_fn):
             workers = 1  # one GPU: trials take turns on it
         sweep = Sweep(space, trial_fn, args.out, workers=workers, cluster=args.cluster,
                       halving=halving, kind=kind, trials=args.trials, seed=args.seed,
-                      metric=args.metric, checkpoints=args.checkpoints,
+                      metric=args.metric, mode=getattr(args, "mode", "auto"),
+                      checkpoints=args.checkpoints,
                       retry_failed=args.retry_failed, verbose=0 if args.quiet else 1,
                       plots=args.plots)
     except (ValueError, TypeError, FileNotFoundError) as exc:
@@ -196,8 +203,9 @@ def run_sweep_cli(args, trial_fn):
         print(f"\nInterrupted. Finished trials are in {sweep.out_dir / 'results.csv'}; run the "
               f"same command again to continue.")
         return 130
-    except (ImportError, ConnectionError, SweepResultsError) as exc:
-        # --cluster without dask or unreachable; or an --out folder holding something else
+    except (ImportError, ConnectionError, SweepResultsError, SweepMetricError) as exc:
+        # --cluster without dask or unreachable; an --out folder holding something else;
+        # or a --metric the trials do not record
         print(f"error: {exc}")
         return 2
     if args.quiet:

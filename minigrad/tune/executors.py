@@ -328,18 +328,23 @@ class DaskExecutor:
         host_threads = self._host_threads()
         batch = uuid.uuid4().hex[:8]
         futures = {}
-        for task in tasks:
-            future = self.client.submit(_dask_trial, trial_fn, task.config, task.epochs,
-                                        task.checkpoint_path, host_threads, pure=False,
-                                        key=f"minigrad-trial-{task.trial_id}-{task.epochs}-{batch}")
-            futures[future] = task
-        for future in distributed.as_completed(list(futures), loop=self.client.loop):
-            task = futures[future]
-            try:
-                outcome = future.result()
-            except Exception as exc:  # KilledWorker, or the task could not be sent
-                outcome = _crash_outcome(task, f"{type(exc).__name__}: {exc}")
-            finally:
-                future.release()
-            yield task, outcome
+        try:
+            for task in tasks:
+                future = self.client.submit(
+                    _dask_trial, trial_fn, task.config, task.epochs, task.checkpoint_path,
+                    host_threads, pure=False,
+                    key=f"minigrad-trial-{task.trial_id}-{task.epochs}-{batch}")
+                futures[future] = task
+            for future in distributed.as_completed(list(futures), loop=self.client.loop):
+                task = futures.pop(future)
+                try:
+                    outcome = future.result()
+                except Exception as exc:  # KilledWorker, or the task could not be sent
+                    outcome = _crash_outcome(task, f"{type(exc).__name__}: {exc}")
+                finally:
+                    future.release()
+                yield task, outcome
+        finally:
+            if futures:  # interrupted: the cluster (maybe the user's own) must not run on
+                self.client.cancel(list(futures))
 

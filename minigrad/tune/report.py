@@ -4,7 +4,8 @@
   trial per epoch, overlaid; the best trial highlighted.
 - ``sweep_params.png``: one panel per varied hyperparameter: each trial's best
   score against its value of that hyperparameter, with the mean per value;
-  diverged and failed trials are drawn as red crosses on the floor.
+  diverged and failed trials are drawn as red crosses at the worst end (the
+  floor for an accuracy, above the highest score for a loss).
 
 Plots need matplotlib (``pip install 'minigrad[plot]'``); without it
 :func:`plot_sweep` raises :class:`minigrad.plot.PlotUnavailable`.
@@ -14,7 +15,8 @@ import math
 from pathlib import Path
 
 from ..plot import figure_class, save_figure
-from .space import is_number
+from ..train import metric_sign
+from .space import canonical_json, is_number
 
 __all__ = ["format_value", "format_table", "format_summary", "plot_sweep"]
 
@@ -145,6 +147,17 @@ def _is_log_axis(values):
     return len(positive) == len(values) and len(values) > 1 and max(values) / min(values) >= 50
 
 
+def _worst_score(scores, sign):
+    """Where failed trials go on a score axis: at or below 0 (or the lowest score) when
+    higher is better; a little above the highest score when lower is better."""
+    if sign > 0:
+        return min(scores + [0.0])
+    if not scores:
+        return 0.0
+    top = max(scores)
+    return top + 0.05 * ((top - min(scores)) or abs(top) or 1.0)
+
+
 def plot_params(results, path):
     """Each trial's best score against each varied hyperparameter (one panel each)."""
     Figure = figure_class("sweep plots")
@@ -155,40 +168,44 @@ def plot_params(results, path):
     axes = fig.subplots(rows_n, columns, squeeze=False).reshape(-1)
     ok = [r for r in results.rows if r["status"] == "ok" and r.get("score") is not None]
     bad = [r for r in results.rows if r not in ok]
-    floor = min([r["score"] for r in ok] + [0.0])
+    worst = _worst_score([r["score"] for r in ok],
+                         metric_sign(results.metric, results.mode))
     for ax, name in zip(axes, names):
         value_of = (lambda r: r["trial_id"]) if name == "trial" else \
             (lambda r, n=name: r["config"].get(n))
-        values = [value_of(r) for r in results.rows]
-        numeric = all(is_number(v) for v in values)
-        distinct = []
-        for v in values:
-            if v not in distinct:
-                distinct.append(v)
+        # Values are told apart by their JSON text: lists and dicts are not hashable,
+        # and 1 == True == 1.0 in Python but not as hyperparameters.
+        distinct = {}
+        for row in results.rows:
+            distinct.setdefault(canonical_json(value_of(row)), value_of(row))
+        keys = list(distinct)
+        numeric = all(is_number(v) for v in distinct.values())
         if numeric:
-            distinct.sort()
-        categorical = not numeric or len(distinct) <= 8
-        position = {v: i for i, v in enumerate(distinct)}
+            keys.sort(key=distinct.get)
+        categorical = not numeric or len(keys) <= 8
+        position = {key: i for i, key in enumerate(keys)}
 
-        def x_of(v):
-            return position[v] if categorical else v
+        def x_of(row):
+            value = value_of(row)
+            return position[canonical_json(value)] if categorical else value
 
-        for v in distinct:
-            scores = [r["score"] for r in ok if value_of(r) == v]
+        for key in keys:
+            scores = [r["score"] for r in ok if canonical_json(value_of(r)) == key]
             if scores:
-                mean = sum(scores) / len(scores)
-                ax.plot([x_of(v)], [mean], "_", color="tab:blue", markersize=22,
-                        markeredgewidth=2.5, zorder=2)
-        ax.scatter([x_of(value_of(r)) for r in ok], [r["score"] for r in ok],
+                x = position[key] if categorical else distinct[key]
+                ax.plot([x], [sum(scores) / len(scores)], "_", color="tab:blue",
+                        markersize=22, markeredgewidth=2.5, zorder=2)
+        ax.scatter([x_of(r) for r in ok], [r["score"] for r in ok],
                    color="0.3", s=22, zorder=3, label="trial")
         if bad:
-            ax.scatter([x_of(value_of(r)) for r in bad], [floor] * len(bad), marker="x",
+            ax.scatter([x_of(r) for r in bad], [worst] * len(bad), marker="x",
                        color="tab:red", s=40, zorder=3, label="diverged/failed")
         if categorical:
-            ax.set_xticks(range(len(distinct)), [format_value(v) for v in distinct],
-                          rotation=30 if max(len(format_value(v)) for v in distinct) > 6 else 0)
-            ax.set_xlim(-0.5, len(distinct) - 0.5)
-        elif _is_log_axis(distinct):
+            labels = [format_value(distinct[key]) for key in keys]
+            ax.set_xticks(range(len(keys)), labels,
+                          rotation=30 if max(len(label) for label in labels) > 6 else 0)
+            ax.set_xlim(-0.5, len(keys) - 0.5)
+        elif _is_log_axis(list(distinct.values())):
             ax.set_xscale("log")
         ax.set_xlabel(name)
         ax.set_ylabel(f"best {results.metric.replace('_', ' ')}")

@@ -48,6 +48,22 @@ def _plain(value, name):
     return value
 
 
+def _as_value_list(spec, name):
+    """A tuple, a ``range`` or a 1-D NumPy array of values as a list (so
+    ``np.logspace(-4, -2, 3)`` is a grid axis like ``[1e-4, 1e-3, 1e-2]``); a 0-d array
+    as its one value; anything else as it is."""
+    if isinstance(spec, (tuple, range)):
+        return list(spec)
+    if isinstance(spec, np.ndarray):
+        if spec.ndim == 0:
+            return spec.item()
+        if spec.ndim != 1:
+            raise TypeError(f"hyperparameter {name!r}: an array of values must be 1-D, got "
+                            f"shape {spec.shape}")
+        return spec.tolist()
+    return spec
+
+
 def _round_significant(x, digits):
     if digits is None or x == 0:
         return float(x)
@@ -132,8 +148,9 @@ def loguniform(low, high, digits=3):
 
 
 class SearchSpace:
-    """Named hyperparameters: lists or :func:`choice` (finite), :func:`uniform` /
-    :func:`loguniform` ranges (random search only), or single fixed values.
+    """Named hyperparameters: lists or :func:`choice` (finite; tuples, ``range`` and 1-D
+    NumPy arrays count as lists), :func:`uniform` / :func:`loguniform` ranges (random
+    search only), or single fixed values.
 
     Configs keep the order in which the names were given.
     """
@@ -148,7 +165,8 @@ class SearchSpace:
         for name, spec in params.items():
             if not isinstance(name, str) or not name:
                 raise TypeError(f"hyperparameter names must be non-empty strings, got {name!r}")
-            if isinstance(spec, (list, tuple)):
+            spec = _as_value_list(spec, name)
+            if isinstance(spec, list):
                 if not spec:
                     raise ValueError(f"hyperparameter {name!r} has an empty list of values")
                 spec = Choice(spec)

@@ -28,13 +28,17 @@ from ..io import atomic_write_json, atomic_write_text
 from ..train import metric_sign
 from .executors import DaskExecutor, LocalPool, Sequential, Task, available_cores
 from .space import SearchSpace, canonical_json, trial_id
-from .trial import history_metrics
+from .trial import finite_loss_epochs, history_metrics
 
-__all__ = ["Sweep", "Halving", "SweepResults", "SweepResultsError", "RESULTS_FORMAT"]
+__all__ = ["Sweep", "Halving", "SweepResults", "SweepResultsError", "SweepMetricError",
+           "RESULTS_FORMAT"]
 
 RESULTS_FORMAT = "minigrad-sweep-results"
 _RESULTS_VERSION = 1
 _STATUS_ORDER = {"ok": 0, "diverged": 1, "failed": 2}
+#: A row's fields computed from its history (see history_metrics).
+_ROW_METRICS = ("epochs", "score", "best_epoch", "best_val_accuracy", "final_val_accuracy",
+                "final_val_loss", "final_accuracy", "final_loss", "epoch_seconds")
 #: Columns of results.csv after the rank, id, status and the config's values.
 _METRIC_COLUMNS = ("best_val_accuracy", "best_epoch", "final_val_accuracy", "final_val_loss",
                    "final_accuracy", "final_loss", "epochs", "rung", "seconds",
@@ -43,14 +47,15 @@ _METRIC_COLUMNS = ("best_val_accuracy", "best_epoch", "final_val_accuracy", "fin
 
 @dataclass
 class Halving:
-    """Successive halving: all trials train ``min_epochs``; the best ``1/eta`` of them
-    continue (from their checkpoints) to about ``eta`` times as many epochs; and so
-    on up to ``max_epochs`` (default: the trials' ``epochs``).
+    """Successive halving: all trials train ``min_epochs`` (the first rung); the best
+    ``1/eta`` of them continue (from their checkpoints) to ``eta`` times as many
+    epochs; and so on up to ``max_epochs`` (default: the trials' ``epochs``).
 
-    The rungs are ``max_epochs / eta**k`` rounded, down to ``min_epochs``: e.g.
-    1, 3, 9 for ``max_epochs=9, eta=3``; 1, 2, 4 for ``max_epochs=4, eta=2``.
-    Trials are ranked at each rung by the best validation metric of their first
-    rung-many epochs; diverged and failed trials never continue.
+    The rungs are ``min_epochs * eta**k`` below ``max_epochs``, then ``max_epochs``
+    itself, as ASHA's rungs (Ray Tune's grace period and reduction factor): e.g.
+    1, 3, 9 for ``max_epochs=9, eta=3``; 2, 6, 9 with ``min_epochs=2``; 1, 3, 9, 10
+    for ``max_epochs=10``. Trials are ranked at each rung by the best validation
+    metric of their first rung-many epochs; diverged and failed trials never continue.
     """
 
     min_epochs: int = 1
@@ -70,18 +75,17 @@ class Halving:
         self.eta, self.min_epochs = int(self.eta), int(self.min_epochs)
 
     def rungs(self, max_epochs=None):
-        """The epoch counts of the rungs, increasing, the last being ``max_epochs``."""
+        """The epoch counts of the rungs, increasing: ``min_epochs``, then ``eta`` times
+        more each, the last being ``max_epochs``."""
         top = int(self.max_epochs if self.max_epochs is not None else max_epochs)
         if top < self.min_epochs:
             raise ValueError(f"halving needs at least min_epochs={self.min_epochs} epochs, "
                              f"the trials have {top}")
-        steps = int(math.floor(math.log(top / self.min_epochs, self.eta) + 1e-9))
-        rungs = []
-        for k in range(steps, -1, -1):
-            epochs = max(self.min_epochs, int(math.floor(top / self.eta ** k + 0.5)))
-            if not rungs or epochs > rungs[-1]:
-                rungs.append(epochs)
-        return rungs
+        rungs, epochs = [], self.min_epochs
+        while epochs < top:
+            rungs.append(epochs)
+            epochs *= self.eta
+        return rungs + [top]
 
 
 class SweepResults:
@@ -89,17 +93,20 @@ class SweepResults:
 
     Each row is a dict: ``rank``, ``trial_id``, ``status`` (``ok``, ``diverged``,
     ``failed``), ``config``, ``seed``, ``history`` (per-epoch lists), ``score``
-    (the best ``metric``), ``best_val_accuracy``, ``best_epoch``, ``final_*``
-    metrics, ``epochs`` trained, ``rung`` (halving), ``seconds``,
-    ``images_per_second``, ``error``. ``varied`` names the hyperparameters that
-    differ between trials; ``halving`` holds the epochs and seconds it saved.
+    (the best ``metric``, largest or smallest as ``mode`` says), ``best_val_accuracy``,
+    ``best_epoch``, ``final_*`` metrics, ``epochs`` trained, ``epochs_run`` (in all
+    calls, retraining included), ``rung`` (halving: the last rung it trained through),
+    ``seconds``, ``images_per_second``, ``error``. ``varied`` names the
+    hyperparameters that differ between trials; ``halving`` holds the epochs and
+    seconds it saved.
     """
 
     def __init__(self, rows, varied, metric="val_accuracy", halving=None, out_dir=None,
-                 search=None):
+                 search=None, mode="auto"):
         self.rows = list(rows)
         self.varied = list(varied)
         self.metric = metric
+        self.mode = mode  # which way the metric improves (see minigrad.train.metric_sign)
         self.halving = halving
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.search = search or {}
@@ -148,11 +155,15 @@ class SweepResults:
         if data is None:
             raise FileNotFoundError(f"no sweep results in {out_dir} (results.json is missing)")
         return cls(data["trials"], data.get("varied", []), data.get("metric", "val_accuracy"),
-                   data.get("halving"), out_dir, data.get("search"))
+                   data.get("halving"), out_dir, data.get("search"), data.get("mode", "auto"))
 
 
 class SweepResultsError(ValueError):
     """An existing results file that cannot be continued (unreadable, or not a sweep's)."""
+
+
+class SweepMetricError(ValueError):
+    """The sweep's ``metric`` is not in the trials' histories (e.g. a misspelt name)."""
 
 
 def _read_results(path):
@@ -190,8 +201,13 @@ class Sweep:
         ``"random"`` with ``trials`` draws seeded by ``seed``); ``seed`` is also
         every trial's ``config["seed"]`` unless the space sets one
     epochs : the trials' epochs when the configs do not say (``config["epochs"]``)
-    metric : what ranks the trials: a history key, best value over the epochs
-        (max for accuracies, min otherwise)
+    metric : what ranks the trials: a history key, best value over the epochs;
+        a name the trials' histories lack stops the sweep (:class:`SweepMetricError`)
+        once the first trial has finished and been recorded
+    mode : which way ``metric`` improves: ``"max"``, ``"min"``, or ``"auto"`` (max
+        for accuracies, min for anything else, e.g. a loss; give ``"max"`` for
+        ``val_f1``, ``val_auc``, ...). Trials recorded in ``out_dir`` by an earlier
+        sweep are ranked afresh, from their histories, by this metric and mode
     checkpoints : give each trial ``out_dir/trials/<id>/checkpoint.npz`` (needed
         for halving to continue trials instead of retraining them)
     retry_failed : on a restart, run trials recorded as failed again
@@ -201,12 +217,15 @@ class Sweep:
 
     def __init__(self, space, trial_fn, out_dir, workers=None, cluster=None, halving=None,
                  kind="grid", trials=None, seed=0, epochs=None, metric="val_accuracy",
-                 checkpoints=True, retry_failed=False, verbose=1, plots=True, print_fn=print):
+                 mode="auto", checkpoints=True, retry_failed=False, verbose=1, plots=True,
+                 print_fn=print):
         if not callable(trial_fn):
             raise TypeError(f"trial_fn must be callable, got {type(trial_fn).__name__}")
         self.trial_fn = trial_fn
         self.out_dir = Path(out_dir).resolve()
         self.metric = str(metric)
+        self.mode = mode
+        self.sign = metric_sign(self.metric, mode)  # also refuses an unknown mode
         self.seed = int(seed)
         self.search = {"kind": kind, "trials": trials, "seed": self.seed}
         if isinstance(space, (list, tuple)):
@@ -249,6 +268,8 @@ class Sweep:
             raise ValueError("successive halving decides how long each trial trains; do not "
                              "vary 'epochs' in a halving sweep")
         self.halving = halving
+        # Bad halving settings (min_epochs above the epochs) fail here, before any work.
+        self.rungs = None if halving is None else halving.rungs(int(self.configs[0]["epochs"]))
         self.cluster = cluster
         self.workers = workers
         if workers is not None and (int(workers) != workers or workers < 1):
@@ -284,7 +305,11 @@ class Sweep:
         data = _read_results(self.out_dir / "results.json")
         if data is None:
             return 0
+        mine = set(self.ids)
         for row in data.get("trials", []) + data.get("other_trials", []):
+            if row["trial_id"] in mine:
+                self._refresh(row)  # an earlier sweep may have ranked by another metric
+                self._check_metric(row)
             self.rows[row["trial_id"]] = row
         return sum(1 for tid in self.ids if tid in self.rows)
 
@@ -298,48 +323,91 @@ class Sweep:
             return True
         return int(row.get("epochs_requested") or 0) >= epochs
 
-    def _record(self, task, outcome, rung):
-        previous = self.rows.get(task.trial_id)
+    def _record(self, task, outcome):
+        previous = self.rows.get(task.trial_id) or {}
+        history = outcome.get("history") or {}
+        trained = history_metrics(history)["epochs"]
+        # Epochs spent in all calls (a survivor retrained without a checkpoint counts
+        # its earlier rungs again): what the halving report counts.
+        before = previous.get("epochs_run", previous.get("epochs") or 0)
+        if outcome.get("resumed"):
+            trained -= min(trained, previous.get("epochs") or 0)
         seconds = outcome.get("seconds")
-        if outcome.get("resumed") and previous and previous.get("seconds") is not None \
+        if outcome.get("resumed") and previous.get("seconds") is not None \
                 and seconds is not None:
             seconds += previous["seconds"]  # a continued trial: its total cost
-        history = outcome.get("history") or {}
-        if not history and outcome.get("resumed") and previous:
-            history = previous.get("history") or {}  # diverged on resuming: keep what was
-        metrics = history_metrics(history, self.metric)
+        if not history:  # failed, diverged or its worker died: keep what earlier rungs had
+            history = previous.get("history") or {}
+            seconds = seconds if seconds is not None else previous.get("seconds")
         row = {"trial_id": task.trial_id, "status": outcome["status"], "config": task.config,
-               "seed": task.config.get("seed"), "rung": rung,
-               "epochs_requested": outcome.get("epochs_requested", task.epochs)}
-        row.update({k: metrics[k] for k in ("epochs", "score", "best_epoch",
-                                            "best_val_accuracy", "final_val_accuracy",
-                                            "final_val_loss", "final_accuracy", "final_loss",
-                                            "epoch_seconds")})
+               "seed": task.config.get("seed"),
+               "epochs_requested": outcome.get("epochs_requested", task.epochs),
+               "epochs_run": before + trained}
         row.update(seconds=seconds, images_per_second=outcome.get("images_per_second"),
                    error=outcome.get("error"), traceback=outcome.get("traceback"),
                    resumed=bool(outcome.get("resumed")), worker=outcome.get("worker"),
                    finished_at=time.strftime("%Y-%m-%dT%H:%M:%S"), history=history)
         if outcome.get("diverged_epoch") is not None:
             row["diverged_epoch"] = outcome["diverged_epoch"]
-        self.rows[task.trial_id] = row
+        self.rows[task.trial_id] = self._refresh(row)
         self._write()
+        self._check_metric(row)  # after the write: the trial is kept either way
         return row
+
+    def _refresh(self, row):
+        """Recompute a row's scores from its history for this sweep's metric and mode,
+        and its rung from the epochs it reached against this sweep's rungs."""
+        metrics = history_metrics(row.get("history") or {}, self.metric, mode=self.mode)
+        row.update({k: metrics[k] for k in _ROW_METRICS})
+        if self.rungs is None:
+            row["rung"] = None
+        else:
+            reached = self._reached_epochs(row)
+            row["rung"] = max(0, sum(1 for epochs in self.rungs if epochs <= reached) - 1)
+        return row
+
+    @staticmethod
+    def _reached_epochs(row):
+        """The epochs a trial is known to have trained soundly: all it was asked for when
+        it finished ``ok``; otherwise the leading epochs with a finite loss that its
+        history holds from earlier, shorter calls (it failed in the last one)."""
+        requested = int(row.get("epochs_requested") or row.get("epochs") or 0)
+        if row["status"] == "ok":
+            return requested
+        return min(finite_loss_epochs(row.get("history") or {}), requested - 1)
+
+    def _check_metric(self, row):
+        """A finished trial whose history lacks the metric: stop with the names it has."""
+        history = row.get("history") or {}
+        if row["status"] != "ok" or not history or self.metric in history:
+            return
+        raise SweepMetricError(
+            f"the sweep ranks trials by metric {self.metric!r}, but trial {row['trial_id']}'s "
+            f"history has no such key; it has: {', '.join(sorted(history))}. Its results are "
+            f"kept in {self.out_dir / 'results.json'}; run the sweep again with one of those "
+            f"as the metric (--metric) and the recorded trials are ranked without training "
+            f"them again")
 
     # ------------------------------------------------------------------ ranking
     def _rank_key(self, row, order, upto=None):
         """Sort key: finished first, further rung first, better score first, then lower
-        final validation loss, then the order of the space (so ties rank stably)."""
+        final validation loss, then the order of the space (so ties rank stably).
+
+        With ``upto`` (a rung's epochs, ranking trials that all trained that far
+        soundly): only the score and validation loss of those first epochs count,
+        whatever happened to a trial later."""
         if upto is not None:
-            metrics = history_metrics(row.get("history") or {}, self.metric, upto=upto)
+            metrics = history_metrics(row.get("history") or {}, self.metric, upto=upto,
+                                      mode=self.mode)
             score, val_loss = metrics["score"], metrics["final_val_loss"]
+            standing = (0, 0)
         else:
             score, val_loss = row.get("score"), row.get("final_val_loss")
-        sign = metric_sign(self.metric)
-        return (_STATUS_ORDER.get(row["status"], 3),
-                -(row.get("rung") or 0) if upto is None else 0,
-                0 if score is not None else 1, -sign * score if score is not None else 0.0,
-                val_loss if val_loss is not None else math.inf,
-                order.get(row["trial_id"], len(order)))
+            standing = (_STATUS_ORDER.get(row["status"], 3), -(row.get("rung") or 0))
+        return standing + (0 if score is not None else 1,
+                           -self.sign * score if score is not None else 0.0,
+                           val_loss if val_loss is not None else math.inf,
+                           order.get(row["trial_id"], len(order)))
 
     def ranked_rows(self):
         """This sweep's recorded rows, best first, each with its ``rank``."""
@@ -353,7 +421,7 @@ class Sweep:
     def results(self):
         """The current :class:`SweepResults` (what ``run`` returns)."""
         return SweepResults(self.ranked_rows(), self.varied, self.metric, self.halving_stats,
-                            self.out_dir, self.search)
+                            self.out_dir, self.search, self.mode)
 
     # ------------------------------------------------------------------ files
     def _write(self):
@@ -361,7 +429,7 @@ class Sweep:
         mine = set(self.ids)
         others = [row for tid, row in self.rows.items() if tid not in mine]
         data = {"format": RESULTS_FORMAT, "version": _RESULTS_VERSION, "metric": self.metric,
-                "search": self.search, "space": self.space_description,
+                "mode": self.mode, "search": self.search, "space": self.space_description,
                 "halving": (None if self.halving is None else
                             {**asdict(self.halving), **(self.halving_stats or {})}),
                 "varied": self.varied, "trials": rows}
@@ -371,11 +439,15 @@ class Sweep:
         atomic_write_text(self.out_dir / "results.csv", _csv_text(rows, self.metric))
 
     # ------------------------------------------------------------------ running
-    def _run_tasks(self, executor, tasks, rung, progress):
-        for task, outcome in executor.run(self.trial_fn, tasks):
-            row = self._record(task, outcome, rung)
-            progress[0] += 1
-            self._say(_progress_line(row, progress, self.varied, self.metric))
+    def _run_tasks(self, executor, tasks, progress):
+        outcomes = executor.run(self.trial_fn, tasks)
+        try:
+            for task, outcome in outcomes:
+                row = self._record(task, outcome)
+                progress[0] += 1
+                self._say(_progress_line(row, progress, self.varied, self.metric))
+        finally:
+            outcomes.close()  # interrupted: the executor drops the trials not yet started
 
     def _run_plain(self, executor):
         tasks = [Task(tid, config, int(config["epochs"]), self._checkpoint_path(tid))
@@ -385,10 +457,10 @@ class Sweep:
         if skipped:
             self._say(f"{skipped} of {len(self.ids)} trials already recorded in "
                       f"{self.out_dir / 'results.json'}: skipped")
-        self._run_tasks(executor, tasks, None, [0, len(tasks)])
+        self._run_tasks(executor, tasks, [0, len(tasks)])
 
     def _run_halving(self, executor):
-        rungs = self.halving.rungs(int(self.configs[0]["epochs"]))
+        rungs = self.rungs
         max_epochs = rungs[-1]  # Halving(max_epochs=...) may differ from the configs'
         config_of = dict(zip(self.ids, self.configs))
         order = {tid: i for i, tid in enumerate(self.ids)}
@@ -400,15 +472,13 @@ class Sweep:
                 else ""
             self._say(f"Rung {k + 1}/{len(rungs)}: {len(alive)} trial(s) to {epochs} "
                       f"epoch(s){note}")
-            self._run_tasks(executor, tasks, k, [0, len(tasks)])
-            for tid in alive:  # rows recorded in an earlier run still reached this rung
-                row = self.rows.get(tid)
-                if row is not None and row["status"] == "ok":
-                    row["rung"] = max(row.get("rung") or 0, k)
+            self._run_tasks(executor, tasks, [0, len(tasks)])
             if k == len(rungs) - 1:
                 break
             keep = max(1, len(alive) // self.halving.eta)
-            finished = [tid for tid in alive if self.rows[tid]["status"] == "ok"]
+            # A trial that trained this rung soundly competes here even if it failed or
+            # diverged later (in an earlier run of this sweep): a restart promotes the same.
+            finished = [tid for tid in alive if self._reached_epochs(self.rows[tid]) >= epochs]
             finished.sort(key=lambda t: self._rank_key(self.rows[t], order, upto=epochs))
             alive = sorted(finished[:keep], key=order.get)
             if not alive:
@@ -427,10 +497,10 @@ class Sweep:
         self._load_previous()
         start = time.perf_counter()
         with self._executor() as executor:
-            what = f"{len(self.ids)} trial(s)"
+            what = (f"{len(self.ids)} trial(s) ranked by "
+                    f"{'highest' if self.sign > 0 else 'lowest'} {self.metric}")
             if self.halving is not None:
-                what += (f", successive halving (eta {self.halving.eta}, rungs "
-                         f"{self.halving.rungs(int(self.configs[0]['epochs']))} epochs)")
+                what += f", successive halving (eta {self.halving.eta}, rungs {self.rungs} epochs)"
             self._say(f"Sweep: {what} on {executor.description}; results in {self.out_dir}")
             if self.halving is not None:
                 self._run_halving(executor)
@@ -479,13 +549,18 @@ def _check_sendable(trial_fn):
 
 
 def _halving_savings(rows, trials, max_epochs, rungs):
-    """Epochs and (estimated) seconds halving spent, against every trial run in full."""
-    epochs_run = sum(int(row.get("epochs") or 0) for row in rows)
-    seconds_run, seconds_full = 0.0, 0.0
+    """Epochs and (estimated) seconds halving spent, against every trial run in full.
+
+    Counts every epoch each trial's calls ran (a survivor retrained from scratch
+    without checkpoints ran its earlier rungs twice); seconds are estimated from
+    each trial's mean epoch time."""
+    epochs_run, seconds_run, seconds_full = 0, 0.0, 0.0
     for row in rows:
         epochs, spent = int(row.get("epochs") or 0), row.get("epoch_seconds")
+        run = int(row.get("epochs_run", epochs) or 0)
+        epochs_run += run
         if epochs and spent is not None:
-            seconds_run += spent
+            seconds_run += spent / epochs * run
             seconds_full += spent / epochs * max_epochs
     epochs_full = trials * max_epochs
     return {"rungs": rungs, "epochs_run": epochs_run, "epochs_full": epochs_full,

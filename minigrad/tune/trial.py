@@ -18,8 +18,9 @@ The trial-function protocol (what :class:`~minigrad.tune.Sweep` calls)::
   (bool) and ``"error"`` (text).
 - A NaN/infinite training loss in the history, ``"diverged": True``, or a raised
   ``FloatingPointError`` (``minigrad.train.TrainingDiverged`` is one) make the
-  trial ``"diverged"``; any other exception makes it ``"failed"`` with its message.
-  Neither stops the sweep.
+  trial ``"diverged"``; any other exception, ``SystemExit`` included, makes it
+  ``"failed"`` with its message. Neither stops the sweep; only ``KeyboardInterrupt``
+  (Ctrl-C) does.
 
 The function must be importable by worker processes: defined at module level in
 an importable module (or the main script); lambdas and nested functions are not.
@@ -33,7 +34,7 @@ import traceback
 from ..train import history_dict, metric_sign
 
 __all__ = ["execute_trial", "ExperimentTrial", "normalise_history", "history_metrics",
-           "limit_threads"]
+           "finite_loss_epochs", "limit_threads"]
 
 #: Result keys copied into a trial's row when the trial function provides them.
 _PASSTHROUGH = ("images_per_second", "seconds")
@@ -97,26 +98,25 @@ def normalise_history(history):
     return out
 
 
-def _raw_nonfinite_loss(history):
-    """1-based epoch of the first NaN/infinite training loss in a raw history (one that
-    :func:`normalise_history` accepted), or None."""
-    if history is None:
-        return None
-    for i, value in enumerate(history_dict(history).get("loss") or []):
-        try:
-            if not math.isfinite(float(value)):
-                return i + 1
-        except (TypeError, ValueError):
-            return i + 1
-    return None
+def finite_loss_epochs(history):
+    """How many leading epochs of a normalised history have a finite training loss
+    (every epoch when it records no ``loss``): the epochs a trial trained soundly."""
+    losses = history.get("loss")
+    if losses is None:
+        return max((len(values) for values in history.values()), default=0)
+    for i, value in enumerate(losses):
+        if value is None:  # NaN/inf were normalised to None
+            return i
+    return len(losses)
 
 
-def history_metrics(history, metric="val_accuracy", upto=None):
+def history_metrics(history, metric="val_accuracy", upto=None, mode="auto"):
     """Summary of a normalised history, optionally of its first ``upto`` epochs only.
 
-    Returns ``epochs``, ``score`` (the best ``metric``: max for accuracies, min
-    otherwise), ``best_epoch`` (1-based), ``best_val_accuracy``, ``final_*`` of
-    loss, accuracy, val_loss and val_accuracy, and ``epoch_seconds`` (their sum).
+    Returns ``epochs``, ``score`` (the best ``metric``: its largest value with
+    ``mode="max"``, its smallest with ``"min"``; ``"auto"``: largest for accuracies,
+    smallest otherwise), ``best_epoch`` (1-based), ``best_val_accuracy``, ``final_*``
+    of loss, accuracy, val_loss and val_accuracy, and ``epoch_seconds`` (their sum).
     """
     def cut(key):
         values = history.get(key) or []
@@ -130,7 +130,7 @@ def history_metrics(history, metric="val_accuracy", upto=None):
     accs = [v for v in cut("val_accuracy") if v is not None]
     out["best_val_accuracy"] = max(accs) if accs else None
     values = cut(metric)
-    sign = metric_sign(metric)
+    sign = metric_sign(metric, mode)
     best, best_epoch = None, None
     for i, v in enumerate(values):
         if v is not None and (best is None or sign * v > sign * best):
@@ -179,7 +179,8 @@ def execute_trial(trial_fn, config, epochs, checkpoint_path=None, threads=None):
         for key in _PASSTHROUGH:
             if key in result:
                 outcome[key] = _finite_or_none(result[key])
-        bad_epoch = _raw_nonfinite_loss(result.get("history"))
+        sound = finite_loss_epochs(outcome["history"])
+        bad_epoch = sound + 1 if sound < len(outcome["history"].get("loss", ())) else None
         if result.get("diverged") or result.get("status") == "diverged" or bad_epoch:
             outcome["status"] = "diverged"
             outcome["error"] = str(result.get("error") or
@@ -193,7 +194,9 @@ def execute_trial(trial_fn, config, epochs, checkpoint_path=None, threads=None):
         outcome["error"] = str(exc) or type(exc).__name__
         if getattr(exc, "epoch", None) is not None:
             outcome["diverged_epoch"] = int(exc.epoch)
-    except Exception as exc:  # the sweep records the failure and goes on
+    except (KeyboardInterrupt, GeneratorExit):
+        raise  # the user stops the sweep (a restart runs this trial again)
+    except BaseException as exc:  # SystemExit too: the sweep records the failure, goes on
         outcome["status"] = "failed"
         outcome["error"] = f"{type(exc).__name__}: {exc}"
         outcome["traceback"] = traceback.format_exc(limit=-8)
