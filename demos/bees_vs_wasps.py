@@ -9,10 +9,11 @@
 The model is the exercise's CNN (three conv/ReLU/max-pool blocks, then a dense
 layer of 128 and one output per class); the number of classes and their names
 come from the data. Results go to ``--out``: ``history.json``, ``result.json``,
-``model.npz`` (the weights), ``checkpoint.npz`` (resumable with ``--resume``),
-``experiment.json`` (the settings the checkpoint was trained with: ``--resume``
-refuses to continue under different ones, except a larger ``--epochs``),
-``curves.png`` and ``confusion.png``.
+``model.npz`` (the weights), ``checkpoint.npz`` (resumable with ``--resume``; it
+records the settings it was trained with, and ``--resume`` refuses to continue
+under different ones, except a larger ``--epochs``), ``curves.png`` and
+``confusion.png``. A new run without ``--resume`` leaves the folder's checkpoint
+alone until its own first checkpoint replaces it.
 
 Without ``--data`` the demo trains on generated pictures of "insects" (synthetic
 drawings in the real set's four classes, not photos) for 4 epochs instead of the
@@ -22,13 +23,13 @@ them once with ``python -c "from minigrad.data import download_bee_vs_wasp;
 print(download_bee_vs_wasp('data'))"`` and pass the printed folder to ``--data``.
 
 For reuse (e.g. by a hyperparameter sweep): :func:`build_model`,
-:func:`load_data`, :func:`run_experiment` and :class:`ExperimentConfig`;
+:func:`load_data`, :func:`run_experiment`, :class:`ExperimentConfig` and
+:class:`ExperimentError` (what the user can fix: the data, the settings);
 :data:`COMMANDS` maps sub-command names to functions so ``main`` can dispatch to
 more commands than training.
 """
 import argparse
 import dataclasses
-import json
 import sys
 import time
 from pathlib import Path
@@ -45,7 +46,8 @@ from minigrad.data import (DataLoader, SyntheticInsects, load_image_folder, trai
                            transforms)
 from minigrad.io import atomic_write_json
 from minigrad.plot import PlotUnavailable, format_confusion, plot_confusion, plot_history
-from minigrad.train import ModelCheckpoint, TrainingDiverged, evaluate, fit
+from minigrad.train import (Callback, ModelCheckpoint, TrainingDiverged, evaluate, fit,
+                            load_checkpoint)
 from minigrad.tune import ExperimentTrial, sweep_main
 
 #: Epochs when none are given: the exercise's 10 on real data; fewer on the
@@ -58,9 +60,15 @@ SYNTHETIC_IMAGES = 1600
 #: The synthetic pictures are the same for every run (like a data set on disk);
 #: --seed only changes the split, the initial weights and the order of batches.
 SYNTHETIC_DATA_SEED = 0
-#: The file beside the checkpoint that records the settings it was trained with.
-EXPERIMENT_FILE = "experiment.json"
-_EXPERIMENT_FORMAT = "bees_vs_wasps-experiment"
+#: The resumable checkpoint in ``--out``.
+CHECKPOINT_FILE = "checkpoint.npz"
+#: The name of :class:`ExperimentRecord`'s state among a checkpoint's callback states.
+STATE_KEY = "bees_vs_wasps-experiment"
+
+
+class ExperimentError(ValueError):
+    """What the user can fix before training: unusable data, or a ``--resume`` under
+    settings that differ from the checkpoint's. The CLI prints it as one line."""
 
 
 @dataclasses.dataclass
@@ -102,23 +110,28 @@ def load_data(config, progress=False):
 
     With ``config.data``: that image folder (already split into train/ and
     val/ or test/, or split 80/20 with ``config.seed``). Without: the synthetic
-    pictures, split the same way.
+    pictures, split the same way. Unusable data (no classes, an empty class, too
+    few images for both splits) raises :class:`ExperimentError`; a missing folder
+    ``FileNotFoundError``.
     """
-    if config.data:
-        try:
-            train_set, val_set = load_image_folder(
-                config.data, size=config.size, val_fraction=config.val_fraction,
-                seed=config.seed, cache=config.cache, progress=progress)
-        except FileNotFoundError as exc:  # what the library cannot say: the flags
-            raise FileNotFoundError(f"{exc} Pass the folder with --data PATH, or leave "
-                                    "--data out to train on generated pictures.") from exc
-        description = f"image folder {config.data}"
-    else:
-        full = SyntheticInsects(config.synthetic_images, size=config.size,
-                                seed=SYNTHETIC_DATA_SEED)
-        train_set, val_set = train_val_split(full, config.val_fraction, config.seed,
-                                             what="the synthetic set (--synthetic-images)")
-        description = SyntheticInsects.description
+    try:
+        if config.data:
+            try:
+                train_set, val_set = load_image_folder(
+                    config.data, size=config.size, val_fraction=config.val_fraction,
+                    seed=config.seed, cache=config.cache, progress=progress)
+            except FileNotFoundError as exc:  # what the library cannot say: the flags
+                raise FileNotFoundError(f"{exc} Pass the folder with --data PATH, or leave "
+                                        "--data out to train on generated pictures.") from exc
+            description = f"image folder {config.data}"
+        else:
+            full = SyntheticInsects(config.synthetic_images, size=config.size,
+                                    seed=SYNTHETIC_DATA_SEED)
+            train_set, val_set = train_val_split(full, config.val_fraction, config.seed,
+                                                 what="the synthetic set (--synthetic-images)")
+            description = SyntheticInsects.description
+    except ValueError as exc:
+        raise ExperimentError(str(exc)) from exc
     if config.augment:
         flip_crop = transforms.Compose([transforms.RandomHorizontalFlip(),
                                         transforms.RandomCrop(config.size, padding=4)])
@@ -155,17 +168,22 @@ def experiment_settings(config):
     changing one of them under a checkpoint would continue the weights under
     another experiment (or leak validation images into training, for the seed
     and the split). ``epochs`` may grow, and the device, ``--cuda-graph``,
-    ``--tf32``, the cache and the output folder may change.
+    ``--tf32``, the cache and the output folder may change. Loss, optimizer and
+    activation are recorded by their registries' first name for what they build,
+    so aliases (``bce`` for ``logistic``, ``Adam``, ``ReLU``) are the same setting.
     """
+    activation = type(nn.activation(config.activation))
+    loss = type(losses.get(config.loss))
+    optimizer = optim.OPTIMIZERS[config.optimizer.lower()]  # optim.get's lookup
     settings = {
         "model": exercise_cnn.__name__,
         "data": str(Path(config.data).expanduser().resolve()) if config.data else None,
         "size": int(config.size),
         "seed": int(config.seed),
         "val_fraction": float(config.val_fraction),
-        "activation": config.activation.lower(),
-        "loss": config.loss.lower().replace("-", "_"),
-        "optimizer": config.optimizer.lower(),
+        "activation": _registered_name(nn.ACTIVATIONS, activation),
+        "loss": _registered_name(losses.LOSSES, loss),
+        "optimizer": _registered_name(optim.OPTIMIZERS, optimizer),
         "lr": float(config.lr),
         "batch_size": int(config.batch_size),
         "augment": bool(config.augment),
@@ -175,42 +193,63 @@ def experiment_settings(config):
     return settings
 
 
-def check_resume_settings(out, settings):
-    """Raise ``ValueError`` listing every setting that differs from ``out``'s experiment file.
+def _registered_name(registry, cls):
+    """The first name under which ``registry`` (name -> class) lists ``cls``."""
+    return next(name for name, registered in registry.items() if registered is cls)
 
-    Returns ``False`` when there is no such file (a run from before the file
-    existed: nothing to compare), ``True`` when every setting matches.
+
+class ExperimentRecord(Callback):
+    """Puts the run's :func:`experiment_settings` into every checkpoint the run writes.
+
+    Inside the file, the settings are written in the same atomic write as the
+    weights they describe: no checkpoint ever sits beside another run's settings.
+    The state is the same for the whole run, so a resumed run has nothing to load
+    from it (:func:`check_resume_settings` compares it before the data loads).
     """
-    path = Path(out) / EXPERIMENT_FILE
-    if not path.exists():
-        return False
+
+    def __init__(self, settings):
+        self.settings = dict(settings)
+
+    def state_key(self):
+        return STATE_KEY
+
+    def state_dict(self):
+        return {"settings": self.settings}
+
+
+def recorded_settings(checkpoint):
+    """The settings ``checkpoint`` was trained with, or ``None`` if it records none (one
+    written before the demo recorded them); an unreadable file is an
+    :class:`ExperimentError`."""
     try:
-        with open(path, encoding="utf-8") as f:
-            recorded = json.load(f)
-        if recorded.get("format") != _EXPERIMENT_FORMAT:
-            raise ValueError("not a bees_vs_wasps experiment file")
-        recorded = recorded["settings"]
-    except (OSError, ValueError, KeyError, AttributeError) as exc:
-        raise ValueError(f"cannot resume: {path} cannot be read ({exc}), so the settings of "
-                         f"the checkpoint beside it are unknown; delete both to start "
-                         f"afresh, or choose another --out") from None
+        state = load_checkpoint(checkpoint)
+    except ValueError as exc:
+        raise ExperimentError(f"cannot resume: {exc}. Delete it to start afresh, or choose "
+                              f"another --out") from exc
+    record = state.get("callbacks", {}).get(STATE_KEY)
+    return None if record is None else dict(record["settings"])
+
+
+def check_resume_settings(checkpoint, settings):
+    """Raise :class:`ExperimentError` listing every setting in which ``settings``
+    differ from those ``checkpoint`` was trained with.
+
+    Returns ``False`` when the checkpoint records no settings (nothing to
+    compare), ``True`` when every setting matches.
+    """
+    recorded = recorded_settings(checkpoint)
+    if recorded is None:
+        return False
     missing = "(not recorded)"
     names = list(settings) + [name for name in recorded if name not in settings]
     changed = [f"{name} {recorded.get(name, missing)!r} -> {settings.get(name, missing)!r}"
                for name in names if recorded.get(name, missing) != settings.get(name, missing)]
     if changed:
-        raise ValueError(f"cannot resume from {Path(out) / 'checkpoint.npz'}: it was "
-                         f"trained with other settings ({'; '.join(changed)}). Resume with "
-                         f"the settings it was trained with (only --epochs may grow), or "
-                         f"drop --resume or choose another --out to start a new run")
+        raise ExperimentError(
+            f"cannot resume from {checkpoint}: it was trained with other settings "
+            f"({'; '.join(changed)}). Resume with the settings it was trained with (only "
+            f"--epochs may grow), or drop --resume or choose another --out to start a new run")
     return True
-
-
-def write_experiment_settings(out, settings):
-    """Record ``settings`` in ``out``'s experiment file (atomically)."""
-    return atomic_write_json(Path(out) / EXPERIMENT_FILE,
-                             {"format": _EXPERIMENT_FORMAT, "version": 1,
-                              "settings": settings})
 
 
 def run_experiment(config, verbose=1, callbacks=(), plots=True):
@@ -221,8 +260,9 @@ def run_experiment(config, verbose=1, callbacks=(), plots=True):
     validation accuracy, seconds and images per second. ``config`` may be an
     :class:`ExperimentConfig` or a dict of its fields. Raises
     ``minigrad.train.TrainingDiverged`` if the loss becomes NaN or infinite, and
-    ``ValueError`` if ``config.resume`` would continue a checkpoint trained with
-    other settings (see :func:`experiment_settings`).
+    :class:`ExperimentError` for unusable data or if ``config.resume`` would
+    continue a checkpoint trained with other settings (see
+    :func:`experiment_settings`).
     """
     if isinstance(config, dict):
         config = ExperimentConfig(**config)
@@ -230,15 +270,16 @@ def run_experiment(config, verbose=1, callbacks=(), plots=True):
     say = print if verbose else (lambda *a, **k: None)
     out = Path(config.out) if config.out else None
     settings = experiment_settings(config)
+    checkpoint = out / CHECKPOINT_FILE if out is not None else None
     resume = None
-    if out is not None and config.resume:
-        if (out / "checkpoint.npz").exists():
-            resume = out / "checkpoint.npz"  # checked before the (slow) data loading
-            if not check_resume_settings(out, settings):
-                say(f"Note: {out} has no {EXPERIMENT_FILE}, so the checkpoint's settings "
-                    f"cannot be checked; resuming with these")
+    if checkpoint is not None and config.resume:
+        if checkpoint.exists():
+            resume = checkpoint  # checked before the (slow) data loading
+            if not check_resume_settings(checkpoint, settings):
+                say(f"Note: {checkpoint} records no settings (written by an older demo), "
+                    f"so they cannot be checked; resuming with these")
         else:
-            say(f"No checkpoint at {out / 'checkpoint.npz'}; starting afresh")
+            say(f"No checkpoint at {checkpoint}; starting afresh")
     device = backend.check_device(config.device)
     epochs = config.resolved_epochs()
     started = time.perf_counter()
@@ -255,7 +296,11 @@ def run_experiment(config, verbose=1, callbacks=(), plots=True):
                 f"{REAL_DATA_EPOCHS} on real photos); change with --epochs.")
 
     mg.manual_seed(config.seed)
-    model = build_model(len(classes), config.activation, config.size).to(device)
+    try:
+        model = build_model(len(classes), config.activation, config.size)
+    except ValueError as exc:  # settings are checked already: the data's classes (one)
+        raise ExperimentError(f"{description}: {exc}") from exc
+    model.to(device)
     if verbose:
         model.summary((1, 3, config.size, config.size))
     train_loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True,
@@ -264,17 +309,14 @@ def run_experiment(config, verbose=1, callbacks=(), plots=True):
                             seed=config.seed, device=device)
 
     callbacks = list(callbacks)
-    if out is not None:
-        checkpoint = out / "checkpoint.npz"
-        if resume is None and checkpoint.exists():
-            # A new run replaces it after its first epoch anyway; removed now, it cannot
-            # be resumed later under the new run's settings file.
-            checkpoint.unlink()
-            say(f"Starting afresh: removed the previous {checkpoint}")
-        write_experiment_settings(out, settings)  # before this run's first checkpoint
-        callbacks.append(ModelCheckpoint(checkpoint))
+    if checkpoint is not None:
+        # The old checkpoint stays until this run's first one replaces it (settings
+        # included), so an interrupted new run leaves the earlier run resumable.
+        callbacks += [ExperimentRecord(settings), ModelCheckpoint(checkpoint)]
         if resume is not None:
             say(f"Resuming from {resume}")
+        elif checkpoint.exists():
+            say(f"Starting afresh: this run's first checkpoint replaces {checkpoint}")
     say(f"Training: {config.optimizer} lr={config.lr:g}, loss {config.loss}, activation "
         f"{config.activation}, batch {config.batch_size}, {epochs} epochs on {device}")
     tf32_before = mg.cuda.allow_tf32(True) if config.tf32 else None
@@ -323,7 +365,7 @@ def run_experiment(config, verbose=1, callbacks=(), plots=True):
 def _write_outputs(out, model, history, result, classes, plots, say):
     out.mkdir(parents=True, exist_ok=True)
     files = {"history": str(out / "history.json"), "weights": str(out / "model.npz"),
-             "result": str(out / "result.json"), "checkpoint": str(out / "checkpoint.npz")}
+             "result": str(out / "result.json"), "checkpoint": str(out / CHECKPOINT_FILE)}
     history.save(files["history"])
     model.save(files["weights"])
     if plots:
@@ -411,9 +453,10 @@ def train_command(argv):
         parser.error(str(exc))  # prints usage and the message, exits with status 2
     try:
         result = run_experiment(config, verbose=0 if args.quiet else 1)
-    except (FileNotFoundError, NotADirectoryError, TrainingDiverged, ValueError) as exc:
+    except (FileNotFoundError, NotADirectoryError, TrainingDiverged, ExperimentError) as exc:
         # What the user can fix (a path, the data, the settings, the learning rate): one
-        # line. Other exceptions (TypeError, ...) are bugs and keep their traceback.
+        # line. Anything else, a ValueError raised while training included, is a bug
+        # and keeps its traceback.
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except RuntimeError as exc:

@@ -192,6 +192,25 @@ def test_stale_cache_removal_spares_other_folders_and_files(folder, tmp_path):
                                                               "notes.txt"])
 
 
+def test_runs_asking_for_another_class_order_keep_their_own_caches(folder, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    default = ImageFolder(folder, size=8, cache=cache)
+    bee_first = ImageFolder(folder, size=8, cache=cache, classes=["bee", "wasp"])
+    wasp_first = ImageFolder(folder, size=8, cache=cache, classes=["wasp", "bee"])
+    assert wasp_first.labels.tolist() == [0, 0, 1, 1, 1, 1]  # wasp first, label 0
+    assert wasp_first.paths[:2] == ["wasp/w1.png", "wasp/w2.jpg"]
+    # The default order's cache is shared, the other order has its own, and neither run
+    # deleted the other's: each is served from its cache.
+    assert bee_first.cache_path == default.cache_path
+    assert sorted(cache.iterdir()) == sorted([default.cache_path, wasp_first.cache_path])
+    import minigrad.data.folder as folder_module
+    monkeypatch.setattr(folder_module, "_decode", lambda p, s: pytest.fail("decoded again"))
+    for classes, labels in ((["bee", "wasp"], bee_first.labels), (["wasp", "bee"],
+                                                                  wasp_first.labels)):
+        again = ImageFolder(folder, size=8, cache=cache, classes=classes)
+        assert again.labels.tolist() == labels.tolist()
+
+
 def test_damaged_cache_is_rebuilt(folder, tmp_path):
     cache = tmp_path / "cache"
     ds = ImageFolder(folder, size=8, cache=cache)

@@ -137,12 +137,27 @@ def test_cli_reports_divergence_without_a_traceback(tmp_path, capsys):
     assert "learning rate" in capsys.readouterr().err
 
 
-def test_cli_resume_continues_the_run(tmp_path, capsys):
+def test_cli_resume_continues_the_run_under_other_names_of_its_settings(tmp_path, capsys):
     common = ["--size", "24", "--synthetic-images", "80", "--out", str(tmp_path / "r"), "--quiet"]
-    assert demo.main(common + ["--epochs", "1"]) == 0
-    assert demo.main(common + ["--epochs", "2", "--resume"]) == 0
+    assert demo.main(common + ["--epochs", "1", "--loss", "logistic"]) == 0
+    # The registries' aliases and spellings name the same loss and optimizer.
+    assert demo.main(common + ["--epochs", "2", "--resume", "--loss", "BCE",
+                               "--optimizer", "Adam"]) == 0
     history = json.loads((tmp_path / "r" / "history.json").read_text())
     assert history["epoch"] == [0, 1]
+
+
+def test_settings_name_each_loss_optimizer_and_activation_once():
+    def settings(**changes):
+        return demo.experiment_settings(demo.ExperimentConfig(**changes))
+
+    assert settings(loss="bce") == settings(loss="logistic") == settings(loss="Logistic")
+    assert settings(loss="bce")["loss"] == "logistic"
+    assert settings(loss="Cross-Entropy") == settings()
+    assert settings(optimizer="AdamW")["optimizer"] == "adamw"
+    assert settings(activation="ReLU") == settings() and settings(activation="Leaky_ReLU") \
+        == settings(activation="leaky_relu")
+    assert settings(loss="mse") != settings() and settings(lr=1e-3) == settings(lr=0.001)
 
 
 def test_cli_resume_refuses_changed_settings_and_lists_them(tmp_path, capsys):
@@ -174,31 +189,54 @@ def test_result_records_the_settings_a_resumed_run_used(tmp_path):
     result = demo.run_experiment({**config, "epochs": 2, "resume": True}, verbose=0)
     assert result["resumed"] and result["config"]["lr"] == 0.01
     assert result["history"]["lr"] == [0.01, 0.01]
-    settings = json.loads((tmp_path / "run" / demo.EXPERIMENT_FILE).read_text())["settings"]
+    settings = demo.recorded_settings(tmp_path / "run" / demo.CHECKPOINT_FILE)
     assert settings == demo.experiment_settings(demo.ExperimentConfig(**config))
-    with pytest.raises(ValueError, match=r"lr 0.01 -> 0.5"):
+    with pytest.raises(demo.ExperimentError, match=r"lr 0.01 -> 0.5"):
         demo.run_experiment({**config, "epochs": 3, "resume": True, "lr": 0.5}, verbose=0)
     # The device and the cache are no part of the experiment: they may change.
     assert demo.experiment_settings(demo.ExperimentConfig(**config, cache=False)) == settings
 
 
-def test_a_fresh_run_replaces_the_folders_checkpoint(tmp_path, capsys):
+def test_a_fresh_run_keeps_the_folders_checkpoint_until_its_own_replaces_it(tmp_path,
+                                                                              capsys):
     config = _tiny(tmp_path, epochs=1, synthetic_images=40)
+    checkpoint = tmp_path / "run" / demo.CHECKPOINT_FILE
     demo.run_experiment(config, verbose=0)
-    # A new run with other settings (stopped before its first checkpoint, as by Ctrl-C,
-    # here by zero epochs) must not leave the old checkpoint beside its own settings file.
+    first = checkpoint.read_bytes()
+    # A new run with other settings stopped before its first checkpoint (as by Ctrl-C;
+    # here by zero epochs) leaves the earlier run's checkpoint, still resumable.
     demo.run_experiment({**config, "lr": 0.1, "epochs": 0}, verbose=1)
-    assert "removed the previous" in capsys.readouterr().out
-    assert not (tmp_path / "run" / "checkpoint.npz").exists()
+    assert "first checkpoint replaces" in capsys.readouterr().out
+    assert checkpoint.read_bytes() == first
+    assert demo.run_experiment({**config, "epochs": 2, "resume": True}, verbose=0)["resumed"]
+    # A new run that gets as far as a checkpoint replaces it, its settings inside.
+    demo.run_experiment({**config, "lr": 0.1}, verbose=0)
+    assert demo.recorded_settings(checkpoint)["lr"] == 0.1
 
 
-def test_resuming_a_checkpoint_without_a_settings_file_says_so(tmp_path, capsys):
+def test_resuming_a_checkpoint_that_records_no_settings_says_so(tmp_path, capsys):
+    from minigrad.io import load_tree, save_tree
     config = _tiny(tmp_path, epochs=1, synthetic_images=40)
     demo.run_experiment(config, verbose=0)
-    (tmp_path / "run" / demo.EXPERIMENT_FILE).unlink()  # a run from before the file existed
-    result = demo.run_experiment({**config, "epochs": 2, "resume": True}, verbose=1)
+    checkpoint = tmp_path / "run" / demo.CHECKPOINT_FILE
+    state = load_tree(checkpoint)  # as the demo wrote them before they recorded settings
+    del state["callbacks"][demo.STATE_KEY]
+    save_tree(checkpoint, state)
+    assert demo.recorded_settings(checkpoint) is None
+    with pytest.warns(UserWarning, match=demo.STATE_KEY):  # fit: a callback starts afresh
+        result = demo.run_experiment({**config, "epochs": 2, "resume": True}, verbose=1)
     assert "cannot be checked" in capsys.readouterr().out and result["resumed"]
-    assert (tmp_path / "run" / demo.EXPERIMENT_FILE).exists()
+    assert demo.recorded_settings(checkpoint) == demo.experiment_settings(
+        demo.ExperimentConfig(**config))
+
+
+def test_cli_refuses_to_resume_an_unreadable_checkpoint_in_one_line(tmp_path, capsys):
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / demo.CHECKPOINT_FILE).write_bytes(b"not an npz")
+    status = demo.main(["--size", "24", "--synthetic-images", "80", "--epochs", "1",
+                        "--resume", "--out", str(tmp_path / "r"), "--quiet"])
+    err = capsys.readouterr().err
+    assert status == 1 and err.startswith("error: cannot resume") and "Traceback" not in err
 
 
 def test_cli_reports_data_errors_in_one_line(tmp_path, capsys):
@@ -222,6 +260,17 @@ def test_cli_keeps_the_traceback_of_a_programming_error(monkeypatch):
     monkeypatch.setattr(demo, "run_experiment", broken)
     with pytest.raises(TypeError, match="unsupported operand"):
         demo.main(["--epochs", "1", "--quiet"])
+
+
+def test_cli_keeps_the_traceback_of_a_value_error_raised_while_training(tmp_path,
+                                                                        monkeypatch):
+    def broken_fit(*args, **kwargs):
+        raise ValueError("operands could not be broadcast together")  # a library bug
+
+    monkeypatch.setattr(demo, "fit", broken_fit)
+    with pytest.raises(ValueError, match="could not be broadcast"):
+        demo.main(["--size", "24", "--synthetic-images", "80", "--epochs", "1",
+                   "--out", str(tmp_path / "b"), "--quiet"])
 
 
 def _save_pictures(root, classes, per_class):

@@ -252,6 +252,34 @@ def test_forward_errors_from_ops_name_the_layer():
         nn.Flatten()(mg.tensor(np.zeros(3, np.float32)))  # torch raises too
 
 
+class _DataError(ValueError):
+    pass
+
+
+class _BuiltFromTwoArguments(ValueError):
+    def __init__(self, what, value):
+        super().__init__(f"bad {what}: {value}")
+
+
+def test_an_op_errors_subclass_keeps_its_type_the_layer_and_the_chain(monkeypatch):
+    from minigrad import functional as F
+    original = _DataError("inputs are odd")
+
+    def failing(*args):
+        raise original
+
+    monkeypatch.setattr(F, "flatten", failing)
+    with pytest.raises(_DataError, match=r"^Flatten\(start_dim=1\): inputs are odd$") as info:
+        nn.Flatten()(mg.tensor(np.zeros((2, 3), np.float32)))
+    assert info.value.__cause__ is original  # the traceback shows where it came from
+    # A subclass that cannot be rebuilt from a message is re-raised itself, with a note.
+    original = _BuiltFromTwoArguments("start_dim", 9)
+    with pytest.raises(_BuiltFromTwoArguments) as info:
+        nn.Flatten()(mg.tensor(np.zeros((2, 3), np.float32)))
+    assert info.value is original
+    assert info.value.__notes__ == ["raised in Flatten(start_dim=1)"]
+
+
 @pytest.mark.parametrize("layer,shape", [(lambda: nn.Dense(3, 2), (2, 3)),
                                          (lambda: nn.Conv2d(1, 2, 3), (1, 1, 4, 4))])
 def test_non_float_input_is_a_type_error_naming_layer_and_dtype(layer, shape):

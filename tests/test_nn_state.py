@@ -101,8 +101,63 @@ def test_module_registered_twice_is_saved_under_both_names_but_trained_once():
     state = model.state_dict()
     model.load_state_dict(state)  # round trip, strict
     del state["2.bias"]
-    with pytest.raises(KeyError, match=r"2\.bias"):
+    model.load_state_dict(state)  # "0.bias" is the same parameter
+    del state["0.bias"]
+    with pytest.raises(KeyError, match=r"\['0\.bias', '2\.bias'\]"):
         model.load_state_dict(state)
+
+
+class Tied(nn.Module):
+    """A shared module (``dec`` is ``enc``) and a weight tied across two modules."""
+
+    def __init__(self):
+        super().__init__()
+        self.enc = nn.Dense(3, 3)
+        self.dec = self.enc
+        self.head = nn.Dense(3, 3, bias=False)
+        self.out = nn.Dense(3, 3, bias=False)
+        self.out.weight = self.head.weight
+        self.bn = nn.BatchNorm2d(3)
+        self.bn_again = self.bn
+
+
+def test_a_file_from_before_shared_modules_had_every_name_still_loads():
+    model = Tied()
+    assert _keys(model) == [
+        "enc.weight", "enc.bias", "dec.weight", "dec.bias", "head.weight", "out.weight",
+        "bn.weight", "bn.bias", "bn.running_mean", "bn.running_var", "bn.num_batches_tracked",
+        "bn_again.weight", "bn_again.bias", "bn_again.running_mean", "bn_again.running_var",
+        "bn_again.num_batches_tracked"]
+    # The old format, built by hand: each parameter once under its first name, then each
+    # module's buffers once.
+    rng = np.random.default_rng(0)
+    old = {"enc.weight": rng.normal(size=(3, 3)), "enc.bias": rng.normal(size=3),
+           "head.weight": rng.normal(size=(3, 3)), "bn.weight": rng.normal(size=3),
+           "bn.bias": rng.normal(size=3), "bn.running_mean": rng.normal(size=3),
+           "bn.running_var": rng.uniform(1, 2, size=3), "bn.num_batches_tracked": 7}
+    model.load_state_dict(old)
+    state = model.state_dict()
+    for key, value in old.items():
+        alias = key.replace("enc.", "dec.").replace("head.", "out.").replace("bn.", "bn_again.")
+        np.testing.assert_allclose(state[key], value, rtol=1e-6)
+        np.testing.assert_array_equal(state[alias], state[key])
+    Tied().load_state_dict(state)  # the new format (every name) loads too
+
+
+def test_a_shared_parameter_missing_under_every_name_or_misshapen_is_refused():
+    model = Tied()
+    state = model.state_dict()
+    del state["head.weight"], state["out.weight"]
+    with pytest.raises(KeyError, match=r"missing key\(s\) \['head.weight', 'out.weight'\]"):
+        model.load_state_dict(state)
+    state = model.state_dict()
+    del state["dec.bias"]
+    state["enc.bias"] = np.zeros(4, np.float32)
+    before = model.state_dict()
+    with pytest.raises(ValueError, match=r"'enc.bias' has shape \(4,\).*\(3,\)"):
+        model.load_state_dict(state)
+    for key, value in model.state_dict().items():  # nothing half-loaded
+        np.testing.assert_array_equal(value, before[key])
 
 
 def test_state_dict_matches_pytorch_keys_and_loads_its_tensors():

@@ -5,8 +5,9 @@ sorted, and label ``k`` is the ``k``-th name. Every file is decoded with Pillow,
 converted to RGB (16- and 32-bit greyscale scaled down to 8 bits first) and
 resized once; afterwards epochs only index the in-memory uint8 array. An
 optional on-disk cache (``cache=True`` or a folder) keeps the decoded array
-between runs, keyed by the files' names, sizes and modification times and by the
-image size, so any change to the folder rebuilds it (and replaces the stale file).
+between runs, keyed by the files' names, sizes and modification times, by the
+image size and by the label order, so any change to the folder rebuilds it (and
+replaces the stale file).
 
 :func:`load_image_folder` also understands a folder already split into
 ``train/`` and ``val/`` (or ``valid/``, ``validation/``, ``test/``) subfolders.
@@ -202,14 +203,25 @@ class ImageFolder(ImageDataset):
         return [(str(self.root / p), int(label)) for p, label in zip(self.paths, self.labels)]
 
     def _cache_path(self, cache, classes, files, size):
-        """``imagefolder-NAME-WHICH-CONTENT.npz``: WHICH hashes the folder's path and
-        the image size (one cache per folder and size), CONTENT hashes the class
-        names and every file's name, size and modification time."""
+        """``imagefolder-NAME-WHICH-CONTENT.npz``: WHICH hashes the folder's path, the
+        image size and a label order other than the sorted one, CONTENT the class
+        names and every file's name, size and modification time.
+
+        A new CONTENT replaces the cache of the same WHICH (see
+        :func:`_remove_stale_caches`). ``classes=`` in another order labels the
+        same files otherwise: such runs keep a cache of their own instead of
+        deleting each other's. The sorted order (the default; ``_scan`` takes only
+        the folder's full set of classes) stays out of WHICH, so a class folder
+        added or removed replaces the cache.
+        """
         if cache is False or cache is None:
             return None
         folder = default_cache_dir() if cache is True else Path(cache)
         root = self.root.resolve()
-        which = _digest([_CACHE_VERSION, str(root), list(size)], 12)
+        which_key = [_CACHE_VERSION, str(root), list(size)]
+        if classes != sorted(classes):  # only then: the default's caches keep their names
+            which_key.append(list(classes))
+        which = _digest(which_key, 12)
         content = _digest([classes, [list(f) for f in files]], 16)
         return folder / f"imagefolder-{root.name}-{which}-{content}.npz"
 
@@ -271,7 +283,7 @@ def _write_cache(path, images, labels, paths, skipped):
 
 
 def _remove_stale_caches(path):
-    """Delete the other cache files of ``path``'s folder and image size.
+    """Delete the other cache files of ``path``'s folder, image size and label order.
 
     They describe an earlier state of the folder, which no run can use again.
     Safe with concurrent runs: a run whose file vanishes before it is read

@@ -31,14 +31,23 @@ def _naming_layer(layer, op, *args):
     """``op(*args)``, with ``layer`` (a Module, or its description) put in front of a
     ValueError's message.
 
-    The try costs nothing unless the op raises, and the repr is only made then, so the
-    hot path pays nothing.
+    The error keeps its type (a caller may catch a ValueError subclass) and chains to
+    the original, whose traceback shows where inside the op it arose. The try costs
+    nothing unless the op raises, and the repr is only made then, so the hot path pays
+    nothing.
     """
     try:
         return op(*args)
     except ValueError as exc:
         name = layer if isinstance(layer, str) else repr(layer)
-        raise ValueError(f"{name}: {exc}") from None
+        try:
+            named = type(exc)(f"{name}: {exc}")
+        except Exception:
+            named = None
+        if named is None:  # a subclass built from other arguments: note the layer instead
+            exc.add_note(f"raised in {name}")
+            raise
+        raise named from exc
 
 
 def _empty(*shape):

@@ -243,10 +243,20 @@ class Module:
         Values may be NumPy or CuPy arrays, Tensors, or anything ``np.asarray`` takes
         (a CPU torch tensor, a list, a number). Everything is checked before anything
         is written, so a bad state dict leaves the model untouched.
+
+        A parameter or buffer reachable under several names (a shared module, tied
+        weights) needs only one of them in ``state``: files saved before shared
+        modules were listed under every name hold just the first.
         """
         targets = OrderedDict((key, (registry, name))
                               for key, registry, name in self._state_entries())
-        missing = [k for k in targets if k not in state]
+        # The keys of each parameter/buffer object; a missing key whose object another
+        # key of ``state`` fills is no gap.
+        keys_of = {}
+        for key, (registry, name) in targets.items():
+            keys_of.setdefault(id(registry[name]), []).append(key)
+        missing = [k for k, (registry, name) in targets.items() if k not in state
+                   and not any(alias in state for alias in keys_of[id(registry[name])])]
         unexpected = [k for k in state if k not in targets]
         if strict and (missing or unexpected):
             parts = []
