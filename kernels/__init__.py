@@ -19,12 +19,17 @@ The contract (shapes NCHW, weights OIHW, every function pure unless it says
     (``kernels.cuda.gemm.matmul_graph_safe``) with ``MINIGRAD_CAPTURE_GEMM=custom``.
 ``conv2d_forward(x, w, b, stride, padding, activation=None) -> (y, cache)``
     ``b`` may be None; ``stride``/``padding`` are ``(sh, sw)``/``(ph, pw)`` tuples.
-    ``activation`` (None, "relu", "tanh" or "sigmoid") is applied to the output in
-    the same pass as the bias: a fused Conv2d + activation.
+    ``y`` takes ``x``/``w``'s dtype (a bias of another float dtype is cast to it);
+    an empty batch or no input channels are valid. ``activation`` (None, "relu",
+    "tanh" or "sigmoid") is applied to the output in the same pass as the bias: a
+    fused Conv2d + activation.
 ``conv2d_backward(gy, cache, need_input_grad) -> (gx or None, gw, gb or None)``
     ``gy`` is the gradient of the (activated) output; the activation's derivative
     is taken from the output kept in the cache.
 ``max_pool2d_forward(x, kernel, stride, padding) -> (y, cache)``
+    Padding is the dtype's lowest value and never wins a tie: a window's gradient
+    goes to its first in-bounds maximum (a window with no element inside gives the
+    lowest value and sends its gradient nowhere).
 ``max_pool2d_backward(gy, cache) -> gx``
 ``avg_pool2d_forward(x, kernel, stride, padding) -> (y, cache)``  (count_include_pad)
 ``avg_pool2d_backward(gy, cache) -> gx``
@@ -32,9 +37,12 @@ The contract (shapes NCHW, weights OIHW, every function pure unless it says
     per-sample losses (N,) for integer labels (N,); numerically stable.
 ``softmax_cross_entropy_backward(gloss, cache) -> glogits``
 ``activation_forward(name, x) -> y``, ``activation_backward(name, gy, y) -> gx``
-    for name "relu", "tanh" or "sigmoid", the derivative taken from the output ``y``.
+    for name "relu", "tanh" or "sigmoid", the derivative taken from the output ``y``
+    (ReLU passes nothing, not even inf or NaN, where ``y`` is not positive); any
+    shape, 0-d included; tanh and sigmoid of integers are float32.
 Optimizer updates (in place on ``param`` and the state arrays): see
 ``kernels.reference.optim``.
 
-``cache`` is opaque: only the backward of the same table reads it.
+``cache`` is opaque: only the backward of the same table reads it (ops take both
+from one table when the forward runs).
 """

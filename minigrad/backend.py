@@ -112,8 +112,9 @@ def scatter_add(array, index, values):
 
 
 def kernel_mode():
-    """``"fast"`` (default) or ``"reference"`` from the MINIGRAD_KERNELS variable."""
-    mode = os.environ.get("MINIGRAD_KERNELS", "fast").lower()
+    """``"fast"`` (default, also when the variable is set but empty) or
+    ``"reference"`` from the MINIGRAD_KERNELS variable."""
+    mode = os.environ.get("MINIGRAD_KERNELS", "").strip().lower() or "fast"
     if mode not in ("fast", "reference"):
         raise ValueError(f"MINIGRAD_KERNELS={mode!r}; use 'fast' or 'reference'")
     return mode
@@ -147,6 +148,17 @@ def _fast_kernels(device):
 def kernel(name, device="cpu"):
     """Look up one kernel by name for a device."""
     return kernel_table(device)[name]
+
+
+def kernels(device, *names):
+    """Look up several kernels by name from one and the same table of a device.
+
+    An op takes its forward and backward kernels together when its forward runs:
+    the backward must read the cache its own table's forward wrote, even if
+    ``MINIGRAD_KERNELS`` changes before backward runs.
+    """
+    table = kernel_table(device)
+    return tuple(table[name] for name in names)
 
 
 def is_capturing():

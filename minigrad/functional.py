@@ -10,8 +10,10 @@ Every op follows one pattern::
 
 ``backward`` receives the output's gradient array and returns one gradient array (or
 None) per input. Device-specific hot loops (convolution, pooling, fused losses) come
-from the device's kernel table (``backend.kernel``); everything else is array-module
-code that runs unchanged on NumPy and CuPy. Names follow ``torch.nn.functional``.
+from the device's kernel table (``backend.kernel``; an op whose backward reads its
+forward's cache takes both kernels from one table when the forward runs,
+``backend.kernels``); everything else is array-module code that runs unchanged on
+NumPy and CuPy. Names follow ``torch.nn.functional``.
 """
 import builtins
 import math
@@ -400,8 +402,8 @@ def leaky_relu(x, negative_slope=0.01):
 
 def _activation(name, x):
     """An activation whose derivative the kernel table takes from its output."""
-    forward = backend.kernel("activation_forward", x.device)
-    backward = backend.kernel("activation_backward", x.device)
+    forward, backward = backend.kernels(x.device, "activation_forward",
+                                        "activation_backward")
     y = forward(name, x.data)
 
     def activation_backward(g):
@@ -532,13 +534,12 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, activation=None):
     if x.shape[2] + 2 * padding[0] < kh or x.shape[3] + 2 * padding[1] < kw:
         raise ValueError(f"conv2d: input of spatial size {x.shape[2:]} with padding {padding} "
                          f"is smaller than the kernel ({kh}, {kw})")
-    device = x.device
-    y, cache = backend.kernel("conv2d_forward", device)(
-        x.data, weight.data, None if bias is None else bias.data, stride, padding,
-        activation)
+    forward, backward = backend.kernels(x.device, "conv2d_forward", "conv2d_backward")
+    y, cache = forward(x.data, weight.data, None if bias is None else bias.data, stride,
+                       padding, activation)
 
     def conv2d_backward(g):
-        gx, gw, gb = backend.kernel("conv2d_backward", device)(g, cache, x.requires_grad)
+        gx, gw, gb = backward(g, cache, x.requires_grad)
         return gx, gw, gb
     inputs = (x, weight) if bias is None else (x, weight, bias)
     out = _record(y, inputs, conv2d_backward)
@@ -560,11 +561,12 @@ def _pool(kind, x, kernel_size, stride, padding):
     if x.shape[2] + 2 * padding[0] < kernel[0] or x.shape[3] + 2 * padding[1] < kernel[1]:
         raise ValueError(f"{kind}_pool2d: input of spatial size {x.shape[2:]} is smaller "
                          f"than the window {kernel}")
-    device = x.device
-    y, cache = backend.kernel(f"{kind}_pool2d_forward", device)(x.data, kernel, stride, padding)
+    forward, backward = backend.kernels(x.device, f"{kind}_pool2d_forward",
+                                        f"{kind}_pool2d_backward")
+    y, cache = forward(x.data, kernel, stride, padding)
 
     def pool2d_backward(g):
-        return (backend.kernel(f"{kind}_pool2d_backward", device)(g, cache),)
+        return (backward(g, cache),)
     return _record(y, (x,), pool2d_backward, f"{kind}_pool2d")
 
 
@@ -695,11 +697,12 @@ def cross_entropy(logits, target, reduction="mean"):
                              f"do not match logits {logits.shape}")
         return _reduce(-sum(target * log_softmax(logits, axis=1), axis=1), reduction)
     labels = _class_labels(target, logits, "cross_entropy")
-    device = logits.device
-    losses, cache = backend.kernel("softmax_cross_entropy_forward", device)(logits.data, labels)
+    forward, backward = backend.kernels(logits.device, "softmax_cross_entropy_forward",
+                                        "softmax_cross_entropy_backward")
+    losses, cache = forward(logits.data, labels)
 
     def cross_entropy_backward(g):
-        return (backend.kernel("softmax_cross_entropy_backward", device)(g, cache),)
+        return (backward(g, cache),)
     return _reduce(_record(losses, (logits,), cross_entropy_backward), reduction)
 
 

@@ -51,6 +51,14 @@ CONV_CASES = [
     (2, 3, 1, 9, 2, (1, 3), (1, 2), (0, 1), True),      # a one-row image
 ]
 
+# Shapes with nothing in them: an empty batch, and no input channels (the output is
+# then the bias alone).
+CONV_EMPTY_CASES = [
+    (0, 3, 8, 8, 4, (3, 3), (1, 1), (1, 1), True),
+    (0, 2, 5, 6, 3, (3, 2), (2, 1), (0, 1), False),
+    (2, 0, 5, 5, 3, (3, 3), (1, 1), (1, 1), True),
+]
+
 # (batch, channels, height, width, (kh, kw), stride, padding)
 POOL_CASES = [
     (1, 1, 4, 4, (2, 2), (2, 2), (0, 0)),
@@ -89,26 +97,51 @@ def check_conv2d(device, rng, case, dtype, activation=None):
     np.testing.assert_array_equal(device.to_host(gw2), device.to_host(gw))
 
 
+def check_conv2d_casts_the_bias(device, rng, dtype, bias_dtype):
+    """A bias of another float dtype is cast: y and the gradients take x and w's dtype."""
+    x = rng.standard_normal((2, 3, 6, 5)).astype(dtype)
+    wt = rng.standard_normal((4, 3, 3, 3)).astype(dtype)
+    b = rng.standard_normal(4).astype(bias_dtype)
+    y_ref, cache_ref = REFERENCE["conv2d_forward"](x, wt, b, (1, 1), (1, 1))
+    y, cache = device.table["conv2d_forward"](*device.put(x, wt, b), (1, 1), (1, 1))
+    assert_close(device, y, y_ref, "conv2d_forward y", dtype)
+    gy = rng.standard_normal(y_ref.shape).astype(dtype)
+    grads_ref = REFERENCE["conv2d_backward"](gy, cache_ref, True)
+    grads = device.table["conv2d_backward"](device.to_device(gy), cache, True)
+    for what, g, g_ref in zip(("gx", "gw", "gb"), grads, grads_ref):
+        assert_close(device, g, g_ref, f"conv2d_backward {what}", dtype)
+
+
 def check_activation(device, rng, name, shape, dtype):
     """activation_forward/backward against the reference, on a transposed
-    (non-contiguous) input, with values around zero and far out in both tails."""
+    (non-contiguous) input, with values around zero and far out in both tails, and
+    non-finite upstream gradients there (ReLU passes nothing where y <= 0, even inf)."""
     x = (rng.standard_normal(shape[::-1]) * 4).astype(dtype).T
     x.flat[:3] = np.array([0.0, 60.0, -60.0], dtype)[:min(3, x.size)]
     y_ref = REFERENCE["activation_forward"](name, x)
     y = device.table["activation_forward"](name, device.to_device(x))
     assert_close(device, y, y_ref, f"{name} forward", dtype)
     gy = rng.standard_normal(shape).astype(dtype)
-    gx_ref = REFERENCE["activation_backward"](name, gy, y_ref)
+    gy.flat[:3] = np.array([np.inf, np.nan, -np.inf], dtype)[:min(3, gy.size)]
+    with np.errstate(invalid="ignore"):  # tanh's -inf * (1 - 1) is NaN, as on the device
+        gx_ref = REFERENCE["activation_backward"](name, gy, y_ref)
     gx = device.table["activation_backward"](name, device.to_device(gy), y)
     assert_close(device, gx, gx_ref, f"{name} backward", dtype)
 
 
-def check_max_pool2d(device, rng, case, dtype, ties=False):
+def check_max_pool2d(device, rng, case, dtype, ties=False, minus_inf=False):
+    """Max pooling against the reference; ``ties``: few distinct values, so the first
+    maximum in window order must win; ``minus_inf``: whole planes and corners of -inf,
+    so windows of -inf touch the padding, which must never win (the gradient goes to
+    the window's first element inside the input)."""
     n, c, h, w, kernel, stride, padding = case
-    if ties:  # few distinct values: the first maximum in window order must win
+    if ties:
         x = rng.integers(0, 3, (n, c, h, w)).astype(dtype)
     else:
         x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    if minus_inf:
+        x[0, 0] = -np.inf
+        x[-1, -1, :2, :2] = -np.inf
     y_ref, cache_ref = REFERENCE["max_pool2d_forward"](x, kernel, stride, padding)
     y, cache = device.table["max_pool2d_forward"](device.to_device(x), kernel, stride,
                                                   padding)
@@ -286,7 +319,17 @@ class KernelTableSuite:
     def test_conv2d_with_fused_activation(self, device, rng, case, dtype, activation):
         check_conv2d(device, rng, case, dtype, activation)
 
-    @pytest.mark.parametrize("shape", [(1,), (7, 5), (2, 3, 33, 3)], ids=str)
+    @pytest.mark.parametrize("dtype", DTYPES)
+    @pytest.mark.parametrize("case", CONV_EMPTY_CASES, ids=case_id)
+    def test_conv2d_of_empty_shapes(self, device, rng, case, dtype):
+        check_conv2d(device, rng, case, dtype)
+
+    @pytest.mark.parametrize("dtype, bias_dtype", [(np.float32, np.float64),
+                                                   (np.float64, np.float32)])
+    def test_conv2d_casts_the_bias_to_the_input_dtype(self, device, rng, dtype, bias_dtype):
+        check_conv2d_casts_the_bias(device, rng, dtype, bias_dtype)
+
+    @pytest.mark.parametrize("shape", [(), (1,), (7, 5), (2, 3, 33, 3)], ids=str)
     @pytest.mark.parametrize("dtype", DTYPES)
     @pytest.mark.parametrize("name", ["relu", "tanh", "sigmoid"])
     def test_activation(self, device, rng, name, shape, dtype):
@@ -305,6 +348,11 @@ class KernelTableSuite:
     @pytest.mark.parametrize("case", POOL_CASES, ids=case_id)
     def test_max_pool2d_ties_go_to_the_first_maximum(self, device, rng, case):
         check_max_pool2d(device, rng, case, np.float32, ties=True)
+
+    @pytest.mark.parametrize("case", [c for c in POOL_CASES if c[-1] != (0, 0)]
+                             + [(1, 2, 3, 4, (1, 1), (1, 1), (1, 1))], ids=case_id)
+    def test_max_pool2d_padding_never_wins_over_minus_inf(self, device, rng, case):
+        check_max_pool2d(device, rng, case, np.float32, minus_inf=True)
 
     @pytest.mark.parametrize("dtype", DTYPES)
     @pytest.mark.parametrize("case", POOL_CASES, ids=case_id)

@@ -372,6 +372,149 @@ def test_multi_margin_loss_sums_over_the_other_classes_only(margin):
     assert loss.item() == pytest.approx(by_hand, rel=1e-12, abs=1e-15)
 
 
+# ------------------------------------------------------------ edge cases, both kernel tables
+@pytest.mark.parametrize("name, derivative", [("relu", 0.0), ("tanh", 1.0), ("sigmoid", 0.25)])
+def test_activation_of_a_zero_dimensional_parameter(kernel_mode, name, derivative):
+    """A scalar gate keeps its shape through the activation, and so does its gradient."""
+    gate = mg.tensor(np.array(0.0, np.float32), requires_grad=True)
+    y = getattr(F, name)(gate)
+    assert y.shape == ()
+    (mg.tensor(np.ones((4, 3), np.float32)) * y).sum().backward()
+    assert gate.grad.shape == ()
+    assert gate.grad == pytest.approx(12 * derivative)
+
+
+def _conv_pool_and_loss_ops():
+    """Ops whose backward reads the cache of their forward's kernel table."""
+    rng = np.random.default_rng(2)
+    x = mg.tensor(rng.standard_normal((2, 3, 6, 6)), requires_grad=True)
+    w = mg.tensor(rng.standard_normal((4, 3, 3, 3)), requires_grad=True)
+    b = mg.tensor(rng.standard_normal(4), requires_grad=True)
+    logits = mg.tensor(rng.standard_normal((5, 3)), requires_grad=True)
+    labels = mg.tensor(np.array([0, 2, 1, 1, 0]))
+    ops = {
+        "conv2d": lambda: F.conv2d(x, w, b, padding=1),
+        "conv2d+relu": lambda: F.conv2d(x, w, b, padding=1, activation="relu"),
+        "max_pool2d": lambda: F.max_pool2d(x, 3, 2, 1),
+        "avg_pool2d": lambda: F.avg_pool2d(x, 2),
+        "sigmoid": lambda: F.sigmoid(x),
+        "cross_entropy": lambda: F.cross_entropy(logits, labels, reduction="none"),
+    }
+    return ops, (x, w, b, logits)
+
+
+@pytest.mark.parametrize("forward_mode, backward_mode", [("fast", "reference"),
+                                                         ("reference", "fast")])
+def test_changing_the_kernel_table_between_forward_and_backward(monkeypatch, forward_mode,
+                                                                backward_mode):
+    """Backward runs the kernel of the table its forward ran, whatever MINIGRAD_KERNELS
+    says by then."""
+    ops, leaves = _conv_pool_and_loss_ops()
+    for name, op in ops.items():
+        grads = {}
+        for modes in [(forward_mode, forward_mode), (forward_mode, backward_mode)]:
+            monkeypatch.setenv("MINIGRAD_KERNELS", modes[0])
+            y = op()
+            monkeypatch.setenv("MINIGRAD_KERNELS", modes[1])
+            y.sum().backward()
+            grads[modes] = [None if t.grad is None else t.grad.copy() for t in leaves]
+            for t in leaves:
+                t.grad = None
+        for got, expected in zip(*grads.values()):
+            if expected is None:
+                assert got is None, name
+            else:
+                np.testing.assert_array_equal(got, expected, err_msg=name)
+
+
+def test_an_empty_kernel_mode_means_the_default(monkeypatch):
+    """MINIGRAD_KERNELS set to "" is the default (fast), as MINIGRAD_CPU_PARALLEL=""."""
+    from minigrad import backend
+    monkeypatch.setenv("MINIGRAD_KERNELS", "")
+    assert backend.kernel_mode() == "fast"
+    assert backend.kernel("conv2d_forward") is backend.kernel_table("cpu", "fast")[
+        "conv2d_forward"]
+
+
+@pytest.mark.parametrize("activation", [None, "relu"])
+def test_conv2d_of_an_empty_batch(kernel_mode, activation):
+    """torch: output (0, 4, 8, 8), input gradient (0, 3, 8, 8), zero weight gradients."""
+    x = mg.tensor(np.zeros((0, 3, 8, 8), np.float32), requires_grad=True)
+    w = mg.tensor(np.ones((4, 3, 3, 3), np.float32), requires_grad=True)
+    b = mg.tensor(np.ones(4, np.float32), requires_grad=True)
+    y = F.conv2d(x, w, b, padding=1, activation=activation)
+    assert y.shape == (0, 4, 8, 8)
+    y.sum().backward()
+    assert x.grad.shape == (0, 3, 8, 8)
+    np.testing.assert_array_equal(w.grad, 0)
+    np.testing.assert_array_equal(b.grad, 0)
+
+
+def test_conv2d_output_dtype_is_the_inputs_whatever_the_bias(kernel_mode):
+    x = mg.tensor(np.ones((1, 2, 4, 4), np.float32))
+    w = mg.tensor(np.ones((3, 2, 3, 3), np.float32))
+    b = mg.tensor(np.full(3, 0.5))  # float64
+    y = F.conv2d(x, w, b, padding=1)
+    assert y.dtype == np.float32
+    assert y.numpy()[0, 0, 1, 1] == 18.5
+
+
+def test_relu_gradient_is_zero_where_the_input_is_negative_even_for_inf(kernel_mode):
+    x = mg.tensor(np.array([-1.0, 2.0, -3.0], np.float32), requires_grad=True)
+    F.relu(x).backward(np.array([np.inf, 1.0, np.nan], np.float32))
+    np.testing.assert_array_equal(x.grad, [0.0, 1.0, 0.0])
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("sigmoid", 1 / (1 + np.exp([3.0, 0.0, -1.0, -2.0]))),
+    ("tanh", np.tanh([-3.0, 0.0, 1.0, 2.0]))])
+def test_sigmoid_and_tanh_of_an_integer_tensor_are_float32(kernel_mode, name, expected):
+    y = getattr(F, name)(mg.tensor([-3, 0, 1, 2]))
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y.numpy(), expected, rtol=1e-6)
+
+
+def test_integer_max_pooling_with_padding(kernel_mode):
+    x = mg.tensor(np.arange(16).reshape(1, 1, 4, 4) - 20)
+    y = F.max_pool2d(x, 3, 1, 1)
+    assert y.dtype == np.int64
+    np.testing.assert_array_equal(y.numpy()[0, 0], [[-15, -14, -13, -13],
+                                                    [-11, -10, -9, -9],
+                                                    [-7, -6, -5, -5],
+                                                    [-7, -6, -5, -5]])
+
+
+@pytest.mark.parametrize("kernel, stride, padding, expected", [
+    (2, 1, 1, [4, 2, 2, 1]),
+    (3, 1, 1, [4, 0, 0, 0]),
+    (2, 2, 0, [1, 0, 0, 0])])
+def test_max_pool_gradient_of_minus_inf_windows_with_padding(kernel_mode, kernel, stride,
+                                                             padding, expected):
+    """A window of -inf sends its gradient to its first element inside the input, as
+    torch does; never to the padding (torch's own numbers)."""
+    x = mg.tensor(np.full((1, 1, 2, 2), -np.inf, np.float32), requires_grad=True)
+    y = F.max_pool2d(x, kernel, stride, padding)
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.ravel(), expected)
+
+
+def test_edge_cases_agree_with_pytorch():
+    torch = pytest.importorskip("torch")
+    tf = torch.nn.functional
+    x = np.full((1, 1, 2, 2), -np.inf, np.float32)
+    xt = torch.tensor(x, requires_grad=True)
+    tf.max_pool2d(xt, 2, 1, 1).sum().backward()
+    ours = mg.tensor(x, requires_grad=True)
+    F.max_pool2d(ours, 2, 1, 1).sum().backward()
+    np.testing.assert_array_equal(ours.grad, xt.grad.numpy())
+    empty = torch.zeros((0, 3, 8, 8))
+    assert tuple(tf.conv2d(empty, torch.ones((4, 3, 3, 3)), padding=1).shape) == \
+        F.conv2d(mg.tensor(empty.numpy()), mg.tensor(np.ones((4, 3, 3, 3), np.float32)),
+                 padding=1).shape
+    ints = torch.tensor([-3, 0, 1, 2])
+    assert torch.sigmoid(ints).dtype == torch.float32
+
+
 # ------------------------------------------------------------ PyTorch as a second oracle
 def test_ops_agree_with_pytorch():
     torch = pytest.importorskip("torch")

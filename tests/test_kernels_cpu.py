@@ -488,3 +488,182 @@ def test_relu_matches_numpy(dtype):
     y = forward("relu", ints)
     np.testing.assert_array_equal(y, [0, 0, 3])
     np.testing.assert_array_equal(backward("relu", np.ones(3), y), [0, 0, 1])
+
+
+# ------------------------------------------------------------------- edge cases
+@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_activations_keep_a_zero_dimensional_shape(activation, dtype):
+    """A 0-d array (a scalar parameter) stays 0-d both ways, as in the reference."""
+    x, gy = np.array(0.5, dtype), np.array(2.0, dtype)
+    y = cpu.KERNELS["activation_forward"](activation, x)
+    y_ref = ref.KERNELS["activation_forward"](activation, x)
+    assert y.shape == () and y.dtype == dtype
+    np.testing.assert_array_equal(y, y_ref)
+    gx = cpu.KERNELS["activation_backward"](activation, gy, y)
+    assert gx.shape == () and gx.dtype == dtype
+    np.testing.assert_array_equal(gx, ref.KERNELS["activation_backward"](activation, gy, y_ref))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_relu_backward_passes_nothing_where_the_output_is_not_positive(dtype):
+    """An infinite or NaN upstream gradient where y <= 0 gives 0 (torch), not inf * 0."""
+    y = np.array([0.0, 0.0, 2.0, 3.0, np.nan], dtype)
+    gy = np.array([np.inf, np.nan, -np.inf, 1.0, 5.0], dtype)
+    expected = np.array([0.0, 0.0, -np.inf, 1.0, 0.0], dtype)
+    for table in (ref.KERNELS, cpu.KERNELS):
+        gx = table["activation_backward"]("relu", gy, y)
+        assert gx.dtype == dtype
+        np.testing.assert_array_equal(gx, expected)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid"])
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8, np.bool_])
+def test_tanh_and_sigmoid_of_integers_are_float32(activation, dtype):
+    """torch's rule: an integer (or boolean) tensor's tanh/sigmoid is float32; relu
+    keeps the integers."""
+    x = np.array([0, 1, 2, 3]).astype(dtype)
+    expected = {"tanh": np.tanh, "sigmoid": lambda v: 1 / (1 + np.exp(-v))}[activation](
+        x.astype(np.float64))
+    for table in (ref.KERNELS, cpu.KERNELS):
+        y = table["activation_forward"](activation, x)
+        assert y.dtype == np.float32
+        np.testing.assert_allclose(y, expected, rtol=1e-6)
+        if dtype != np.bool_:
+            assert table["activation_forward"]("relu", x).dtype == dtype
+
+
+@pytest.mark.parametrize("activation", [None, "relu"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv2d_of_an_empty_batch(bias, activation):
+    """N = 0 (torch: an empty output, an empty input gradient, zero weight gradients)."""
+    x = np.zeros((0, 3, 8, 8), np.float32)
+    w = np.ones((4, 3, 3, 3), np.float32)
+    b = np.ones(4, np.float32) if bias else None
+    gy = np.zeros((0, 4, 8, 8), np.float32)
+    for table in (ref.KERNELS, cpu.KERNELS):
+        y, cache = table["conv2d_forward"](x, w, b, (1, 1), (1, 1), activation)
+        assert y.shape == (0, 4, 8, 8) and y.dtype == np.float32
+        gx, gw, gb = table["conv2d_backward"](gy, cache, True)
+        assert gx.shape == x.shape and gx.dtype == np.float32
+        np.testing.assert_array_equal(gw, np.zeros_like(w))
+        if bias:
+            np.testing.assert_array_equal(gb, np.zeros(4, np.float32))
+        else:
+            assert gb is None
+
+
+def test_conv2d_without_input_channels_gives_the_bias():
+    """in_channels = 0: every output is its bias, even when the columns come from a
+    pooled buffer that an earlier convolution left full of its own values."""
+    dirty = np.full((2, 1, 256, 256), 7.0)
+    y, cache = cpu.KERNELS["conv2d_forward"](dirty, np.ones((3, 1, 1, 1)), None, (1, 1),
+                                             (0, 0))
+    assert cache.cols.nbytes >= _buffers.MIN_POOLED_BYTES  # so the next one reuses it
+    del y, cache
+    x = np.zeros((2, 0, 256, 256))
+    w = np.zeros((3, 0, 3, 3))
+    b = np.array([1.0, 2.0, 3.0])
+    expected = np.broadcast_to(b[None, :, None, None], (2, 3, 256, 256))
+    gy = np.ones((2, 3, 256, 256))
+    for table in (ref.KERNELS, cpu.KERNELS):
+        y, cache = table["conv2d_forward"](x, w, b, (1, 1), (1, 1))
+        np.testing.assert_array_equal(y, expected)
+        gx, gw, gb = table["conv2d_backward"](gy, cache, True)
+        assert gx.shape == x.shape and gw.shape == w.shape
+        np.testing.assert_array_equal(gb, np.full(3, 2 * 256 * 256.0))
+        del y, cache
+
+
+@pytest.mark.parametrize("x_dtype, b_dtype", [(np.float32, np.float64),
+                                              (np.float64, np.float32),
+                                              (np.float16, np.float32)])
+def test_conv2d_output_takes_the_input_dtype_and_casts_the_bias(x_dtype, b_dtype):
+    """One rule on both tables: y (and the gradients) in x and w's dtype."""
+    rng = np.random.default_rng(15)
+    x = rng.standard_normal((2, 2, 5, 5)).astype(x_dtype)
+    w = rng.standard_normal((3, 2, 3, 3)).astype(x_dtype)
+    b = rng.standard_normal(3).astype(b_dtype)
+    y, cache = cpu.KERNELS["conv2d_forward"](x, w, b, (1, 1), (1, 1))
+    y_ref, cache_ref = ref.KERNELS["conv2d_forward"](x, w, b, (1, 1), (1, 1))
+    assert y.dtype == y_ref.dtype == x_dtype
+    tol = 1e-2 if x_dtype == np.float16 else TOL[x_dtype]["rtol"]
+    np.testing.assert_allclose(y, y_ref, rtol=tol, atol=tol)
+    gy = np.ones_like(y_ref)
+    grads = cpu.KERNELS["conv2d_backward"](gy, cache, True)
+    grads_ref = ref.KERNELS["conv2d_backward"](gy, cache_ref, True)
+    for g, g_ref in zip(grads, grads_ref):
+        assert g.dtype == g_ref.dtype == x_dtype
+        np.testing.assert_allclose(g, g_ref, rtol=tol, atol=tol * 10)
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8])
+def test_integer_max_pool_with_padding(dtype):
+    """Padding is the dtype's smallest value (-inf does not fit an integer)."""
+    x = (np.arange(2 * 3 * 5 * 4) % 11).reshape(2, 3, 5, 4).astype(dtype)
+    expected, _ = ref.KERNELS["max_pool2d_forward"](x.astype(np.float64), (3, 3), (2, 1),
+                                                    (1, 1))
+    for table in (ref.KERNELS, cpu.KERNELS):
+        y, cache = table["max_pool2d_forward"](x, (3, 3), (2, 1), (1, 1))
+        assert y.dtype == dtype
+        np.testing.assert_array_equal(y, expected)
+    lowest = np.full((1, 1, 2, 2), np.iinfo(dtype).min, dtype)  # ties with the padding
+    y, cache = ref.KERNELS["max_pool2d_forward"](lowest, (2, 2), (1, 1), (1, 1))
+    gx = ref.KERNELS["max_pool2d_backward"](np.ones(y.shape, np.float32), cache)
+    np.testing.assert_array_equal(gx.ravel(), [4, 2, 2, 1])
+
+
+# (kernel, stride, padding): windows that touch the padding; 1x1 with padding 1 has
+# windows with no element inside the input at all.
+MINUS_INF_CASES = [((2, 2), (1, 1), (1, 1)), ((3, 3), (1, 1), (1, 1)),
+                   ((3, 2), (2, 1), (1, 1)), ((1, 1), (1, 1), (1, 1))]
+
+
+@pytest.mark.parametrize("kernel, stride, padding", MINUS_INF_CASES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_max_pool_windows_of_minus_inf_send_the_gradient_inside(kernel, stride, padding,
+                                                                dtype):
+    """A window whose elements are all -inf gives its gradient to its first element
+    inside the input, never to the padding (torch's rule), on both tables."""
+    rng = np.random.default_rng(16)
+    x = rng.standard_normal((2, 2, 4, 5)).astype(dtype)
+    x[0, 0] = -np.inf
+    x[1, 1, :2, :2] = -np.inf
+    y, cache = cpu.KERNELS["max_pool2d_forward"](x, kernel, stride, padding)
+    y_ref, cache_ref = ref.KERNELS["max_pool2d_forward"](x, kernel, stride, padding)
+    np.testing.assert_array_equal(y, y_ref)
+    gy = rng.standard_normal(y.shape).astype(dtype)
+    gx = cpu.KERNELS["max_pool2d_backward"](gy, cache)
+    gx_ref = ref.KERNELS["max_pool2d_backward"](gy, cache_ref)
+    np.testing.assert_allclose(gx, gx_ref, **TOL[dtype])
+    if kernel == (1, 1):  # only the outer ring of windows sees no input: it sends nothing
+        np.testing.assert_allclose(gx, gy[:, :, 1:-1, 1:-1], **TOL[dtype])
+    else:  # every output's gradient reaches the input
+        np.testing.assert_allclose(gx.sum(axis=(2, 3)), gy.sum(axis=(2, 3)), rtol=1e-5)
+
+
+def test_max_pool_of_minus_inf_by_hand():
+    """torch's gradient for an all -inf 2x2 input, kernel 2, stride 1, padding 1."""
+    x = np.full((1, 1, 2, 2), -np.inf, np.float32)
+    for table in (ref.KERNELS, cpu.KERNELS):
+        y, cache = table["max_pool2d_forward"](x, (2, 2), (1, 1), (1, 1))
+        gx = table["max_pool2d_backward"](np.ones_like(y), cache)
+        np.testing.assert_array_equal(gx.ravel(), [4, 2, 2, 1])
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("kernel, stride, padding", [((2, 2), (2, 2), (0, 0)),
+                                                     ((3, 3), (1, 1), (1, 1))])
+@pytest.mark.parametrize("gy_dtype", [np.float16, np.int64])
+def test_pool_backward_keeps_the_gradient_dtype_of_the_reference(kind, kernel, stride,
+                                                                 padding, gy_dtype):
+    """A float32 forward, a gradient of another dtype: the reference's dtype and values."""
+    rng = np.random.default_rng(17)
+    x = rng.standard_normal((2, 3, 6, 7)).astype(np.float32)
+    y, cache = cpu.KERNELS[f"{kind}_pool2d_forward"](x, kernel, stride, padding)
+    _, cache_ref = ref.KERNELS[f"{kind}_pool2d_forward"](x, kernel, stride, padding)
+    gy = rng.integers(-3, 4, y.shape).astype(gy_dtype)
+    gx = cpu.KERNELS[f"{kind}_pool2d_backward"](gy, cache)
+    gx_ref = ref.KERNELS[f"{kind}_pool2d_backward"](gy, cache_ref)
+    assert gx.dtype == gx_ref.dtype
+    np.testing.assert_array_equal(gx, gx_ref)

@@ -291,3 +291,18 @@ def test_table_activations_are_the_reference_bit_for_bit(activation, dtype):
     assert y.dtype == y_ref.dtype
     gx = cpu.KERNELS["activation_backward"](activation, gy, y)
     np.testing.assert_array_equal(gx, ref.KERNELS["activation_backward"](activation, gy, y_ref))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_fused_relu_backward_passes_nothing_where_the_output_is_not_positive(dtype):
+    """An infinite or NaN gradient on a zero output gives 0 on both tables (torch's
+    rule), so the weight gradient stays finite."""
+    values = [-1.0, 2.0, -3.0, 0.5]
+    gy = np.array([np.inf, 1.0, np.nan, 2.0], dtype).reshape(1, 1, 1, -1)
+    x = np.asarray(values, dtype).reshape(1, 1, 1, -1)
+    w = np.ones((1, 1, 1, 1), dtype)
+    for table in (ref.KERNELS, cpu.KERNELS):
+        y, cache = table["conv2d_forward"](x, w, None, (1, 1), (0, 0), "relu")
+        gx, gw, _ = table["conv2d_backward"](gy, cache, True)
+        np.testing.assert_array_equal(gx.ravel(), [0.0, 1.0, 0.0, 2.0])
+        np.testing.assert_allclose(gw.ravel(), [2.0 * 1 + 0.5 * 2])

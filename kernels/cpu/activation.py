@@ -2,14 +2,14 @@
 ``activation_backward`` for the table, on ``forward_into`` / ``backward_into``,
 which the fused convolution applies to its own output slices.
 
-NumPy's ``maximum(x, 0)`` and ``g * (y > 0)`` cost a fresh output (page faults on
-every step for the 26 MB first-layer activation) and, backward, a boolean temporary
-and a second pass; in the exercise CNN's training step they took ~16 ms of ~85.
-The Numba loops here are one pass each; tanh and exp are NumPy's SIMD ufuncs
-(see ``forward_into``). Semantics are the reference's, bit for bit: NaN propagates
-forward; ReLU's backward passes the gradient where the output is positive and zero
-elsewhere; every derivative is taken from the output y, computed in the arrays' own
-dtype in the reference's order.
+NumPy's ``maximum(x, 0)`` and ``where(y > 0, g, 0)`` cost a fresh output (page
+faults on every step for the 26 MB first-layer activation) and, backward, a boolean
+temporary and a second pass; in the exercise CNN's training step they took ~16 ms
+of ~85. The Numba loops here are one pass each; tanh and exp are NumPy's SIMD
+ufuncs (see ``forward_into``). Semantics are the reference's, bit for bit: NaN
+propagates forward; ReLU's backward passes the gradient where the output is
+positive and zero elsewhere (even an infinite or NaN gradient); every derivative is
+taken from the output y, computed in the arrays' own dtype in the reference's order.
 """
 import numpy as np
 from numba import prange
@@ -107,9 +107,9 @@ def activation_forward(name, x):
     the reference)."""
     if fast_dtype(x) is None:
         return reference.activation_forward(name, x)
-    x = np.ascontiguousarray(x)
+    # y takes x's own shape: ascontiguousarray makes a 0-d array 1-d.
     y = POOL.empty(f"{name}.y", x.shape, x.dtype)
-    forward_into(name, x.reshape(-1), y.reshape(-1))
+    forward_into(name, np.ascontiguousarray(x).reshape(-1), y.reshape(-1))
     return y
 
 
@@ -118,7 +118,7 @@ def activation_backward(name, gy, y):
     dtype = fast_dtype(gy)
     if dtype is None or y.dtype != dtype or y.shape != gy.shape:
         return reference.activation_backward(name, gy, y)
-    gy, y = np.ascontiguousarray(gy), np.ascontiguousarray(y)
-    gx = POOL.empty(f"{name}.gx", gy.shape, dtype)
-    backward_into(name, gy.reshape(-1), y.reshape(-1), gx.reshape(-1))
+    gx = POOL.empty(f"{name}.gx", gy.shape, dtype)  # gy's shape, 0-d included
+    backward_into(name, np.ascontiguousarray(gy).reshape(-1),
+                  np.ascontiguousarray(y).reshape(-1), gx.reshape(-1))
     return gx

@@ -46,32 +46,36 @@ def _im2col(x, kh, kw, sh, sw, ph, pw, oh, ow, cols):
     """cols[n, (c*kh + i)*kw + j, oy*ow + ox] = xpad[n, c, oy*sh + i, ox*sw + j].
 
     Rows past C*kh*kw (the bias row) are set to one. Parallel over (image, channel):
-    each task reads one input plane (cache resident) and writes kh*kw whole rows.
-    Written the plain way on purpose: sub-array views inside the parallel loop
-    (an atomic reference count each) and precomputed valid column ranges both
-    measured 2-5x slower than this per-element bounds test, which LLVM vectorises.
+    each task reads one input plane (cache resident) and writes kh*kw whole rows; the
+    channel-0 task also writes its image's bias row (an input with no channels still
+    has one task per image, for that row). Written the plain way on purpose:
+    sub-array views inside the parallel loop (an atomic reference count each) and
+    precomputed valid column ranges both measured 2-5x slower than this per-element
+    bounds test, which LLVM vectorises.
     """
     n_img, n_ch, h, w = x.shape
     rows = n_ch * kh * kw
-    for task in prange(n_img * n_ch):
-        b = task // n_ch
-        c = task % n_ch
-        for i in range(kh):
-            for j in range(kw):
-                r = (c * kh + i) * kw + j
-                for oy in range(oh):
-                    iy = oy * sh + i - ph
-                    base = oy * ow
-                    if iy < 0 or iy >= h:
-                        for ox in range(ow):
-                            cols[b, r, base + ox] = 0
-                    else:
-                        for ox in range(ow):
-                            ix = ox * sw + j - pw
-                            if ix >= 0 and ix < w:
-                                cols[b, r, base + ox] = x[b, c, iy, ix]
-                            else:
+    tasks_per_image = max(n_ch, 1)
+    for task in prange(n_img * tasks_per_image):
+        b = task // tasks_per_image
+        c = task % tasks_per_image
+        if c < n_ch:
+            for i in range(kh):
+                for j in range(kw):
+                    r = (c * kh + i) * kw + j
+                    for oy in range(oh):
+                        iy = oy * sh + i - ph
+                        base = oy * ow
+                        if iy < 0 or iy >= h:
+                            for ox in range(ow):
                                 cols[b, r, base + ox] = 0
+                        else:
+                            for ox in range(ow):
+                                ix = ox * sw + j - pw
+                                if ix >= 0 and ix < w:
+                                    cols[b, r, base + ox] = x[b, c, iy, ix]
+                                else:
+                                    cols[b, r, base + ox] = 0
         if c == 0:
             for r in range(rows, cols.shape[1]):
                 for p in range(oh * ow):
@@ -123,7 +127,9 @@ def conv2d_forward(x, w, b, stride, padding, activation=None):
     """y = act(conv2d(x, w) + b) (NCHW, OIHW), act None, "relu", "tanh" or "sigmoid";
     see ``kernels`` for the contract."""
     check_activation(activation, "conv2d_forward")
-    dtype = fast_dtype(x, w) if b is None else fast_dtype(x, w, b)
+    # The output takes x and w's dtype and the bias is cast to it, as the
+    # reference's in-place ``y += b`` does.
+    dtype = fast_dtype(x, w)
     if dtype is None:
         return reference.conv2d_forward(x, w, b, stride, padding, activation)
     x = np.ascontiguousarray(x, dtype=dtype)
@@ -143,9 +149,9 @@ def conv2d_forward(x, w, b, stride, padding, activation=None):
     else:
         w2 = w.reshape(out_ch, k)
     y = POOL.empty("conv.y", (n, out_ch, oh * ow), dtype)
-    chunks = _chunks(n, cols[0].nbytes)
+    chunks = _chunks(n, rows * oh * ow * cols.itemsize)
     if activation is not None:
-        pre = POOL.empty("conv.pre", (chunks[0][1], out_ch, oh * ow), dtype)
+        pre = POOL.empty("conv.pre", (_slice_images(chunks), out_ch, oh * ow), dtype)
     for lo, hi in chunks:
         # Chunk by chunk, the GEMM reads columns im2col has just left in the cache.
         _im2col(x[lo:hi], kh, kw, sh, sw, ph, pw, oh, ow, cols[lo:hi])
@@ -175,17 +181,18 @@ def conv2d_backward(gy, cache, need_input_grad=True):
     # then one reduction over the batch. OpenBLAS ran this orientation 20-35% faster
     # than gy[n] @ cols[n].T, and faster than one GEMM with K = N*OH*OW.
     per_image = POOL.empty("conv.gw", (n, rows, out_ch), dtype)
-    chunks = _chunks(n, cols[0].nbytes)
+    chunks = _chunks(n, rows * oh * ow * cols.itemsize)
+    slice_images = _slice_images(chunks)
     gx = gcols = None
     if need_input_grad:
         w_t = w.reshape(out_ch, k).T
         # Input-gradient columns live one slice at a time, in one cache-sized buffer.
-        gcols = POOL.empty("conv.gcols", (chunks[0][1], k, oh * ow), dtype)
+        gcols = POOL.empty("conv.gcols", (slice_images, k, oh * ow), dtype)
         gx = POOL.empty("conv.gx", x_shape, dtype)
     if activation is not None:
         y = y.reshape(n, out_ch, oh * ow)
         # The pre-activation gradient, one slice at a time, like the columns.
-        g_pre = POOL.empty("conv.gpre", (chunks[0][1], out_ch, oh * ow), dtype)
+        g_pre = POOL.empty("conv.gpre", (slice_images, out_ch, oh * ow), dtype)
     for lo, hi in chunks:
         g = gy[lo:hi]
         if activation is not None:  # the GEMMs below read it from cache
@@ -203,6 +210,13 @@ def conv2d_backward(gy, cache, need_input_grad=True):
 
 
 def _chunks(n, bytes_per_image):
-    """(start, stop) slices of the batch whose columns take about CHUNK_BYTES each."""
+    """(start, stop) slices of the batch whose columns take about CHUNK_BYTES each
+    (none for an empty batch)."""
     step = max(1, CHUNK_BYTES // max(bytes_per_image, 1))
     return [(lo, min(n, lo + step)) for lo in range(0, n, step)]
+
+
+def _slice_images(chunks):
+    """Images in the largest slice (the first), which sizes the per-slice scratch
+    buffers; 0 for an empty batch."""
+    return chunks[0][1] if chunks else 0

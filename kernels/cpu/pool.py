@@ -2,7 +2,8 @@
 
 Each kernel loops over (image, channel) planes, so parallel tasks never write the
 same element. Max pooling keeps, per output, the index of the maximum inside its
-window (row-major over the window, padding included, as the reference's argmax);
+window (row-major over the window, padding included, as the reference's argmax), so
+a gradient of another dtype (float16) can go to the reference backward;
 the common 2x2 / stride 2 / no padding case has its own kernels that keep that
 index as one byte and whose backward writes every input element once (no separate
 zeroing pass).
@@ -16,7 +17,7 @@ from kernels.reference import pool as reference
 from kernels.reference.windows import output_size
 
 from ._buffers import POOL
-from ._jit import FLOAT_DTYPES, cpu_kernel, fast_dtype
+from ._jit import cpu_kernel, fast_dtype
 
 
 @cpu_kernel
@@ -66,7 +67,12 @@ def _max_pool_2x2_backward(gy, index, gx):
 
 @cpu_kernel
 def _max_pool(x, kh, kw, sh, sw, ph, pw, y, index):
-    """General max pooling; padding reads as -inf. index = k = i*kw + j of the max."""
+    """General max pooling; padding reads as -inf. index = k = i*kw + j of the max.
+
+    The first in-bounds element starts the search, so padding never wins a tie with
+    -inf (PyTorch's rule, and the reference's); only a window with no element inside
+    the input gives -inf with index 0, a padding position.
+    """
     n_img, n_ch, h, w = x.shape
     oh, ow = y.shape[2], y.shape[3]
     for task in prange(n_img * n_ch):
@@ -76,16 +82,20 @@ def _max_pool(x, kh, kw, sh, sw, ph, pw, y, index):
             for ox in range(ow):
                 best = -np.inf
                 arg = 0
+                found = False
                 for i in range(kh):
                     iy = oy * sh + i - ph
+                    if iy < 0 or iy >= h:
+                        continue
                     for j in range(kw):
                         ix = ox * sw + j - pw
-                        v = -np.inf
-                        if iy >= 0 and iy < h and ix >= 0 and ix < w:
-                            v = x[b, c, iy, ix]
-                        if v > best or (v != v and best == best):
+                        if ix < 0 or ix >= w:
+                            continue
+                        v = x[b, c, iy, ix]
+                        if not found or v > best or (v != v and best == best):
                             best = v
                             arg = i * kw + j
+                            found = True
                 y[b, c, oy, ox] = best
                 index[b, c, oy, ox] = arg
 
@@ -178,11 +188,16 @@ def _geometry(x, kernel, stride, padding):
 
 
 def _gradient(gy, cache):
-    """gy as a C-contiguous array of a compiled float dtype, and a pooled gx for it."""
+    """gy as a C-contiguous array and a pooled gx of its dtype (float32/float64)."""
     gy = np.ascontiguousarray(gy)
-    if gy.dtype not in FLOAT_DTYPES:
-        gy = gy.astype(np.float64)
     return gy, POOL.empty("pool.gx", cache.x_shape, gy.dtype)
+
+
+def _reference_cache(cache):
+    """The reference kernel's cache for the same forward: its argmax is ours (the
+    row-major position in the window, padding never winning a tie)."""
+    geometry = (cache.x_shape, cache.kernel, cache.stride, cache.padding)
+    return geometry if cache.index is None else (cache.index,) + geometry
 
 
 def max_pool2d_forward(x, kernel, stride, padding):
@@ -206,6 +221,8 @@ def max_pool2d_backward(gy, cache):
     """Route each output gradient to the input element that held the maximum."""
     if not isinstance(cache, PoolCache):
         return reference.max_pool2d_backward(gy, cache)
+    if fast_dtype(gy) is None:  # a float16 or integer gradient keeps the reference's dtype
+        return reference.max_pool2d_backward(gy, _reference_cache(cache))
     gy, gx = _gradient(gy, cache)
     (_, kw), (sh, sw), (ph, pw) = cache.kernel, cache.stride, cache.padding
     if cache.index.dtype == np.uint8:
@@ -230,6 +247,8 @@ def avg_pool2d_backward(gy, cache):
     """Spread each output gradient evenly over its window."""
     if not isinstance(cache, PoolCache):
         return reference.avg_pool2d_backward(gy, cache)
+    if fast_dtype(gy) is None:
+        return reference.avg_pool2d_backward(gy, _reference_cache(cache))
     gy, gx = _gradient(gy, cache)
     (kh, kw), (sh, sw), (ph, pw) = cache.kernel, cache.stride, cache.padding
     _avg_pool_backward(gy, kh, kw, sh, sw, ph, pw, gx)

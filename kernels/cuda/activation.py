@@ -25,8 +25,9 @@ def activation_forward(name, x):
     code = ACTIVATION_CODES[reference.require_activation(name, "activation_forward")]
     if not _fast(x):
         return reference.activation_forward(name, x)
+    # y takes x's own shape: ascontiguousarray may make a 0-d array 1-d.
+    y = cp.empty(x.shape, dtype=x.dtype)
     x = cp.ascontiguousarray(x)
-    y = cp.empty_like(x)
     launch(kernel(_SOURCE, "activation_forward", x.dtype), grid_1d(x.size),
            (x, y, np.int64(x.size), np.int32(code)))
     return y
@@ -37,8 +38,8 @@ def activation_backward(name, gy, y):
     code = ACTIVATION_CODES[reference.require_activation(name, "activation_backward")]
     if not _fast(gy, y):
         return reference.activation_backward(name, gy, y)
+    gx = cp.empty(gy.shape, dtype=gy.dtype)  # gy's shape, 0-d included
     gy, y = cp.ascontiguousarray(gy), cp.ascontiguousarray(y)
-    gx = cp.empty_like(gy)
     launch(kernel(_SOURCE, "activation_backward", gy.dtype), grid_1d(gy.size),
            (gy, y, gx, np.int64(gy.size), np.int32(code)))
     return gx

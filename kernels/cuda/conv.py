@@ -110,7 +110,9 @@ def _tuned_splits(gy_rows, cols, n, plane):
 
 def _weight_grad(gy_rows, cols, n, plane):
     """The weight gradient gy_rows @ cols.T, computed the way the mode says."""
-    if weight_grad_mode() == "auto":
+    if n == 0:  # an empty batch: nothing to split, one GEMM with K = 0 gives zeros
+        splits = 1
+    elif weight_grad_mode() == "auto":
         splits = _tuned_splits(gy_rows, cols, n, plane)
     else:
         splits = weight_grad_splits(n, gy_rows.shape[0], cols.shape[0], plane)
@@ -122,8 +124,8 @@ def conv2d_forward(x, w, b, stride, padding, activation=None):
     act = ACTIVATION_CODES[check_activation(activation, "conv2d_forward")]
     x = cp.ascontiguousarray(x)
     w = cp.ascontiguousarray(w)
-    arrays = (x, w) if b is None else (x, w, b)
-    dtype = float_dtype("conv2d_forward", *arrays)
+    # The output takes x and w's dtype; the bias is cast to it (the reference's rule).
+    dtype = float_dtype("conv2d_forward", x, w)
     n, c, h, wd = x.shape
     out_ch, w_in, kh, kw = w.shape
     if w_in != c:
@@ -147,7 +149,8 @@ def conv2d_forward(x, w, b, stride, padding, activation=None):
             np.int32(oh), np.int32(ow)))
     y_rows = matmul(w.reshape(out_ch, rows), cols)
     y = cp.empty((n, out_ch, oh, ow), dtype=dtype)
-    bias = y_rows if b is None else cp.ascontiguousarray(b)  # never read without a bias
+    # Without a bias, y_rows only fills the pointer slot: the kernel never reads it.
+    bias = y_rows if b is None else cp.ascontiguousarray(b, dtype=dtype)
     launch(kernel(_SOURCE, "rows_to_nchw", dtype), grid_2d(oh * ow, n * out_ch),
            (y_rows, bias, y, np.int32(n), np.int32(out_ch), np.int32(oh * ow),
             np.int32(b is not None), np.int32(act)))

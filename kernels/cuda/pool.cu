@@ -4,8 +4,10 @@
 
 // Window maxima. Padding counts as -inf (PyTorch's rule); the winner is the first
 // maximum in row-major window order, and the first NaN once one is seen (NumPy's
-// argmax). argmax holds the winner's flat index inside its input plane, or -1
-// when the winner is a padding position (a window of nothing but -inf).
+// argmax). The search starts from the first in-bounds element, so padding never
+// wins a tie: a window whose elements are all -inf sends its gradient to that first
+// element, as PyTorch does. argmax holds the winner's flat index inside its input
+// plane, or -1 for a window with no in-bounds element (its output is -inf).
 template <typename T>
 __device__ __forceinline__ void max_pool_forward_body(
     const T* __restrict__ x, T* __restrict__ y, int* __restrict__ argmax, int planes,
@@ -20,18 +22,17 @@ __device__ __forceinline__ void max_pool_forward_body(
             const int y0 = oy * sh - ph;
             const int x0 = ox * sw - pw;
             T best = neg_infinity<T>();
-            int best_index = -1;
-            bool first = true;
+            int best_index = -1;  // -1 until the first in-bounds element
             for (int i = 0; i < kh; ++i) {
                 const int yy = y0 + i;
+                if (yy < 0 || yy >= h) continue;
                 for (int j = 0; j < kw; ++j) {
                     const int xx = x0 + j;
-                    const bool inside = yy >= 0 && yy < h && xx >= 0 && xx < w;
-                    const T v = inside ? x_plane[yy * w + xx] : neg_infinity<T>();
-                    if (first || (!is_nan(best) && (is_nan(v) || v > best))) {
+                    if (xx < 0 || xx >= w) continue;
+                    const T v = x_plane[yy * w + xx];
+                    if (best_index < 0 || (!is_nan(best) && (is_nan(v) || v > best))) {
                         best = v;
-                        best_index = inside ? yy * w + xx : -1;
-                        first = false;
+                        best_index = yy * w + xx;
                     }
                 }
             }

@@ -23,11 +23,14 @@ def check_activation(name, what):
 
 def activation_forward(name, x):
     """y = name(x) for a name in FUSABLE (relu keeps NaN, as np.maximum; sigmoid is
-    computed without overflow)."""
+    computed without overflow). relu keeps an integer input's dtype; tanh and sigmoid
+    of integers (or booleans) are float32, as in torch."""
     require_activation(name, "activation_forward")
     xp = array_module(x)
     if name == "relu":
         return xp.maximum(x, 0)
+    if x.dtype.kind in "biu":
+        x = x.astype(xp.float32)
     if name == "tanh":
         return xp.tanh(x)
     e = xp.exp(-xp.abs(x))  # sigmoid, from exp of a non-positive number: no overflow
@@ -35,10 +38,15 @@ def activation_forward(name, x):
 
 
 def activation_backward(name, gy, y):
-    """gx from gy and the activation's output y: relu y > 0, tanh 1 - y^2, sigmoid y (1 - y)."""
+    """gx from gy and the activation's output y: relu y > 0, tanh 1 - y^2, sigmoid y (1 - y).
+
+    ReLU selects rather than multiplies: an infinite or NaN gy where y <= 0 gives 0,
+    as in torch (inf * 0 would be NaN).
+    """
     require_activation(name, "activation_backward")
     if name == "relu":
-        return gy * (y > 0)
+        xp = array_module(gy)
+        return xp.where(y > 0, gy, gy.dtype.type(0))
     if name == "tanh":
         return gy * (1 - y * y)
     return gy * y * (1 - y)  # sigmoid

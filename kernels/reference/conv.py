@@ -13,12 +13,13 @@ def conv2d_forward(x, w, b, stride, padding, activation=None):
     check_activation(activation, "conv2d_forward")
     xp = array_module(x)
     n = x.shape[0]
-    out_ch, _, kh, kw = w.shape
+    out_ch, c, kh, kw = w.shape
     cols = im2col(x, (kh, kw), stride, padding)
     oh, ow = cols.shape[-2:]
-    cols2 = cols.reshape(n, -1, oh * ow)
-    y = xp.matmul(w.reshape(out_ch, -1), cols2).reshape(n, out_ch, oh, ow)
-    if b is not None:
+    # Sizes spelled out, not -1: an empty batch leaves nothing to infer -1 from.
+    cols2 = cols.reshape(n, c * kh * kw, oh * ow)
+    y = xp.matmul(w.reshape(out_ch, c * kh * kw), cols2).reshape(n, out_ch, oh, ow)
+    if b is not None:  # in place: y keeps x and w's dtype, the bias is cast to it
         y += b.reshape(1, -1, 1, 1)
     if activation is not None:
         y = activation_forward(activation, y)
@@ -31,14 +32,14 @@ def conv2d_backward(gy, cache, need_input_grad=True):
     cols2, x_shape, w, has_bias, stride, padding, activation, y = cache
     if activation is not None:
         gy = activation_backward(activation, gy, y)
-    n, out_ch = gy.shape[:2]
-    gy2 = gy.reshape(n, out_ch, -1)
+    n, out_ch, oh, ow = gy.shape
+    _, c, kh, kw = w.shape
+    gy2 = gy.reshape(n, out_ch, oh * ow)
     gw = xp.tensordot(gy2, cols2, axes=([0, 2], [0, 2])).reshape(w.shape)
     gb = gy2.sum(axis=(0, 2)) if has_bias else None
     gx = None
     if need_input_grad:
-        gcols = xp.matmul(w.reshape(out_ch, -1).T, gy2)
-        _, c, kh, kw = w.shape
-        gcols = gcols.reshape(n, c, kh, kw, *gy.shape[2:])
+        gcols = xp.matmul(w.reshape(out_ch, c * kh * kw).T, gy2)
+        gcols = gcols.reshape(n, c, kh, kw, oh, ow)
         gx = col2im(gcols, x_shape, stride, padding)
     return gx, gw, gb
