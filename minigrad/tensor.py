@@ -175,16 +175,17 @@ class Tensor:
 
         ``grad`` is the gradient of some scalar with respect to this tensor; it may
         be left out only when this tensor holds one element. Leaves accumulate
-        (``+=``) across calls until their grad is reset, as in PyTorch; each leaf's
-        ``.grad`` is an array of its own (never the caller's ``grad``, another leaf's
-        or a read-only view). The graph's closures are released afterwards unless
-        ``retain_graph``; a second backward through a released graph is an error.
+        (``+=``) across calls until their grad is reset, as in PyTorch. Each leaf's
+        ``.grad`` is stored as an array that may be written in place (see
+        :func:`_owned_gradient` for exactly what is checked): never the caller's
+        ``grad``, another leaf's array or a read-only or broadcast view. The graph's
+        closures are released afterwards unless ``retain_graph``; a second backward
+        through a released graph is an error, raised before any ``.grad`` changes.
         """
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad "
                                "(was it computed under no_grad, or from constants only?)")
         xp = backend.array_module(self.data)
-        taken = set()  # ids of arrays a leaf may not keep as they are (see _owned_gradient)
         if grad is None:
             if self.data.size != 1:
                 raise RuntimeError(
@@ -193,14 +194,15 @@ class Tensor:
                     f"(e.g. .sum() or .mean())")
             grad = xp.ones_like(self.data)
         else:
+            # Stays bound here, so a leaf it reaches sees a second reference and copies it.
             grad = grad.data if isinstance(grad, Tensor) else xp.asarray(grad, self.dtype)
             if grad.shape != self.shape:
                 raise ValueError(f"backward(): gradient shape {grad.shape} does not match "
                                  f"tensor shape {self.shape}")
-            taken.add(id(grad))  # the caller's array: no leaf may keep it
-        order = _reverse_topological_order(self)
-        _check_not_released(order)
+        order = _reverse_topological_order(self)  # raises if it meets a released node
         grads = {id(self): grad}
+        # When a leaf's gradient is checked, ``grads`` no longer holds it and this frame
+        # refers to it by ``g`` alone: _owned_gradient's reference count relies on that.
         for tensor in order:
             g = grads.pop(id(tensor), None)  # freed as soon as it is used
             if g is None:
@@ -209,14 +211,14 @@ class Tensor:
             if node is None:  # a leaf: keep the gradient
                 if tensor.grad is not None:
                     g = tensor.grad + g  # a new array
-                tensor.grad = _owned_gradient(g, tensor, taken)
+                tensor.grad = _owned_gradient(g, tensor)
                 continue
-            input_grads = node.backward(g)
-            for inp, ig in zip(node.inputs, input_grads):
+            for inp, ig in zip(node.inputs, node.backward(g)):
                 if ig is None or not inp.requires_grad:
                     continue
                 key = id(inp)
                 grads[key] = ig if key not in grads else grads[key] + ig
+            ig = None  # the loop's last gradient, which a leaf may be about to take
             if not retain_graph:
                 node.release()
 
@@ -385,7 +387,8 @@ def _reverse_topological_order(root):
     Iterative depth-first post-order (no recursion limit on a 10,000-op chain). A
     tensor counts as visited when it is expanded, not when it is pushed: pushed by
     two consumers, it must finish before the first of them to be expanded, wherever
-    the other push sits on the stack.
+    the other push sits on the stack. A node released by an earlier backward is an
+    error, found here so that backward raises before it writes any gradient.
     """
     order, visited = [], set()
     stack = [(root, False)]
@@ -398,69 +401,111 @@ def _reverse_topological_order(root):
             continue
         visited.add(id(tensor))
         stack.append((tensor, True))
-        if tensor.node is not None:
-            for inp in tensor.node.inputs:
+        node = tensor.node
+        if node is not None:
+            if node.backward is None:  # Node.released, without the property's call
+                raise _released_graph_error(tensor)
+            for inp in node.inputs:
                 if inp.requires_grad and id(inp) not in visited:
                     stack.append((inp, False))
     order.reverse()
     return order
 
 
-def _check_not_released(order):
-    """Raise, before any gradient is written, if backward would cross a freed node."""
-    for t in order:
-        if t.node is not None and t.node.released:
-            raise RuntimeError(
-                f"backward through the graph a second time: the graph through "
-                f"'{t.node.name}' (output shape {t.shape}) was freed by an earlier "
-                f"backward(); use retain_graph=True in the first backward() to "
-                f"backward through it again")
+def _released_graph_error(tensor):
+    return RuntimeError(
+        f"backward through the graph a second time: the graph through "
+        f"'{tensor.node.name}' (output shape {tensor.shape}) was freed by an earlier "
+        f"backward(); use retain_graph=True in the first backward() to backward "
+        f"through it again")
+
+
+def can_write_in_place(array):
+    """True for a NumPy or CuPy array each of whose elements can be written in place,
+    and written alone: writable, and no broadcast axis (stride 0 over more than one
+    element, where one write would show in several; CuPy cannot mark one read-only).
+
+    What ``zero_grad(set_to_none=False)`` zeroes in place rather than replaces, and
+    part of what :func:`_owned_gradient` asks of a gradient it keeps.
+    """
+    if not isinstance(array, backend.array_module(array).ndarray):
+        return False  # a NumPy scalar, a Tensor, a list
+    if not getattr(array.flags, "writeable", True):  # CuPy arrays have no such flag
+        return False
+    return all(stride != 0 or length <= 1
+               for stride, length in zip(array.strides, array.shape))
+
+
+_getrefcount = sys.getrefcount
 
 
 def _refcount_of_base(view):
-    return sys.getrefcount(view.base)
+    return _getrefcount(view.base)
 
 
-# The count the base of a view has when nothing but that view refers to it, measured
-# the same way it is measured below (as kernels/cpu/_buffers.py measures its own).
+def _sole_reference_probe(g):
+    return _getrefcount(g)  # as _owned_gradient measures it: one frame below its caller's
+
+
+def _sole_reference_count():
+    g = np.empty(1)  # as backward holds a leaf's gradient: one local, nothing else
+    return _sole_reference_probe(g)
+
+
+# The counts that mean "nothing else refers to it", measured the same way they are
+# measured below (as kernels/cpu/_buffers.py measures its own): of a gradient held
+# only by backward's ``g`` and _owned_gradient's argument, and of an array held only
+# by one view of it. Measured, not assumed: they depend on the interpreter.
+_SOLE_REFERENCE = _sole_reference_count()
 _SOLE_VIEW_REFCOUNT = _refcount_of_base(np.empty(1).reshape(1))
 
 
-def _holds_its_memory(array, xp):
-    """True if ``array`` is writable and owns its memory, or is the one view of the
-    whole of an array that nothing else refers to."""
-    if not getattr(array.flags, "writeable", True):  # CuPy arrays have no such flag
-        return False
-    if array.flags.owndata:
-        return True
-    # Equal sizes also rule out a broadcast view, which CuPy cannot mark read-only.
-    # (No local name for the base: it would add to the count measured.)
-    return (isinstance(array.base, xp.ndarray) and array.base.base is None
-            and array.base.size == array.size
-            and _refcount_of_base(array) == _SOLE_VIEW_REFCOUNT)
+def _is_sole_whole_view(view):
+    """True if ``view`` is a view of all of an array that owns its memory and that
+    nothing but ``view`` refers to (``view`` itself is checked by the caller)."""
+    # No local name for the base: it would add to the count measured.
+    return (isinstance(view.base, type(view)) and view.base.flags.owndata
+            and view.base.nbytes == view.nbytes
+            and _refcount_of_base(view) == _SOLE_VIEW_REFCOUNT)
 
 
-def _owned_gradient(g, leaf, taken):
+def _owned_gradient(g, leaf):
     """``g`` as an array ``leaf`` can keep as its ``.grad``, copied only when needed.
 
-    It must be a real array (not a NumPy scalar) of the leaf's shape, writable, and
-    hold memory nothing else refers to: no other leaf, no caller, no other array.
-    Zeroing or scaling one leaf's gradient in place must then touch nothing else.
-    Fresh arrays pass unchanged, and so does the one view of an otherwise unreferenced
-    array (a kernel's reshaped result, e.g. a convolution's weight gradient). What
-    gets copied (a copy of the leaf's size each) are broadcast views (a sum's or a
-    mean's gradient), views of arrays still held elsewhere, arrays handed to two
-    leaves (``a + b``) and the caller's ``grad=``. ``taken`` holds the ids of the
-    caller's array and of those already handed out in this pass (all alive, so no
-    id is reused meanwhile).
+    ``g`` is kept as it is only if it is an array of its backend's own type (not a
+    NumPy scalar or subclass), writable and contiguous (each element written alone,
+    see :func:`can_write_in_place`), referred to by nothing but backward's local
+    name (no other leaf, caller, cache or buffer pool: its reference count), and
+    owns its memory or is a view of all of an array that does and that nothing else
+    refers to. A fresh op result, or the one reshaped view of one (a convolution's
+    weight gradient), passes; anything else costs one copy of the leaf's size (a
+    sum's broadcast gradient, ``a + b``'s gradient handed to two leaves, the
+    caller's ``grad=``). For NumPy this guarantees that the kept array shares its
+    memory with no other object: every NumPy view refers to the array that owns its
+    memory, and memory NumPy did not allocate (``owndata`` False, a base that is no
+    array) is copied. CuPy caveat: CuPy's ``owndata`` only means that ``base`` is
+    None, so a CuPy array built on another's memory (``cupy.ndarray(memptr=...)``,
+    ``as_strided``, ``from_dlpack``, ``cupy.asarray`` of a torch tensor) counts as
+    owning it; no minigrad op's backward returns one, and a custom op must not.
     """
-    xp = backend.array_module(g)
-    if not (isinstance(g, xp.ndarray) and id(g) not in taken and _holds_its_memory(g, xp)):
-        g = xp.array(g)
-    if g.shape != leaf.shape:
+    # First, and here: the count of references is only known at this depth.
+    sole = _getrefcount(g) == _SOLE_REFERENCE
+    if type(g) is np.ndarray:  # every CPU gradient: flags read directly, no dispatch
+        xp = np
+        flags = g.flags
+        # Writeable and contiguous: what can_write_in_place asks, and more.
+        keep = (sole and flags.writeable and (flags.c_contiguous or flags.f_contiguous)
+                and (flags.owndata or _is_sole_whole_view(g)))
+    else:
+        xp = backend.array_module(g)
+        keep = (sole and type(g) is xp.ndarray and can_write_in_place(g)
+                and (g.flags.c_contiguous or g.flags.f_contiguous)
+                and (g.flags.owndata or _is_sole_whole_view(g)))
+    if not keep:
+        g = xp.array(g)  # a NumPy scalar becomes a 0-d array; a subclass, the base class
+    if g.shape != leaf.data.shape:  # .data.shape: the property would cost a call per leaf
         raise RuntimeError(f"internal error: a gradient of shape {g.shape} reached a leaf "
                            f"of shape {leaf.shape}")
-    taken.add(id(g))
     return g
 
 

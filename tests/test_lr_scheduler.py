@@ -273,6 +273,21 @@ def test_wrongly_typed_arguments_are_type_errors_naming_them(build, message):
         build(make_optimizer(0.1))
 
 
+def test_numpy_numbers_are_taken_as_the_python_floats_they_hold():
+    """As torch takes them (the optimizer's own check, shared): the lrs stay floats."""
+    opt = make_optimizer(0.1)
+    scheduler = lr_scheduler.StepLR(opt, step_size=1, gamma=np.array(0.5))
+    scheduler.step()
+    assert scheduler.gamma == 0.5 and type(opt.param_groups[0]["lr"]) is float
+    plateau = lr_scheduler.ReduceLROnPlateau(make_optimizer(0.1), factor=np.float32(0.5),
+                                             min_lr=np.array(0.01), threshold=np.float64(0))
+    assert type(plateau.factor) is float and plateau.min_lrs == [0.01]
+    assert type(plateau.default_min_lr) is float
+    cosine = lr_scheduler.CosineAnnealingLR(make_optimizer(0.1), T_max=np.int64(4),
+                                            eta_min=np.array(0.0))
+    assert cosine.T_max == 4.0 and type(cosine.eta_min) is float
+
+
 @pytest.mark.parametrize("cls, kwargs", [(cls, kw) for cls, kw, _ in SCHEDULES[:1]] + [
     (lr_scheduler.ExponentialLR, {"gamma": 0.5}),
     (lr_scheduler.CosineAnnealingLR, {"T_max": 5}),

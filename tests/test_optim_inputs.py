@@ -1,9 +1,10 @@
 """Optimizers given what a PyTorch user might hand them: checked, or refused by name.
 
 Gradients that are no array (a Tensor, a list), of the wrong dtype, shape or device;
-read-only or borrowed gradients under ``zero_grad(set_to_none=False)``; another
-optimizer's state dict; PyTorch's extra keywords (``amsgrad``, ``foreach``,
-``maximize``) and wrongly typed hyper-parameters; ``model.named_parameters()``.
+read-only, broadcast or borrowed gradients under ``zero_grad(set_to_none=False)``;
+another optimizer's state dict, and torch-style ones; PyTorch's extra keywords
+(``amsgrad``, ``foreach``, ``maximize``), its 0/1 flags and NumPy numbers, and wrongly
+typed hyper-parameters; ``model.named_parameters()``.
 """
 import numpy as np
 import pytest
@@ -135,14 +136,42 @@ def test_zero_grad_replaces_a_read_only_grad():
     assert param.grad.flags.writeable and param.grad.dtype == param.data.dtype
 
 
-def test_zero_grad_leaves_the_array_a_grad_is_a_view_of_alone():
+def test_zero_grad_replaces_a_writable_broadcast_grad():
+    """A stride-0 view CuPy (or np.broadcast_arrays) leaves writable: zeroing it in
+    place would write one element many times, and into an array of another shape."""
+    param = nn.Parameter(np.arange(3.0))
+    opt = optim.SGD([param], lr=0.1)
+    one = np.ones(1)
+    param.grad = np.lib.stride_tricks.as_strided(one, shape=(3,), strides=(0,))
+    assert param.grad.flags.writeable
+    opt.zero_grad(set_to_none=False)
+    np.testing.assert_array_equal(one, [1.0])
+    assert param.grad.strides == (8,) and not param.grad.any()
+
+
+def test_zero_grad_zeroes_a_view_in_place_as_torch():
+    """torch's zero_grad(set_to_none=False) is p.grad.zero_(): the array a .grad
+    view shares memory with sees the zeros, and .grad stays the same object."""
     param = nn.Parameter(np.zeros(3))
     opt = optim.SGD([param], lr=0.1)
     callers = np.ones(6)
-    param.grad = callers[::2]
+    view = param.grad = callers[::2]
     opt.zero_grad(set_to_none=False)
-    np.testing.assert_array_equal(callers, np.ones(6))
-    np.testing.assert_array_equal(param.grad, np.zeros(3))
+    assert param.grad is view
+    np.testing.assert_array_equal(callers, [0, 1, 0, 1, 0, 1])
+
+
+def test_zero_grad_zeroes_backwards_gradients_in_place_conv_weight_too():
+    """A convolution's weight gradient is the one view of a fresh array; a caller
+    holding it sees it zeroed, as with any other gradient backward leaves."""
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Dense(4 * 4 * 4, 2))
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    model(mg.tensor(np.random.default_rng(0).random((2, 3, 6, 6), np.float32))).sum().backward()
+    held = [param.grad for param in model.parameters()]
+    assert not held[0].flags.owndata  # the conv weight: a view
+    opt.zero_grad(set_to_none=False)
+    for param, grad in zip(model.parameters(), held):
+        assert param.grad is grad and not grad.any()
 
 
 def test_zero_grad_zeroes_an_owned_grad_in_place_and_replaces_a_scalar_one():
@@ -174,13 +203,21 @@ def test_another_optimizers_state_dict_is_refused_and_changes_nothing(source, ta
     assert opt.state == {} and opt.param_groups == groups_before
 
 
+# An entry another optimizer keeps and this one does not, and who keeps it.
+ANOTHERS_ENTRY = {"sgd": ("exp_avg", "Adam, AdamW"), "adam": ("sum", "Adagrad"),
+                  "adamw": ("momentum_buffer", "SGD, RMSprop"),
+                  "rmsprop": ("exp_avg_sq", "Adam, AdamW"), "adagrad": ("square_avg", "RMSprop")}
+
+
 @pytest.mark.parametrize("name, kwargs", ONE_EACH, ids=ONE_EACH_IDS)
-def test_state_entries_not_of_this_optimizer_are_refused(name, kwargs):
+def test_state_entries_of_another_optimizer_are_refused(name, kwargs):
     saved = stepped(name, kwargs, [nn.Parameter(np.ones(3))]).state_dict()
     entry = saved["state"][0]
     opt = optim.get(name, [nn.Parameter(np.ones(3))], **kwargs)
-    with pytest.raises(ValueError, match=r"state of parameter 0 .*\(unknown: \['exp_avg_sq2'\]"):
-        opt.load_state_dict(dict(saved, state={0: dict(entry, exp_avg_sq2=np.ones(3))}))
+    key, owners = ANOTHERS_ENTRY[name]
+    with pytest.raises(ValueError, match=rf"state of parameter 0 .*\(another optimizer's: "
+                                         rf"\['{key} \({owners}\)'\]\).*another optimizer's"):
+        opt.load_state_dict(dict(saved, state={0: dict(entry, **{key: np.ones(3)})}))
     if "step" in entry:  # without it the first step would fail on a bare KeyError
         lacking = {key: value for key, value in entry.items() if key != "step"}
         with pytest.raises(ValueError, match=r"\(missing: \['step'\]\)"):
@@ -228,6 +265,93 @@ def test_a_groups_own_keys_and_a_schedulers_initial_lr_still_load(tmp_path):
     assert group["tag"] == "encoder" and group["initial_lr"] == 0.1 and group["lr"] == 0.05
 
 
+def test_a_users_group_key_loads_into_an_optimizer_built_without_it():
+    """As torch: every saved group key but params comes back, known or not."""
+    param = nn.Parameter(np.ones(2))
+    saved = optim.SGD([{"params": [param], "tag": "head"}], lr=0.1, momentum=0.9).state_dict()
+    opt = optim.SGD([nn.Parameter(np.ones(2))], lr=0.5, momentum=0.9)
+    opt.load_state_dict(saved)
+    assert opt.param_groups[0]["tag"] == "head" and opt.param_groups[0]["lr"] == 0.1
+
+
+def test_a_state_entry_no_optimizer_keeps_is_loaded_as_it_is():
+    saved = stepped("adam", {}, [nn.Parameter(np.ones(3))]).state_dict()
+    saved["state"][0]["note"] = np.full(3, 7.0)
+    param = nn.Parameter(np.ones(3))
+    opt = optim.Adam([param])
+    opt.load_state_dict(saved)
+    np.testing.assert_array_equal(opt.state[param]["note"], np.full(3, 7.0))
+
+
+@pytest.mark.parametrize("name", sorted(optim.OPTIMIZERS))
+def test_pytorchs_own_group_flags_load_and_change_nothing(name):
+    """foreach, fused, capturable and differentiable choose how torch computes a step;
+    amsgrad=False is Adam's default. A torch-style state dict carries them all."""
+    rng = np.random.default_rng(4)
+    p0, grads = rng.normal(size=3), [rng.normal(size=3) for _ in range(3)]
+    plain = stepped(name, {"lr": 0.1}, [nn.Parameter(p0.copy())], steps=1)
+    saved = plain.state_dict()
+    flags = {"foreach": None, "fused": None, "capturable": False, "differentiable": False}
+    if name.startswith("adam"):
+        flags["amsgrad"] = False
+    saved["param_groups"][0].update(flags)
+    param = nn.Parameter(plain.param_groups[0]["params"][0].data.copy())
+    opt = optim.get(name, [param])
+    opt.load_state_dict(saved)
+    twin = plain.param_groups[0]["params"][0]
+    for grad in grads:
+        param.grad, twin.grad = grad, grad.copy()
+        opt.step()
+        plain.step()
+    np.testing.assert_array_equal(param.data, twin.data)
+    with pytest.raises(TypeError, match="fused must be True or False"):
+        opt.load_state_dict(dict(saved, param_groups=[dict(saved["param_groups"][0],
+                                                           fused="yes")]))
+
+
+def test_amsgrad_true_in_a_loaded_group_is_refused():
+    saved = stepped("adam", {}, [nn.Parameter(np.ones(3))]).state_dict()
+    saved["param_groups"][0]["amsgrad"] = True
+    opt = optim.Adam([nn.Parameter(np.ones(3))])
+    with pytest.raises(ValueError, match="amsgrad=True is not supported"):
+        opt.load_state_dict(saved)
+    assert opt.state == {}
+
+
+def test_another_optimizers_hyper_parameter_is_named_with_its_owners():
+    saved = stepped("sgd", {"lr": 0.1, "momentum": 0.9}, [nn.Parameter(np.ones(3))]).state_dict()
+    saved["state"] = {}
+    del saved["param_groups"][0]["nesterov"], saved["param_groups"][0]["dampening"]
+    with pytest.raises(ValueError, match=r"Adam\.load_state_dict: group 0 .*"
+                                         r"\['momentum \(SGD, RMSprop\)'\]"):
+        optim.Adam([nn.Parameter(np.ones(3))]).load_state_dict(saved)
+
+
+def test_a_pytorch_state_dict_loads_and_steps_as_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    p0, grads = rng.normal(size=(2, 3)), [rng.normal(size=(2, 3)) for _ in range(4)]
+    theirs = torch.tensor(p0, requires_grad=True)
+    theirs_opt = torch.optim.Adam([theirs], lr=0.1, foreach=False)
+    theirs.grad = torch.tensor(grads[0])
+    theirs_opt.step()
+
+    def as_numpy(value):
+        return value.detach().numpy().copy() if isinstance(value, torch.Tensor) else value
+    saved = theirs_opt.state_dict()
+    saved = {"param_groups": saved["param_groups"],
+             "state": {i: {k: as_numpy(v) for k, v in entry.items()}
+                       for i, entry in saved["state"].items()}}
+    ours = nn.Parameter(theirs.detach().numpy().copy())
+    opt = optim.Adam([ours])
+    opt.load_state_dict(saved)
+    for grad in grads[1:]:
+        ours.grad, theirs.grad = grad, torch.tensor(grad)
+        opt.step()
+        theirs_opt.step()
+    np.testing.assert_allclose(ours.data, theirs.detach().numpy(), rtol=1e-12, atol=1e-15)
+
+
 # ------------------------------------------- PyTorch's keywords, typed errors
 def test_pytorch_keywords_amsgrad_foreach_maximize_are_taken():
     params = [nn.Parameter(np.zeros(2))]
@@ -256,7 +380,10 @@ def test_pytorch_keywords_amsgrad_foreach_maximize_are_taken():
     ("sgd", {"dampening": None}, "SGD: dampening must be a number"),
     ("sgd", {"momentum": 0.9, "nesterov": "yes"}, "SGD: nesterov must be True or False"),
     ("rmsprop", {"alpha": None}, "RMSprop: alpha must be a number"),
-    ("rmsprop", {"centered": 1}, "RMSprop: centered must be True or False"),
+    ("rmsprop", {"centered": 2}, r"RMSprop: centered must be True or False \(or 1 or 0\), "
+                                 "got 2"),
+    ("sgd", {"lr": np.array([0.1])}, "SGD: lr must be a number"),
+    ("sgd", {"lr": np.bool_(True)}, "SGD: lr must be a number"),
     ("adagrad", {"lr_decay": [0.1]}, "Adagrad: lr_decay must be a number"),
     ("adagrad", {"maximize": "no"}, "Adagrad: maximize must be True or False"),
     ("adam", {"foreach": "yes"}, "Adam: foreach must be True or False"),
@@ -298,6 +425,36 @@ def test_maximize_matches_torch(name, kwargs):
         opt.step()
         theirs_opt.step()
     np.testing.assert_allclose(ours.data, theirs.detach().numpy(), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("name, kwargs, want", [
+    ("sgd", {"lr": 0.1, "momentum": 0.9, "nesterov": 1}, {"nesterov": True}),
+    ("sgd", {"lr": np.array(0.1), "momentum": np.float32(0.5), "dampening": np.int64(0)},
+     {"lr": 0.1, "momentum": 0.5, "dampening": 0.0}),
+    ("sgd", {"lr": 0.1, "maximize": np.array(0)}, {"maximize": False}),
+    ("adam", {"lr": np.float64(0.01), "betas": (np.array(0.8), np.float32(0.5)),
+              "amsgrad": 0}, {"lr": 0.01, "betas": (0.8, 0.5)}),
+    ("rmsprop", {"centered": 1, "alpha": np.array(0.9)}, {"centered": True, "alpha": 0.9}),
+    ("adagrad", {"maximize": np.bool_(True), "eps": np.array(1e-10)},
+     {"maximize": True, "eps": 1e-10}),
+], ids=["nesterov-1", "sgd-numpy-numbers", "maximize-0-d", "adam-numpy", "rmsprop", "adagrad"])
+def test_pytorchs_flag_ints_and_numpy_numbers_are_taken_as_python_values(name, kwargs, want):
+    """torch takes nesterov=1 and lr=np.array(0.1); the group then holds Python bools
+    and floats, so the kernels see one type whatever the caller passed."""
+    group = optim.get(name, [nn.Parameter(np.zeros(2))], **kwargs).param_groups[0]
+    for key, value in want.items():
+        assert group[key] == value and type(group[key]) is type(value), key
+        if isinstance(value, tuple):
+            assert all(type(v) is float for v in group[key])
+
+
+def test_a_group_loaded_with_numpy_numbers_holds_python_values():
+    saved = stepped("sgd", {"lr": 0.1, "momentum": 0.9}, [nn.Parameter(np.ones(3))]).state_dict()
+    saved["param_groups"][0].update(lr=np.array(0.25), nesterov=np.int64(1), dampening=0)
+    opt = optim.SGD([nn.Parameter(np.ones(3))], momentum=0.9)
+    opt.load_state_dict(saved)
+    group = opt.param_groups[0]
+    assert group["lr"] == 0.25 and type(group["lr"]) is float and group["nesterov"] is True
 
 
 # -------------------------------------------------------- named parameters

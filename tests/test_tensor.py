@@ -1,4 +1,6 @@
 """Tensor and autograd engine behaviour."""
+import weakref
+
 import numpy as np
 import pytest
 
@@ -290,7 +292,7 @@ def test_a_fresh_kernel_gradient_is_kept_without_a_copy(monkeypatch):
     """The big gradients (matmul outputs) are stored as they come out of the op."""
     from minigrad import nn
     layer = nn.Dense(3, 4)
-    made = []
+    made = []  # weak references: a strong one would make the leaf copy it
     real = mg.backend.kernel
 
     def recording(name, device="cpu"):
@@ -299,31 +301,64 @@ def test_a_fresh_kernel_gradient_is_kept_without_a_copy(monkeypatch):
             return fn
 
         def product(a, b):
-            made.append(fn(a, b))
-            return made[-1]
+            out = fn(a, b)
+            made.append(weakref.ref(out))
+            return out
         return product
     monkeypatch.setattr(mg.backend, "kernel", recording)
     layer(mg.tensor(np.ones((2, 3), np.float32))).sum().backward()
-    assert any(layer.weight.grad is m for m in made)
+    assert any(layer.weight.grad is ref() for ref in made)
+
+
+def _leaf_gradient_from(make):
+    """The .grad a leaf keeps when an op's backward returns ``make()`` for it."""
+    from minigrad.functional import _record
+    x = mg.tensor(np.zeros((2, 2)), requires_grad=True)
+    _record(x.data + 1, (x,), lambda g: (make(),)).sum().backward()
+    return x.grad
 
 
 def test_a_view_is_kept_only_when_nothing_else_holds_its_array():
-    from minigrad.functional import _record
+    made = []  # a weak reference to the view: it is the backward's alone
 
-    def op_whose_gradient_is(make):
-        x = mg.tensor(np.zeros((2, 2)), requires_grad=True)
-        _record(x.data + 1, (x,), lambda g: (make(),)).sum().backward()
-        return x.grad
-
-    made = []  # holds the view, as a caller of a kernel would, not its array
-    grad = op_whose_gradient_is(lambda: made.append(np.arange(4.0).reshape(2, 2)) or made[0])
-    assert grad is made[0]  # the sole view of a fresh array: no copy
+    def sole_view_of_a_fresh_array():
+        view = np.arange(4.0).reshape(2, 2)
+        made.append(weakref.ref(view))
+        return view
+    grad = _leaf_gradient_from(sole_view_of_a_fresh_array)
+    assert grad is made[0]()  # no copy
     held = np.arange(4.0)
-    grad = op_whose_gradient_is(lambda: held.reshape(2, 2))
+    grad = _leaf_gradient_from(lambda: held.reshape(2, 2))
     assert not np.shares_memory(grad, held)
     # A part of a bigger array: copied, so the leaf does not pin the whole buffer.
-    grad = op_whose_gradient_is(lambda: np.arange(8.0)[:4].reshape(2, 2))
+    grad = _leaf_gradient_from(lambda: np.arange(8.0)[:4].reshape(2, 2))
     assert grad.flags.owndata
+
+
+def test_a_gradient_array_something_else_still_holds_is_copied():
+    """A cache or a buffer pool that keeps the array a backward returns must not
+    share it with the leaf: zeroing the leaf's grad would zero the cache."""
+    cached = np.ones((2, 2))
+    grad = _leaf_gradient_from(lambda: cached)
+    assert grad is not cached and not np.shares_memory(grad, cached)
+    grad[...] = 0
+    np.testing.assert_array_equal(cached, np.ones((2, 2)))
+    view_held = np.arange(4.0).reshape(2, 2)  # the view is held, its base is not
+    grad = _leaf_gradient_from(lambda: view_held)
+    assert not np.shares_memory(grad, view_held)
+
+
+def test_a_gradient_whose_elements_overlap_is_copied():
+    """Rows that are one row in memory (stride 0): writable, and owning its memory,
+    but writing one element would change another."""
+    def one_row_twice():
+        rows = np.ndarray((2, 2), strides=(0, 8))
+        assert rows.flags.owndata and rows.flags.writeable
+        rows[0] = [1.0, 2.0]
+        return rows
+    grad = _leaf_gradient_from(one_row_twice)
+    grad[0, 0] = 5
+    np.testing.assert_array_equal(grad, [[5, 2], [1, 2]])
 
 
 # ------------------------------------------------------------ Python protocols

@@ -22,7 +22,7 @@ class Adagrad(Optimizer):
     def _check_group(self, group):
         self._check_non_negative(group, "lr", "lr_decay", "weight_decay",
                                  "initial_accumulator_value", "eps")
-        self._check_flag("maximize", group["maximize"])
+        self._check_flags(group, "maximize")
 
     def _init_state(self, param, group):
         return {"step": 0, "sum": buffer_like(param, group["initial_accumulator_value"])}

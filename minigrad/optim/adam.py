@@ -1,5 +1,5 @@
 """Adam and AdamW (torch.optim.Adam, torch.optim.AdamW)."""
-from .optimizer import Optimizer, buffer_like
+from .optimizer import Optimizer, buffer_like, check_flag
 
 
 class Adam(Optimizer):
@@ -24,26 +24,28 @@ class Adam(Optimizer):
                          foreach=foreach)
 
     def _check_amsgrad(self, amsgrad):
-        self._check_flag("amsgrad", amsgrad)
+        amsgrad = check_flag(type(self).__name__, "amsgrad", amsgrad)
         if amsgrad:
             raise ValueError(f"{type(self).__name__}: amsgrad=True is not supported (minigrad's "
                              "Adam keeps no running maximum of the second moment)")
+        return amsgrad
 
     def _check_group(self, group):
         name = type(self).__name__
         self._check_non_negative(group, "lr", "eps", "weight_decay")
-        self._check_flag("maximize", group["maximize"])
-        self._check_flag("decoupled_weight_decay", group["decoupled_weight_decay"])
+        self._check_flags(group, "maximize", "decoupled_weight_decay")
         if "amsgrad" in group:  # a group may carry PyTorch's key; only False works here
-            self._check_amsgrad(group["amsgrad"])
+            group["amsgrad"] = self._check_amsgrad(group["amsgrad"])
         betas = group["betas"]
         if not isinstance(betas, (tuple, list)):
             raise TypeError(f"{name}: betas must be a pair (beta1, beta2), got {betas!r}")
         if len(betas) != 2:
             raise ValueError(f"{name}: betas must be a pair (beta1, beta2), got {betas!r}")
+        betas = tuple(self._check_number(f"betas[{i}]", beta) for i, beta in enumerate(betas))
         for i, beta in enumerate(betas):
-            if not 0 <= self._check_number(f"betas[{i}]", beta) < 1:
+            if not 0 <= beta < 1:
                 raise ValueError(f"{name}: betas[{i}] must be in [0, 1), got {beta!r}")
+        group["betas"] = betas
 
     def _init_state(self, param, group):
         return {"step": 0, "exp_avg": buffer_like(param), "exp_avg_sq": buffer_like(param)}

@@ -14,7 +14,7 @@ once per epoch (or per iteration, for a warm-up), after ``optimizer.step()``::
 import math
 import numbers
 
-from .optimizer import Optimizer, _host_value
+from .optimizer import Optimizer, _host_value, check_number
 
 
 class LRScheduler:
@@ -30,10 +30,6 @@ class LRScheduler:
     -1 (a fresh schedule): to resume, build the scheduler as usual and restore its
     :meth:`state_dict` with :meth:`load_state_dict`.
     """
-
-    # State-dict keys added since the first format: a state dict without them still
-    # loads (see load_state_dict).
-    _keys_added_later = ()
 
     def __init__(self, optimizer, last_epoch=-1):
         _check_optimizer(optimizer)
@@ -80,12 +76,12 @@ class LRScheduler:
         The optimizer's own lrs are restored by its ``load_state_dict``.
         """
         expected = set(self.state_dict())
-        missing = sorted(expected - set(state_dict) - set(self._keys_added_later))
+        missing = sorted(expected - set(state_dict))
         unexpected = sorted(set(state_dict) - expected)
         if missing or unexpected:
             raise ValueError(f"{type(self).__name__}.load_state_dict: missing key(s) "
                              f"{missing}, unexpected key(s) {unexpected}")
-        for name in expected & set(state_dict):
+        for name in expected:
             setattr(self, name, _host_value(state_dict[name], like=getattr(self, name)))
 
     def _current_lrs(self):
@@ -100,9 +96,8 @@ class StepLR(LRScheduler):
 
     def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
         _check_positive_int("StepLR", "step_size", step_size)
-        _check_positive("StepLR", "gamma", gamma)
         self.step_size = step_size
-        self.gamma = gamma
+        self.gamma = _check_positive("StepLR", "gamma", gamma)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
@@ -116,8 +111,7 @@ class ExponentialLR(LRScheduler):
     """Multiply the lr by ``gamma`` every epoch: ``base_lr * gamma ** epoch``."""
 
     def __init__(self, optimizer, gamma, last_epoch=-1):
-        _check_positive("ExponentialLR", "gamma", gamma)
-        self.gamma = gamma
+        self.gamma = _check_positive("ExponentialLR", "gamma", gamma)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
@@ -136,11 +130,10 @@ class CosineAnnealingLR(LRScheduler):
     """
 
     def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
-        _check_positive("CosineAnnealingLR", "T_max", T_max)
-        if not _check_number("CosineAnnealingLR", "eta_min", eta_min) >= 0:
+        self.T_max = _check_positive("CosineAnnealingLR", "T_max", T_max)
+        self.eta_min = check_number("CosineAnnealingLR", "eta_min", eta_min)
+        if not self.eta_min >= 0:
             raise ValueError(f"CosineAnnealingLR: eta_min must be >= 0, got {eta_min!r}")
-        self.T_max = T_max
-        self.eta_min = eta_min
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
@@ -166,13 +159,13 @@ class LinearLR(LRScheduler):
 
     def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5,
                  last_epoch=-1):
-        if not 0 < _check_number("LinearLR", "start_factor", start_factor) <= 1:
+        self.start_factor = check_number("LinearLR", "start_factor", start_factor)
+        if not 0 < self.start_factor <= 1:
             raise ValueError(f"LinearLR: start_factor must be in (0, 1], got {start_factor!r}")
-        if not 0 <= _check_number("LinearLR", "end_factor", end_factor) <= 1:
+        self.end_factor = check_number("LinearLR", "end_factor", end_factor)
+        if not 0 <= self.end_factor <= 1:
             raise ValueError(f"LinearLR: end_factor must be in [0, 1], got {end_factor!r}")
         _check_positive_int("LinearLR", "total_iters", total_iters)
-        self.start_factor = start_factor
-        self.end_factor = end_factor
         self.total_iters = total_iters
         super().__init__(optimizer, last_epoch)
 
@@ -202,9 +195,6 @@ class ReduceLROnPlateau(LRScheduler):
     optimizer later; a list must then be extended by hand (``min_lrs``).
     """
 
-    # State dicts saved before default_min_lr was kept lack it; see load_state_dict.
-    _keys_added_later = ("default_min_lr",)
-
     def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4,
                  threshold_mode="rel", cooldown=0, min_lr=0, eps=1e-8):
         _check_optimizer(optimizer)
@@ -213,27 +203,29 @@ class ReduceLROnPlateau(LRScheduler):
         if threshold_mode not in ("rel", "abs"):
             raise ValueError("ReduceLROnPlateau: threshold_mode must be 'rel' or 'abs', "
                              f"got {threshold_mode!r}")
-        if not 0 < _check_number("ReduceLROnPlateau", "factor", factor) < 1:
+        factor = check_number("ReduceLROnPlateau", "factor", factor)
+        if not 0 < factor < 1:
             raise ValueError(f"ReduceLROnPlateau: factor must be in (0, 1), got {factor!r}")
         for name, value in (("patience", patience), ("cooldown", cooldown)):
             if not (isinstance(value, numbers.Integral) and value >= 0):
                 raise ValueError(f"ReduceLROnPlateau: {name} must be an integer >= 0, "
                                  f"got {value!r}")
+        threshold = check_number("ReduceLROnPlateau", "threshold", threshold)
+        eps = check_number("ReduceLROnPlateau", "eps", eps)
         for name, value in (("threshold", threshold), ("eps", eps)):
-            if not _check_number("ReduceLROnPlateau", name, value) >= 0:
+            if not value >= 0:
                 raise ValueError(f"ReduceLROnPlateau: {name} must be >= 0, got {value!r}")
         n_groups = len(optimizer.param_groups)
         if isinstance(min_lr, (list, tuple)):
             if len(min_lr) != n_groups:
                 raise ValueError(f"ReduceLROnPlateau: min_lr has {len(min_lr)} values for "
                                  f"{n_groups} parameter group(s)")
-            min_lrs = list(min_lr)
+            min_lrs = [check_number("ReduceLROnPlateau", "min_lr", value) for value in min_lr]
             default_min_lr = None
         else:
-            min_lrs = [min_lr] * n_groups
-            default_min_lr = min_lr
-        if not all(_check_number("ReduceLROnPlateau", "min_lr", value) >= 0
-                   for value in min_lrs):
+            default_min_lr = check_number("ReduceLROnPlateau", "min_lr", min_lr)
+            min_lrs = [default_min_lr] * n_groups
+        if not all(value >= 0 for value in min_lrs):
             raise ValueError(f"ReduceLROnPlateau: min_lr must be >= 0, got {min_lr!r}")
 
         self.optimizer = optimizer
@@ -320,12 +312,8 @@ def _check_positive_int(scheduler, name, value):
 
 
 def _check_positive(scheduler, name, value):
-    if not _check_number(scheduler, name, value) > 0:
+    """``value`` as :func:`check_number` gives it, if it is > 0; else an error."""
+    value = check_number(scheduler, name, value)
+    if not value > 0:
         raise ValueError(f"{scheduler}: {name} must be > 0, got {value!r}")
-
-
-def _check_number(scheduler, name, value):
-    """``value``, or a TypeError naming ``name`` when it is not a real number."""
-    if not isinstance(value, numbers.Real):
-        raise TypeError(f"{scheduler}: {name} must be a number, got {value!r}")
     return value

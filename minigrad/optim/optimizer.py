@@ -5,18 +5,21 @@ place: other code holds references to it, so it is never rebound) and ``.grad``
 (an array of the same shape on the same device, or None). ``minigrad.nn.Parameter``
 is one.
 """
+import functools
+import inspect
 import numbers
 
 import numpy as np
 
 from .. import backend
-from ..tensor import Tensor
+from ..tensor import Tensor, can_write_in_place
 
 # Group entries that describe the group rather than tune the update: saved with it,
 # but never restored over the parameters this optimizer was built with.
 _STRUCTURAL_KEYS = ("params", "param_names")
-# Set in any optimizer's groups by a scheduler (the lr it started from).
-_SCHEDULER_KEYS = ("initial_lr",)
+# PyTorch's group flags that choose how torch computes a step, not what it computes
+# (name -> whether None is a value): taken from a torch-style group and ignored.
+_TORCH_FLAGS = {"foreach": True, "fused": True, "capturable": False, "differentiable": False}
 
 
 class Optimizer:
@@ -39,8 +42,10 @@ class Optimizer:
     ``__init__``, lists the per-parameter state entries it keeps in
     ``_required_state`` (made on the first update) and ``_optional_state`` (made on
     first need), and implements ``_check_group`` (raise ValueError/TypeError for a
-    bad hyper-parameter), ``_init_state`` (a new parameter's state) and ``_update``
-    (one parameter's step, through its device's kernel). This class holds the loop.
+    bad hyper-parameter, and store the checked values back: NumPy numbers as Python
+    ones, 0/1 flags as bools), ``_init_state`` (a new parameter's state) and
+    ``_update`` (one parameter's step, through its device's kernel). This class
+    holds the loop.
     """
 
     _required_state = ()
@@ -51,7 +56,7 @@ class Optimizer:
 
     def __init__(self, params, defaults, *, foreach=None):
         if foreach is not None:
-            self._check_flag("foreach", foreach)
+            check_flag(type(self).__name__, "foreach", foreach)
         self.defaults = dict(defaults)
         self.param_groups = []
         self.state = {}
@@ -78,17 +83,17 @@ class Optimizer:
                 raise ValueError(f"{type(self).__name__}: a parameter appears more than once "
                                  "in the parameter groups")
             seen.add(id(param))
-        self._check_group(group)
+        self._validate_group(group)
         self.param_groups.append(group)
 
     # -------------------------------------------------------------------- step
     def zero_grad(self, set_to_none=True):
         """Forget the gradients: set them to None (default, as PyTorch), or zero them.
 
-        Zeroing writes into a gradient array the parameter owns, as PyTorch does
-        (including an array the caller assigned to ``.grad``). One it cannot or must
-        not write into - read-only (a broadcast from backward), a view of another
-        array, or no array at all - is replaced by new zeros instead.
+        Zeroing writes into the gradient array in place, as PyTorch's ``zero_()``
+        does, so code holding ``param.grad`` (or the array it views) sees the zeros.
+        A gradient that cannot be written so (see ``tensor.can_write_in_place``:
+        read-only, a broadcast view, or no array at all) is replaced by new zeros.
         """
         for group in self.param_groups:
             for param in group["params"]:
@@ -96,7 +101,7 @@ class Optimizer:
                 if set_to_none:
                     param.grad = None
                 elif grad is not None:
-                    if _owned_and_writable(grad):
+                    if can_write_in_place(grad):
                         grad.fill(0)
                     else:
                         param.grad = backend.array_module(param.data).zeros_like(param.data)
@@ -174,8 +179,16 @@ class Optimizer:
                              "parameter's")
         return grad.astype(data.dtype) if grad.dtype != data.dtype else grad
 
+    def _validate_group(self, group):
+        """Check ``group`` (torch's flags, then :meth:`_check_group`), in place."""
+        for key, none_allowed in _TORCH_FLAGS.items():
+            if key in group and not (none_allowed and group[key] is None):
+                group[key] = check_flag(type(self).__name__, key, group[key])
+        self._check_group(group)
+
     def _check_group(self, group):
-        """Raise ValueError/TypeError naming any hyper-parameter of ``group`` that is wrong."""
+        """Raise ValueError/TypeError naming any hyper-parameter of ``group`` that is
+        wrong; store the checked values back (see :meth:`_check_non_negative`)."""
         raise NotImplementedError(f"{type(self).__name__} must define _check_group")
 
     def _init_state(self, param, group):
@@ -192,23 +205,21 @@ class Optimizer:
         return backend.kernel(name, backend.device_of(param.data))
 
     def _check_number(self, name, value):
-        """Raise TypeError unless ``value`` (hyper-parameter ``name``) is a real number."""
-        if not isinstance(value, numbers.Real):
-            raise TypeError(f"{type(self).__name__}: {name} must be a number, got {value!r}")
-        return value
+        """``value`` (hyper-parameter ``name``) as :func:`check_number` takes it."""
+        return check_number(type(self).__name__, name, value)
 
     def _check_non_negative(self, group, *names):
-        """Raise for any of ``names`` in ``group`` that is not a number >= 0 (NaN included)."""
+        """Check that ``names`` in ``group`` are numbers >= 0 (NaN fails) and store them
+        back as :func:`check_number` gives them (NumPy numbers as Python floats)."""
         for name in names:
-            value = self._check_number(name, group[name])
+            value = group[name] = self._check_number(name, group[name])
             if not value >= 0:  # written this way round so that NaN fails too
                 raise ValueError(f"{type(self).__name__}: {name} must be >= 0, got {value!r}")
 
-    def _check_flag(self, name, value):
-        """Raise TypeError unless ``value`` (option ``name``) is True or False."""
-        if not isinstance(value, (bool, np.bool_)):
-            raise TypeError(f"{type(self).__name__}: {name} must be True or False, "
-                            f"got {value!r}")
+    def _check_flags(self, group, *names):
+        """Check that ``names`` in ``group`` are flags; store them back as bools."""
+        for name in names:
+            group[name] = check_flag(type(self).__name__, name, group[name])
 
     # ------------------------------------------------------------- save/load
     def state_dict(self):
@@ -237,10 +248,15 @@ class Optimizer:
     def load_state_dict(self, state_dict):
         """Restore hyper-parameters and per-parameter state saved by :meth:`state_dict`.
 
-        The groups must match this optimizer's in number and size, and hold only this
-        optimizer's hyper-parameters and state entries: another optimizer's state
-        dict is refused (an Adam checkpoint does load into AdamW, as in PyTorch, and
-        AdamW stays AdamW). Hyper-parameters a checkpoint lacks (saved before they
+        The groups must match this optimizer's in number and size. Another registered
+        optimizer's state dict is refused: a group with a hyper-parameter that one of
+        them has and this one has not (``momentum`` into Adam), or a parameter state
+        with an entry that one of them keeps and this one does not. An Adam checkpoint
+        does load into AdamW, as in PyTorch, and AdamW stays AdamW. As in PyTorch,
+        other group keys are loaded as they are (a user's ``"tag"``, a scheduler's
+        ``"initial_lr"``; PyTorch's ``foreach``, ``fused``, ``capturable`` and
+        ``differentiable``, which change nothing here), and so are state entries no
+        optimizer keeps. Hyper-parameters a checkpoint lacks (saved before they
         existed) keep their current values. Buffers are copied onto each parameter's
         device in its dtype. Everything is checked before anything changes, so a bad
         state dict leaves the optimizer as it was.
@@ -257,11 +273,8 @@ class Optimizer:
         param_of = {}
         new_groups = []
         for g, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
-            # The group's own extra keys (a user's tag, a scheduler's initial_lr) may
-            # come back; another optimizer's hyper-parameters may not.
-            known = set(self.defaults) | set(group) | set(_STRUCTURAL_KEYS) \
-                | set(_SCHEDULER_KEYS)
-            foreign = sorted(str(key) for key in saved if key not in known)
+            foreign = self._foreign_keys(saved, _hyperparameter_names,
+                                         _hyperparameter_names(type(self)) | set(self.defaults))
             if foreign:
                 raise ValueError(
                     f"{name}.load_state_dict: group {g} of the state has hyper-parameter(s) "
@@ -277,24 +290,24 @@ class Optimizer:
             for key, value in saved.items():
                 if key not in _STRUCTURAL_KEYS and key not in self._fixed_hyperparameters:
                     new_group[key] = _host_value(value, like=group.get(key))
-            self._check_group(new_group)
+            self._validate_group(new_group)
             new_groups.append(new_group)
 
         new_state = {}
-        allowed = set(self._required_state) | set(self._optional_state)
         for index, saved in state_dict["state"].items():
             param = param_of.get(int(index))
             if param is None:
                 raise ValueError(f"{name}.load_state_dict: state for parameter {index}, "
                                  "which is in no parameter group")
-            unknown = sorted(str(key) for key in saved if key not in allowed)
+            foreign = self._foreign_keys(saved, _state_entry_names,
+                                         _state_entry_names(type(self)))
             missing = [key for key in self._required_state if key not in saved]
-            if unknown or missing:
+            if foreign or missing:
                 raise ValueError(
                     f"{name}.load_state_dict: the state of parameter {index} has entries "
                     f"{sorted(map(str, saved))}; {name} keeps "
                     f"{', '.join(self._required_state + self._optional_state) or 'none'}"
-                    + (f" (unknown: {unknown})" if unknown else "")
+                    + (f" (another optimizer's: {foreign})" if foreign else "")
                     + (f" (missing: {missing})" if missing else "")
                     + "; is it another optimizer's state dict?")
             new_state[param] = {key: _restore_state_value(value, param, key, index, name)
@@ -303,6 +316,19 @@ class Optimizer:
         for group, new_group in zip(self.param_groups, new_groups):
             group.update(new_group)  # in place: code holding a group dict sees the change
         self.state = new_state
+
+    @staticmethod
+    def _foreign_keys(saved, names_of, own):
+        """Keys of ``saved`` that ``names_of`` gives a registered optimizer class and
+        that are not in ``own``, each with the classes that have it (``"momentum (SGD,
+        RMSprop)"``), sorted; empty if none."""
+        from . import OPTIMIZERS  # the registry's module imports this one
+        owners = {}
+        for cls in OPTIMIZERS.values():
+            for key in names_of(cls) - own:
+                if key in saved:
+                    owners.setdefault(key, []).append(cls.__name__)
+        return [f"{key} ({', '.join(owners[key])})" for key in sorted(owners)]
 
     def __repr__(self):
         lines = [f"{type(self).__name__} ("]
@@ -313,6 +339,51 @@ class Optimizer:
 
 
 # --------------------------------------------------------------------- helpers
+def check_number(owner, name, value):
+    """``value`` (``owner``'s setting ``name``) if it is a real number, else a TypeError.
+
+    A NumPy scalar or 0-d array, as NumPy arithmetic or a checkpoint gives one, is
+    taken as the Python float it holds, as PyTorch takes it (and one type reaches
+    the kernels).
+    """
+    if isinstance(value, (np.ndarray, np.generic)) and value.ndim == 0 \
+            and value.dtype.kind in "iuf":
+        return float(value)
+    if not isinstance(value, numbers.Real) or isinstance(value, np.generic):
+        raise TypeError(f"{owner}: {name} must be a number, got {value!r}")
+    return value
+
+
+def check_flag(owner, name, value):
+    """``value`` (``owner``'s option ``name``) as True or False, else a TypeError.
+
+    1 and 0 are taken as PyTorch takes them (``nesterov=1``), NumPy's too; other
+    numbers are refused rather than read as true.
+    """
+    if isinstance(value, (np.ndarray, np.generic)) and value.ndim == 0 \
+            and value.dtype.kind in "biu":
+        value = value.item()
+    if isinstance(value, numbers.Integral) and value in (0, 1):  # bool is an Integral
+        return bool(value)
+    raise TypeError(f"{owner}: {name} must be True or False (or 1 or 0), got {value!r}")
+
+
+@functools.cache
+def _hyperparameter_names(cls):
+    """What a group of ``cls`` may hold as hyper-parameters: the keywords its
+    constructor takes besides ``params``, as PyTorch saves them (``foreach`` too),
+    and the ones it passes its base class itself (AdamW's decoupled_weight_decay)."""
+    taken = {name for name, parameter in inspect.signature(cls).parameters.items()
+             if name != "params" and parameter.kind not in (parameter.VAR_POSITIONAL,
+                                                            parameter.VAR_KEYWORD)}
+    return frozenset(taken) | frozenset(cls._fixed_hyperparameters)
+
+
+def _state_entry_names(cls):
+    """The per-parameter state entries ``cls`` keeps."""
+    return frozenset(cls._required_state) | frozenset(cls._optional_state)
+
+
 def buffer_like(param, fill_value=0.0):
     """A new state array like ``param.data`` (shape, dtype, device), filled with ``fill_value``."""
     return backend.array_module(param.data).full_like(param.data, fill_value)
@@ -383,15 +454,6 @@ def _describe_param(group, g, i):
     names = group.get("param_names")
     label = f" {names[i]!r}" if names is not None and i < len(names) else ""
     return f"parameter {i}{label} of group {g}"
-
-
-def _owned_and_writable(grad):
-    """True for an array that owns its memory and may be written (NumPy or CuPy)."""
-    flags = getattr(grad, "flags", None)
-    if flags is None or isinstance(grad, np.generic):
-        return False
-    # CuPy's flags have no 'writeable': its arrays always are.
-    return bool(flags.owndata) and bool(getattr(flags, "writeable", True))
 
 
 def _is_array(value):

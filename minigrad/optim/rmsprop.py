@@ -24,10 +24,10 @@ class RMSprop(Optimizer):
 
     def _check_group(self, group):
         self._check_non_negative(group, "lr", "eps", "weight_decay", "momentum")
-        self._check_flag("centered", group["centered"])
-        self._check_flag("maximize", group["maximize"])
+        self._check_flags(group, "centered", "maximize")
         # PyTorch only asks alpha >= 0; above 1 the mean square would go negative.
-        if not 0 <= self._check_number("alpha", group["alpha"]) <= 1:
+        group["alpha"] = self._check_number("alpha", group["alpha"])
+        if not 0 <= group["alpha"] <= 1:
             raise ValueError(f"RMSprop: alpha must be in [0, 1], got {group['alpha']!r}")
 
     def _init_state(self, param, group):

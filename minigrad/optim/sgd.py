@@ -23,9 +23,8 @@ class SGD(Optimizer):
 
     def _check_group(self, group):
         self._check_non_negative(group, "lr", "momentum", "weight_decay")
-        self._check_number("dampening", group["dampening"])
-        self._check_flag("nesterov", group["nesterov"])
-        self._check_flag("maximize", group["maximize"])
+        group["dampening"] = self._check_number("dampening", group["dampening"])
+        self._check_flags(group, "nesterov", "maximize")
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("SGD: nesterov=True needs momentum > 0 and dampening == 0, got "
                              f"momentum={group['momentum']!r}, dampening={group['dampening']!r}")
