@@ -207,6 +207,8 @@ class ExperimentRecord(Callback):
     from it (:func:`check_resume_settings` compares it before the data loads).
     """
 
+    resumes_from_state = False  # a record, the same for the whole run
+
     def __init__(self, settings):
         self.settings = dict(settings)
 

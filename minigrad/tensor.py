@@ -452,12 +452,32 @@ def _sole_reference_count():
     return _sole_reference_probe(g)
 
 
+def _measured_untraced(measure):
+    """``measure()`` with no Python tracer or profiler installed.
+
+    A debugger or tracer that reads frame locals while minigrad is imported (pdb
+    stepping, a conditional breakpoint) adds references to the probe's array. The
+    counts below would then come out too high, and a gradient that something else
+    still holds would pass as held by nothing: kept, and shared. A tracer active
+    later, during backward, only raises the counts measured there: a copy, never a
+    share.
+    """
+    trace, profile = sys.gettrace(), sys.getprofile()
+    sys.settrace(None)
+    sys.setprofile(None)
+    try:
+        return measure()
+    finally:
+        sys.settrace(trace)
+        sys.setprofile(profile)
+
+
 # The counts that mean "nothing else refers to it", measured the same way they are
 # measured below (as kernels/cpu/_buffers.py measures its own): of a gradient held
 # only by backward's ``g`` and _owned_gradient's argument, and of an array held only
 # by one view of it. Measured, not assumed: they depend on the interpreter.
-_SOLE_REFERENCE = _sole_reference_count()
-_SOLE_VIEW_REFCOUNT = _refcount_of_base(np.empty(1).reshape(1))
+_SOLE_REFERENCE = _measured_untraced(_sole_reference_count)
+_SOLE_VIEW_REFCOUNT = _measured_untraced(lambda: _refcount_of_base(np.empty(1).reshape(1)))
 
 
 def _is_sole_whole_view(view):

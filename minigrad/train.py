@@ -403,7 +403,7 @@ class TrainingRun:
         for key, cb in pairs:
             if key in saved:
                 cb.load_state_dict(saved.pop(key))
-            elif cb.state_dict() is not None:
+            elif cb.resumes_from_state and cb.state_dict() is not None:
                 fresh.append(key)
         if saved or fresh:
             problems = []
@@ -598,6 +598,11 @@ class Callback:
         monitor).
         """
         return type(self).__name__
+
+    #: Whether resuming needs this callback's saved state to continue exactly. A
+    #: callback that only records something in checkpoints (the same for the whole
+    #: run) sets it False: resuming a checkpoint without that record is no mismatch.
+    resumes_from_state = True
 
     def state_dict(self):
         """State to store in checkpoints (``None``: nothing)."""

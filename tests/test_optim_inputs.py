@@ -274,13 +274,26 @@ def test_a_users_group_key_loads_into_an_optimizer_built_without_it():
     assert opt.param_groups[0]["tag"] == "head" and opt.param_groups[0]["lr"] == 0.1
 
 
-def test_a_state_entry_no_optimizer_keeps_is_loaded_as_it_is():
+@pytest.mark.parametrize("entry", ["note", "acc_delta", "mu_product"])
+def test_a_state_entry_this_optimizer_does_not_keep_is_refused(entry):
+    """torch's Adadelta (acc_delta) or NAdam (mu_product) state, or anything else:
+    never carried into an optimizer that would ignore it, and nothing changes."""
     saved = stepped("adam", {}, [nn.Parameter(np.ones(3))]).state_dict()
-    saved["state"][0]["note"] = np.full(3, 7.0)
+    saved["state"][0][entry] = np.full(3, 7.0)
     param = nn.Parameter(np.ones(3))
     opt = optim.Adam([param])
-    opt.load_state_dict(saved)
-    np.testing.assert_array_equal(opt.state[param]["note"], np.full(3, 7.0))
+    with pytest.raises(ValueError, match=rf"not Adam's: \['{entry}'\]"):
+        opt.load_state_dict(saved)
+    assert opt.state == {}
+
+
+def test_an_unknown_group_key_loads_with_a_warning_naming_it():
+    saved = stepped("adam", {}, [nn.Parameter(np.ones(3))]).state_dict()
+    saved["param_groups"][0]["betass"] = (0.5, 0.5)
+    opt = optim.Adam([nn.Parameter(np.ones(3))])
+    with pytest.warns(UserWarning, match=r"\['betass'\] that Adam does not use"):
+        opt.load_state_dict(saved)
+    assert opt.param_groups[0]["betass"] == (0.5, 0.5)
 
 
 @pytest.mark.parametrize("name", sorted(optim.OPTIMIZERS))
@@ -481,3 +494,13 @@ def test_named_parameters_are_taken_and_name_the_parameter_in_errors(tmp_path):
         opt.step()
     with pytest.raises(TypeError, match="not a mix"):
         optim.SGD([("w", nn.Parameter(np.zeros(1))), nn.Parameter(np.zeros(1))])
+
+
+@pytest.mark.parametrize("name", sorted(optim.OPTIMIZERS))
+def test_state_of_a_fortran_ordered_parameter_is_c_ordered(name):
+    """The fused CUDA updates take C-contiguous state only; the CPU does not mind."""
+    param = nn.Parameter(np.asfortranarray(np.arange(12.0).reshape(3, 4)))
+    opt = stepped(name, {"lr": 0.1, **({"momentum": 0.9} if name in ("sgd", "rmsprop") else {})},
+                  [param], steps=1)
+    arrays = [v for v in opt.state[param].values() if isinstance(v, np.ndarray) and v.ndim]
+    assert arrays and all(a.flags.c_contiguous for a in arrays)

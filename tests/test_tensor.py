@@ -454,3 +454,27 @@ def test_an_integer_cast_does_not_require_grad():
     x = mg.tensor([1.5, 2.5], requires_grad=True)
     assert not x.astype(np.int64).requires_grad
     assert x.astype(np.float64).requires_grad
+
+
+def test_the_sole_reference_counts_are_measured_as_if_no_tracer_ran():
+    """A tracer reading frame locals (as pdb does) while minigrad imports must not
+    inflate the counts: a caller's gradient array would then be kept, shared."""
+    import importlib
+    import sys
+    tensor_module = importlib.import_module("minigrad.tensor")  # mg.tensor is the function
+
+    def reading_locals(frame, event, arg):
+        frame.f_locals  # what a debugger does at each step
+        return reading_locals
+
+    measured = {}
+    sys.settrace(reading_locals)
+    try:
+        measured["sole"] = tensor_module._measured_untraced(tensor_module._sole_reference_count)
+        measured["traced"] = tensor_module._sole_reference_count()
+    finally:
+        sys.settrace(None)
+    assert measured["sole"] == tensor_module._SOLE_REFERENCE
+    assert sys.gettrace() is None  # and the tracer was put back (here: none)
+    if measured["traced"] != tensor_module._SOLE_REFERENCE:  # CPython 3.11-3.12 inflate it
+        assert measured["traced"] > tensor_module._SOLE_REFERENCE

@@ -8,6 +8,7 @@ is one.
 import functools
 import inspect
 import numbers
+import warnings
 
 import numpy as np
 
@@ -20,6 +21,8 @@ _STRUCTURAL_KEYS = ("params", "param_names")
 # PyTorch's group flags that choose how torch computes a step, not what it computes
 # (name -> whether None is a value): taken from a torch-style group and ignored.
 _TORCH_FLAGS = {"foreach": True, "fused": True, "capturable": False, "differentiable": False}
+# Other group keys with a known owner: a scheduler's record of the starting lr.
+_KNOWN_GROUP_EXTRAS = ("initial_lr",)
 
 
 class Optimizer:
@@ -255,8 +258,9 @@ class Optimizer:
         does load into AdamW, as in PyTorch, and AdamW stays AdamW. As in PyTorch,
         other group keys are loaded as they are (a user's ``"tag"``, a scheduler's
         ``"initial_lr"``; PyTorch's ``foreach``, ``fused``, ``capturable`` and
-        ``differentiable``, which change nothing here), and so are state entries no
-        optimizer keeps. Hyper-parameters a checkpoint lacks (saved before they
+        ``differentiable``, which change nothing here); a number under a key none of
+        these explains is loaded too, with a warning naming it (a misspelt setting such
+        as ``"betass"``). A state entry this optimizer does not keep is refused. Hyper-parameters a checkpoint lacks (saved before they
         existed) keep their current values. Buffers are copied onto each parameter's
         device in its dtype. Everything is checked before anything changes, so a bad
         state dict leaves the optimizer as it was.
@@ -287,6 +291,16 @@ class Optimizer:
                                  f"parameter(s) in the state, {len(group['params'])} here")
             param_of.update(zip(saved_ids, group["params"]))
             new_group = dict(group)
+            unknown = sorted(str(key) for key, value in saved.items() if key not in group
+                             and key not in _hyperparameter_names(type(self))
+                             and key not in _STRUCTURAL_KEYS and key not in _TORCH_FLAGS
+                             and key not in _KNOWN_GROUP_EXTRAS and _looks_numeric(value))
+            # Loaded, as PyTorch does; but a number under a name this optimizer does not
+            # use is most likely a misspelt setting ("betass"), which should not hide.
+            if unknown:
+                warnings.warn(f"{name}.load_state_dict: group {g} of the state has key(s) "
+                              f"{unknown} that {name} does not use; they are kept in the "
+                              "group", stacklevel=2)
             for key, value in saved.items():
                 if key not in _STRUCTURAL_KEYS and key not in self._fixed_hyperparameters:
                     new_group[key] = _host_value(value, like=group.get(key))
@@ -299,15 +313,19 @@ class Optimizer:
             if param is None:
                 raise ValueError(f"{name}.load_state_dict: state for parameter {index}, "
                                  "which is in no parameter group")
+            # Only this optimizer's own entries: one it does not keep means another
+            # optimizer's state (torch's Adadelta, NAdam, ...), never something to carry.
+            unknown = sorted(set(map(str, saved)) - _state_entry_names(type(self)))
             foreign = self._foreign_keys(saved, _state_entry_names,
                                          _state_entry_names(type(self)))
             missing = [key for key in self._required_state if key not in saved]
-            if foreign or missing:
+            if unknown or missing:
                 raise ValueError(
                     f"{name}.load_state_dict: the state of parameter {index} has entries "
                     f"{sorted(map(str, saved))}; {name} keeps "
                     f"{', '.join(self._required_state + self._optional_state) or 'none'}"
-                    + (f" (another optimizer's: {foreign})" if foreign else "")
+                    + (f" (another optimizer's: {foreign})" if foreign else
+                       f" (not {name}'s: {unknown})" if unknown else "")
                     + (f" (missing: {missing})" if missing else "")
                     + "; is it another optimizer's state dict?")
             new_state[param] = {key: _restore_state_value(value, param, key, index, name)
@@ -385,8 +403,20 @@ def _state_entry_names(cls):
 
 
 def buffer_like(param, fill_value=0.0):
-    """A new state array like ``param.data`` (shape, dtype, device), filled with ``fill_value``."""
-    return backend.array_module(param.data).full_like(param.data, fill_value)
+    """A new C-ordered state array like ``param.data`` (shape, dtype, device), filled
+    with ``fill_value`` (the fused CUDA updates take C-contiguous arrays only)."""
+    return backend.array_module(param.data).full(param.data.shape, fill_value,
+                                                 dtype=param.data.dtype)
+
+
+def _looks_numeric(value):
+    """A number, or a tuple/list/array of numbers: what a hyper-parameter looks like
+    (a user's tag is usually a string)."""
+    if isinstance(value, (tuple, list)):
+        return bool(value) and all(_looks_numeric(v) for v in value)
+    if isinstance(value, (np.ndarray, np.generic)):
+        return value.dtype.kind in "biuf"
+    return isinstance(value, numbers.Number)
 
 
 def _is_parameter(obj):
