@@ -7,6 +7,7 @@ CUDA), unless ``MINIGRAD_KERNELS=reference`` asks for the plain path.
 """
 import contextlib
 import os
+import warnings
 
 import numpy as np
 
@@ -134,13 +135,19 @@ def kernel_table(device, mode=None):
 
 
 def _fast_kernels(device):
-    """The device's fast kernels; an empty table if its package is unavailable."""
+    """The device's fast kernels; an empty table, with one warning saying why and what
+    it costs, if its package cannot be imported (Numba missing or broken, say)."""
     try:
         if device == "cpu":
             from kernels.cpu import KERNELS
         else:
             from kernels.cuda import KERNELS
-    except ImportError:
+    except ImportError as exc:
+        # Everything still works, several times slower: a user should hear of it.
+        warnings.warn(f"minigrad: the fast {device} kernels could not be loaded "
+                      f"({type(exc).__name__}: {exc}); using the NumPy reference kernels, "
+                      "several times slower. Install the declared dependencies (numba) "
+                      "to get them back.", RuntimeWarning, stacklevel=3)
         return {}
     return KERNELS
 

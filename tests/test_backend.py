@@ -1,0 +1,17 @@
+"""minigrad.backend: kernel tables per device and mode."""
+import sys
+
+import pytest
+
+from minigrad import backend
+
+
+def test_fast_kernels_that_cannot_load_fall_back_with_one_warning(monkeypatch):
+    """Numba missing or broken: the reference kernels serve, and the user is told."""
+    monkeypatch.setitem(sys.modules, "kernels.cpu", None)  # importing it raises ImportError
+    monkeypatch.setattr(backend, "_tables", {})
+    monkeypatch.delenv("MINIGRAD_KERNELS", raising=False)
+    with pytest.warns(RuntimeWarning, match="fast cpu kernels could not be loaded"):
+        table = backend.kernel_table("cpu")
+    from kernels.reference import KERNELS as REFERENCE
+    assert table["conv2d_forward"] is REFERENCE["conv2d_forward"]
