@@ -81,9 +81,18 @@ def array_module(array):
 
 
 def to_device(array, device):
-    """Copy an array to a device (a no-op when it is already there)."""
+    """Copy an array to a device, C-ordered (a no-op when it is already there).
+
+    ``cupy.asarray`` and ``.get()`` keep a Fortran-ordered array Fortran-ordered, and
+    the fused CUDA optimizer updates take C-contiguous arrays only; so the array is
+    put in C order on its own device first: free when it already is, else one copy
+    there on top of the transfer's (``copy(order="C")``, not ``ascontiguousarray``,
+    which would turn a 0-d array into a 1-d one).
+    """
     if device_of(array) == device:
         return array
+    if not array.flags.c_contiguous:
+        array = array.copy(order="C")
     if device == "cpu":
         return array.get()
     return xp_for(device).asarray(array)

@@ -77,8 +77,10 @@ def graphed_step(model, loss_fn, optimizer, x_example, y_example, gemm=None):
     ``gemm`` names the matrix product inside the graph: ``"custom"`` (our tiled GEMM)
     or ``"cublas"`` (cuBLAS called past CuPy's capture guard). The warm-up step
     multiplies with it too, so that everything it loads, and every choice made once
-    per shape, is made before the capture. None takes ``MINIGRAD_CAPTURE_GEMM`` from
-    the environment, else ``"cublas"``. Eager steps (other batch shapes) always use ``cupy.matmul``.
+    per shape, is made before the capture; an error in the warm-up step or in the
+    capture is a RuntimeError that says which (the original error chained). None takes
+    ``MINIGRAD_CAPTURE_GEMM`` from the environment, else ``"cublas"``. Eager steps
+    (other batch shapes) always use ``cupy.matmul``.
     """
     return GraphedStep(model, loss_fn, optimizer, x_example, y_example, gemm=gemm)
 
@@ -129,8 +131,13 @@ class GraphedStep:
             # before capture, or the graph would re-create it on every replay) and
             # loads every kernel the step uses - with cuBLAS, through the very calls
             # (handle, shapes, layouts) that the capture will make.
-            with _warm_up_gemm(self.gemm):
-                loss = self._eager(x_data, y_data)
+            try:
+                with _warm_up_gemm(self.gemm):
+                    loss = self._eager(x_data, y_data)
+            except Exception as exc:
+                raise _not_graphable(
+                    f"the warm-up step before the capture failed; it multiplies with the "
+                    f"GEMM the graph would use (gemm={self.gemm!r})", exc) from exc
             self._capture()
             return loss
         self._copy_in(x_data, y_data)
@@ -229,11 +236,8 @@ class GraphedStep:
         except Exception as exc:
             _restore_grads(self._params, warm_grads)
             _new_state_entries(optimizer, keys_before)  # never initialised: drop it
-            raise RuntimeError(
-                f"graphed_step: the training step could not be captured in a CUDA graph "
-                f"({type(exc).__name__}: {exc}). Something in the model, the loss or the "
-                "optimizer reads a value back from the GPU or calls a library CuPy cannot "
-                "capture; train this model without the graph (eagerly)") from exc
+            raise _not_graphable("the training step could not be captured in a CUDA graph",
+                                 exc) from exc
         finally:
             for state, value in zip(stepped, saved_steps):
                 state["step"] = value
@@ -354,6 +358,17 @@ def _warm_up_gemm(name):
     convolution's weight gradient with the GEMM it will run on) happens outside the
     capture."""
     return cuda_gemm.capture_gemm(name, eager=True)
+
+
+def _not_graphable(what, exc):
+    """The RuntimeError for a step that cannot run as a graph: ``what`` failed, the
+    error it met, the likely causes and the way out (the caller chains ``exc``)."""
+    return RuntimeError(
+        f"graphed_step: {what} ({type(exc).__name__}: {exc}). Something in the model, the "
+        "loss or the optimizer reads a value back from the GPU, calls a library CuPy "
+        "cannot capture, or multiplies what the capture's GEMM does not take (the "
+        "'custom' GEMM takes float32 and float64 only); train this model without the "
+        "graph (eagerly)")
 
 
 def _array(value):

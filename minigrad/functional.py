@@ -657,10 +657,15 @@ def _reduce(losses, reduction):
 def _class_labels(target, logits, loss):
     """Integer class labels as an array, checked against the logits' class count.
 
-    Not checked while a CUDA graph is captured (``backend.capturing()``): the check
-    reads a device value back, which a capture cannot wait for. A label out of range
-    then gives cross_entropy a NaN loss, and nll_loss an index CuPy wraps or clips
-    (a wrong loss): check labels before capturing.
+    On the CPU a label outside [0, classes) is a ValueError naming it. On a GPU it is
+    not checked on the host, since reading the check back would wait for the GPU on
+    every training step (and a CUDA graph capture cannot wait at all): the loss comes
+    out NaN instead, on the device (the CUDA softmax cross-entropy kernel does it
+    itself, :func:`_nan_for_bad_labels` for the others; CuPy's indexing would wrap the
+    label round to another class), and a NaN loss stops ``fit`` at its next check.
+    (With ``MINIGRAD_KERNELS=reference`` on a GPU, cross_entropy's reference kernel
+    wraps such a label too: that debugging mode gets no NaN.)
+    While ``backend.capturing()`` the CPU check is skipped too.
     """
     labels = target.data if isinstance(target, Tensor) else target
     xp = _xp(logits)
@@ -671,13 +676,36 @@ def _class_labels(target, logits, loss):
         raise ValueError(f"{loss}: {logits.shape[0]} rows of logits (shape {logits.shape}) "
                          f"but labels of shape {labels.shape}")
     n_classes = logits.shape[1]
-    if not backend.is_capturing():
+    if logits.device == "cpu" and not backend.is_capturing():
         bad = (labels < 0) | (labels >= n_classes)
-        if bool(bad.any()):
+        if bad.any():
             label = int(labels[bad][0])
             raise ValueError(f"{loss}: label {label} is outside [0, {n_classes}) for "
                              f"logits with {n_classes} classes")
     return labels.astype(np.int64, copy=False)
+
+
+def _nan_for_bad_labels(losses, labels, n_classes):
+    """Per-sample ``losses`` (a Tensor) with NaN where a label lies outside
+    [0, n_classes): how a GPU reports a bad label without a host check (see
+    :func:`_class_labels`). The gradient passes through unchanged; the NaN loss is
+    what stops training."""
+    xp = _xp(losses)
+    bad = (labels < 0) | (labels >= n_classes)
+    # A Python float keeps the losses' own float dtype (NumPy's and CuPy's rule).
+    poisoned = xp.where(bad, math.nan, losses.data)
+
+    def nan_for_bad_labels_backward(g):
+        return (g,)
+    return _record(poisoned, (losses,), nan_for_bad_labels_backward)
+
+
+def _checked_on_device(losses, labels, n_classes):
+    """``losses`` from labels that :func:`_class_labels` left unchecked on a GPU, with
+    NaN for the bad ones; on the CPU (checked already) ``losses`` itself."""
+    if losses.device == "cpu":
+        return losses
+    return _nan_for_bad_labels(losses, labels, n_classes)
 
 
 def _check_logits(logits, loss):
@@ -688,7 +716,9 @@ def _check_logits(logits, loss):
 def cross_entropy(logits, target, reduction="mean"):
     """Softmax cross-entropy on raw logits (torch.nn.CrossEntropyLoss).
 
-    ``target`` holds integer class labels (N,), or class probabilities (N, C).
+    ``target`` holds integer class labels (N,), or class probabilities (N, C). A label
+    outside [0, C) is a ValueError on the CPU and a NaN loss on a GPU, where checking
+    it would wait for the device (see ``_class_labels``).
     """
     _check_logits(logits, "cross_entropy")
     if isinstance(target, Tensor) and target.dtype.kind == "f":
@@ -707,10 +737,14 @@ def cross_entropy(logits, target, reduction="mean"):
 
 
 def nll_loss(log_probs, target, reduction="mean"):
-    """Negative log-likelihood of integer labels under log-probabilities (N, C)."""
+    """Negative log-likelihood of integer labels under log-probabilities (N, C).
+
+    A label outside [0, C): a ValueError on the CPU, a NaN loss on a GPU.
+    """
     _check_logits(log_probs, "nll_loss")
     labels = _class_labels(target, log_probs, "nll_loss")
-    return _reduce(-log_probs[_xp(log_probs).arange(labels.shape[0]), labels], reduction)
+    losses = -log_probs[_xp(log_probs).arange(labels.shape[0]), labels]
+    return _reduce(_checked_on_device(losses, labels, log_probs.shape[1]), reduction)
 
 
 def _regression_pair(prediction, target, loss):
@@ -765,6 +799,8 @@ def multi_margin_loss(logits, target, margin=1.0, reduction="mean"):
     """Multi-class hinge loss (torch.nn.MultiMarginLoss, p=1)::
 
         loss_n = sum_{i != y_n} max(0, margin - x[n, y_n] + x[n, i]) / C
+
+    A label outside [0, C): a ValueError on the CPU, a NaN loss on a GPU.
     """
     _check_logits(logits, "multi_margin_loss")
     labels = _class_labels(target, logits, "multi_margin_loss")
@@ -774,4 +810,4 @@ def multi_margin_loss(logits, target, margin=1.0, reduction="mean"):
     # (for margin < 0 it is 0: subtracting margin itself would add |margin|).
     hinge = relu(margin - true_score + logits)
     losses = (sum(hinge, axis=1) - builtins.max(margin, 0)) / logits.shape[1]
-    return _reduce(losses, reduction)
+    return _reduce(_checked_on_device(losses, labels, logits.shape[1]), reduction)

@@ -29,6 +29,8 @@ class Device:
 
 def tolerance(dtype):
     """rtol/atol for comparing against the reference: a few ulps of the sums involved."""
+    if dtype == np.float16:  # NumPy and CuPy may round float16 sums differently
+        return {"rtol": 2e-3, "atol": 2e-3}
     return {"rtol": 2e-5, "atol": 2e-5} if dtype == np.float32 else {"rtol": 1e-11,
                                                                       "atol": 1e-12}
 
@@ -110,6 +112,100 @@ def check_conv2d_casts_the_bias(device, rng, dtype, bias_dtype):
     grads = device.table["conv2d_backward"](device.to_device(gy), cache, True)
     for what, g, g_ref in zip(("gx", "gw", "gb"), grads, grads_ref):
         assert_close(device, g, g_ref, f"conv2d_backward {what}", dtype)
+
+
+# (x dtype, w dtype) the CPU table takes: promoted as NumPy promotes them, float32 and
+# float64 on the fast kernels, float16 (and integers) on the reference kernel.
+CONV_DTYPE_CASES = [(np.uint8, np.float32), (np.float64, np.float32),
+                    (np.float32, np.float64), (np.float16, np.float16)]
+
+
+def small_integers(rng, shape, dtype):
+    """Small integers as ``dtype`` (non-negative for unsigned types): every product and
+    sum the checks below make stays an exact integer in float16 and up, so the fast
+    kernels, the reference and the GPU's libraries must agree to the bit."""
+    low = 0 if np.dtype(dtype).kind == "u" else -3
+    return rng.integers(low, 4, shape).astype(dtype)
+
+
+def assert_same(device, actual, expected, what):
+    actual = device.to_host(actual)
+    assert actual.dtype == expected.dtype, f"{what}: dtype {actual.dtype} != {expected.dtype}"
+    np.testing.assert_array_equal(actual, expected, err_msg=what)
+
+
+def check_conv2d_promotes_dtypes(device, rng, x_dtype, w_dtype):
+    """Mixed or non-float32/64 inputs: NumPy's result type, as the reference gives it
+    (the CUDA kernels after a cast, or the reference kernel itself), both ways."""
+    x = small_integers(rng, (2, 3, 6, 5), x_dtype)
+    wt = small_integers(rng, (4, 3, 3, 3), w_dtype)
+    b = small_integers(rng, 4, w_dtype)
+    y_ref, cache_ref = REFERENCE["conv2d_forward"](x, wt, b, (1, 1), (1, 1), "relu")
+    assert y_ref.dtype == np.result_type(x_dtype, w_dtype)
+    y, cache = device.table["conv2d_forward"](*device.put(x, wt, b), (1, 1), (1, 1), "relu")
+    assert_same(device, y, y_ref, "conv2d_forward y")
+    gy = small_integers(rng, y_ref.shape, y_ref.dtype)
+    grads_ref = REFERENCE["conv2d_backward"](gy, cache_ref, True)
+    grads = device.table["conv2d_backward"](device.to_device(gy), cache, True)
+    for what, g, g_ref in zip(("gx", "gw", "gb"), grads, grads_ref):
+        assert_same(device, g, g_ref, f"conv2d_backward {what}")
+
+
+def check_conv2d_casts_the_gradient(device, rng, dtype, grad_dtype):
+    """A gradient of another dtype is cast to the forward's (the CPU table's rule):
+    the gradients come out in the forward's dtype."""
+    x = rng.standard_normal((2, 3, 6, 5)).astype(dtype)
+    wt = rng.standard_normal((4, 3, 3, 3)).astype(dtype)
+    b = rng.standard_normal(4).astype(dtype)
+    y_ref, cache_ref = REFERENCE["conv2d_forward"](x, wt, b, (1, 1), (1, 1))
+    _, cache = device.table["conv2d_forward"](*device.put(x, wt, b), (1, 1), (1, 1))
+    gy = rng.standard_normal(y_ref.shape).astype(grad_dtype)
+    grads_ref = REFERENCE["conv2d_backward"](gy.astype(dtype), cache_ref, True)
+    grads = device.table["conv2d_backward"](device.to_device(gy), cache, True)
+    for what, g, g_ref in zip(("gx", "gw", "gb"), grads, grads_ref):
+        assert_close(device, g, g_ref, f"conv2d_backward {what}", dtype)
+
+
+# (pooling, input dtype, case): integer images and float16, which the reference
+# kernel pools on every device, forward and backward.
+POOL_DTYPE_CASES = [("max", np.uint8, POOL_CASES[1]), ("max", np.int32, POOL_CASES[2]),
+                    ("avg", np.float16, POOL_CASES[1]), ("avg", np.float16, POOL_CASES[2])]
+
+
+def check_pool2d_of_other_dtypes(device, rng, kind, dtype, case):
+    n, c, h, w, kernel, stride, padding = case
+    forward, backward = f"{kind}_pool2d_forward", f"{kind}_pool2d_backward"
+    x = small_integers(rng, (n, c, h, w), dtype)
+    y_ref, cache_ref = REFERENCE[forward](x, kernel, stride, padding)
+    y, cache = device.table[forward](device.to_device(x), kernel, stride, padding)
+    assert_close(device, y, y_ref, forward, y_ref.dtype)
+    # An integer image's gradient is a float one (float32 here); float16 keeps its own.
+    gy = small_integers(rng, y_ref.shape, np.float16 if dtype == np.float16 else np.float32)
+    gx_ref = REFERENCE[backward](gy, cache_ref)
+    gx = device.table[backward](device.to_device(gy), cache)
+    assert_close(device, gx, gx_ref, backward, gx_ref.dtype)
+
+
+def check_softmax_cross_entropy_of_float16(device, rng):
+    """float16 logits go to the reference kernel, and keep the CUDA kernel's contract:
+    a label outside [0, classes) gives NaN, not an error or another class's loss."""
+    logits = rng.standard_normal((6, 5)).astype(np.float16)
+    labels = rng.integers(0, 5, 6)
+    losses_ref, cache_ref = REFERENCE["softmax_cross_entropy_forward"](logits, labels)
+    losses, cache = device.table["softmax_cross_entropy_forward"](*device.put(logits, labels))
+    assert_close(device, losses, losses_ref, "softmax_cross_entropy_forward", np.float16)
+    gloss = rng.standard_normal(6).astype(np.float16)
+    g_ref = REFERENCE["softmax_cross_entropy_backward"](gloss, cache_ref)
+    g = device.table["softmax_cross_entropy_backward"](device.to_device(gloss), cache)
+    assert_close(device, g, g_ref, "softmax_cross_entropy_backward", np.float16)
+    bad = labels.copy()
+    bad[[1, 4]] = [5, -1]
+    losses, _ = device.table["softmax_cross_entropy_forward"](*device.put(logits, bad))
+    losses = device.to_host(losses)
+    assert losses.dtype == np.float16
+    assert np.isnan(losses[[1, 4]]).all()
+    keep = [0, 2, 3, 5]
+    np.testing.assert_allclose(losses[keep], losses_ref[keep], **tolerance(np.float16))
 
 
 def check_activation(device, rng, name, shape, dtype):
@@ -328,6 +424,29 @@ class KernelTableSuite:
                                                    (np.float64, np.float32)])
     def test_conv2d_casts_the_bias_to_the_input_dtype(self, device, rng, dtype, bias_dtype):
         check_conv2d_casts_the_bias(device, rng, dtype, bias_dtype)
+
+    @pytest.mark.parametrize("x_dtype, w_dtype", CONV_DTYPE_CASES,
+                             ids=lambda dtype: np.dtype(dtype).name)
+    def test_conv2d_promotes_dtypes_as_the_cpu_table_does(self, device, rng, x_dtype,
+                                                          w_dtype):
+        check_conv2d_promotes_dtypes(device, rng, x_dtype, w_dtype)
+
+    @pytest.mark.parametrize("dtype, grad_dtype", [(np.float32, np.float64),
+                                                   (np.float64, np.float32),
+                                                   (np.float32, np.float16)],
+                             ids=lambda dtype: np.dtype(dtype).name)
+    def test_conv2d_backward_casts_the_gradient_to_the_forward_dtype(self, device, rng,
+                                                                     dtype, grad_dtype):
+        check_conv2d_casts_the_gradient(device, rng, dtype, grad_dtype)
+
+    @pytest.mark.parametrize("kind, dtype, case", POOL_DTYPE_CASES,
+                             ids=[f"{kind}-{np.dtype(dtype).name}-{case_id(case)}"
+                                  for kind, dtype, case in POOL_DTYPE_CASES])
+    def test_pooling_of_integer_and_float16_inputs(self, device, rng, kind, dtype, case):
+        check_pool2d_of_other_dtypes(device, rng, kind, dtype, case)
+
+    def test_softmax_cross_entropy_of_float16_logits(self, device, rng):
+        check_softmax_cross_entropy_of_float16(device, rng)
 
     @pytest.mark.parametrize("shape", [(), (1,), (7, 5), (2, 3, 33, 3)], ids=str)
     @pytest.mark.parametrize("dtype", DTYPES)

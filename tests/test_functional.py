@@ -528,3 +528,42 @@ def test_ops_agree_with_pytorch():
                          (F.log_softmax(mg.tensor(x), 1), tf.log_softmax(torch.tensor(x), 1)),
                          (F.leaky_relu(mg.tensor(x), 0.2), tf.leaky_relu(torch.tensor(x), 0.2))]:
         np.testing.assert_allclose(ours.numpy(), theirs.numpy(), atol=1e-10)
+
+
+# ------------------------------------------------------------ class labels out of range
+@pytest.mark.parametrize("loss", [F.cross_entropy, F.nll_loss, F.multi_margin_loss])
+@pytest.mark.parametrize("label", [-1, 3])
+def test_a_label_out_of_range_is_an_error_on_the_cpu(loss, label):
+    with pytest.raises(ValueError, match=rf"label {label} is outside \[0, 3\)"):
+        loss(mg.tensor(randn(2, 3)), np.array([0, label]))
+
+
+def test_bad_labels_make_the_loss_nan_on_a_gpu_without_a_host_check():
+    """The device branch (run here on NumPy arrays, as the array-module code runs on
+    CuPy): NaN exactly where a label is outside [0, C), dtype kept, gradient passed on."""
+    losses = mg.tensor(np.arange(5, dtype=np.float32), requires_grad=True)
+    labels = np.array([0, 3, -1, 2, 4])
+    poisoned = F._nan_for_bad_labels(losses, labels, 4)
+    assert poisoned.dtype == np.float32
+    np.testing.assert_array_equal(np.isnan(poisoned.numpy()),
+                                  [False, False, True, False, True])
+    np.testing.assert_array_equal(poisoned.numpy()[[0, 1, 3]], [0, 1, 3])
+    poisoned.backward(np.full(5, 2.0, np.float32))
+    np.testing.assert_array_equal(losses.grad, np.full(5, 2.0))
+
+
+@pytest.mark.parametrize("loss", [F.nll_loss, F.multi_margin_loss])
+def test_losses_on_a_gpu_never_read_the_labels_back(loss, monkeypatch):
+    """On a GPU (NumPy standing in for CuPy here: it wraps label -1 round to the last
+    class as CuPy's indexing wraps any bad label) a bad label gives a NaN loss instead
+    of a host-side check, which would wait for the GPU every step."""
+    from minigrad import backend
+    logits = mg.tensor(randn(3, 4), requires_grad=True)
+    monkeypatch.setattr(backend, "device_of", lambda array: "cuda")
+    monkeypatch.setattr(backend, "xp_for", lambda device: np)
+    monkeypatch.setenv("MINIGRAD_KERNELS", "reference")  # the xp code, not CUDA's kernels
+    per_sample = loss(logits, np.array([0, -1, 2]), reduction="none").numpy()
+    np.testing.assert_array_equal(np.isnan(per_sample), [False, True, False])
+    assert np.isnan(loss(logits, np.array([0, -1, 2])).item())
+    good = loss(logits, np.array([0, 3, 2]), reduction="none").numpy()
+    np.testing.assert_array_equal(per_sample[[0, 2]], good[[0, 2]])

@@ -203,6 +203,35 @@ def test_batched_and_broadcast_operands_follow_numpy(gemm, rng):
                                np.matmul(np.swapaxes(g, -1, -2), x), rtol=1e-12)
 
 
+MIXED_OPERANDS = [(np.float64, np.float32), (np.float32, np.float64),
+                  (np.int64, np.float32), (np.float32, np.int32)]
+
+
+def _mixed_operands(rng, a_dtype, b_dtype):
+    """A (5, 7) and a transposed-view (7, 3) operand of the given dtypes (small
+    integers, so that every product is exact in float32)."""
+    a = rng.integers(-4, 5, (5, 7)).astype(a_dtype)
+    b = rng.integers(-4, 5, (3, 7)).astype(b_dtype).T
+    return a, b
+
+
+@pytest.mark.parametrize("a_dtype, b_dtype", MIXED_OPERANDS,
+                         ids=[f"{np.dtype(a).name}-{np.dtype(b).name}"
+                              for a, b in MIXED_OPERANDS])
+def test_mixed_operands_are_promoted_as_cupy_matmul_promotes_them(gemm, rng, a_dtype,
+                                                                  b_dtype):
+    """The capture's GEMM computes what the eager product (cupy.matmul) does: in NumPy's
+    result type of the two, here reached through the "matmul" entry as a warm-up step
+    routes it (capture_gemm(..., eager=True))."""
+    a, b = _mixed_operands(rng, a_dtype, b_dtype)
+    want = np.matmul(a, b)
+    with gemm.capture_gemm("custom", eager=True):
+        got = gemm.matmul(a, b)
+    assert got.dtype == want.dtype == np.result_type(a_dtype, b_dtype)
+    np.testing.assert_array_equal(got, want)
+    assert _launches("gemm_")  # the tiled GEMM, not NumPy's matmul
+
+
 def test_empty_products(gemm):
     assert gemm.matmul_graph_safe(np.ones((0, 3)), np.ones((3, 4))).shape == (0, 4)
     np.testing.assert_array_equal(gemm.matmul_graph_safe(np.ones((2, 0)), np.ones((0, 3))),
@@ -213,10 +242,10 @@ def test_wrong_operands_are_named(gemm, rng):
     a = rng.standard_normal((3, 4)).astype(np.float32)
     with pytest.raises(ValueError, match="do not line up"):
         gemm.matmul_graph_safe(a, a)
-    with pytest.raises(TypeError, match="float32 or float64"):
+    with pytest.raises(TypeError, match="float32 or float64.*int64 and int64"):
         gemm.matmul_graph_safe(np.ones((2, 2), np.int64), np.ones((2, 2), np.int64))
-    with pytest.raises(TypeError, match="share one dtype"):
-        gemm.matmul_graph_safe(a, a.T.astype(np.float64))
+    with pytest.raises(TypeError, match="float16 and float16"):
+        gemm.matmul_graph_safe(a.astype(np.float16), a.T.astype(np.float16))
     with pytest.raises(ValueError, match="cannot be broadcast"):
         gemm.matmul_graph_safe(np.ones((2, 3, 4)), np.ones((5, 4, 2)))
     with pytest.raises(ValueError, match="needs an `out`"):
@@ -509,6 +538,16 @@ def test_cublas_products_on_odd_shapes_and_transposed_views(fake_cublas, gemm, r
     assert not _launches("gemm_")  # cuBLAS only, never the tiled kernel
 
 
+def test_cublas_promotes_mixed_operands(fake_cublas, gemm, rng):
+    for a_dtype, b_dtype in MIXED_OPERANDS:
+        a, b = _mixed_operands(rng, a_dtype, b_dtype)
+        got, want = gemm.matmul_cublas(a, b), np.matmul(a, b)
+        assert got.dtype == want.dtype, (a_dtype, b_dtype)
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(TypeError, match="float16 and int8"):  # float16 is their type
+        gemm.matmul_cublas(np.ones((2, 2), np.float16), np.ones((2, 2), np.int8))
+
+
 def test_cublas_batched_broadcast_and_one_dimensional_operands(fake_cublas, gemm, rng):
     cases = [((3, 5, 4), (3, 4, 6)), ((2, 1, 5, 4), (3, 4, 6)), ((5, 4), (2, 4, 6)),
              ((2, 5, 4), (4, 6)), ((4,), (2, 4, 6)), ((3, 5, 4), (4,)), ((4,), (4,)),
@@ -713,6 +752,28 @@ def test_graphed_step_checks_its_gemm_name_first(monkeypatch):
         mg_cuda.graphed_step(*args)
     with pytest.raises(ValueError, match="on 'cuda'"):  # a good name: then the device check
         mg_cuda.graphed_step(*args, gemm="cublas")
+
+
+def test_a_failing_warm_up_step_is_explained_like_a_failing_capture(gemm, monkeypatch):
+    """The warm-up step before a capture multiplies with the capture's GEMM; when that
+    fails (the tiled GEMM takes no float16), graphed_step says so in its RuntimeError,
+    with the original error chained, and captures nothing."""
+    import minigrad.cuda as mg_cuda
+    step = object.__new__(mg_cuda.GraphedStep)  # no GPU here: just what __call__ reads
+    step.gemm, step._graph = "custom", None
+    step._key = ((4, 3), np.dtype(np.float16), (4,), np.dtype(np.int64))
+    weight = np.ones((3, 2), np.float16)
+
+    def float16_step(x_data, y_data):  # the product of a float16 Dense layer's forward
+        return gemm.matmul(x_data, weight)
+    captures = []
+    monkeypatch.setattr(step, "_eager", float16_step)
+    monkeypatch.setattr(step, "_capture", lambda: captures.append(True))
+    with pytest.raises(RuntimeError, match=r"warm-up step .*gemm='custom'.*\(TypeError: "
+                                           r"matmul: .*float16 and float16\)") as raised:
+        step(np.ones((4, 3), np.float16), np.zeros(4, np.int64))
+    assert isinstance(raised.value.__cause__, TypeError)
+    assert not captures
 
 
 def test_tf32_is_an_explicit_opt_in_for_cupy_and_the_cublas_handle(fake_cublas, gemm, rng,

@@ -126,3 +126,41 @@ def test_tf32_is_an_opt_in_that_switches_back():
     error_fp32, error_tf32 = np.abs(fp32 - exact).max(), np.abs(tf32 - exact).max()
     assert error_tf32 > 8 * error_fp32, (error_fp32, error_tf32)
     assert error_tf32 < 5e-3 * np.abs(exact).max()
+
+
+def test_module_to_cuda_makes_fortran_ordered_parameters_c_ordered_for_the_optimizer():
+    layer = nn.Dense(3, 2)
+    layer.weight.data = np.asfortranarray(layer.weight.data)
+    weight = layer.weight.data.copy()
+    layer.to("cuda")
+    assert layer.weight.data.flags.c_contiguous
+    np.testing.assert_array_equal(layer.weight.data.get(), weight)
+    opt = optim.get("adam", layer.parameters(), lr=0.1)
+    layer(mg.tensor(np.ones((4, 3), np.float32), device="cuda")).sum().backward()
+    opt.step()  # the CUDA kernel updates in place: it refused an F-ordered parameter
+    assert not np.array_equal(layer.weight.data.get(), weight)
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "nll_loss", "multi_margin_loss"])
+def test_a_bad_label_on_the_gpu_gives_a_nan_loss_not_a_host_check(loss):
+    import minigrad.functional as F
+    logits = mg.tensor(np.zeros((3, 4), np.float32), device="cuda")
+    labels = mg.tensor(np.array([0, 4, -1]), device="cuda")
+    per_sample = getattr(F, loss)(logits, labels, reduction="none").numpy()
+    np.testing.assert_array_equal(np.isnan(per_sample), [False, True, True])
+
+
+def test_the_capture_gemm_promotes_mixed_operands_as_cupy_matmul_does():
+    import cupy as cp
+
+    from kernels.cuda import gemm
+    rng = np.random.default_rng(0)
+    a = cp.asarray(rng.standard_normal((33, 70)))                    # float64
+    b = cp.asarray(rng.standard_normal((70, 17)).astype(np.float32))
+    want = cp.matmul(a, b)
+    for route in gemm.CAPTURE_GEMMS:
+        gemm.prepare_capture(route, [np.float64])
+        with gemm.capture_gemm(route, eager=True):
+            got = gemm.matmul(a, b)
+        assert got.dtype == want.dtype == np.float64, route
+        np.testing.assert_allclose(cp.asnumpy(got), cp.asnumpy(want), rtol=1e-12, atol=1e-12)

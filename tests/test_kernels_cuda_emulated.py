@@ -5,6 +5,8 @@ checks, on the same CUDA C text, in CI: the index math, bounds checks, window
 ranges of the gathers, tie-breaking, block and warp reductions, the hash, and the
 wrappers' argument lists and launch geometry. Needs a host C++20 compiler (g++).
 """
+import types
+
 import numpy as np
 import pytest
 
@@ -49,16 +51,61 @@ def test_launch_geometry_covers_large_planes_with_grid_stride_loops(device, rng)
     assert launches and all(grid[0] == 1 for grid, _ in launches[0])
 
 
-def test_wrappers_reject_mixed_dtypes_and_wrong_gradient_shapes(device, rng):
+def test_wrappers_take_what_the_cpu_table_takes_but_reject_wrong_gradient_shapes(device, rng):
+    """Mixed and non-float32/64 dtypes are promoted or sent to the reference kernel, as
+    by kernels.cpu (same result dtypes); a gradient of the wrong shape is still an error."""
+    pytest.importorskip("numba", reason="Numba (a declared dependency) is not installed")
+    from kernels.cpu import KERNELS as CPU
     x = rng.standard_normal((1, 2, 5, 5)).astype(np.float32)
-    w = rng.standard_normal((3, 2, 3, 3))
-    with pytest.raises(TypeError, match="share one dtype"):
-        device.table["conv2d_forward"](x, w, None, (1, 1), (0, 0))
-    y, cache = device.table["max_pool2d_forward"](x, (2, 2), (2, 2), (0, 0))
+    w = rng.standard_normal((3, 2, 3, 3))  # float64
+    y, conv_cache = device.table["conv2d_forward"](x, w, None, (1, 1), (0, 0))
+    y_cpu, _ = CPU["conv2d_forward"](x, w, None, (1, 1), (0, 0))
+    assert y.dtype == y_cpu.dtype == np.float64
+    np.testing.assert_allclose(y, y_cpu, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="does not match"):
+        device.table["conv2d_backward"](np.ones((1, 3, 2, 2)), conv_cache)
+    _, cache = device.table["max_pool2d_forward"](x, (2, 2), (2, 2), (0, 0))
     with pytest.raises(ValueError, match="does not match"):
         device.table["max_pool2d_backward"](np.ones((1, 2, 3, 3), np.float32), cache)
-    with pytest.raises(TypeError, match="float32 or float64"):
-        device.table["avg_pool2d_forward"](x.astype(np.float16), (2, 2), (2, 2), (0, 0))
+    x16 = x.astype(np.float16)
+    y16, _ = device.table["avg_pool2d_forward"](x16, (2, 2), (2, 2), (0, 0))
+    y16_cpu, _ = CPU["avg_pool2d_forward"](x16, (2, 2), (2, 2), (0, 0))
+    assert y16.dtype == y16_cpu.dtype == np.float16
+    _, cache = device.table["avg_pool2d_forward"](x, (2, 2), (2, 2), (0, 0))
+    with pytest.raises(ValueError, match="does not match"):
+        device.table["avg_pool2d_backward"](np.ones((1, 2, 3, 3), np.float32), cache)
+    with pytest.raises(ValueError, match="labels of shape"):  # float16: the reference's path
+        device.table["softmax_cross_entropy_forward"](x16[0, 0], np.array([0, 1]))
+
+
+def test_module_to_hands_the_cuda_optimizer_kernels_c_ordered_parameters(device, monkeypatch):
+    """cupy.asarray keeps a Fortran-ordered array Fortran-ordered, and the CUDA optimizer
+    kernels refuse to update such a parameter in place: backend.to_device, which
+    Module.to moves everything with, makes it C-contiguous (0-d buffers staying 0-d).
+    cupy.asarray is stood in for by a copy that keeps the layout, as its does;
+    tests/test_gpu.py has the real one."""
+    from minigrad import backend, nn
+    model = nn.Sequential(nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3))
+    conv = model[0]
+    conv.weight.data = np.asfortranarray(conv.weight.data)
+    conv.weight.grad = np.asfortranarray(np.ones_like(conv.weight.data))
+    weight = conv.weight.data.copy()
+    model.to("cpu")  # already there: nothing moves, the layout stays
+    assert conv.weight.data.flags.f_contiguous and not conv.weight.data.flags.c_contiguous
+    monkeypatch.setattr(backend, "check_device", lambda name: name)
+    xp_for = backend.xp_for
+    layout_keeping = types.SimpleNamespace(asarray=lambda array: np.array(array, order="K"))
+    monkeypatch.setattr(backend, "xp_for",
+                        lambda name: layout_keeping if name == "cuda" else xp_for(name))
+    model.to("cuda")
+    assert conv.weight.data.flags.c_contiguous and conv.weight.grad.flags.c_contiguous
+    np.testing.assert_array_equal(conv.weight.data, weight)
+    assert model[1].num_batches_tracked.shape == ()
+    state = [np.zeros_like(conv.weight.data) for _ in range(2)]
+    device.table["adam_update"](conv.weight.data, conv.weight.grad, *state, lr=0.1,
+                                beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+                                decoupled_weight_decay=False, step=1)
+    assert not np.array_equal(conv.weight.data, weight)
 
 
 def test_the_block_size_used_on_the_gpu(device, rng, monkeypatch):

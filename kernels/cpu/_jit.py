@@ -19,7 +19,6 @@ import os
 import types
 
 import numba
-import numpy as np
 
 
 def choose_parallel(environ=None):
@@ -65,14 +64,3 @@ def cpu_kernel(function):
     serial.__module__ = function.__module__
     return numba.njit(**_OPTIONS)(serial)
 
-
-FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-
-
-def fast_dtype(*arrays):
-    """The dtype the kernels compute in: NumPy's result type of the inputs when it is
-    float32 or float64 (the two specialisations compiled), else None, which sends the
-    call to the reference kernel (float16, integers, complex keep NumPy's rules there).
-    """
-    dtype = np.result_type(*arrays)
-    return dtype if dtype in FLOAT_DTYPES else None

@@ -16,8 +16,9 @@ from numba import prange
 
 from kernels.reference import activation as reference
 
+from .._xp import fast_dtype
 from ._buffers import POOL
-from ._jit import cpu_kernel, fast_dtype
+from ._jit import cpu_kernel
 
 
 @cpu_kernel

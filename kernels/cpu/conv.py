@@ -30,8 +30,9 @@ from kernels.reference import conv as reference
 from kernels.reference.activation import check_activation
 from kernels.reference.windows import output_size
 
+from .._xp import fast_dtype
 from ._buffers import POOL
-from ._jit import cpu_kernel, fast_dtype
+from ._jit import cpu_kernel
 from .activation import backward_into, forward_into
 
 # The batch goes through im2col + GEMM (and GEMM + col2im) in slices of about this

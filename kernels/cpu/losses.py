@@ -5,7 +5,8 @@ import numpy as np
 
 from kernels.reference import losses as reference
 
-from ._jit import FLOAT_DTYPES, fast_dtype, serial_kernel
+from .._xp import FLOAT_DTYPES, fast_dtype
+from ._jit import serial_kernel
 
 
 @serial_kernel

@@ -15,7 +15,8 @@ from numba import prange
 
 from kernels.reference import optim as reference
 
-from ._jit import FLOAT_DTYPES, cpu_kernel
+from .._xp import FLOAT_DTYPES
+from ._jit import cpu_kernel
 
 
 @cpu_kernel

@@ -10,12 +10,15 @@ gemm.cu with ``MINIGRAD_CAPTURE_GEMM=custom``: ``gemm.matmul`` decides); the
 transposed operands are views, never copies.
 """
 import os
+from typing import NamedTuple
 
 import numpy as np
 
+from .._xp import fast_dtype
+from ..reference import conv as reference
 from ..reference.activation import check_activation
 from ..reference.windows import output_size
-from .compile import (ACTIVATION_CODES, check_int32, cp, device_time_ms, float_dtype,
+from .compile import (ACTIVATION_CODES, check_int32, cp, device_time_ms,
                       grid_1d, grid_2d, kernel, launch)
 from .gemm import (MAX_WORKSPACE_ELEMENTS, matmul, matmul_views, product_route, sm_count,
                    split_k_for, stream_is_capturing, tf32_enabled)
@@ -119,13 +122,27 @@ def _weight_grad(gy_rows, cols, n, plane):
     return _sliced_weight_grad(gy_rows, cols, n, plane, splits)
 
 
+class ConvCache(NamedTuple):
+    """What backward needs from a forward that ran on these kernels (a forward sent to
+    the reference kernel leaves the reference's cache, and backward follows it there)."""
+    cols: object
+    x_shape: tuple
+    w: object
+    has_bias: bool
+    stride: tuple
+    padding: tuple
+    y: object
+    act: int
+
+
 def conv2d_forward(x, w, b, stride, padding, activation=None):
-    """y[n, o] = act(sum_{c,i,j} w[o, c, i, j] * xpad[n, c, s*y + i, s*x + j] + b[o])."""
+    """y[n, o] = act(sum_{c,i,j} w[o, c, i, j] * xpad[n, c, s*y + i, s*x + j] + b[o]).
+
+    x and w are promoted to NumPy's result type of the two; float32 and float64 run
+    here, anything else (float16, integers) on the reference kernel, as on the CPU.
+    The bias is cast to that dtype (the reference's rule).
+    """
     act = ACTIVATION_CODES[check_activation(activation, "conv2d_forward")]
-    x = cp.ascontiguousarray(x)
-    w = cp.ascontiguousarray(w)
-    # The output takes x and w's dtype; the bias is cast to it (the reference's rule).
-    dtype = float_dtype("conv2d_forward", x, w)
     n, c, h, wd = x.shape
     out_ch, w_in, kh, kw = w.shape
     if w_in != c:
@@ -139,6 +156,11 @@ def conv2d_forward(x, w, b, stride, padding, activation=None):
     if oh <= 0 or ow <= 0:
         raise ValueError(f"conv2d_forward: input {x.shape} with padding {padding} is "
                          f"smaller than the kernel ({kh}, {kw})")
+    dtype = fast_dtype(x, w)
+    if dtype is None:
+        return reference.conv2d_forward(x, w, b, stride, padding, activation)
+    x = cp.ascontiguousarray(x, dtype=dtype)  # a copy only to convert or compact
+    w = cp.ascontiguousarray(w, dtype=dtype)
     rows, row_len = c * kh * kw, n * oh * ow
     check_int32("conv2d_forward", columns_per_row=row_len, input_plane=h * wd,
                 batch_times_channels=n * max(c, out_ch))
@@ -154,17 +176,20 @@ def conv2d_forward(x, w, b, stride, padding, activation=None):
     launch(kernel(_SOURCE, "rows_to_nchw", dtype), grid_2d(oh * ow, n * out_ch),
            (y_rows, bias, y, np.int32(n), np.int32(out_ch), np.int32(oh * ow),
             np.int32(b is not None), np.int32(act)))
-    return y, (cols, x.shape, w, b is not None, stride, padding, y, act)
+    return y, ConvCache(cols, x.shape, w, b is not None, stride, padding, y, act)
 
 
 def conv2d_backward(gy, cache, need_input_grad=True):
-    """Gradients of conv2d_forward with respect to x, w and b."""
+    """Gradients of conv2d_forward with respect to x, w and b, in the forward's dtype
+    (a gradient of another dtype is cast to it, as on the CPU)."""
+    if not isinstance(cache, ConvCache):  # the forward went to the reference kernel
+        return reference.conv2d_backward(gy, cache, need_input_grad)
     cols, x_shape, w, has_bias, (sh, sw), (ph, pw), y, act = cache
-    gy = cp.ascontiguousarray(gy)
     if gy.shape != y.shape:  # the kernels index by the forward's sizes
         raise ValueError(f"conv2d_backward: gradient of shape {gy.shape} does not match "
                          f"the convolution output {y.shape}")
-    dtype = float_dtype("conv2d_backward", gy, w)
+    dtype = w.dtype
+    gy = cp.ascontiguousarray(gy, dtype=dtype)
     n, out_ch, oh, ow = gy.shape
     plane = oh * ow
     gy_rows = cp.empty((out_ch, n * plane), dtype=dtype)

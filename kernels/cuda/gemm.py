@@ -26,6 +26,7 @@ import os
 import numpy as np
 
 from . import cublas_capture
+from .._xp import fast_dtype
 from .compile import (INT_MAX, check_int32, cp, float_dtype, grid_2d, kernel, launch,
                       require_cupy)
 
@@ -181,8 +182,10 @@ def matmul_views(a, b):
 def matmul_graph_safe(a, b):
     """NumPy's ``matmul(a, b)`` (batched, broadcast, 1-D operands) by the tiled GEMM.
 
-    Operands must be float32 or float64 of one dtype. Transposed views (``w.T``) are
-    read in place, without a copy. Safe to capture in a CUDA graph.
+    Operands of float32 or float64, or any two that NumPy promotes to one of them
+    (float64 with float32, integers with float32: converted first, as ``cupy.matmul``
+    does). Transposed views (``w.T``) are read in place, without a copy. Safe to
+    capture in a CUDA graph.
     """
     a2, b2, out, batch_shape = _matmul_operands(a, b)
     _gemm(a2, b2, out, batch_shape, accumulate=False, split_k=None)
@@ -203,11 +206,19 @@ def matmul_cublas(a, b):
 
 
 def _matmul_operands(a, b):
-    """Check ``matmul``'s operands: (a as 2-D+, b as 2-D+, an empty out, batch shape)."""
+    """Check ``matmul``'s operands: (a as 2-D+, b as 2-D+, an empty out, batch shape),
+    both in NumPy's result type of the two (float32 or float64, else a TypeError)."""
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: operands must have at least one axis, got shapes "
                          f"{a.shape} and {b.shape}")
-    dtype = float_dtype("matmul", a, b)
+    dtype = fast_dtype(a, b)
+    if dtype is None:
+        raise TypeError(f"matmul: the CUDA GEMMs take float32 or float64 operands (or ones "
+                        f"NumPy promotes to them), got {a.dtype} and {b.dtype}")
+    # Mixed operands are promoted as cupy.matmul promotes them. astype keeps the
+    # layout (a transposed view stays readable in place) and copies only to convert.
+    a = a if a.dtype == dtype else a.astype(dtype)
+    b = b if b.dtype == dtype else b.astype(dtype)
     a2 = a[None, :] if a.ndim == 1 else a
     b2 = b[:, None] if b.ndim == 1 else b
     m, k = a2.shape[-2:]

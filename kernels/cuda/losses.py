@@ -1,20 +1,34 @@
-"""Fused softmax + cross-entropy on the GPU (CUDA kernels in softmax_ce.cu)."""
+"""Fused softmax + cross-entropy on the GPU (CUDA kernels in softmax_ce.cu).
+
+float32 and float64 logits run here; others (float16) go to the reference kernel,
+as on the CPU (``compile.fast_dtype``), and their backward follows them there.
+"""
+from typing import NamedTuple
+
 import numpy as np
 
-from .compile import BLOCK, check_int32, cp, float_dtype, grid_1d, kernel, launch
+from .._xp import fast_dtype
+from ..reference import losses as reference
+from .compile import BLOCK, check_int32, cp, grid_1d, kernel, launch
 
 _SOURCE = "softmax_ce.cu"
 _ROWS_PER_BLOCK = BLOCK // 32  # the forward kernel gives each row one warp
+
+
+class SoftmaxCrossEntropyCache(NamedTuple):
+    """The logits, the labels (int64) and each row's max and log-sum-exp."""
+    logits: object
+    labels: object
+    row_max: object
+    log_sum: object
 
 
 def softmax_cross_entropy_forward(logits, labels):
     """Per-sample -log softmax(logits)[label], via the log-sum-exp shift.
 
     A label outside [0, classes) gives a NaN loss rather than an error, because
-    checking it would wait for the GPU.
+    checking it would wait for the GPU; the reference path for float16 does the same.
     """
-    logits = cp.ascontiguousarray(logits)
-    dtype = float_dtype("softmax_cross_entropy_forward", logits)
     if logits.ndim != 2:
         raise ValueError("softmax_cross_entropy_forward: expected logits of shape "
                          f"(N, classes), got {logits.shape}")
@@ -23,17 +37,23 @@ def softmax_cross_entropy_forward(logits, labels):
     if labels.shape != (rows,):
         raise ValueError(f"softmax_cross_entropy_forward: labels of shape {labels.shape} "
                          f"do not match {rows} rows of logits")
+    dtype = fast_dtype(logits)
+    if dtype is None:
+        return reference.softmax_cross_entropy_forward(logits, labels)
+    logits = cp.ascontiguousarray(logits)
     check_int32("softmax_cross_entropy_forward", classes=classes)
     losses = cp.empty(rows, dtype=dtype)
     row_max = cp.empty(rows, dtype=dtype)
     log_sum = cp.empty(rows, dtype=dtype)
     launch(kernel(_SOURCE, "softmax_ce_forward", dtype), grid_1d(rows, _ROWS_PER_BLOCK),
            (logits, labels, losses, row_max, log_sum, np.int64(rows), np.int32(classes)))
-    return losses, (logits, labels, row_max, log_sum)
+    return losses, SoftmaxCrossEntropyCache(logits, labels, row_max, log_sum)
 
 
 def softmax_cross_entropy_backward(gloss, cache):
     """d loss_n / d logits = gloss_n * (softmax - onehot(label_n))."""
+    if not isinstance(cache, SoftmaxCrossEntropyCache):  # a reference forward's cache
+        return reference.softmax_cross_entropy_backward(gloss, cache)
     logits, labels, row_max, log_sum = cache
     rows, classes = logits.shape
     gloss = cp.ascontiguousarray(gloss, dtype=logits.dtype)

@@ -182,7 +182,9 @@ class Module:
         """Move every parameter and buffer to ``device`` in place; returns self.
 
         Parameters keep their identity, so an existing optimizer keeps working: it
-        moves its state arrays to the new device on its next step.
+        moves its state arrays to the new device on its next step. What moves arrives
+        C-contiguous (the CUDA kernels that update in place need it); an array already
+        on ``device`` stays as it is.
         """
         device = backend.check_device(device)
         for param in self.parameters():
