@@ -22,7 +22,8 @@ import numpy as np
 
 from . import backend
 from . import random as mg_random
-from .tensor import Node, Tensor, constant_like, is_grad_enabled, is_scalar, scalar_result_dtype
+from .tensor import (Node, Tensor, constant_like, is_grad_enabled, is_number_like, is_scalar,
+                     scalar_result_dtype)
 
 
 def _record(data, inputs, backward, name=None):
@@ -82,15 +83,16 @@ def _promoted(x, scalar):
 def _operands(a, b, op, broadcast=True):
     """Two Tensors on one device (whose shapes broadcast), or a clear error.
 
-    A number beside a tensor takes the tensor's dtype, or promotes the tensor when it
-    is of a higher kind (see ``tensor.scalar_result_dtype``); an array keeps its own.
+    A number (or 0-d array) beside a tensor takes the tensor's dtype, or promotes the
+    tensor when it is of a higher kind (see ``tensor.scalar_result_dtype``); an array
+    keeps its own.
     """
     if not isinstance(a, Tensor):
-        if is_scalar(a):
+        if is_number_like(a):
             b = _promoted(b, a)
         a = constant_like(a, b)
     if not isinstance(b, Tensor):
-        if is_scalar(b):
+        if is_number_like(b):
             a = _promoted(a, b)
         b = constant_like(b, a)
     _same_device(op, a, b)

@@ -603,11 +603,25 @@ def is_scalar(value):
     return isinstance(value, (bool, int, float, complex, np.number, np.bool_))
 
 
+def is_number_like(value):
+    """A number, or a 0-d NumPy/CuPy array of a real kind: what combines with a tensor
+    by the rule for numbers (:func:`scalar_result_dtype`), as torch treats 0-d tensors.
+
+    Without it, ``t_float32 * arr.mean()`` would stay float32 on the CPU (NumPy's
+    reductions give scalars) but turn float64 on the GPU (CuPy's give 0-d arrays).
+    """
+    return is_scalar(value) or (getattr(value, "ndim", None) == 0 and not isinstance(value, Tensor)
+                                and getattr(value, "dtype", None) is not None
+                                and value.dtype.kind in "biuf")
+
+
 def scalar_result_dtype(dtype, value):
     """The dtype of a tensor of ``dtype`` combined with the number ``value``, as torch.
 
     int tensor * 0.5 -> float32; bool tensor * 2 -> int64; float32 tensor * 2.0 ->
-    float32 (a Python float never widens a float tensor).
+    float32 (a Python float never widens a float tensor). A 0-d array of a higher
+    kind gives its own dtype (torch's rule for 0-d tensors: int tensor * a 0-d
+    float64 array -> float64); of the same or a lower kind, the tensor's.
     """
     rank = _KIND_RANK.get(_scalar_kind(value))
     if rank is None:
@@ -615,12 +629,14 @@ def scalar_result_dtype(dtype, value):
                         f"{type(value).__name__}: minigrad handles real numbers only")
     if rank <= _KIND_RANK.get(np.dtype(dtype).kind, 2):
         return np.dtype(dtype)
+    if not is_scalar(value):  # a 0-d array
+        return np.dtype(value.dtype)
     return _KIND_DEFAULT_DTYPE[rank]
 
 
 def _scalar_kind(value):
-    """NumPy's kind letter of a number: "b", "i"/"u", "f" or "c"."""
-    if isinstance(value, np.generic):
+    """NumPy's kind letter of a number or 0-d array: "b", "i"/"u", "f" or "c"."""
+    if not isinstance(value, (bool, int, float, complex)):  # NumPy or CuPy: its dtype
         return value.dtype.kind
     if isinstance(value, bool):  # before int: bool is an int
         return "b"
@@ -637,10 +653,11 @@ def constant_like(value, like):
     """
     if isinstance(value, Tensor):
         return value
-    if is_scalar(value):
-        dtype = scalar_result_dtype(like.dtype, value)
-        return Tensor(backend.xp_for(like.device).asarray(value, dtype=dtype))
-    if hasattr(value, "shape") and backend.device_of(value) != like.device:
+    if hasattr(value, "shape") and not isinstance(value, np.generic) \
+            and backend.device_of(value) != like.device:
         raise ValueError(f"an array on {backend.device_of(value)} cannot be combined with "
                          f"a tensor on {like.device}; move one with .to()")
+    if is_number_like(value):
+        dtype = scalar_result_dtype(like.dtype, value)
+        return Tensor(backend.xp_for(like.device).asarray(value, dtype=dtype))
     return as_tensor(value, device=like.device)

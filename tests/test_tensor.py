@@ -478,3 +478,18 @@ def test_the_sole_reference_counts_are_measured_as_if_no_tracer_ran():
     assert sys.gettrace() is None  # and the tracer was put back (here: none)
     if measured["traced"] != tensor_module._SOLE_REFERENCE:  # CPython 3.11-3.12 inflate it
         assert measured["traced"] > tensor_module._SOLE_REFERENCE
+
+
+def test_a_zero_dimensional_array_combines_as_a_number_does():
+    """As torch treats 0-d tensors, and so that the GPU (whose reductions give 0-d
+    arrays, not scalars) promotes as the CPU does: a float32 tensor stays float32."""
+    t = mg.tensor([1.0, 2.0], requires_grad=True)
+    assert (t * np.array(2.0)).dtype == np.float32  # NumPy alone would give float64
+    assert (np.array(2.0) - t).dtype == np.float32
+    assert (t + np.array(3)).dtype == np.float32
+    # A 0-d array of a higher kind gives its own dtype (a Python float: float32).
+    assert (mg.tensor([1, 2]) * np.array(2.5)).dtype == np.float64
+    assert (mg.tensor([1, 2]) * 2.5).dtype == np.float32
+    (t * np.array(3.0)).sum().backward()
+    assert t.grad.dtype == np.float32 and list(t.grad) == [3.0, 3.0]
+    assert (t * np.ones(2)).dtype == np.float64  # arrays with a shape keep NumPy's rule
