@@ -34,7 +34,10 @@ The contract (shapes NCHW, weights OIHW, every function pure unless it says
 ``avg_pool2d_forward(x, kernel, stride, padding) -> (y, cache)``  (count_include_pad)
 ``avg_pool2d_backward(gy, cache) -> gx``
 ``softmax_cross_entropy_forward(logits, labels) -> (losses, cache)``
-    per-sample losses (N,) for integer labels (N,); numerically stable.
+    per-sample losses (N,) for integer labels (N,); numerically stable. A label
+    outside [0, classes) gives a NaN loss (reference, CUDA: nothing may wait to check
+    it on a GPU) or a ValueError (the CPU's fast kernel); the op layer checks labels
+    on the CPU before either runs.
 ``softmax_cross_entropy_backward(gloss, cache) -> glogits``
 ``activation_forward(name, x) -> y``, ``activation_backward(name, gy, y) -> gx``
     for name "relu", "tanh" or "sigmoid", the derivative taken from the output ``y``

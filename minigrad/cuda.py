@@ -135,9 +135,14 @@ class GraphedStep:
                 with _warm_up_gemm(self.gemm):
                     loss = self._eager(x_data, y_data)
             except Exception as exc:
-                raise _not_graphable(
-                    f"the warm-up step before the capture failed; it multiplies with the "
-                    f"GEMM the graph would use (gemm={self.gemm!r})", exc) from exc
+                # Its own error, type kept (a shape error stays a ValueError), with a
+                # note: the one thing it does unlike an eager step is the GEMM it uses.
+                exc.add_note(f"graphed_step: this was the warm-up step before the capture, "
+                             f"which multiplies with the GEMM the graph would use "
+                             f"(gemm={self.gemm!r}; 'custom' takes float32 and float64 "
+                             "only); if an eager step runs, train eagerly or choose "
+                             "gemm='cublas'")
+                raise
             self._capture()
             return loss
         self._copy_in(x_data, y_data)

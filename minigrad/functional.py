@@ -665,8 +665,6 @@ def _class_labels(target, logits, loss):
     out NaN instead, on the device (the CUDA softmax cross-entropy kernel does it
     itself, :func:`_nan_for_bad_labels` for the others; CuPy's indexing would wrap the
     label round to another class), and a NaN loss stops ``fit`` at its next check.
-    (With ``MINIGRAD_KERNELS=reference`` on a GPU, cross_entropy's reference kernel
-    wraps such a label too: that debugging mode gets no NaN.)
     While ``backend.capturing()`` the CPU check is skipped too.
     """
     labels = target.data if isinstance(target, Tensor) else target

@@ -504,3 +504,16 @@ def test_state_of_a_fortran_ordered_parameter_is_c_ordered(name):
                   [param], steps=1)
     arrays = [v for v in opt.state[param].values() if isinstance(v, np.ndarray) and v.ndim]
     assert arrays and all(a.flags.c_contiguous for a in arrays)
+
+
+def test_loaded_state_is_c_ordered_whatever_the_files_order():
+    """A torch tensor's or a saved array's layout may be Fortran's; the CUDA updates
+    take C-contiguous state only, so the loaded copy is C-ordered."""
+    param = nn.Parameter(np.ones((3, 4)))
+    saved = stepped("adam", {}, [nn.Parameter(np.ones((3, 4)))]).state_dict()
+    for key in ("exp_avg", "exp_avg_sq"):
+        saved["state"][0][key] = np.asfortranarray(saved["state"][0][key])
+    opt = optim.Adam([param])
+    opt.load_state_dict(saved)
+    assert opt.state[param]["exp_avg"].flags.c_contiguous
+    assert opt.state[param]["exp_avg_sq"].flags.c_contiguous

@@ -1,7 +1,7 @@
 """Fused softmax + cross-entropy on the GPU (CUDA kernels in softmax_ce.cu).
 
 float32 and float64 logits run here; others (float16) go to the reference kernel,
-as on the CPU (``compile.fast_dtype``), and their backward follows them there.
+as on the CPU (``kernels._xp.fast_dtype``), and their backward follows them there.
 """
 from typing import NamedTuple
 

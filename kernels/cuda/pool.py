@@ -1,7 +1,7 @@
 """Max and average pooling on the GPU (CUDA kernels in pool.cu).
 
 float32 and float64 inputs run here; others (integer images, float16) go to the
-reference kernel, as on the CPU (``compile.fast_dtype``), and their backward follows
+reference kernel, as on the CPU (``kernels._xp.fast_dtype``), and their backward follows
 them there: the cache says which kernel made it.
 """
 from typing import NamedTuple

@@ -526,4 +526,6 @@ def _restore_state_value(value, param, key, index, optimizer_name):
                          f"{index} has shape {array.shape}, the parameter has "
                          f"{tuple(param.data.shape)}")
     xp = backend.array_module(param.data)
-    return xp.array(array, dtype=param.data.dtype)  # a copy: never alias the caller's arrays
+    # A C-ordered copy: never alias the caller's arrays, and the fused CUDA updates
+    # take C-contiguous state only (a torch tensor's may be laid out otherwise).
+    return xp.array(array, dtype=param.data.dtype, order="C")
