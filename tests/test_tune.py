@@ -694,3 +694,23 @@ def test_halving_max_epochs_may_exceed_the_configs(tmp_path):
                      halving=Halving(eta=3, max_epochs=3)).run()
     assert [r["epochs"] for r in results] == [3, 1, 1]
     assert results.halving["epochs_full"] == 9 and results.halving["epochs_run"] == 5
+
+
+def test_a_worker_takes_its_share_even_before_the_queue_has_flushed(monkeypatch):
+    """The shares queue is fed by a background thread: a worker that starts before it
+    ran must wait for its share, not stay unpinned (seen once on a loaded machine)."""
+    import queue
+    from minigrad.tune import executors
+
+    class NotYetFlushed:  # a multiprocessing queue whose feeder thread has not run yet
+        def get_nowait(self):
+            raise queue.Empty
+
+        def get(self, timeout=None):
+            return [1]
+
+    pinned = []
+    monkeypatch.setattr(executors.os, "sched_setaffinity",
+                        lambda tid, share: pinned.append(share), raising=False)
+    executors._pin_worker(NotYetFlushed())
+    assert pinned and all(share == [1] for share in pinned)

@@ -81,6 +81,9 @@ class Sequential:
 
 
 # --------------------------------------------------------------------------- local pool
+PIN_TIMEOUT_S = 30  # how long a new worker waits for its share of the cores
+
+
 def _pin_worker(shares):
     """Pool initializer: take one share of the cores and pin every thread of this process.
 
@@ -90,7 +93,10 @@ def _pin_worker(shares):
     a thread pool started at import time would keep the old mask.
     """
     try:
-        share = shares.get_nowait()
+        # Not get_nowait: the parent's queue feeds its items from a background thread,
+        # which a loaded machine may not have run yet when this worker starts; there
+        # is one share per worker, so waiting is safe (and bounded, should one be lost).
+        share = shares.get(timeout=PIN_TIMEOUT_S)
     except (queue.Empty, OSError):
         return
     if not hasattr(os, "sched_setaffinity"):
