@@ -507,7 +507,7 @@ class KernelTableSuite:
     def test_optimizer_step_count_on_the_device(self, device, rng, name):
         check_device_step(device, rng, name, lambda v: self.device_array([v], np.float64))
 
-    @pytest.mark.parametrize("dtype", DTYPES)
+    @pytest.mark.parametrize("dtype", DTYPES + [np.float16])  # float16: the float32 pattern
     @pytest.mark.parametrize("case", DROPOUT_CASES, ids=case_id)
     def test_dropout_mask_matches_the_numpy_hash(self, device, case, dtype):
         check_dropout_mask(device, case, dtype)

@@ -6,9 +6,10 @@ import contextlib
 
 import numpy as np
 
+from .._xp import FLOAT_DTYPES
 from ..reference.random import (as_uint64, drop_threshold, keep_scale, mask_dtype,
                                 mask_shape)
-from .compile import cp, float_dtype, grid_1d, kernel, launch
+from .compile import cp, grid_1d, kernel, launch
 
 _SOURCE = "random.cu"
 
@@ -53,8 +54,11 @@ def dropout_mask(shape, p, seed, offset, dtype):
     """
     shape, dtype = mask_shape(shape), mask_dtype(dtype)
     threshold = drop_threshold(p)
+    if dtype not in FLOAT_DTYPES:  # no kernel for it (float16): the float32 mask's
+        # pattern, which is the same hash, at this dtype's own rounding of 1/(1-p)
+        kept = dropout_mask(shape, p, seed, offset, np.float32) != 0
+        return kept.astype(dtype) * keep_scale(p, dtype)
     mask = cp.empty(shape, dtype=dtype)
-    float_dtype("dropout_mask", mask)  # the kernel is built for float32/float64 only
     if isinstance(offset, cp.ndarray):
         _check_device_offset(offset)
         offset_ptr, on_device, offset_host = offset, 1, 0
