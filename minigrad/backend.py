@@ -112,6 +112,14 @@ def to_numpy(array):
     return np.asarray(array)
 
 
+def host_copy(array):
+    """A NumPy copy of an array from any device, sharing no memory with it: made in one
+    copy (a CuPy array's host copy is new already), for state dicts and checkpoints."""
+    if device_of(array) == "cuda":
+        return array.get()
+    return np.array(array, copy=True)
+
+
 def scatter_add(array, index, values):
     """``array[index] += values`` in place, with repeated indices adding up."""
     if device_of(array) == "cpu":

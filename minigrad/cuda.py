@@ -241,8 +241,13 @@ class GraphedStep:
         except Exception as exc:
             _restore_grads(self._params, warm_grads)
             _new_state_entries(optimizer, keys_before)  # never initialised: drop it
-            raise _not_graphable("the training step could not be captured in a CUDA graph",
-                                 exc) from exc
+            raise RuntimeError(
+                f"graphed_step: the training step could not be captured in a CUDA graph "
+                f"({type(exc).__name__}: {exc}). Something in the model, the loss or the "
+                "optimizer reads a value back from the GPU, calls a library CuPy cannot "
+                "capture, or multiplies what the capture's GEMM does not take (the "
+                "'custom' GEMM takes float32 and float64 only); train this model without "
+                "the graph (eagerly)") from exc
         finally:
             for state, value in zip(stepped, saved_steps):
                 state["step"] = value
@@ -363,17 +368,6 @@ def _warm_up_gemm(name):
     convolution's weight gradient with the GEMM it will run on) happens outside the
     capture."""
     return cuda_gemm.capture_gemm(name, eager=True)
-
-
-def _not_graphable(what, exc):
-    """The RuntimeError for a step that cannot run as a graph: ``what`` failed, the
-    error it met, the likely causes and the way out (the caller chains ``exc``)."""
-    return RuntimeError(
-        f"graphed_step: {what} ({type(exc).__name__}: {exc}). Something in the model, the "
-        "loss or the optimizer reads a value back from the GPU, calls a library CuPy "
-        "cannot capture, or multiplies what the capture's GEMM does not take (the "
-        "'custom' GEMM takes float32 and float64 only); train this model without the "
-        "graph (eagerly)")
 
 
 def _array(value):

@@ -1,6 +1,7 @@
 """minigrad.backend: kernel tables per device and mode."""
 import sys
 
+import numpy as np
 import pytest
 
 from minigrad import backend
@@ -15,3 +16,11 @@ def test_fast_kernels_that_cannot_load_fall_back_with_one_warning(monkeypatch):
         table = backend.kernel_table("cpu")
     from kernels.reference import KERNELS as REFERENCE
     assert table["conv2d_forward"] is REFERENCE["conv2d_forward"]
+
+
+def test_host_copy_shares_no_memory_with_its_array():
+    """What Module.state_dict and Optimizer.state_dict save: later steps leave it alone."""
+    array = np.arange(6.0).reshape(2, 3)
+    copy = backend.host_copy(array.T)  # a view, not C-ordered: copied as it is
+    assert isinstance(copy, np.ndarray) and not np.shares_memory(copy, array)
+    np.testing.assert_array_equal(copy, array.T)

@@ -32,6 +32,18 @@ def stepped(name, kwargs, params, steps=2, seed=0):
     return opt
 
 
+def assert_steps_alike(opt, twin_opt, grads):
+    """Step two one-parameter optimizers on the same gradients: their parameters must
+    end bit for bit equal."""
+    param, twin = opt.param_groups[0]["params"][0], twin_opt.param_groups[0]["params"][0]
+    assert param is not twin
+    for grad in grads:
+        param.grad, twin.grad = grad, grad.copy()
+        opt.step()
+        twin_opt.step()
+    np.testing.assert_array_equal(param.data, twin.data)
+
+
 # ------------------------------------------------------------------ gradients
 @pytest.mark.parametrize("name, kwargs", ONE_EACH, ids=ONE_EACH_IDS)
 def test_a_tensor_grad_is_refused_and_nothing_changes(name, kwargs):
@@ -238,12 +250,7 @@ def test_adamw_stays_adamw_when_loading_an_adam_checkpoint():
 
     reference = optim.AdamW([nn.Parameter(p0.copy())], lr=0.1, weight_decay=0.1)
     reference.load_state_dict(adamw.state_dict())
-    twin = reference.param_groups[0]["params"][0]
-    for grad in grads:
-        param.grad, twin.grad = grad, grad.copy()
-        adamw.step()
-        reference.step()
-    np.testing.assert_array_equal(param.data, twin.data)
+    assert_steps_alike(adamw, reference, grads)
 
     # The other way round Adam takes the flag, as torch.optim.Adam does: Adam with
     # decoupled_weight_decay=True is AdamW.
@@ -311,12 +318,7 @@ def test_pytorchs_own_group_flags_load_and_change_nothing(name):
     param = nn.Parameter(plain.param_groups[0]["params"][0].data.copy())
     opt = optim.get(name, [param])
     opt.load_state_dict(saved)
-    twin = plain.param_groups[0]["params"][0]
-    for grad in grads:
-        param.grad, twin.grad = grad, grad.copy()
-        opt.step()
-        plain.step()
-    np.testing.assert_array_equal(param.data, twin.data)
+    assert_steps_alike(opt, plain, grads)
     with pytest.raises(TypeError, match="fused must be True or False"):
         opt.load_state_dict(dict(saved, param_groups=[dict(saved["param_groups"][0],
                                                            fused="yes")]))

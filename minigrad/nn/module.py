@@ -236,7 +236,7 @@ class Module:
         """Key -> NumPy array copy of every parameter and buffer (PyTorch's keys and order)."""
         state = OrderedDict()
         for key, registry, name in self._state_entries():
-            state[key] = _host_copy(_array_of(registry[name]))
+            state[key] = backend.host_copy(_array_of(registry[name]))
         return state
 
     def load_state_dict(self, state, strict=True):
@@ -349,12 +349,6 @@ _shape_trace = None  # set by summary(): every Module call appends (module, outp
 def _array_of(value):
     """The backend array of a registered value (a Parameter's data, or a buffer itself)."""
     return value.data if isinstance(value, Tensor) else value
-
-
-def _host_copy(array):
-    """A NumPy copy of a backend array (one copy: a CuPy array's host copy is already new)."""
-    host = backend.to_numpy(array)
-    return host.copy() if host is array else host
 
 
 def _loadable_array(value, key):

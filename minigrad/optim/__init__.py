@@ -19,17 +19,22 @@ OPTIMIZERS = {
 }
 
 
-def get(name, params, **kwargs):
-    """Build the optimizer registered as ``name`` (case-insensitive) over ``params``."""
+def optimizer_class(name):
+    """The optimizer class registered as ``name`` (case-insensitive), or a clear error
+    listing the known names."""
     if not isinstance(name, str):
         raise TypeError(f"optimizer name must be a string, got {type(name).__name__}")
     try:
-        cls = OPTIMIZERS[name.lower()]
+        return OPTIMIZERS[name.lower()]
     except KeyError:
         raise ValueError(f"unknown optimizer {name!r}; known: "
                          f"{', '.join(sorted(OPTIMIZERS))}") from None
-    return cls(params, **kwargs)
+
+
+def get(name, params, **kwargs):
+    """Build the optimizer registered as ``name`` (case-insensitive) over ``params``."""
+    return optimizer_class(name)(params, **kwargs)
 
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "OPTIMIZERS", "get",
-           "lr_scheduler"]
+           "optimizer_class", "lr_scheduler"]

@@ -254,13 +254,13 @@ class Optimizer:
         The groups must match this optimizer's in number and size. Another registered
         optimizer's state dict is refused: a group with a hyper-parameter that one of
         them has and this one has not (``momentum`` into Adam), or a parameter state
-        with an entry that one of them keeps and this one does not. An Adam checkpoint
-        does load into AdamW, as in PyTorch, and AdamW stays AdamW. As in PyTorch,
-        other group keys are loaded as they are (a user's ``"tag"``, a scheduler's
-        ``"initial_lr"``; PyTorch's ``foreach``, ``fused``, ``capturable`` and
-        ``differentiable``, which change nothing here); a number under a key none of
-        these explains is loaded too, with a warning naming it (a misspelt setting such
-        as ``"betass"``). A state entry this optimizer does not keep is refused. Hyper-parameters a checkpoint lacks (saved before they
+        with an entry this optimizer does not keep (or without one it needs). An Adam
+        checkpoint does load into AdamW, as in PyTorch, and AdamW stays AdamW. As in
+        PyTorch, other group keys are loaded as they are (a user's ``"tag"``, a
+        scheduler's ``"initial_lr"``; PyTorch's ``foreach``, ``fused``, ``capturable``
+        and ``differentiable``, which change nothing here); a number under a key none
+        of these explains is loaded too, with a warning naming it (a misspelt setting
+        such as ``"betass"``). Hyper-parameters a checkpoint lacks (saved before they
         existed) keep their current values. Buffers are copied onto each parameter's
         device in its dtype. Everything is checked before anything changes, so a bad
         state dict leaves the optimizer as it was.
@@ -316,10 +316,10 @@ class Optimizer:
             # Only this optimizer's own entries: one it does not keep means another
             # optimizer's state (torch's Adadelta, NAdam, ...), never something to carry.
             unknown = sorted(set(map(str, saved)) - _state_entry_names(type(self)))
-            foreign = self._foreign_keys(saved, _state_entry_names,
-                                         _state_entry_names(type(self)))
             missing = [key for key in self._required_state if key not in saved]
             if unknown or missing:
+                foreign = self._foreign_keys(saved, _state_entry_names,
+                                             _state_entry_names(type(self)))
                 raise ValueError(
                     f"{name}.load_state_dict: the state of parameter {index} has entries "
                     f"{sorted(map(str, saved))}; {name} keeps "
@@ -493,9 +493,7 @@ def _is_array(value):
 
 def _host_copy(value):
     """A NumPy copy of a state array (scalars such as step counts pass through)."""
-    if _is_array(value):
-        return np.array(backend.to_numpy(value), copy=True)
-    return value
+    return backend.host_copy(value) if _is_array(value) else value
 
 
 def _follow_device(param, state):
