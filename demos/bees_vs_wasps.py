@@ -142,9 +142,7 @@ def load_data(config, progress=False):
 def check_config(config):
     """Raise ``ValueError`` naming the first setting that cannot work (before any data loads)."""
     losses.get(config.loss)  # an unknown name lists the known ones
-    if config.optimizer.lower() not in optim.OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {config.optimizer!r}; known: "
-                         f"{', '.join(sorted(optim.OPTIMIZERS))}")
+    optim.optimizer_class(config.optimizer)  # an unknown name lists the known ones
     nn.activation(config.activation)
     if config.size < 8:
         raise ValueError(f"--size must be at least 8 (three 2x2 poolings), got {config.size}")
@@ -174,7 +172,7 @@ def experiment_settings(config):
     """
     activation = type(nn.activation(config.activation))
     loss = type(losses.get(config.loss))
-    optimizer = optim.OPTIMIZERS[config.optimizer.lower()]  # optim.get's lookup
+    optimizer = optim.optimizer_class(config.optimizer)
     settings = {
         "model": exercise_cnn.__name__,
         "data": str(Path(config.data).expanduser().resolve()) if config.data else None,

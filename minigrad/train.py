@@ -68,9 +68,8 @@ class History:
     validation data), ``lr`` (the rate used during the epoch), ``seconds`` (the
     epoch's wall time, validation included) and ``images_per_second`` (training
     throughput), and every number a callback puts in the logs in its
-    ``on_epoch_end``. ``epoch`` lists the epoch numbers (from 0). During ``fit``
-    an epoch is appended before the ``on_epoch_end`` calls and gains the numbers
-    each callback adds right after that callback's call.
+    ``on_epoch_end`` (when ``fit`` records what, :class:`Callback` says). ``epoch``
+    lists the epoch numbers (from 0).
     """
 
     def __init__(self, history=None, epoch=None, params=None):
@@ -659,6 +658,15 @@ class LearningRateScheduler(Callback):
         self.scheduler.load_state_dict(state)
 
 
+def _monitored_score(who, monitor, sign, logs, hint=""):
+    """``sign * logs[monitor]`` (higher is better); a KeyError naming ``who`` when the run
+    does not log ``monitor``."""
+    if monitor not in logs:
+        raise KeyError(f"{who} monitors {monitor!r}, which this run does not log (it logs "
+                       f"{sorted(logs)}){hint}")
+    return sign * logs[monitor]
+
+
 class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
 
@@ -694,11 +702,8 @@ class EarlyStopping(Callback):
         return f"EarlyStopping:{self.monitor}"
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.monitor not in logs:
-            raise KeyError(f"EarlyStopping monitors {self.monitor!r}, which this run does not "
-                           f"log (it logs {sorted(logs)}); give fit validation data or "
-                           f"monitor 'loss'")
-        score = self.sign * logs[self.monitor]
+        score = _monitored_score("EarlyStopping", self.monitor, self.sign, logs,
+                                 "; give fit validation data or monitor 'loss'")
         if score > self.best + self.min_delta:
             self.best, self.best_epoch, self.wait = score, epoch, 0
             if self.restore_best_weights:
@@ -772,10 +777,7 @@ class ModelCheckpoint(Callback):
         # by another ModelCheckpoint this epoch then holds this one's new best.
         self._due = True
         if self.save_best_only:
-            if self.monitor not in logs:
-                raise KeyError(f"ModelCheckpoint monitors {self.monitor!r}, which this run "
-                               f"does not log (it logs {sorted(logs)})")
-            score = self.sign * logs[self.monitor]
+            score = _monitored_score("ModelCheckpoint", self.monitor, self.sign, logs)
             self._due = score > self.best
             if self._due:
                 self.best = score

@@ -1,5 +1,5 @@
-"""Shared test fixtures: where the shared data lives, seeding, the kernel tables, and an
-install without matplotlib."""
+"""Shared test fixtures: where the shared data lives, seeding, the kernel tables, an
+install without matplotlib, and a quiet sweep."""
 import builtins
 from pathlib import Path
 
@@ -44,3 +44,14 @@ def no_matplotlib(monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", refusing_import)
+
+
+def quiet_sweep(space, out, trial_fn, **kwargs):
+    """A ``minigrad.tune.Sweep`` of ``trial_fn`` into ``out`` that, unless told otherwise,
+    runs in this process (one worker), prints nothing and draws no plots."""
+    from minigrad.tune import Sweep  # imported here: most tests never sweep
+
+    kwargs.setdefault("workers", 1)
+    kwargs.setdefault("verbose", 0)
+    kwargs.setdefault("plots", False)
+    return Sweep(space, trial_fn, out, **kwargs)

@@ -293,6 +293,7 @@ def test_loss_curve_gradients_agree_with_finite_differences():
         inner = slice(2, -2)
         smooth = np.abs(np.diff(curve.gradients, prepend=curve.gradients[0])) < 0.05
         mask = smooth & np.roll(smooth, 1) & np.roll(smooth, -1)  # away from kinks
+        assert mask[inner].sum() > len(GRID) // 2, name  # most of the curve is compared
         assert np.allclose(curve.gradients[inner][mask[inner]], numeric[inner][mask[inner]],
                            atol=2e-3), name
 

@@ -116,6 +116,7 @@ def test_a_given_optimizer_is_used_and_its_state_restored():
     assert steps_taken == pytest.approx(list(result.lrs))
     state_after = opt.state_dict()
     assert opt.param_groups[0]["lr"] == 3e-3
+    assert len(state_before["state"]) == len(list(model.parameters()))  # the loop checks each
     for index, entries in state_before["state"].items():
         assert state_after["state"][index]["step"] == entries["step"] == 2
         for key in ("exp_avg", "exp_avg_sq"):

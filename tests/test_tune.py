@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import shared_data
+from conftest import quiet_sweep, shared_data
 from minigrad.io import atomic_write_json
 from minigrad.tune import (Halving, SearchSpace, Sweep, SweepResults, choice, core_shares,
                            execute_trial, loguniform, trial_id, uniform)
@@ -256,11 +256,8 @@ def test_execute_trial_outcomes(tmp_path):
 
 
 # --------------------------------------------------------------------------- sweeps
-def _sweep(space, out, **kwargs):
-    kwargs.setdefault("workers", 1)
-    kwargs.setdefault("verbose", 0)
-    kwargs.setdefault("plots", False)
-    return Sweep(space, kwargs.pop("trial_fn", fake_trial), out, **kwargs)
+def _sweep(space, out, trial_fn=fake_trial, **kwargs):
+    return quiet_sweep(space, out, trial_fn, **kwargs)
 
 
 def test_sweep_ranks_trials_and_writes_complete_files(tmp_path):

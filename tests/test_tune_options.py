@@ -6,7 +6,8 @@ import argparse
 import numpy as np
 import pytest
 
-from minigrad.tune import (Halving, SearchSpace, Sweep, SweepMetricError, SweepResults,
+from conftest import quiet_sweep
+from minigrad.tune import (Halving, SearchSpace, SweepMetricError, SweepResults,
                            execute_trial)
 from minigrad.tune import report
 from minigrad.tune.cli import add_sweep_arguments, run_sweep_cli
@@ -34,11 +35,8 @@ def failing_trial(config, epochs, resume_from=None, checkpoint_path=None):
     return scored_trial(config, epochs)
 
 
-def _sweep(space, out, **kwargs):
-    kwargs.setdefault("workers", 1)
-    kwargs.setdefault("verbose", 0)
-    kwargs.setdefault("plots", False)
-    return Sweep(space, kwargs.pop("trial_fn", scored_trial), out, **kwargs)
+def _sweep(space, out, trial_fn=scored_trial, **kwargs):
+    return quiet_sweep(space, out, trial_fn, **kwargs)
 
 
 def _cli(argv, trial_fn=scored_trial):

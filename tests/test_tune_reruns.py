@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from conftest import quiet_sweep
 from minigrad.tune import Halving, Sweep, execute_trial
-from minigrad.tune.executors import _crash_outcome
+from minigrad.tune.executors import Sequential, _crash_outcome
 
 
 def curve_trial(config, epochs, resume_from=None, checkpoint_path=None):
@@ -35,11 +36,8 @@ def curve_trial(config, epochs, resume_from=None, checkpoint_path=None):
                         "seconds": [0.01] * epochs}}
 
 
-def _sweep(space, out, **kwargs):
-    kwargs.setdefault("workers", 1)
-    kwargs.setdefault("verbose", 0)
-    kwargs.setdefault("plots", False)
-    return Sweep(space, kwargs.pop("trial_fn", curve_trial), out, **kwargs)
+def _sweep(space, out, trial_fn=curve_trial, **kwargs):
+    return quiet_sweep(space, out, trial_fn, **kwargs)
 
 
 def _calls(log):
@@ -118,25 +116,16 @@ def test_a_survivor_retrained_without_checkpoints_that_fails_keeps_its_first_run
     assert row["history"]["val_accuracy"] == [0.9] and row["score"] == 0.9
 
 
-class _WorkerDiesOnResume:
-    """An executor whose worker process dies under every resumed trial (as LocalPool
-    reports it: a failed outcome without a history)."""
-
-    workers, description = 1, "test executor"
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
+class _WorkerDiesOnResume(Sequential):
+    """The sequential executor, except that the worker process dies under every resumed
+    trial (as LocalPool reports it: a failed outcome without a history)."""
 
     def run(self, trial_fn, tasks):
         for task in tasks:
             if task.checkpoint_path and os.path.exists(task.checkpoint_path):
                 yield task, _crash_outcome(task, "the worker process died twice")
             else:
-                yield task, execute_trial(trial_fn, task.config, task.epochs,
-                                          task.checkpoint_path)
+                yield from super().run(trial_fn, [task])
 
 
 def test_a_survivor_whose_worker_dies_on_resume_keeps_its_earlier_rungs(tmp_path, monkeypatch):
