@@ -43,6 +43,36 @@ def time_each(call, sync, steps):
     return times
 
 
+def time_forward_backward(forward, backward, reset, sync, steps, warmup):
+    """Median forward and backward ms over ``steps`` repeats after ``warmup`` untimed
+    ones: ``reset()`` (untimed) clears gradients, ``y = forward()`` and ``backward(y)``
+    are each waited for with ``sync()``. Serves both frameworks' per-layer rows."""
+    fwd, bwd = [], []
+    for repeat in range(warmup + steps):
+        reset()
+        start = time.perf_counter()
+        y = forward()
+        sync()
+        middle = time.perf_counter()
+        backward(y)
+        sync()
+        end = time.perf_counter()
+        if repeat >= warmup:
+            fwd.append(middle - start)
+            bwd.append(end - middle)
+    return {"forward_ms": median_ms(fwd), "backward_ms": median_ms(bwd)}
+
+
+def time_inference(model, no_grad, x, sync, steps):
+    """Seconds of each of ``steps`` forward passes of ``model`` in eval mode under
+    ``no_grad()`` (minigrad's or PyTorch's); the model is left in training mode."""
+    model.eval()
+    with no_grad():
+        times = time_each(lambda: model(x), sync, steps)
+    model.train()
+    return times
+
+
 def time_calls(call, sync, steps):
     """Per-call seconds (synchronised each call), and seconds per call back to back."""
     times = time_each(call, sync, steps)

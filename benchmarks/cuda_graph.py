@@ -241,6 +241,20 @@ def exercise_gemms(batch_size):
     return shapes
 
 
+def gpu_ms(call, reps):
+    """Milliseconds per call of ``call()``, by CUDA events around ``reps`` calls after
+    one untimed call."""
+    import cupy as cp
+    call()
+    start, end = cp.cuda.Event(), cp.cuda.Event()
+    start.record()
+    for _ in range(reps):
+        call()
+    end.record()
+    end.synchronize()
+    return round(cp.cuda.get_elapsed_time(start, end) / reps, 4)
+
+
 def time_gemms(batch_size, reps=20):
     import cupy as cp
 
@@ -259,14 +273,7 @@ def time_gemms(batch_size, reps=20):
                "split_k": gemm.split_k_for(m, n, k, 1, gemm.sm_count())}
         for label, fn in products:
             try:
-                fn(a_op, b_op)
-                start, end = cp.cuda.Event(), cp.cuda.Event()
-                start.record()
-                for _ in range(reps):
-                    fn(a_op, b_op)
-                end.record()
-                end.synchronize()
-                row[label] = round(cp.cuda.get_elapsed_time(start, end) / reps, 4)
+                row[label] = gpu_ms(lambda: fn(a_op, b_op), reps)
             except Exception as exc:
                 row[label] = None
                 row.setdefault("errors", {})[label] = f"{type(exc).__name__}: {exc}"
@@ -276,18 +283,8 @@ def time_gemms(batch_size, reps=20):
             plane = k // batch_size
             a3 = cp.asarray(gen.standard_normal((batch_size, m, plane)).astype(np.float32))
             b3 = cp.asarray(gen.standard_normal((batch_size, n, plane)).astype(np.float32))
-
-            def batched_then_sum(a3=a3, b3=b3):
-                return cp.matmul(a3, b3.transpose(0, 2, 1)).sum(axis=0)
-            batched_then_sum()
-            start, end = cp.cuda.Event(), cp.cuda.Event()
-            start.record()
-            for _ in range(reps):
-                batched_then_sum()
-            end.record()
-            end.synchronize()
-            row["per_image_batched_then_sum_ms"] = round(
-                cp.cuda.get_elapsed_time(start, end) / reps, 4)
+            row["per_image_batched_then_sum_ms"] = gpu_ms(
+                lambda: cp.matmul(a3, b3.transpose(0, 2, 1)).sum(axis=0), reps)
         if row["graph_safe_ms"] and row["cublas_ms"]:
             row["tflops_graph_safe"] = round(2 * m * n * k / (row["graph_safe_ms"] * 1e9), 2)
             row["ratio"] = round(row["graph_safe_ms"] / row["cublas_ms"], 2)

@@ -35,8 +35,8 @@ if str(HERE) not in sys.path:  # _common, also when this file is loaded by its p
 
 import numpy as np  # noqa: E402  (after the path set-up)
 from _common import (CLASSES, IMAGE_SIZE, cupy_peak_allocated_bytes,  # noqa: E402
-                     make_batch, median_ms, time_each, torch_exercise_cnn,
-                     weight_grad_report)
+                     make_batch, median_ms, time_each, time_forward_backward,
+                     time_inference, torch_exercise_cnn, weight_grad_report)
 
 # Training steps watched for peak GPU memory (after the timed ones: the watching is slow).
 GPU_MEMORY_STEPS = 3
@@ -156,11 +156,7 @@ class MinigradRunner:
                 "reserved_mib": round(reserved / 2 ** 20, 1)}
 
     def time_forward(self, steps):
-        self.model.eval()
-        with self.mg.no_grad():
-            times = time_each(lambda: self.model(self.x), self.sync, steps)
-        self.model.train()
-        return times
+        return time_inference(self.model, self.mg.no_grad, self.x, self.sync, steps)
 
     def layer_breakdown(self, steps, warmup):
         """Median forward and backward ms of each layer, fed the activations it sees.
@@ -180,25 +176,16 @@ class MinigradRunner:
 
         def time_layer(run, layer, i):
             x = mg.tensor(inputs[i].numpy(), requires_grad=i > 0, device=self.device)
-            fwd, bwd = [], []
-            for repeat in range(warmup + steps):
+            # The output's shape is the next layer's input's (a fused conv + ReLU too).
+            grad = mg.tensor(rng.standard_normal(inputs[i + 1].shape).astype(np.float32),
+                             device=self.device)
+
+            def reset():
+                x.grad = None
                 for param in layer.parameters():
                     param.grad = None
-                start = time.perf_counter()
-                y = run(x)
-                self.sync()
-                middle = time.perf_counter()
-                if repeat == 0:
-                    grad = mg.tensor(rng.standard_normal(y.shape).astype(np.float32),
-                                     device=self.device)
-                y.backward(grad)
-                self.sync()
-                end = time.perf_counter()
-                x.grad = None
-                if repeat >= warmup:
-                    fwd.append(middle - start)
-                    bwd.append(end - middle)
-            return {"forward_ms": median_ms(fwd), "backward_ms": median_ms(bwd)}
+            return time_forward_backward(lambda: run(x), lambda y: y.backward(grad),
+                                         reset, self.sync, steps, warmup)
 
         for i, (name, layer) in enumerate(zip(LAYER_NAMES, layers)):
             rows[name] = time_layer(layer, layer, i)
@@ -210,28 +197,14 @@ class MinigradRunner:
                 fused[f"{name}+{LAYER_NAMES[i + 1]}"] = time_layer(
                     lambda x, layer=layer: layer.convolve(x, "relu"), layer, i)
         logits = mg.tensor(inputs[-1].numpy(), requires_grad=True, device=self.device)
-        fwd, bwd, opt = [], [], []
-        for repeat in range(warmup + steps):
-            start = time.perf_counter()
-            loss = self.loss_fn(logits, self.labels)
-            self.sync()
-            middle = time.perf_counter()
-            loss.backward()
-            self.sync()
-            end = time.perf_counter()
+
+        def reset_logits():
             logits.grad = None
-            if repeat >= warmup:
-                fwd.append(middle - start)
-                bwd.append(end - middle)
+        rows["cross_entropy"] = time_forward_backward(
+            lambda: self.loss_fn(logits, self.labels), lambda loss: loss.backward(),
+            reset_logits, self.sync, steps, warmup)
         self.step()  # leaves a real gradient on every parameter
-        for repeat in range(warmup + steps):
-            start = time.perf_counter()
-            self.optimizer.step()
-            self.sync()
-            if repeat >= warmup:
-                opt.append(time.perf_counter() - start)
-        rows["cross_entropy"] = {"forward_ms": median_ms(fwd), "backward_ms": median_ms(bwd)}
-        adam_ms = median_ms(opt)
+        adam_ms = median_ms(time_each(self.optimizer.step, self.sync, warmup + steps)[warmup:])
         total = adam_ms + sum(r["forward_ms"] + r["backward_ms"] for r in rows.values())
         rows["fused"] = fused
         return rows, adam_ms, round(total, 3)
@@ -298,29 +271,17 @@ class TorchRunner:
         for i, (name, layer) in enumerate(zip(LAYER_NAMES, self.model)):
             x = inputs[i].detach().clone().requires_grad_(i > 0)
             grad = torch.randn_like(inputs[i + 1])
-            fwd, bwd = [], []
-            for repeat in range(warmup + steps):
+
+            def reset(layer=layer, x=x):
                 layer.zero_grad(set_to_none=True)
                 x.grad = None
-                start = time.perf_counter()
-                y = layer(x)
-                self.sync()
-                middle = time.perf_counter()
-                y.backward(grad)
-                self.sync()
-                end = time.perf_counter()
-                if repeat >= warmup:
-                    fwd.append(middle - start)
-                    bwd.append(end - middle)
-            rows[name] = {"forward_ms": median_ms(fwd), "backward_ms": median_ms(bwd)}
+            rows[name] = time_forward_backward(
+                lambda layer=layer, x=x: layer(x), lambda y, grad=grad: y.backward(grad),
+                reset, self.sync, steps, warmup)
         return rows
 
     def time_forward(self, steps):
-        self.model.eval()
-        with self.torch.no_grad():
-            times = time_each(lambda: self.model(self.x), self.sync, steps)
-        self.model.train()
-        return times
+        return time_inference(self.model, self.torch.no_grad, self.x, self.sync, steps)
 
 
 def torch_worker():

@@ -24,3 +24,19 @@ def test_host_copy_shares_no_memory_with_its_array():
     copy = backend.host_copy(array.T)  # a view, not C-ordered: copied as it is
     assert isinstance(copy, np.ndarray) and not np.shares_memory(copy, array)
     np.testing.assert_array_equal(copy, array.T)
+
+
+def test_every_fast_kernel_overrides_a_reference_kernel_of_the_same_name():
+    """A misspelt name in a device table would never be looked up, and the reference
+    kernel would silently serve instead."""
+    from kernels.cuda import KERNELS as CUDA
+    from kernels.reference import KERNELS as REFERENCE
+    tables = {"cuda": CUDA}
+    try:
+        from kernels.cpu import KERNELS as CPU
+        tables["cpu"] = CPU
+    except ImportError:  # no Numba here: only the CUDA table to check
+        pass
+    for device, table in tables.items():
+        assert set(table) <= set(REFERENCE), (device, sorted(set(table) - set(REFERENCE)))
+        assert table, device

@@ -17,8 +17,9 @@ import numpy as np
 # Arrays smaller than this come from NumPy's allocator directly: pooling pays only
 # where page faults dominate.
 MIN_POOLED_BYTES = 1 << 20
-# Pooled memory kept at most (the exercise CNN at batch 32 pools ~235 MiB); beyond
-# it, idle arrays of the least recently used shapes are dropped first.
+# Pooled memory kept at most (the exercise CNN at batch 32 pools ~240 MiB:
+# ``POOL.pooled_bytes`` after three training steps); beyond it, idle arrays of the
+# least recently used shapes are dropped first.
 MAX_POOLED_BYTES = 512 << 20
 # Arrays of one (tag, shape, dtype) kept at most (two graphs alive at once is common:
 # a training graph and an evaluation forward).

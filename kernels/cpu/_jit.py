@@ -37,7 +37,8 @@ PARALLEL = choose_parallel()
 
 # NumPy's error model: a float division by zero gives inf/nan, as in the reference,
 # instead of Python's ZeroDivisionError, whose per-element check also kept LLVM from
-# vectorising every loop that divides (the fused Adam step ran 4x slower).
+# vectorising every loop that divides (the fused Adam step ran several times slower;
+# figures in benchmarks/README.md).
 _OPTIONS = {"cache": True, "error_model": "numpy"}
 
 

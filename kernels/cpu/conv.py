@@ -38,7 +38,8 @@ from .activation import backward_into, forward_into
 # The batch goes through im2col + GEMM (and GEMM + col2im) in slices of about this
 # many bytes of columns, so the second kernel reads what the first just wrote from
 # the cache instead of from memory: on the 2-core machine (32 MiB L3) this saved
-# 8-10 ms per training step against whole-batch passes (2 and 4 MiB measured alike).
+# 8-10 ms per training step against whole-batch passes (2 and 4 MiB measured alike;
+# a scratch script, not kept: see benchmarks/README.md).
 CHUNK_BYTES = 4 << 20
 
 
@@ -52,7 +53,7 @@ def _im2col(x, kh, kw, sh, sw, ph, pw, oh, ow, cols):
     has one task per image, for that row). Written the plain way on purpose:
     sub-array views inside the parallel loop (an atomic reference count each) and
     precomputed valid column ranges both measured 2-5x slower than this per-element
-    bounds test, which LLVM vectorises.
+    bounds test, which LLVM vectorises (a scratch script, not kept).
     """
     n_img, n_ch, h, w = x.shape
     rows = n_ch * kh * kw
@@ -94,9 +95,7 @@ def _col2im(gcols, kh, kw, sh, sw, ph, pw, oh, ow, gx):
     for task in prange(n_img * n_ch):
         b = task // n_ch
         c = task % n_ch
-        for y in range(h):
-            for x in range(w):
-                gx[b, c, y, x] = 0
+        gx[b, c] = 0
         for i in range(kh):
             for j in range(kw):
                 r = (c * kh + i) * kw + j
@@ -180,7 +179,8 @@ def conv2d_backward(gy, cache, need_input_grad=True):
     k = c * kh * kw
     # Weight gradient, transposed: cols[n] @ gy[n].T per image into a stacked buffer,
     # then one reduction over the batch. OpenBLAS ran this orientation 20-35% faster
-    # than gy[n] @ cols[n].T, and faster than one GEMM with K = N*OH*OW.
+    # than gy[n] @ cols[n].T, and faster than one GEMM with K = N*OH*OW (a scratch
+    # script, not kept: see benchmarks/README.md).
     per_image = POOL.empty("conv.gw", (n, rows, out_ch), dtype)
     chunks = _chunks(n, rows * oh * ow * cols.itemsize)
     slice_images = _slice_images(chunks)

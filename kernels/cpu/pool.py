@@ -46,7 +46,7 @@ def _max_pool_2x2(x, y, index):
 @cpu_kernel
 def _max_pool_2x2_backward(gy, index, gx):
     """gx = gy routed to each block's maximum, zero elsewhere (every element written)."""
-    n_img, n_ch, h, w = gx.shape
+    n_img, n_ch = gx.shape[0], gx.shape[1]
     oh, ow = gy.shape[2], gy.shape[3]
     for task in prange(n_img * n_ch):
         b = task // n_ch
@@ -58,12 +58,8 @@ def _max_pool_2x2_backward(gy, index, gx):
                 for k in range(4):
                     gx[b, c, 2 * oy + k // 2, 2 * ox + k % 2] = g if k == arg else 0
         # An odd trailing row or column belongs to no window.
-        for iy in range(2 * oh, h):
-            for ix in range(w):
-                gx[b, c, iy, ix] = 0
-        for iy in range(2 * oh):
-            for ix in range(2 * ow, w):
-                gx[b, c, iy, ix] = 0
+        gx[b, c, 2 * oh:] = 0
+        gx[b, c, :2 * oh, 2 * ow:] = 0
 
 
 @cpu_kernel
@@ -109,9 +105,7 @@ def _max_pool_backward(gy, index, kw, sh, sw, ph, pw, gx):
     for task in prange(n_img * n_ch):
         b = task // n_ch
         c = task % n_ch
-        for iy in range(h):
-            for ix in range(w):
-                gx[b, c, iy, ix] = 0
+        gx[b, c] = 0
         for oy in range(oh):
             for ox in range(ow):
                 k = index[b, c, oy, ox]
@@ -155,9 +149,7 @@ def _avg_pool_backward(gy, kh, kw, sh, sw, ph, pw, gx):
     for task in prange(n_img * n_ch):
         b = task // n_ch
         c = task % n_ch
-        for iy in range(h):
-            for ix in range(w):
-                gx[b, c, iy, ix] = 0
+        gx[b, c] = 0
         for oy in range(oh):
             for ox in range(ow):
                 share = gy[b, c, oy, ox] * scale

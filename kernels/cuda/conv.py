@@ -32,7 +32,8 @@ _SOURCE = "conv.cu"
 # sum into slices of whole images, multiplied as one strided-batched GEMM over views
 # of the same arrays (no copies) and then added up; "auto" times both (and one slice
 # per image, where that many partial gradients fit gemm's workspace cap) on the first
-# eager call for each shape, the way cudnn.benchmark does, and keeps the fastest. benchmarks/gpu_check.sh records what "auto" measures.
+# eager call for each shape, the way cudnn.benchmark does, and keeps the fastest.
+# benchmarks/gpu_check.sh records what "auto" measures.
 WGRAD_VARIABLE = "MINIGRAD_CUDA_WGRAD"
 WGRAD_MODES = ("single", "split", "auto")
 
