@@ -1,6 +1,6 @@
 """Loss functions as classes, by name through ``get``; each matches its PyTorch namesake.
 
-Each class is a thin callable over its functional form in ``functional.py``, where
+Each class is a thin callable over its functional form in ``functional/``, where
 the forward and backward live. Adding a loss: one class and one line in ``LOSSES``.
 """
 from . import backend

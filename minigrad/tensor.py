@@ -1,7 +1,7 @@
 """Tensor and the autograd graph.
 
 A Tensor holds a backend array (``.data``: NumPy on the CPU, CuPy on the GPU). Every
-differentiable op (in ``functional.py``) computes its output array and, when a
+differentiable op (in ``functional/``) computes its output array and, when a
 gradient is wanted, attaches a ``Node`` to the output: the input tensors and a
 ``backward`` closure that turns the output's gradient into the inputs' gradients.
 ``Tensor.backward()`` walks those nodes in reverse topological order, iteratively,
@@ -223,7 +223,7 @@ class Tensor:
                 node.release()
 
     # ----------------------------------------------------------------- operators
-    # Bodies live in functional.py; these are the spellings users expect.
+    # Bodies live in functional/; these are the spellings users expect.
     def __add__(self, other):
         return _F().add(self, other)
 

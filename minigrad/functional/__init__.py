@@ -1,0 +1,35 @@
+"""Differentiable ops, one module per family: each op computes its forward array and, beside it, its backward.
+
+Every op follows one pattern::
+
+    def op(x):
+        y = <forward on x.data>
+        def backward(gy):
+            return (<gradient for x>,)
+        return _record(y, (x,), backward)
+
+``backward`` receives the output's gradient array and returns one gradient array (or
+None) per input. Device-specific hot loops (convolution, pooling, fused losses) come
+from the device's kernel table (``backend.kernel``; an op whose backward reads its
+forward's cache takes both kernels from one table when the forward runs,
+``backend.kernels``); everything else is array-module code that runs unchanged on
+NumPy and CuPy. Names follow ``torch.nn.functional``.
+
+The families: ``elementwise`` (arithmetic, matmul, linear), ``reduce``, ``shape``,
+``activation``, ``conv``, ``pool``, ``norm`` (batch norm, dropout), ``loss``; what they
+share is in ``_core``. ``minigrad.functional`` (``F``) is the one import path.
+"""
+from ._core import (_axis, _check_bias, _is_int, _operands, _pair, _promoted, _record,  # noqa: F401
+                    _same_device, _xp, cast, unbroadcast)
+from .activation import _activation, leaky_relu, log_softmax, relu, sigmoid, softmax, tanh  # noqa: F401
+from .conv import _check_nchw, _conv_padding, conv2d  # noqa: F401
+from .elementwise import (abs, add, div, exp, linear, log, matmul, mul, neg, pow,  # noqa: F401
+                          sub)
+from .loss import (_check_logits, _checked_on_device, _class_labels,  # noqa: F401
+                   _nan_for_bad_labels, _reduce, binary_cross_entropy_with_logits,
+                   cross_entropy, huber_loss, l1_loss, mse_loss, multi_margin_loss,
+                   nll_loss)
+from .norm import batch_norm, dropout  # noqa: F401
+from .pool import avg_pool2d, max_pool2d  # noqa: F401
+from .reduce import max, mean, sum  # noqa: F401
+from .shape import flatten, getitem, reshape, swapaxes, transpose  # noqa: F401
