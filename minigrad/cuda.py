@@ -42,6 +42,7 @@ from kernels.cuda import random as cuda_random
 from . import backend
 from . import random as mg_random
 from .tensor import Tensor, as_tensor
+from .train.step import EagerStep
 
 # Hyper-parameters that may change between replays (read on the device) or that only
 # schedulers use; every other entry of a parameter group is frozen into the graph.
@@ -88,9 +89,16 @@ def graphed_step(model, loss_fn, optimizer, x_example, y_example, gemm=None):
 class GraphedStep:
     """A training step of fixed batch shape, captured once and replayed; see
     :func:`graphed_step`. Counters: ``captures``, ``replays``, ``eager_steps``;
-    ``gemm``: the matrix product captured in the graph (``"custom"`` or ``"cublas"``)."""
+    ``gemm``: the matrix product captured in the graph (``"custom"`` or ``"cublas"``).
 
-    def __init__(self, model, loss_fn, optimizer, x_example, y_example, gemm=None):
+    A training step as :mod:`minigrad.train.step` defines them (``fit(...,
+    step=GraphedStep)``): without ``x_example``/``y_example`` the first batch fixes
+    the graph's shape. Its ``check(loss, output)`` runs after the step's update.
+    """
+
+    checks_before_update = False  # a replay does the whole step at once
+
+    def __init__(self, model, loss_fn, optimizer, x_example=None, y_example=None, gemm=None):
         self.gemm = cuda_gemm.resolve_capture_gemm(gemm)  # a bad name fails here, early
         params = list(model.parameters())
         if not params:
@@ -105,24 +113,37 @@ class GraphedStep:
         self._cp = backend.xp_for("cuda")
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
         self._params = params
-        x_example, y_example = _array(x_example), _array(y_example)
-        self._key = (tuple(x_example.shape), np.dtype(x_example.dtype),
-                     tuple(y_example.shape), np.dtype(y_example.dtype))
-        cp = self._cp
-        self._x = cp.empty(x_example.shape, dtype=x_example.dtype)  # the graph's inputs
-        self._y = cp.empty(y_example.shape, dtype=y_example.dtype)
-        self._nonfinite = cp.zeros((), dtype=bool)  # set on the device by any bad loss
+        self._eager_step = EagerStep(model, loss_fn, optimizer)
+        self._key = None
+        if x_example is not None or y_example is not None:
+            if x_example is None or y_example is None:
+                raise ValueError("graphed_step: give both x_example and y_example, or neither")
+            self._fix_shape(_array(x_example), _array(y_example))
+        self._nonfinite = self._cp.zeros((), dtype=bool)  # set on the device by any bad loss
         self._graph = None
         self.output = None
         self.captures = self.replays = self.eager_steps = 0
 
+    def _fix_shape(self, x_example, y_example):
+        """The batch shape and dtypes of the graph, and its input buffers."""
+        self._key = _batch_key(x_example, y_example)
+        self._x = self._cp.empty(x_example.shape, dtype=x_example.dtype)  # the graph's inputs
+        self._y = self._cp.empty(y_example.shape, dtype=y_example.dtype)
+
     # ------------------------------------------------------------------ calling
-    def __call__(self, x, y):
-        """One training step on ``(x, y)``; returns the loss (a device scalar Tensor)."""
-        x_data, y_data = _array(x), _array(y)
-        key = (tuple(x_data.shape), np.dtype(x_data.dtype), tuple(y_data.shape),
-               np.dtype(y_data.dtype))
-        if key != self._key:  # e.g. the last, smaller batch of an epoch
+    def __call__(self, x, y, check=None):
+        """One training step on ``(x, y)``; returns the loss (a device scalar Tensor).
+        ``check(loss, output)``, if given, runs after the step (see
+        :mod:`minigrad.train.step`)."""
+        loss = self._step(_array(x), _array(y))
+        if check is not None:
+            check(loss, self.output)
+        return loss
+
+    def _step(self, x_data, y_data):
+        if self._key is None:
+            self._fix_shape(x_data, y_data)
+        if _batch_key(x_data, y_data) != self._key:  # e.g. the last, smaller batch of an epoch
             return self._eager(x_data, y_data)
         if self._graph is not None and not self._still_valid():
             self._release()
@@ -168,6 +189,8 @@ class GraphedStep:
         return 0 if self._graph is None else self._pool.total_bytes()
 
     def __repr__(self):
+        if self._key is None:
+            return f"GraphedStep(shape not yet fixed, gemm={self.gemm!r})"
         x_shape, x_dtype, y_shape, y_dtype = self._key
         return (f"GraphedStep(x={x_shape} {x_dtype}, y={y_shape} {y_dtype}, "
                 f"gemm={self.gemm!r}, captured={self._graph is not None}, "
@@ -179,15 +202,12 @@ class GraphedStep:
         """The same step without a graph (warm-up, other batch shapes)."""
         x = as_tensor(x_data, device="cuda")  # the caller's batch: no copy of its own
         y = as_tensor(y_data, device="cuda")
-        self.model.zero_grad()
-        output = self.model(x)
-        loss = self.loss_fn(output, y)
-        loss.backward()
-        self.optimizer.step()
+        self.model.zero_grad()  # the model's, not only the optimizer's: all go in the graph
+        loss = self._eager_step(x, y)
         self._record_finite(loss.data)
-        self.output = output.detach()
+        self.output = self._eager_step.output
         self.eager_steps += 1
-        return loss.detach()
+        return loss
 
     def _record_finite(self, loss_data):
         self._nonfinite |= ~self._cp.isfinite(loss_data.reshape(()))
@@ -368,6 +388,11 @@ def _warm_up_gemm(name):
     convolution's weight gradient with the GEMM it will run on) happens outside the
     capture."""
     return cuda_gemm.capture_gemm(name, eager=True)
+
+
+def _batch_key(x_data, y_data):
+    return (tuple(x_data.shape), np.dtype(x_data.dtype), tuple(y_data.shape),
+            np.dtype(y_data.dtype))
 
 
 def _array(value):

@@ -27,6 +27,12 @@ def _loss_target(loss_fn, output, y):
     return Tensor(y.data.reshape(output.shape).astype(output.dtype))
 
 
+def with_targets(loss_fn):
+    """``loss_fn`` taking class labels as :func:`fit` does: ``(output, y) ->
+    loss_fn(output, target)``, integer labels made one-hot for the value losses."""
+    return lambda output, y: loss_fn(output, _loss_target(loss_fn, output, y))
+
+
 def _predicted_classes(loss_fn, output):
     """Class predictions from the outputs (argmax; a threshold for one output)."""
     xp = backend.array_module(output.data)
