@@ -139,7 +139,7 @@ def _as_pair(batch, index, device):
         length = f" of length {len(batch)}" if isinstance(batch, (tuple, list)) else ""
         raise TypeError(f"lr_range_test: batch {index} is a {type(batch).__name__}{length}; "
                         f"expected an (inputs, targets) pair")
-    return train._split_batch(batch, device)
+    return train.split_batch(batch, device)
 
 
 def lr_range_test(model, loader_or_batches, loss="cross_entropy", optimizer="adam",
@@ -184,7 +184,7 @@ def lr_range_test(model, loader_or_batches, loss="cross_entropy", optimizer="ada
     by_name = isinstance(optimizer, str)
     # A given optimizer keeps its rates until the loop sets them, so the state saved
     # here (and restored at the end) holds the user's own.
-    opt = train._make_optimizer(model, optimizer, start_lr if by_name else None,
+    opt = train.make_optimizer(model, optimizer, start_lr if by_name else None,
                                 **optimizer_kwargs)
     saved_optimizer = None if by_name else opt.state_dict()
     train_step = EagerStep(model, train.with_targets(loss_fn), opt)

@@ -870,3 +870,21 @@ def test_fit_takes_cuda_graph_or_a_step_not_both():
     with pytest.raises(ValueError, match="not both"):
         fit(nn.Dense(2, 2), DataLoader(data, batch_size=2), epochs=1, verbose=0,
             cuda_graph=True, step=lambda *a: None)
+
+
+def test_a_loss_says_whether_it_compares_values_and_gets_one_hot_labels_if_so():
+    from minigrad.train import loss_target
+    comparing = {name for name in ("mse", "mae", "huber", "logistic", "cross_entropy", "hinge")
+                 if mg.losses.get(name).compares_values}
+    assert comparing == {"mse", "mae", "huber", "logistic"}
+
+    class SquaredGap(mg.losses.Loss):  # a user's own loss opts in by the attribute
+        compares_values = True
+
+        def forward(self, prediction, target):
+            return ((prediction - target) ** 2).mean()
+
+    output, labels = mg.tensor(np.zeros((2, 3), np.float32)), mg.tensor(np.array([2, 0]))
+    np.testing.assert_array_equal(loss_target(SquaredGap(), output, labels).numpy(),
+                                  [[0, 0, 1], [1, 0, 0]])
+    assert loss_target(mg.losses.get("cross_entropy"), output, labels) is labels

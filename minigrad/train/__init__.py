@@ -30,12 +30,13 @@ from .callbacks import (Callback, EarlyStopping, LearningRateScheduler, ModelChe
                         ProgressLogger, format_epoch)
 from .checkpoint import load_checkpoint, save_checkpoint
 from .divergence import TrainingDiverged
-from .evaluation import Evaluation, _loss_target, _split_batch, evaluate, predict, with_targets
+from .evaluation import (Evaluation, evaluate, loss_target, predict, split_batch,
+                         with_targets)
 from .history import History, history_dict, metric_sign
-from .loop import TrainingRun, _make_optimizer, fit
+from .loop import TrainingRun, make_optimizer, fit
 from .step import EagerStep
 
 __all__ = ["fit", "evaluate", "predict", "History", "Evaluation", "TrainingDiverged",
            "TrainingRun", "Callback", "EarlyStopping", "ModelCheckpoint",
            "LearningRateScheduler", "ProgressLogger", "save_checkpoint", "load_checkpoint",
-           "EagerStep", "with_targets"]
+           "EagerStep", "with_targets", "loss_target", "split_batch", "make_optimizer"]

@@ -13,7 +13,7 @@ from .callbacks import Callback, LearningRateScheduler, ProgressLogger
 from .checkpoint import (_CHECKPOINT_FORMAT, _CHECKPOINT_VERSION, _checkpoint_version,
                          load_checkpoint)
 from .divergence import _check_weights, _raise_diverged
-from .evaluation import _predicted_classes, _split_batch, evaluate, with_targets
+from .evaluation import _predicted_classes, split_batch, evaluate, with_targets
 from .history import History
 from .step import EagerStep
 
@@ -214,7 +214,7 @@ class TrainingRun:
                           stacklevel=4)
 
 
-def _make_optimizer(model, optimizer, lr, **kwargs):
+def make_optimizer(model, optimizer, lr, **kwargs):
     """``optimizer`` built by name over the model's parameters (``kwargs`` passed on),
     or checked as an optimizer object whose rates ``lr``, if given, replaces."""
     if isinstance(optimizer, str):
@@ -326,7 +326,7 @@ def _start_run(model, train_loader, val_loader, loss, optimizer, lr, epochs, sch
     loss_fn = losses_module.get(loss)
     if not callable(loss_fn):
         raise TypeError(f"loss must be a name or a callable, got {type(loss).__name__}")
-    opt = _make_optimizer(model, optimizer, lr)
+    opt = make_optimizer(model, optimizer, lr)
     if step is None:
         step = EagerStep
         if cuda_graph:
@@ -417,7 +417,7 @@ def _train_epoch(run, check_every):
     run.model.train()
     for step, batch in enumerate(run.train_loader):
         run.step = step
-        x, y = _split_batch(batch, run.device)
+        x, y = split_batch(batch, run.device)
         # The meter checks the loss before an eager step's update, so the weights stay
         # good; a CUDA-graph replay has applied its update by then.
         run.train_step(x, y, check=lambda loss, output: run.record_step(loss, output, y))
