@@ -44,12 +44,14 @@ import contextlib
 
 import numpy as np
 
-from kernels.cuda import gemm as cuda_gemm
 
 from . import backend
+from ._kernels import kernel_module
 from . import random as mg_random
 from .tensor import Tensor, as_tensor
 from .train.step import EagerStep
+
+cuda_gemm = kernel_module("cuda.gemm")
 
 def allow_tf32(enabled=True):
     """Opt float32 matrix products on the GPU (Dense layers, the convolutions' GEMMs)

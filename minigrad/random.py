@@ -8,6 +8,8 @@ import contextlib
 
 import numpy as np
 
+from ._kernels import kernel_module
+
 _state = {"seed": 0, "rng": np.random.default_rng(0), "offset": 0}
 _UINT64 = 1 << 64  # seeds live modulo 2**64, as torch's and the dropout hash's
 
@@ -88,7 +90,7 @@ class StreamReplayValues:
     def recording(self):
         """Within: masks are drawn at device positions; on leaving, what the recorded step
         drew moves the device position on (recorded too)."""
-        from kernels.cuda import random as cuda_random
+        cuda_random = kernel_module("cuda.random")
         saved = get_state()
         self.seed, origin = take_offsets(0)
         try:

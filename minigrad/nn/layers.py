@@ -5,12 +5,15 @@ wrong; gradients come from the ops, never from the layers.
 """
 import numpy as np
 
-from kernels.reference.activation import FUSABLE, check_activation
-
 from .. import functional as F
+from .._kernels import kernel_module
 from . import init
 from .module import Module, _table, record_fused
 from .parameter import Parameter
+
+# Activations a convolution's kernel applies itself, and their check.
+FUSABLE = kernel_module("reference.activation").FUSABLE
+check_activation = kernel_module("reference.activation").check_activation
 
 
 def _positive_int(value, what, layer):
