@@ -11,6 +11,8 @@ import warnings
 
 import numpy as np
 
+from ._kernels import kernel_module
+
 DEVICES = ("cpu", "cuda")
 
 _cupy = None
@@ -143,8 +145,7 @@ def kernel_table(device, mode=None):
     mode = mode or kernel_mode()
     key = (device, mode)
     if key not in _tables:
-        from kernels.reference import KERNELS as reference
-        table = dict(reference)
+        table = dict(kernel_module("reference").KERNELS)
         if mode == "fast":
             table.update(_fast_kernels(device))
         _tables[key] = table
@@ -155,10 +156,7 @@ def _fast_kernels(device):
     """The device's fast kernels; an empty table, with one warning saying why and what
     it costs, if its package cannot be imported (Numba missing or broken, say)."""
     try:
-        if device == "cpu":
-            from kernels.cpu import KERNELS
-        else:
-            from kernels.cuda import KERNELS
+        KERNELS = kernel_module("cpu" if device == "cpu" else "cuda").KERNELS
     except ImportError as exc:
         # Everything still works, several times slower: a user should hear of it.
         warnings.warn(f"minigrad: the fast {device} kernels could not be loaded "

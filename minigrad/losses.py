@@ -11,6 +11,10 @@ from .tensor import Tensor
 class Loss:
     """Base: ``loss(prediction, target) -> scalar Tensor`` (or per-sample with reduction='none')."""
 
+    #: Whether the loss compares the outputs with a target of the same shape (MSE, MAE,
+    #: Huber, logistic), so that ``fit`` turns integer class labels into one-hot rows.
+    compares_values = False
+
     def __init__(self, reduction="mean"):
         if reduction not in ("mean", "sum", "none"):
             raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
@@ -41,6 +45,8 @@ def _in_dtype_of(prediction, target):
 
 class _ElementwiseLoss(Loss):
     """A loss comparing prediction and target element by element, in the prediction's dtype."""
+
+    compares_values = True
 
     def __call__(self, prediction, target):
         return self.forward(prediction, _in_dtype_of(prediction, target))

@@ -21,6 +21,7 @@ import numpy as np
 from . import losses as mg_losses
 from . import random as mg_random
 from . import train
+from .train.step import EagerStep
 
 __all__ = ["LRFinderResult", "lr_range_test", "suggest_lr"]
 
@@ -122,13 +123,23 @@ def _cycle(batches):
             raise empty
 
 
+class _LossNotFinite(Exception):
+    """A step's loss was NaN or infinite (raised before that step's update)."""
+
+
+def _stop_unless_finite(loss, output):
+    """The step's check: stop it before its update when the loss is not finite."""
+    if not math.isfinite(float(loss.item())):
+        raise _LossNotFinite
+
+
 def _as_pair(batch, index, device):
     """``(x, y)`` Tensors on ``device``, as ``fit`` takes them from its batches."""
     if not isinstance(batch, (tuple, list)) or len(batch) != 2:
         length = f" of length {len(batch)}" if isinstance(batch, (tuple, list)) else ""
         raise TypeError(f"lr_range_test: batch {index} is a {type(batch).__name__}{length}; "
                         f"expected an (inputs, targets) pair")
-    return train._split_batch(batch, device)
+    return train.split_batch(batch, device)
 
 
 def lr_range_test(model, loader_or_batches, loss="cross_entropy", optimizer="adam",
@@ -173,9 +184,10 @@ def lr_range_test(model, loader_or_batches, loss="cross_entropy", optimizer="ada
     by_name = isinstance(optimizer, str)
     # A given optimizer keeps its rates until the loop sets them, so the state saved
     # here (and restored at the end) holds the user's own.
-    opt = train._make_optimizer(model, optimizer, start_lr if by_name else None,
+    opt = train.make_optimizer(model, optimizer, start_lr if by_name else None,
                                 **optimizer_kwargs)
     saved_optimizer = None if by_name else opt.state_dict()
+    train_step = EagerStep(model, train.with_targets(loss_fn), opt)
 
     saved_weights = model.state_dict()
     saved_grads = [None if p.grad is None else p.grad.copy() for p in params]
@@ -196,15 +208,11 @@ def lr_range_test(model, loader_or_batches, loss="cross_entropy", optimizer="ada
             for group in opt.param_groups:
                 group["lr"] = lr
             x, y = _as_pair(next(batches), step, device)
-            output = model(x)
-            loss_value = loss_fn(output, train._loss_target(loss_fn, output, y))
-            value = float(loss_value.item())
-            if not math.isfinite(value):
+            try:
+                value = float(train_step(x, y, check=_stop_unless_finite).item())
+            except _LossNotFinite:
                 diverged_lr = lr
                 break
-            opt.zero_grad()
-            loss_value.backward()
-            opt.step()
             average = smooth * average + (1 - smooth) * value
             current = average / (1 - smooth ** (step + 1))  # bias-corrected, as Adam's moments
             lrs.append(lr)

@@ -26,9 +26,9 @@ from typing import NamedTuple, Optional
 import numpy as np
 from numba import prange
 
-from kernels.reference import conv as reference
-from kernels.reference.activation import check_activation
-from kernels.reference.windows import output_size
+from ..reference import conv as reference
+from ..reference.activation import check_activation
+from ..reference.windows import output_size
 
 from .._xp import fast_dtype
 from ._buffers import POOL

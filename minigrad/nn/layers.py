@@ -5,12 +5,15 @@ wrong; gradients come from the ops, never from the layers.
 """
 import numpy as np
 
-from kernels.reference.activation import FUSABLE, check_activation
-
 from .. import functional as F
+from .._kernels import kernel_module
 from . import init
-from .module import Module, _table, tracing_shapes
+from .module import Module, _table, record_fused
 from .parameter import Parameter
+
+# Activations a convolution's kernel applies itself, and their check.
+FUSABLE = kernel_module("reference.activation").FUSABLE
+check_activation = kernel_module("reference.activation").check_activation
 
 
 def _positive_int(value, what, layer):
@@ -292,6 +295,10 @@ class Sequential(_ModuleSequence):
     """Layers applied in order; named "0", "1", ... as in PyTorch. Grows with ``add``.
 
     A slice is a new Sequential numbered from "0" again (PyTorch keeps the old names).
+    A Conv2d directly followed by a ``ReLU``, ``Tanh`` or ``Sigmoid`` module runs as
+    one kernel (the convolution applies the activation: the same numbers, one pass
+    fewer each way); :meth:`fused_layers` lists those pairs, and ``repr`` and
+    ``summary`` show them.
     """
 
     def __init__(self, *layers):
@@ -313,15 +320,32 @@ class Sequential(_ModuleSequence):
                 i += 1
             else:  # conv + activation in one kernel: same numbers, one pass fewer each way
                 x = layers[i].convolve(x, activation)
+                record_fused(layers[i:i + 2], x)
                 i += 2
         return x
+
+    def fused_layers(self):
+        """``(conv name, activation name)`` of each pair that :meth:`forward` runs as
+        one kernel, e.g. ``[("0", "1"), ("3", "4")]``."""
+        names, layers = list(self._modules), list(self._modules.values())
+        pairs, i = [], 0
+        while i < len(layers):
+            if _fusable_pair(layers[i:i + 2]) is None:
+                i += 1
+            else:
+                pairs.append((names[i], names[i + 1]))
+                i += 2
+        return pairs
 
     def __repr__(self):
         rows = [(name, repr(layer).replace("\n", " "),
                  f"{sum(p.size for p in layer.parameters()):,}")
                 for name, layer in self._modules.items()]
-        return "Sequential\n" + _table(["#", "Layer", "Params"], rows,
-                                       footer=[f"Total params: {self.num_parameters():,}"])
+        footer = [f"Total params: {self.num_parameters():,}"]
+        fused = self.fused_layers()
+        if fused:
+            footer.append("Fused (one kernel each): " + ", ".join(f"{a}+{b}" for a, b in fused))
+        return "Sequential\n" + _table(["#", "Layer", "Params"], rows, footer=footer)
 
 
 class ModuleList(_ModuleSequence):
@@ -357,11 +381,10 @@ _FUSED_AFTER_CONV = {ACTIVATIONS[name]: name for name in FUSABLE}
 def _fusable_pair(pair):
     """The activation name when ``pair`` is a plain Conv2d then a plain activation module.
 
-    Only exact types qualify (a subclass may have changed ``forward``), the Conv2d must
-    not have an activation of its own, and nothing fuses while ``summary`` traces the
-    layers one by one.
+    Only exact types qualify (a subclass may have changed ``forward``), and the Conv2d
+    must not have an activation of its own.
     """
-    if len(pair) < 2 or tracing_shapes():
+    if len(pair) < 2:
         return None
     conv, act = pair
     if type(conv) is not Conv2d or conv.activation is not None:

@@ -310,7 +310,10 @@ class Module:
     def summary(self, input_shape, print_fn=print):
         """Print (and return) each layer's output shape and parameter count.
 
-        ``input_shape`` includes the batch axis, e.g. ``(1, 3, 80, 80)``.
+        ``input_shape`` includes the batch axis, e.g. ``(1, 3, 80, 80)``. The model
+        runs as it trains: layers a ``Sequential`` fuses into one kernel (a Conv2d and
+        the activation after it) are one row, ``"0+1  Conv2d+ReLU"``, and listed under
+        the table.
         """
         global _shape_trace
         x = Tensor(backend.xp_for(self.device).zeros(input_shape, dtype=np.float32))
@@ -328,15 +331,25 @@ class Module:
             for module, mode in modes:
                 object.__setattr__(module, "training", mode)
         names = {id(m): n for n, m in self.named_modules()}
-        rows = [(names.get(id(m), "?"), type(m).__name__, tuple(out.shape),
-                 builtin_sum(p.size for p in m._parameters.values() if p is not None))
-                for m, out in trace if not m._modules]
+        rows, fused = [], []
+        for entry, out in trace:
+            group = entry if isinstance(entry, tuple) else (entry,)  # a fused group: a tuple
+            if any(m._modules for m in group):
+                continue
+            name = "+".join(names.get(id(m), "?") for m in group)
+            if len(group) > 1:
+                fused.append(name)
+            rows.append((name, "+".join(type(m).__name__ for m in group), tuple(out.shape),
+                         builtin_sum(p.size for m in group
+                                     for p in m._parameters.values() if p is not None)))
         total = self.num_parameters()
         trainable = self.num_parameters(trainable_only=True)
+        footer = [f"Total params: {total:,}", f"Trainable params: {trainable:,}",
+                  f"Input shape: {tuple(input_shape)}"]
+        if fused:
+            footer.append(f"Fused (one kernel each, as trained): {', '.join(fused)}")
         text = _table(["Layer", "Type", "Output shape", "Params"],
-                      [(n, t, str(s), f"{c:,}") for n, t, s, c in rows],
-                      footer=[f"Total params: {total:,}", f"Trainable params: {trainable:,}",
-                              f"Input shape: {tuple(input_shape)}"])
+                      [(n, t, str(s), f"{c:,}") for n, t, s, c in rows], footer=footer)
         if print_fn is not None:
             print_fn(text)
         return text
@@ -364,9 +377,11 @@ def _loadable_array(value, key):
     return array
 
 
-def tracing_shapes():
-    """True while ``summary`` records every module call (so layers must not be fused)."""
-    return _shape_trace is not None
+def record_fused(modules, out):
+    """Record, while ``summary`` traces, ``modules`` that ran as one fused kernel giving
+    ``out`` (their own calls were skipped, so the trace would otherwise miss them)."""
+    if _shape_trace is not None:
+        _shape_trace.append((tuple(modules), out))
 
 
 def _table(header, rows, footer=()):

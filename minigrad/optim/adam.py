@@ -50,13 +50,12 @@ class Adam(Optimizer):
     def _init_state(self, param, group):
         return {"step": 0, "exp_avg": buffer_like(param), "exp_avg_sq": buffer_like(param)}
 
-    def _update(self, param, grad, state, group):
-        state["step"] += 1
+    def _update(self, param, grad, state, group, lr, step):
         beta1, beta2 = group["betas"]
         self._kernel("adam_update", param)(
             param.data, grad, state["exp_avg"], state["exp_avg_sq"],
-            lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
-            weight_decay=group["weight_decay"], step=state["step"],
+            lr=lr, beta1=beta1, beta2=beta2, eps=group["eps"],
+            weight_decay=group["weight_decay"], step=step,
             decoupled_weight_decay=group["decoupled_weight_decay"])
 
 

@@ -22,17 +22,21 @@ run gives the same numbers as one never interrupted.
 The package, one module per room: :mod:`~minigrad.train.history` (History,
 metric_sign), :mod:`~minigrad.train.callbacks`, :mod:`~minigrad.train.checkpoint`
 (format, versioning, atomic writes), :mod:`~minigrad.train.divergence` (the NaN/inf
-checks), :mod:`~minigrad.train.loop` (fit, TrainingRun) and
+checks), :mod:`~minigrad.train.loop` (fit, TrainingRun), :mod:`~minigrad.train.step`
+(the training step: EagerStep) and
 :mod:`~minigrad.train.evaluation` (evaluate, predict).
 """
 from .callbacks import (Callback, EarlyStopping, LearningRateScheduler, ModelCheckpoint,
                         ProgressLogger, format_epoch)
 from .checkpoint import load_checkpoint, save_checkpoint
 from .divergence import TrainingDiverged
-from .evaluation import Evaluation, _loss_target, _split_batch, evaluate, predict
+from .evaluation import (Evaluation, evaluate, loss_target, predict, split_batch,
+                         with_targets)
 from .history import History, history_dict, metric_sign
-from .loop import TrainingRun, _make_optimizer, fit
+from .loop import TrainingRun, make_optimizer, fit
+from .step import EagerStep
 
 __all__ = ["fit", "evaluate", "predict", "History", "Evaluation", "TrainingDiverged",
            "TrainingRun", "Callback", "EarlyStopping", "ModelCheckpoint",
-           "LearningRateScheduler", "ProgressLogger", "save_checkpoint", "load_checkpoint"]
+           "LearningRateScheduler", "ProgressLogger", "save_checkpoint", "load_checkpoint",
+           "EagerStep", "with_targets", "loss_target", "split_batch", "make_optimizer"]
