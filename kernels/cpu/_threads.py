@@ -70,12 +70,15 @@ import numpy as _numpy  # noqa: E402,F401  (OpenBLAS must be loaded before the l
 
 _BLAS = _find_openblas()
 THREADS = 1 if PARALLEL or _BLAS is None else choose_threads()
-_executor = ThreadPoolExecutor(THREADS - 1) if THREADS > 1 else None
+_executors = {}  # worker count -> its pool (made at first use)
 _lock = threading.Lock()  # one sliced run at a time sets OpenBLAS's thread count
 
 
 @contextlib.contextmanager
 def _one_blas_thread():
+    if _BLAS is None:  # THREADS set by hand (tests) without OpenBLAS: nothing to hold
+        yield
+        return
     get, put = _BLAS
     before = get()
     put(1)
@@ -90,17 +93,23 @@ def run_slices(work, slices):
     when there are at least as many slices as threads (calls must touch disjoint
     data; scratch arrays from the pool are never shared, see ``_buffers``), else on
     the calling thread, OpenBLAS multi-threaded: one slice is all a small batch has."""
-    if THREADS == 1 or len(slices) < THREADS or not _lock.acquire(blocking=False):
+    threads = THREADS
+    if threads == 1 or len(slices) < threads or not _lock.acquire(blocking=False):
         for lo, hi in slices:
             work(lo, hi)
         return
 
-    def share(worker):
-        for lo, hi in slices[worker::THREADS]:
+    pending = iter(slices)  # shared: each thread takes the next slice when it is free
+
+    def share(_):
+        for lo, hi in pending:  # next() on a list iterator is atomic under the GIL
             work(lo, hi)
     try:
+        executor = _executors.get(threads)
+        if executor is None:
+            executor = _executors[threads] = ThreadPoolExecutor(threads - 1)
         with _one_blas_thread():
-            futures = [_executor.submit(share, k) for k in range(1, THREADS)]
+            futures = [executor.submit(share, k) for k in range(1, threads)]
             error = None
             try:
                 share(0)
