@@ -96,7 +96,7 @@ def time_calls(call, sync, steps):
     return times, (time.perf_counter() - start) / steps
 
 
-def torch_exercise_cnn(nn, size=IMAGE_SIZE):
+def torch_exercise_cnn(nn, size=IMAGE_SIZE, classes=CLASSES):
     """The exercise CNN (minigrad.models.exercise_cnn with ReLU) for size x size images
     in PyTorch; ``nn`` is ``torch.nn``, passed in so that this module never imports
     PyTorch."""
@@ -105,7 +105,7 @@ def torch_exercise_cnn(nn, size=IMAGE_SIZE):
         nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
         nn.Flatten(), nn.Linear(128 * (size // 8) ** 2, 128), nn.ReLU(),
-        nn.Linear(128, CLASSES))
+        nn.Linear(128, classes))
 
 
 def weight_grad_report():

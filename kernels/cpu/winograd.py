@@ -42,6 +42,8 @@ ACTIVATION_CODES = {None: 0, "relu": 1, "tanh": 2, "sigmoid": 3}
 
 # G (4x3), the weight transform; B^T and A^T are written out in the kernels.
 _G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+# (G w G^T)[k, l] = sum_ij G[k, i] G[l, j] w[i, j] = (kron(G, G) @ w.ravel())[4k + l]
+_KRON_G = np.kron(_G, _G)
 
 
 def tiles(oh, ow):
@@ -289,17 +291,18 @@ def _grad_input_transform(dv, ph, pw, th, tw, gx):
 
 
 def weight_transform(w):
-    """U[4k + l, o, c] = (G w[o, c] G^T)[k, l], in w's dtype."""
-    g = _G.astype(w.dtype)
-    u = np.einsum("ki,ocij,lj->kloc", g, w, g, optimize=True)
-    return np.ascontiguousarray(u.reshape(16, w.shape[0], w.shape[1]))
+    """U[4k + l, o, c] = (G w[o, c] G^T)[k, l], in w's dtype: one small GEMM with
+    kron(G, G) (np.einsum's path search alone cost more than this)."""
+    out_ch, c = w.shape[:2]
+    u = _KRON_G.astype(w.dtype) @ w.reshape(out_ch * c, 9).T  # (16, O*C)
+    return u.reshape(16, out_ch, c)
 
 
 def weight_transform_adjoint(du):
     """gw[o, c] = G^T dU[o, c] G: the adjoint of ``weight_transform``."""
-    g = _G.astype(du.dtype)
-    du = du.reshape(4, 4, du.shape[1], du.shape[2])
-    return np.ascontiguousarray(np.einsum("ki,kloc,lj->ocij", g, du, g, optimize=True))
+    out_ch, c = du.shape[1:]
+    gw = du.reshape(16, out_ch * c).T @ _KRON_G.astype(du.dtype)  # (O*C, 9)
+    return gw.reshape(out_ch, c, 3, 3)
 
 
 class WinogradCache(NamedTuple):
