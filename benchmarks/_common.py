@@ -4,6 +4,7 @@ The scripts import it as ``_common`` after putting their own folder on ``sys.pat
 (they run as ``python benchmarks/x.py``, as worker subprocesses of themselves, and
 train_step.py is also loaded by path from tests/test_kernels_cpu_benchmark.py).
 """
+import json
 import platform
 import statistics
 import sys
@@ -38,6 +39,14 @@ def make_batch(batch_size, seed=0, size=IMAGE_SIZE):
     images = rng.standard_normal((batch_size, 3, size, size)).astype(np.float32)
     labels = rng.integers(0, CLASSES, batch_size)
     return images, labels
+
+
+def emit_json(result, path=None):
+    """Print ``result`` as indented JSON, and write the same text to ``path`` if given."""
+    text = json.dumps(result, indent=2)
+    print(text)
+    if path:
+        Path(path).write_text(text + "\n")
 
 
 def median_ms(times, digits=3):

@@ -28,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from _common import ROOT, cpu_model, torch_exercise_cnn  # noqa: E402
+from _common import ROOT, cpu_model, emit_json, torch_exercise_cnn  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar10"
 
@@ -138,10 +138,7 @@ def main(argv=None):
     if args.worker == "torch":
         return torch_worker(args)
     result = run(args)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    emit_json(result, args.json)
 
 
 if __name__ == "__main__":

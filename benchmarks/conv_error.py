@@ -12,7 +12,6 @@ result (``max_rel``), and the root-mean-square error over the RMS of the exact
 result (``rms_rel``). Prints one JSON object.
 """
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -23,7 +22,7 @@ if str(HERE) not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from _common import cpu_model  # noqa: E402
+from _common import cpu_model, emit_json  # noqa: E402
 
 # (name, channels in, channels out, image side) of the exercise's convolutions
 LAYERS = [("conv1", 3, 32, 80), ("conv2", 32, 64, 40), ("conv3", 64, 128, 20)]
@@ -76,10 +75,7 @@ def main(argv=None):
     result = {"benchmark": "float32 convolution error against float64",
               "cpu_model": cpu_model(), "batch_size": args.batch_size,
               "layers": measure(args.batch_size)}
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    emit_json(result, args.json)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ if str(HERE) not in sys.path:  # _common, also when this file is loaded by its p
 
 import numpy as np  # noqa: E402  (after the path set-up)
 from _common import (CLASSES, IMAGE_SIZE, cpu_model, cupy_peak_allocated_bytes,  # noqa: E402
+                     emit_json,
                      make_batch, median_ms, time_each, time_forward_backward,
                      time_inference, torch_exercise_cnn, weight_grad_report)
 
@@ -600,10 +601,7 @@ def main(argv=None):
             os.environ.pop("MINIGRAD_KERNELS", None)
         else:
             os.environ["MINIGRAD_KERNELS"] = saved_mode
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    emit_json(result, args.json)
 
 
 if __name__ == "__main__":

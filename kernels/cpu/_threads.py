@@ -21,6 +21,8 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy  # noqa: F401  (loads OpenBLAS, which _find_openblas looks for)
+
 from ._jit import PARALLEL
 
 
@@ -65,8 +67,6 @@ def choose_threads(environ=None, cores=None):
         raise ValueError(f"MINIGRAD_CONV_THREADS={value!r}; use a positive integer")
     return int(value)
 
-
-import numpy as _numpy  # noqa: E402,F401  (OpenBLAS must be loaded before the lookup)
 
 _BLAS = _find_openblas()
 THREADS = 1 if PARALLEL or _BLAS is None else choose_threads()
