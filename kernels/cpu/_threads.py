@@ -88,6 +88,13 @@ def _one_blas_thread():
         put(before)
 
 
+def batch_slices(n, bytes_per_image, chunk_bytes):
+    """(start, stop) slices of a batch of n images, each with about ``chunk_bytes`` of
+    per-image data (at least one image; none for an empty batch)."""
+    step = max(1, chunk_bytes // max(bytes_per_image, 1))
+    return [(lo, min(n, lo + step)) for lo in range(0, n, step)]
+
+
 def run_slices(work, slices):
     """Call ``work(lo, hi)`` for every (lo, hi) in ``slices``, on all threads at once
     when there are at least as many slices as threads (calls must touch disjoint

@@ -35,7 +35,7 @@ from .._xp import fast_dtype
 from . import winograd
 from ._buffers import POOL
 from ._jit import cpu_kernel
-from ._threads import run_slices
+from ._threads import batch_slices, run_slices
 from .activation import backward_into, forward_into
 
 # The batch goes through im2col + GEMM (and GEMM + col2im) in slices of about this
@@ -251,8 +251,7 @@ def algorithm(x_shape, w_shape, stride):
 def _chunks(n, bytes_per_image):
     """(start, stop) slices of the batch whose columns take about CHUNK_BYTES each
     (none for an empty batch)."""
-    step = max(1, CHUNK_BYTES // max(bytes_per_image, 1))
-    return [(lo, min(n, lo + step)) for lo in range(0, n, step)]
+    return batch_slices(n, bytes_per_image, CHUNK_BYTES)
 
 
 def _slice_images(chunks):

@@ -29,7 +29,7 @@ from numba import prange
 
 from ._buffers import POOL
 from ._jit import cpu_kernel
-from ._threads import run_slices
+from ._threads import batch_slices, run_slices
 from .activation import forward_into
 
 # Bytes of transformed tiles (V and M, or dM and dV) per batch slice; see conv.py's
@@ -320,8 +320,7 @@ class WinogradCache(NamedTuple):
 
 def _slices(n, bytes_per_image):
     """(start, stop) slices of the batch with about CHUNK_BYTES of tiles each."""
-    step = max(1, CHUNK_BYTES // max(bytes_per_image, 1))
-    return [(lo, min(n, lo + step)) for lo in range(0, n, step)]
+    return batch_slices(n, bytes_per_image, CHUNK_BYTES)
 
 
 def _block(flat, per_tile_rows, lo, hi, per_image):
