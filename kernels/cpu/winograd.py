@@ -231,15 +231,15 @@ def _grad_input_transform(dv, ph, pw, th, tw, gx):
 
     Tiles overlap by two rows and columns, so padded pixel (2a + p, 2q + r) is
     D[p, r] of tile (a, q) + D[p + 2, r] of (a - 1, q) + D[p, r + 2] of (a, q - 1)
-    + D[p + 2, r + 2] of (a - 1, q - 1): gathered, with no read-modify-write.
+    + D[p + 2, r + 2] of (a - 1, q - 1): gathered, with no read-modify-write, into a
+    row's even and odd columns (unit stride), then interleaved into gx.
     """
     n_img, n_ch, h, w = gx.shape
-    wp = 2 * tw + 2
     size = th * tw
     for b in prange(n_img):
         e = np.empty((4, 4, size), gx.dtype)  # [k, column j]: B over the columns
         d = np.empty((4, 4, size), gx.dtype)  # [row i, column j]: B over the rows
-        padded = np.empty(wp, gx.dtype)
+        cols = np.empty((2, tw + 1), gx.dtype)  # a plane row's even and odd columns
         base = b * size
         for c in range(n_ch):
             for k in range(4):
@@ -268,26 +268,31 @@ def _grad_input_transform(dv, ph, pw, th, tw, gx):
                 here = a * tw  # tile row a's first tile; tile row a - 1 is here - tw
                 for r in range(2):  # the plane's even (r = 0) and odd columns
                     if a < th and a > 0:
-                        padded[r] = d[p, r, here] + d[p + 2, r, here - tw]
+                        cols[r, 0] = d[p, r, here] + d[p + 2, r, here - tw]
                         for q in range(1, tw):
-                            padded[2 * q + r] = (d[p, r, here + q] + d[p, r + 2, here + q - 1]
-                                                 + d[p + 2, r, here - tw + q]
-                                                 + d[p + 2, r + 2, here - tw + q - 1])
-                        padded[2 * tw + r] = (d[p, r + 2, here + tw - 1]
-                                              + d[p + 2, r + 2, here - 1])
+                            cols[r, q] = (d[p, r, here + q] + d[p, r + 2, here + q - 1]
+                                          + d[p + 2, r, here - tw + q]
+                                          + d[p + 2, r + 2, here - tw + q - 1])
+                        cols[r, tw] = (d[p, r + 2, here + tw - 1]
+                                       + d[p + 2, r + 2, here - 1])
                     elif a < th:  # the first tile row: no tile above
-                        padded[r] = d[p, r, here]
+                        cols[r, 0] = d[p, r, here]
                         for q in range(1, tw):
-                            padded[2 * q + r] = d[p, r, here + q] + d[p, r + 2, here + q - 1]
-                        padded[2 * tw + r] = d[p, r + 2, here + tw - 1]
+                            cols[r, q] = d[p, r, here + q] + d[p, r + 2, here + q - 1]
+                        cols[r, tw] = d[p, r + 2, here + tw - 1]
                     else:  # below the last tile row: only the tiles above
-                        padded[r] = d[p + 2, r, here - tw]
+                        cols[r, 0] = d[p + 2, r, here - tw]
                         for q in range(1, tw):
-                            padded[2 * q + r] = (d[p + 2, r, here - tw + q]
-                                                 + d[p + 2, r + 2, here - tw + q - 1])
-                        padded[2 * tw + r] = d[p + 2, r + 2, here - 1]
-                for j in range(w):
-                    gx[b, c, i, j] = padded[pw + j]
+                            cols[r, q] = (d[p + 2, r, here - tw + q]
+                                          + d[p + 2, r + 2, here - tw + q - 1])
+                        cols[r, tw] = d[p + 2, r + 2, here - 1]
+                # The interleave: plane column 2q + r is gx column 2q + r - pw.
+                for q in range(max(0, (pw - 1) // 2), min(tw + 1, (w + pw + 1) // 2)):
+                    j = 2 * q - pw
+                    if j >= 0:
+                        gx[b, c, i, j] = cols[0, q]
+                    if 0 <= j + 1 < w:
+                        gx[b, c, i, j + 1] = cols[1, q]
 
 
 def weight_transform(w):
