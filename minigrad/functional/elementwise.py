@@ -75,7 +75,8 @@ def pow(x, exponent):
             return (g * exponent * x.data ** (exponent - 1),)
         return _record(y, (x,), pow_backward)
     x, exponent = _operands(x, exponent, "pow")
-    y = x.data ** exponent.data
+    with np.errstate(divide="ignore", invalid="ignore"):  # 0 ** -1 is inf, as torch, silently
+        y = x.data ** exponent.data
 
     def pow_tensor_backward(g):
         xp = _xp(x)
