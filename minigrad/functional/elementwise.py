@@ -97,11 +97,11 @@ def _unary(name, x, forward, derivative):
     """A float-valued elementwise op: integer and bool input becomes float32 first (as
     torch); ``derivative(x, y)`` is the local derivative from the input and output."""
     x = _as_float(x)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         y = forward(x.data)
 
     def unary_backward(g):
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             return (g * derivative(x.data, y),)
     return _record(y, (x,), unary_backward, name)
 
@@ -186,21 +186,26 @@ def _erf(x):
 
 
 def abs(x):
-    """|x|; its derivative sign(x) is 0 at 0, as torch."""
+    """|x|; its derivative sign(x) is 0 at 0 and at NaN, as torch."""
     xp = _xp(x)
 
     def abs_backward(g):
-        return (g * xp.sign(x.data),)
+        return (g * _sign(x.data),)
     return _record(xp.abs(x.data), (x,), abs_backward)
 
 
+def _sign(data):
+    """-1, 0 or 1 in ``data``'s dtype; 0 at NaN and at -0.0, as torch (NumPy: NaN, -0.0)."""
+    return (data > 0).astype(data.dtype) - (data < 0).astype(data.dtype)
+
+
 def sign(x):
-    """-1, 0 or 1 by the sign of x (NaN stays NaN); its gradient is 0, as torch."""
+    """-1, 0 or 1 by the sign of x (0 at NaN, as torch); its gradient is 0, as torch."""
     xp = _xp(x)
 
     def sign_backward(g):
         return (xp.zeros_like(g),)
-    return _record(xp.sign(x.data), (x,), sign_backward)
+    return _record(_sign(x.data), (x,), sign_backward)
 
 
 def isnan(x):
