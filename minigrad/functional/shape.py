@@ -184,12 +184,16 @@ def chunk(x, chunks, dim=0):
     return split(x, builtins.max(-(-n // chunks), 1), dim)
 
 
-def _index_array(index, op):
-    """An int64 index array from a Tensor or array of integers, or a clear error."""
+def _index_array(index, op, x=None):
+    """The integer array of a Tensor or array ``index`` (on ``x``'s device), or a clear
+    error."""
     data = index.data if isinstance(index, Tensor) else index
     if getattr(data, "dtype", None) is None or data.dtype.kind not in "iu":
         raise TypeError(f"{op}: index must be an integer tensor, got "
                         f"{getattr(data, 'dtype', type(data).__name__)}")
+    if x is not None and backend.device_of(data) != x.device:
+        raise ValueError(f"{op}: index is on {backend.device_of(data)}, the input on "
+                         f"{x.device}; move one with .to()")
     return data
 
 
@@ -218,7 +222,7 @@ def gather(x, dim, index):
     """out[i][j][k] = x[i][index[i][j][k]][k] for dim 1 (torch.gather): ``index`` has x's
     number of dims, no larger than x outside ``dim``; the output has its shape."""
     axis = _axis(dim, x.ndim, "gather")
-    index = _index_array(index, "gather")
+    index = _index_array(index, "gather", x)
     _check_gather_index(x, index, axis, "gather")
     xp = _xp(x)
     where = _along(xp, index, axis) if x.ndim else ()
@@ -235,7 +239,7 @@ def scatter_add(x, dim, index, src):
     (torch.scatter_add; repeated indices add up). Gradients: all of it to ``x``, and
     to ``src`` what its elements were added to."""
     axis = _axis(dim, x.ndim, "scatter_add")
-    index = _index_array(index, "scatter_add")
+    index = _index_array(index, "scatter_add", x)
     _check_gather_index(x, index, axis, "scatter_add", src)
     _same_device("scatter_add", x, src)
     xp = _xp(x)
@@ -254,7 +258,7 @@ def scatter_add(x, dim, index, src):
 def index_select(x, dim, index):
     """The entries of ``x`` at the 1-D ``index`` along ``dim`` (torch.index_select)."""
     axis = _axis(dim, x.ndim, "index_select")
-    index = _index_array(index, "index_select")
+    index = _index_array(index, "index_select", x)
     if index.ndim > 1:
         raise ValueError(f"index_select: index must be 0-d or 1-D, got shape {index.shape}")
     if index.size and (int(index.min()) < -x.shape[axis] or int(index.max()) >= x.shape[axis]):
