@@ -344,12 +344,12 @@ def _values_at(x, index, axis, keepdim):
     elements alone (torch's value-selecting ops: max(dim), sort, topk). Each index
     appears once along ``axis``, so the backward writes rather than adds."""
     xp = _xp(x)
-    y = xp.take_along_axis(x.data, index, axis=axis)
+    where = _along(xp, index, axis)
+    y = x.data[where]
 
     def take_backward(g):
         full = xp.zeros(x.shape, dtype=g.dtype)
-        g = g if keepdim else xp.expand_dims(g, axis)
-        xp.put_along_axis(full, index, g, axis=axis)
+        full[where] = g if keepdim else xp.expand_dims(g, axis)
         return (full,)
     return _record(y if keepdim else xp.squeeze(y, axis), (x,), take_backward, "take")
 
