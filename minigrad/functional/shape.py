@@ -1,4 +1,7 @@
-"""Shapes and indexing: ``reshape``, ``flatten``, ``transpose``, ``swapaxes``, ``getitem``."""
+"""Shapes and indexing, with torch's names: ``reshape``, ``flatten``/``unflatten``,
+``squeeze``/``unsqueeze``, ``expand``, ``flip``, ``repeat``, ``cat``/``stack``,
+``split``/``chunk``, ``transpose``/``swapaxes``, ``getitem`` (torch's indexing rules),
+``gather``/``scatter_add``/``index_select``/``masked_fill``, ``one_hot``, ``sort``/``topk``."""
 import builtins
 import collections
 import math
@@ -129,7 +132,8 @@ def cat(tensors, dim=0, *, axis=None):
     ends = np.cumsum([t.shape[axis] for t in tensors])
 
     def cat_backward(g):
-        return tuple(xp.split(g, ends[:-1].tolist(), axis=axis))
+        parts = xp.split(g, ends[:-1].tolist(), axis=axis)
+        return tuple(p.astype(t.dtype, copy=False) for p, t in zip(parts, tensors))
     y = xp.concatenate([t.data.astype(dtype, copy=False) for t in tensors], axis=axis)
     return _record(y, tuple(tensors), cat_backward)
 
@@ -200,22 +204,27 @@ def _index_array(index, op, x=None):
 def _along(xp, index, axis):
     """The full advanced index that reads ``index`` along ``axis`` and each position
     elsewhere: what gather reads and scatter_add writes."""
-    grids = list(xp.ogrid[tuple(slice(0, n) for n in index.shape)]) if index.ndim else []
+    if not index.ndim:  # a 0-d tensor: its one element
+        return ()
+    grids = list(xp.ogrid[tuple(slice(0, n) for n in index.shape)])
     grids[axis] = index
     return tuple(grids)
 
 
 def _check_gather_index(x, index, axis, op, src=None):
-    if index.ndim != x.ndim:
-        raise ValueError(f"{op}: index has {index.ndim} dims, the input {x.ndim}")
-    limits = [x.shape] + ([src.shape] if src is not None else [])
-    for shape in limits:
-        if any(m > n for d, (m, n) in enumerate(zip(index.shape, shape)) if d != axis or
-               shape is not x.shape):
-            raise ValueError(f"{op}: index of shape {index.shape} is larger than {shape} "
-                             f"outside dim {axis}")
-    if index.size and (int(index.min()) < -x.shape[axis] or int(index.max()) >= x.shape[axis]):
-        raise IndexError(f"{op}: index out of range for dim {axis} of size {x.shape[axis]}")
+    """torch's rules: index has x's number of dims, is no larger than x outside ``axis``
+    and no larger than ``src`` anywhere, and holds positions along ``axis``."""
+    if index.ndim != x.ndim or (src is not None and src.ndim != x.ndim):
+        raise ValueError(f"{op}: index has {index.ndim} dims, the input {x.ndim}"
+                         + ("" if src is None else f", src {src.ndim}"))
+    if any(m > n for d, (m, n) in enumerate(zip(index.shape, x.shape)) if d != axis):
+        raise ValueError(f"{op}: index of shape {index.shape} is larger than the input "
+                         f"{x.shape} outside dim {axis}")
+    if src is not None and any(m > n for m, n in zip(index.shape, src.shape)):
+        raise ValueError(f"{op}: index of shape {index.shape} is larger than src {src.shape}")
+    size = x.shape[axis] if x.ndim else 1
+    if index.size and (int(index.min()) < -size or int(index.max()) >= size):
+        raise IndexError(f"{op}: index out of range for dim {axis} of size {size}")
 
 
 def gather(x, dim, index):
@@ -225,7 +234,7 @@ def gather(x, dim, index):
     index = _index_array(index, "gather", x)
     _check_gather_index(x, index, axis, "gather")
     xp = _xp(x)
-    where = _along(xp, index, axis) if x.ndim else ()
+    where = _along(xp, index, axis)
 
     def gather_backward(g):
         full = xp.zeros(x.shape, dtype=g.dtype)
