@@ -101,15 +101,13 @@ def argmin(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
     return _arg_extreme(x, dim, keepdim, "argmin", _xp(x).argmin)
 
 
-def _extreme_with_index(x, dim, keepdim, op, elementwise, reduce_all, arg):
+def _extreme_with_index(x, dim, keepdim, op, elementwise, values_only, arg):
     """torch.max / torch.min in their three forms: of two tensors (elementwise), over
     ``dim`` ((values, indices)) or over everything (a 0-d tensor)."""
     if isinstance(dim, Tensor):  # torch.max(x, other)
         return elementwise(x, dim)
-    if dim is None:
-        return reduce_all(x)
-    if isinstance(dim, (tuple, list)):  # NumPy's several axes: the values alone
-        return _extreme(x, dim, keepdim, op, _xp(x).max if op == "max" else _xp(x).min)
+    if dim is None or isinstance(dim, (tuple, list)):  # all, or NumPy's several axes
+        return values_only(x, dim, keepdim)
     axis = _axis(dim, x.ndim, op)
     if x.ndim == 0:  # torch: the value itself, at index 0
         return ValuesIndices(reshape(x, ()), Tensor(_xp(x).zeros((), dtype=np.int64)))
