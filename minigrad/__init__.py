@@ -10,6 +10,13 @@ from .backend import cuda_available
 from .random import manual_seed
 from .tensor import Tensor, as_tensor, from_numpy, is_grad_enabled, no_grad, tensor
 
+# torch's top-level tensor functions (torch.cat, torch.where, ...): the ops of F.
+from .functional import (abs, all, amax, amin, any, argmax, argmin, cat, chunk,  # noqa: E402,F401
+                         clamp, clip, cumsum, erf, exp, flatten, flip, gather, index_select,
+                         isfinite, isinf, isnan, log, logsumexp, masked_fill, max, maximum,
+                         mean, min, minimum, norm, prod, scatter_add, sort, split, sqrt,
+                         squeeze, stack, std, sum, topk, unsqueeze, var, where)
+
 __version__ = "0.1.0"
 
 

@@ -33,3 +33,14 @@ from .norm import batch_norm, dropout  # noqa: F401
 from .pool import avg_pool2d, max_pool2d  # noqa: F401
 from .reduce import max, mean, sum  # noqa: F401
 from .shape import flatten, getitem, reshape, swapaxes, transpose  # noqa: F401
+
+# ---- issue 13: tensor ops with torch's names (reductions, elementwise, shapes) ----
+from ._core import _dim_alias, _dims  # noqa: F401,E402
+from .elementwise import (clamp, clip, cos, erf, exp2, floor_divide, isfinite,  # noqa: F401,E402
+                          isinf, isnan, log2, log10, maximum, minimum, remainder, rsqrt,
+                          sign, sin, sqrt, where)
+from .reduce import (ValuesIndices, all, amax, amin, any, argmax, argmin,  # noqa: F401,E402
+                     cumsum, logsumexp, min, norm, prod, std, var)
+from .shape import (cat, chunk, expand, flip, gather, index_select, masked_fill,  # noqa: F401,E402
+                    one_hot, repeat, scatter_add, sort, split, squeeze, stack, topk,
+                    unflatten, unsqueeze)

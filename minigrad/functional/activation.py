@@ -1,7 +1,7 @@
 """Activations: ``relu``, ``leaky_relu``, ``sigmoid``, ``tanh``, ``softmax``,
 ``log_softmax``; the first three from the device's kernel table."""
 from .. import backend
-from ._core import _record, _xp
+from ._core import _dim_alias, _dims, _record, _xp
 
 
 def leaky_relu(x, negative_slope=0.01):
@@ -39,7 +39,8 @@ def tanh(x):
     return _activation("tanh", x)
 
 
-def softmax(x, axis=-1):
+def softmax(x, dim=-1, *, axis=None):
+    axis = _softmax_axis("softmax", x, dim, axis)
     xp = _xp(x)
     e = xp.exp(x.data - x.data.max(axis=axis, keepdims=True))
     y = e / e.sum(axis=axis, keepdims=True)
@@ -49,7 +50,8 @@ def softmax(x, axis=-1):
     return _record(y, (x,), softmax_backward)
 
 
-def log_softmax(x, axis=-1):
+def log_softmax(x, dim=-1, *, axis=None):
+    axis = _softmax_axis("log_softmax", x, dim, axis)
     xp = _xp(x)
     shifted = x.data - x.data.max(axis=axis, keepdims=True)
     y = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
@@ -57,3 +59,10 @@ def log_softmax(x, axis=-1):
     def log_softmax_backward(g):
         return (g - xp.exp(y) * g.sum(axis=axis, keepdims=True),)
     return _record(y, (x,), log_softmax_backward)
+
+
+def _softmax_axis(op, x, dim, axis):
+    """torch's ``dim`` (``axis`` its alias) checked: IndexError out of range; a 0-d
+    tensor takes dim 0 or -1 (and reduces over nothing)."""
+    dim, _ = _dim_alias(op, None if axis is not None else dim, axis)
+    return _dims(dim, x.ndim, op)

@@ -41,7 +41,7 @@ def _naming_layer(layer, op, *args):
     """
     try:
         return op(*args)
-    except ValueError as exc:
+    except (ValueError, IndexError) as exc:  # IndexError: a dim out of range, as torch
         name = layer if isinstance(layer, str) else repr(layer)
         try:
             named = type(exc)(f"{name}: {exc}")

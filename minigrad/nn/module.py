@@ -11,8 +11,13 @@ import numpy as np
 
 from .. import backend
 from ..io import atomic_write
-from ..tensor import Tensor, no_grad
+from ..tensor import Tensor, as_tensor, no_grad
 from .parameter import Parameter
+
+
+def _is_array(value):
+    """True for a NumPy or CuPy array (not a Tensor, a list or a number)."""
+    return isinstance(value, np.ndarray) or type(value).__module__.startswith("cupy")
 
 
 class Module:
@@ -226,6 +231,9 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *inputs):
+        # A NumPy or CuPy array is an input as a constant tensor, as a user expects.
+        inputs = tuple(as_tensor(v, device=backend.device_of(v)) if _is_array(v) else v
+                       for v in inputs)
         out = self.forward(*inputs)
         if _shape_trace is not None:
             _shape_trace.append((self, out))
