@@ -33,3 +33,7 @@ from .norm import batch_norm, dropout  # noqa: F401
 from .pool import avg_pool2d, max_pool2d  # noqa: F401
 from .reduce import max, mean, sum  # noqa: F401
 from .shape import flatten, getitem, reshape, swapaxes, transpose  # noqa: F401
+
+# ---- issue 13 (activations, norms, embedding, attention, losses): one block, kept apart
+from .activation import (elu, gelu, hardsigmoid, hardswish, hardtanh, logsigmoid,  # noqa: F401
+                         mish, prelu, relu6, selu, silu, softplus)

@@ -9,6 +9,8 @@ from kernels.reference.activation import FUSABLE, check_activation
 
 from .. import functional as F
 from . import init
+from .activation import (ELU, GELU, SELU, Hardsigmoid, Hardswish, Hardtanh, LogSigmoid,
+                         Mish, PReLU, ReLU6, SiLU, Softplus)
 from .module import Module, _table, tracing_shapes
 from .parameter import Parameter
 
@@ -209,16 +211,19 @@ class BatchNorm2d(Module):
 
 
 class ReLU(Module):
-    """max(x, 0)."""
+    """max(x, 0). ``inplace`` is accepted (torch's argument) and ignored."""
+
+    def __init__(self, inplace=False):
+        super().__init__()
 
     def forward(self, x):
         return F.relu(x)
 
 
 class LeakyReLU(Module):
-    """x for x > 0, negative_slope * x otherwise."""
+    """x for x > 0, negative_slope * x otherwise. ``inplace`` is accepted and ignored."""
 
-    def __init__(self, negative_slope=0.01):
+    def __init__(self, negative_slope=0.01, inplace=False):
         super().__init__()
         self.negative_slope = negative_slope
 
@@ -348,7 +353,10 @@ class ModuleList(_ModuleSequence):
         setattr(self, list(self._modules)[index], module)
 
 
-ACTIVATIONS = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid, "leaky_relu": LeakyReLU}
+ACTIVATIONS = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid, "leaky_relu": LeakyReLU,
+               "gelu": GELU, "silu": SiLU, "elu": ELU, "selu": SELU, "softplus": Softplus,
+               "mish": Mish, "hardtanh": Hardtanh, "relu6": ReLU6, "hardswish": Hardswish,
+               "hardsigmoid": Hardsigmoid, "logsigmoid": LogSigmoid, "prelu": PReLU}
 
 # Activation modules a Conv2d right before them can apply in its own kernel.
 _FUSED_AFTER_CONV = {ACTIVATIONS[name]: name for name in FUSABLE}
@@ -370,7 +378,8 @@ def _fusable_pair(pair):
 
 
 def activation(name):
-    """An activation module by name ("relu", "tanh", "sigmoid", "leaky_relu")."""
+    """An activation module by name ("relu", "tanh", "sigmoid", "leaky_relu", "gelu", ...:
+    the keys of ``ACTIVATIONS``), with its default arguments."""
     try:
         return ACTIVATIONS[name.lower()]()
     except KeyError:
