@@ -37,3 +37,6 @@ from .shape import flatten, getitem, reshape, swapaxes, transpose  # noqa: F401
 # ---- issue 13 (activations, norms, embedding, attention, losses): one block, kept apart
 from .activation import (elu, gelu, hardsigmoid, hardswish, hardtanh, logsigmoid,  # noqa: F401
                          mish, prelu, relu6, selu, silu, softplus)
+from .embedding import embedding  # noqa: F401
+from .norm import dropout2d, group_norm, layer_norm  # noqa: F401
+from .attention import scaled_dot_product_attention  # noqa: F401

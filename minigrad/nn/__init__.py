@@ -2,9 +2,12 @@
 from . import init, utils
 from .activation import (ELU, GELU, SELU, Hardsigmoid, Hardswish, Hardtanh, LogSigmoid, Mish,
                          PReLU, ReLU6, SiLU, Softplus)
+from .attention import MultiheadAttention
+from .embedding import Embedding
 from .layers import (ACTIVATIONS, AvgPool2d, BatchNorm2d, Conv2d, Dense, Dropout, Flatten,
-                     LeakyReLU, Linear, MaxPool2d, ModuleList, ReLU, Sequential, Sigmoid,
-                     Softmax, Tanh, activation)
+                     Identity, LeakyReLU, Linear, MaxPool2d, ModuleList, ReLU, Sequential,
+                     Sigmoid, Softmax, Tanh, activation)
+from .norm import BatchNorm1d, Dropout2d, GroupNorm, LayerNorm
 from .module import Module
 from .parameter import Parameter
 
@@ -12,4 +15,5 @@ __all__ = ["Module", "Parameter", "init", "utils", "Dense", "Linear", "Conv2d", 
            "AvgPool2d", "Flatten", "Dropout", "BatchNorm2d", "ReLU", "LeakyReLU", "Tanh",
            "Sigmoid", "Softmax", "Sequential", "ModuleList", "activation", "ACTIVATIONS",
            "GELU", "SiLU", "ELU", "SELU", "Softplus", "Mish", "Hardtanh", "ReLU6", "Hardswish",
-           "Hardsigmoid", "LogSigmoid", "PReLU"]
+           "Hardsigmoid", "LogSigmoid", "PReLU", "Identity", "LayerNorm", "GroupNorm", "BatchNorm1d",
+           "Dropout2d", "Embedding", "MultiheadAttention"]

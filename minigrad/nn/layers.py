@@ -185,8 +185,10 @@ class Dropout(Module):
         return f"p={self.p}"
 
 
-class BatchNorm2d(Module):
-    """Batch normalisation over the channels of NCHW input, with running statistics."""
+class _BatchNorm(Module):
+    """Batch normalisation over axis 1 (the channels), with running statistics."""
+
+    ndims, layout = (), ""  # the input ranks taken, and how to name them; set by subclasses
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True):
         super().__init__()
@@ -198,8 +200,9 @@ class BatchNorm2d(Module):
         self.register_buffer("num_batches_tracked", np.zeros((), dtype=np.int64))
 
     def forward(self, x):
-        if x.ndim != 4 or x.shape[1] != self.num_features:
-            raise ValueError(f"{self!r}: expected input of shape (N, {self.num_features}, H, W), "
+        if x.ndim not in self.ndims or x.shape[1] != self.num_features:
+            raise ValueError(f"{self!r}: expected input of shape "
+                             f"{self.layout.format(C=self.num_features)}, "
                              f"got shape {tuple(x.shape)}")
         if self.training and self._buffers["num_batches_tracked"] is not None:
             self._buffers["num_batches_tracked"] += 1
@@ -208,6 +211,22 @@ class BatchNorm2d(Module):
 
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalisation over the channels of NCHW input, with running statistics."""
+
+    ndims, layout = (4,), "(N, {C}, H, W)"
+
+
+class Identity(Module):
+    """Returns its input (torch.nn.Identity); any constructor arguments are ignored."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+    def forward(self, x):
+        return x
 
 
 class ReLU(Module):

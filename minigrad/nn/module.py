@@ -225,8 +225,8 @@ class Module:
     def forward(self, *inputs):
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
-    def __call__(self, *inputs):
-        out = self.forward(*inputs)
+    def __call__(self, *inputs, **kwargs):
+        out = self.forward(*inputs, **kwargs)
         if _shape_trace is not None:
             _shape_trace.append((self, out))
         return out
