@@ -40,3 +40,4 @@ from .activation import (elu, gelu, hardsigmoid, hardswish, hardtanh, logsigmoid
 from .embedding import embedding  # noqa: F401
 from .norm import dropout2d, group_norm, layer_norm  # noqa: F401
 from .attention import scaled_dot_product_attention  # noqa: F401
+from .loss import binary_cross_entropy, kl_div, smooth_l1_loss  # noqa: F401
