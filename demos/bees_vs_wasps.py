@@ -41,7 +41,7 @@ except ImportError:  # run from a clone without installing: use the package besi
     import minigrad as mg
 
 from minigrad import backend, losses, nn, optim
-from minigrad.models import exercise_cnn
+from minigrad.models import exercise_cnn, resnet_small
 from minigrad.data import (DataLoader, SyntheticInsects, load_image_folder, train_val_split,
                            transforms)
 from minigrad.io import atomic_write_json
@@ -77,6 +77,7 @@ class ExperimentConfig:
     data: "str | None" = None
     size: int = 80
     batch_size: int = 32
+    model: str = "exercise"
     activation: str = "relu"
     loss: str = "cross_entropy"
     optimizer: str = "adam"
@@ -100,8 +101,15 @@ class ExperimentConfig:
         return REAL_DATA_EPOCHS if self.data else SYNTHETIC_EPOCHS
 
 
-def build_model(num_classes, activation="relu", size=80):
-    """The exercise's CNN (:func:`minigrad.models.exercise_cnn`) for this experiment."""
+# --model: the exercise's CNN, or a small ResNet (always ReLU) for comparison.
+MODELS = {"exercise": exercise_cnn, "resnet": resnet_small}
+
+
+def build_model(num_classes, activation="relu", size=80, model="exercise"):
+    """The model for this experiment: the exercise's CNN
+    (:func:`minigrad.models.exercise_cnn`) or :func:`minigrad.models.resnet_small`."""
+    if model == "resnet":
+        return resnet_small(num_classes)
     return exercise_cnn(num_classes, activation, size)
 
 
@@ -144,6 +152,10 @@ def check_config(config):
     losses.get(config.loss)  # an unknown name lists the known ones
     optim.optimizer_class(config.optimizer)  # an unknown name lists the known ones
     nn.activation(config.activation)
+    if config.model not in MODELS:
+        raise ValueError(f"--model must be one of {sorted(MODELS)}, got {config.model!r}")
+    if config.model == "resnet" and config.activation != "relu":
+        raise ValueError("--activation applies to the exercise model; the resnet uses ReLU")
     if config.size < 8:
         raise ValueError(f"--size must be at least 8 (three 2x2 poolings), got {config.size}")
     if config.batch_size < 1:
@@ -174,7 +186,7 @@ def experiment_settings(config):
     loss = type(losses.get(config.loss))
     optimizer = optim.optimizer_class(config.optimizer)
     settings = {
-        "model": exercise_cnn.__name__,
+        "model": MODELS[config.model].__name__,
         "data": str(Path(config.data).expanduser().resolve()) if config.data else None,
         "size": int(config.size),
         "seed": int(config.seed),
@@ -297,7 +309,7 @@ def run_experiment(config, verbose=1, callbacks=(), plots=True):
 
     mg.manual_seed(config.seed)
     try:
-        model = build_model(len(classes), config.activation, config.size)
+        model = build_model(len(classes), config.activation, config.size, config.model)
     except ValueError as exc:  # settings are checked already: the data's classes (one)
         raise ExperimentError(f"{description}: {exc}") from exc
     model.to(device)
@@ -419,6 +431,8 @@ def build_parser():
         description="Train the exercise's CNN on an image folder (default: synthetic "
                     "insect pictures) and report curves and a confusion matrix.")
     add_experiment_arguments(parser)
+    parser.add_argument("--model", choices=sorted(MODELS), default="exercise",
+                        help="the exercise's CNN or a small ResNet (exercise)")
     parser.add_argument("--activation", choices=sorted(nn.ACTIVATIONS), default="relu",
                         help="activation function (relu)")
     parser.add_argument("--loss", default="cross_entropy",

@@ -113,6 +113,17 @@ def test_cli_trains_quietly_and_prints_the_result(tmp_path, capsys):
     assert result["history"]["lr"] == [0.01]
 
 
+def test_cli_trains_the_resnet_with_model_resnet(tmp_path, capsys):
+    status = demo.main(["--model", "resnet", "--size", "16", "--synthetic-images", "40",
+                        "--epochs", "1", "--out", str(tmp_path / "cli"), "--quiet"])
+    assert status == 0
+    result = json.loads((tmp_path / "cli" / "result.json").read_text())
+    assert result["config"]["model"] == "resnet"
+    with pytest.raises(SystemExit):  # the resnet's activation is fixed
+        demo.main(["--model", "resnet", "--activation", "tanh", "--quiet"])
+    assert "--activation applies to the exercise model" in capsys.readouterr().err
+
+
 def test_cli_verbose_output_names_the_synthetic_set(tmp_path, capsys):
     demo.main(["train", "--size", "24", "--synthetic-images", "80", "--epochs", "1",
                "--out", str(tmp_path / "v")])

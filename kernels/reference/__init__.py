@@ -13,6 +13,8 @@ KERNELS = {
     "softmax_cross_entropy_backward": losses.softmax_cross_entropy_backward,
     "sgd_update": optim.sgd_update,
     "adam_update": optim.adam_update,
+    # AMSGrad: the array-module step on every device (the fused kernels keep no maximum).
+    "adam_amsgrad_update": optim.adam_update,
     "rmsprop_update": optim.rmsprop_update,
     "adagrad_update": optim.adagrad_update,
     "dropout_mask": random.dropout_mask,

@@ -44,3 +44,10 @@ from .reduce import (ValuesIndices, all, amax, amin, any, argmax, argmin,  # noq
 from .shape import (cat, chunk, expand, flip, gather, index_select, masked_fill,  # noqa: F401,E402
                     one_hot, repeat, scatter_add, sort, split, squeeze, stack, topk,
                     unflatten, unsqueeze)
+# ---- issue 13 (activations, norms, embedding, attention, losses): one block, kept apart
+from .activation import (elu, gelu, hardsigmoid, hardswish, hardtanh, logsigmoid,  # noqa: F401
+                         mish, prelu, relu6, selu, silu, softplus)
+from .embedding import embedding  # noqa: F401
+from .norm import dropout2d, group_norm, layer_norm  # noqa: F401
+from .attention import scaled_dot_product_attention  # noqa: F401
+from .loss import binary_cross_entropy, kl_div, smooth_l1_loss  # noqa: F401

@@ -1,11 +1,19 @@
-"""Neural-network building blocks: Module, Parameter, layers, Sequential, ModuleList, init."""
-from . import init
+"""Neural-network building blocks: Module, Parameter, layers, Sequential, ModuleList, init, utils."""
+from . import init, utils
+from .activation import (ELU, GELU, SELU, Hardsigmoid, Hardswish, Hardtanh, LogSigmoid, Mish,
+                         PReLU, ReLU6, SiLU, Softplus)
+from .attention import MultiheadAttention
+from .embedding import Embedding
 from .layers import (ACTIVATIONS, AvgPool2d, BatchNorm2d, Conv2d, Dense, Dropout, Flatten,
-                     LeakyReLU, Linear, MaxPool2d, ModuleList, ReLU, Sequential, Sigmoid,
-                     Softmax, Tanh, activation)
+                     Identity, LeakyReLU, Linear, MaxPool2d, ModuleList, ReLU, Sequential,
+                     Sigmoid, Softmax, Tanh, activation)
+from .norm import BatchNorm1d, Dropout2d, GroupNorm, LayerNorm
 from .module import Module
 from .parameter import Parameter
 
-__all__ = ["Module", "Parameter", "init", "Dense", "Linear", "Conv2d", "MaxPool2d",
+__all__ = ["Module", "Parameter", "init", "utils", "Dense", "Linear", "Conv2d", "MaxPool2d",
            "AvgPool2d", "Flatten", "Dropout", "BatchNorm2d", "ReLU", "LeakyReLU", "Tanh",
-           "Sigmoid", "Softmax", "Sequential", "ModuleList", "activation", "ACTIVATIONS"]
+           "Sigmoid", "Softmax", "Sequential", "ModuleList", "activation", "ACTIVATIONS",
+           "GELU", "SiLU", "ELU", "SELU", "Softplus", "Mish", "Hardtanh", "ReLU6", "Hardswish",
+           "Hardsigmoid", "LogSigmoid", "PReLU", "Identity", "LayerNorm", "GroupNorm", "BatchNorm1d",
+           "Dropout2d", "Embedding", "MultiheadAttention"]

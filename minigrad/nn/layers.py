@@ -8,6 +8,8 @@ import numpy as np
 from .. import functional as F
 from .._kernels import kernel_module
 from . import init
+from .activation import (ELU, GELU, SELU, Hardsigmoid, Hardswish, Hardtanh, LogSigmoid,
+                         Mish, PReLU, ReLU6, SiLU, Softplus)
 from .module import Module, _table, record_fused
 from .parameter import Parameter
 
@@ -186,8 +188,10 @@ class Dropout(Module):
         return f"p={self.p}"
 
 
-class BatchNorm2d(Module):
-    """Batch normalisation over the channels of NCHW input, with running statistics."""
+class _BatchNorm(Module):
+    """Batch normalisation over axis 1 (the channels), with running statistics."""
+
+    ndims, layout = (), ""  # the input ranks taken, and how to name them; set by subclasses
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True):
         super().__init__()
@@ -199,8 +203,9 @@ class BatchNorm2d(Module):
         self.register_buffer("num_batches_tracked", np.zeros((), dtype=np.int64))
 
     def forward(self, x):
-        if x.ndim != 4 or x.shape[1] != self.num_features:
-            raise ValueError(f"{self!r}: expected input of shape (N, {self.num_features}, H, W), "
+        if x.ndim not in self.ndims or x.shape[1] != self.num_features:
+            raise ValueError(f"{self!r}: expected input of shape "
+                             f"{self.layout.format(C=self.num_features)}, "
                              f"got shape {tuple(x.shape)}")
         if self.training and self._buffers["num_batches_tracked"] is not None:
             self._buffers["num_batches_tracked"] += 1
@@ -211,17 +216,36 @@ class BatchNorm2d(Module):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
 
 
+class BatchNorm2d(_BatchNorm):
+    """Batch normalisation over the channels of NCHW input, with running statistics."""
+
+    ndims, layout = (4,), "(N, {C}, H, W)"
+
+
+class Identity(Module):
+    """Returns its input (torch.nn.Identity); any constructor arguments are ignored."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+    def forward(self, x):
+        return x
+
+
 class ReLU(Module):
-    """max(x, 0)."""
+    """max(x, 0). ``inplace`` is accepted (torch's argument) and ignored."""
+
+    def __init__(self, inplace=False):
+        super().__init__()
 
     def forward(self, x):
         return F.relu(x)
 
 
 class LeakyReLU(Module):
-    """x for x > 0, negative_slope * x otherwise."""
+    """x for x > 0, negative_slope * x otherwise. ``inplace`` is accepted and ignored."""
 
-    def __init__(self, negative_slope=0.01):
+    def __init__(self, negative_slope=0.01, inplace=False):
         super().__init__()
         self.negative_slope = negative_slope
 
@@ -372,7 +396,10 @@ class ModuleList(_ModuleSequence):
         setattr(self, list(self._modules)[index], module)
 
 
-ACTIVATIONS = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid, "leaky_relu": LeakyReLU}
+ACTIVATIONS = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid, "leaky_relu": LeakyReLU,
+               "gelu": GELU, "silu": SiLU, "elu": ELU, "selu": SELU, "softplus": Softplus,
+               "mish": Mish, "hardtanh": Hardtanh, "relu6": ReLU6, "hardswish": Hardswish,
+               "hardsigmoid": Hardsigmoid, "logsigmoid": LogSigmoid, "prelu": PReLU}
 
 # Activation modules a Conv2d right before them can apply in its own kernel.
 _FUSED_AFTER_CONV = {ACTIVATIONS[name]: name for name in FUSABLE}
@@ -393,7 +420,8 @@ def _fusable_pair(pair):
 
 
 def activation(name):
-    """An activation module by name ("relu", "tanh", "sigmoid", "leaky_relu")."""
+    """An activation module by name ("relu", "tanh", "sigmoid", "leaky_relu", "gelu", ...:
+    the keys of ``ACTIVATIONS``), with its default arguments."""
     try:
         return ACTIVATIONS[name.lower()]()
     except KeyError:

@@ -230,11 +230,11 @@ class Module:
     def forward(self, *inputs):
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
-    def __call__(self, *inputs):
+    def __call__(self, *inputs, **kwargs):
         # A NumPy or CuPy array is an input as a constant tensor, as a user expects.
         inputs = tuple(as_tensor(v, device=backend.device_of(v)) if _is_array(v) else v
                        for v in inputs)
-        out = self.forward(*inputs)
+        out = self.forward(*inputs, **kwargs)
         if _shape_trace is not None:
             _shape_trace.append((self, out))
         return out
