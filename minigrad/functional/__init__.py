@@ -33,3 +33,6 @@ from .norm import batch_norm, dropout  # noqa: F401
 from .pool import avg_pool2d, max_pool2d  # noqa: F401
 from .reduce import max, mean, sum  # noqa: F401
 from .shape import flatten, getitem, reshape, swapaxes, transpose  # noqa: F401
+
+# ---- issue 13: convolution, pooling and resizing (conv.py, pool.py, resize.py)
+from .conv import conv1d, conv_transpose2d  # noqa: F401,E402
