@@ -36,3 +36,6 @@ from .shape import flatten, getitem, reshape, swapaxes, transpose  # noqa: F401
 
 # ---- issue 13: convolution, pooling and resizing (conv.py, pool.py, resize.py)
 from .conv import conv1d, conv_transpose2d  # noqa: F401,E402
+from .pool import (adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool1d,  # noqa: F401,E402
+                   max_pool1d, max_unpool2d)
+from .resize import interpolate, pad  # noqa: F401,E402

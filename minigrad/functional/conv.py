@@ -84,7 +84,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, acti
     span = (dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1)
     if x.shape[2] + 2 * padding[0] < span[0] or x.shape[3] + 2 * padding[1] < span[1]:
         raise ValueError(f"conv2d: input of spatial size {x.shape[2:]} with padding {padding} "
-                         f"is smaller than the (dilated) kernel {span}")
+                         f"is smaller than the kernel {span} (its extent with dilation {dilation})")
     b = None if bias is None else bias.data
     inputs = (x, weight) if bias is None else (x, weight, bias)
     if groups == 1 and dilation == (1, 1):  # the exercise's path: the tuned kernels
