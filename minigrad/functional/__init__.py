@@ -35,7 +35,7 @@ from .reduce import max, mean, sum  # noqa: F401
 from .shape import flatten, getitem, reshape, swapaxes, transpose  # noqa: F401
 
 # ---- issue 13: convolution, pooling and resizing (conv.py, pool.py, resize.py)
-from .conv import conv1d, conv_transpose2d  # noqa: F401,E402
+from .conv import conv1d, conv_transpose2d, conv_transpose_output_size  # noqa: F401,E402
 from .pool import (adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool1d,  # noqa: F401,E402
                    max_pool1d, max_unpool2d)
 from .resize import interpolate, pad  # noqa: F401,E402

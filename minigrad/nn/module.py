@@ -225,8 +225,8 @@ class Module:
     def forward(self, *inputs):
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
-    def __call__(self, *inputs):
-        out = self.forward(*inputs)
+    def __call__(self, *inputs, **kwargs):
+        out = self.forward(*inputs, **kwargs)
         if _shape_trace is not None:
             _shape_trace.append((self, out))
         return out
@@ -328,7 +328,7 @@ class Module:
             for module, mode in modes:
                 object.__setattr__(module, "training", mode)
         names = {id(m): n for n, m in self.named_modules()}
-        rows = [(names.get(id(m), "?"), type(m).__name__, tuple(out.shape),
+        rows = [(names.get(id(m), "?"), type(m).__name__, _output_shape(out),
                  builtin_sum(p.size for p in m._parameters.values() if p is not None))
                 for m, out in trace if not m._modules]
         total = self.num_parameters()
@@ -343,6 +343,14 @@ class Module:
 
 
 builtin_sum = sum
+
+
+def _output_shape(out):
+    """A layer's output shape for ``summary``; a tuple of them for a layer that returns
+    several tensors (``MaxPool2d(return_indices=True)``)."""
+    if isinstance(out, (tuple, list)):
+        return tuple(_output_shape(o) for o in out)
+    return tuple(out.shape)
 _shape_trace = None  # set by summary(): every Module call appends (module, output)
 
 
