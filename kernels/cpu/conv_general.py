@@ -1,0 +1,176 @@
+"""Convolutions with groups and dilation, and transposed convolutions, on the CPU:
+Numba im2col/col2im with dilation around the grouped GEMMs of the reference.
+
+The columns have the layout of ``conv.py``'s (per image, (C*kh*kw, OH*OW), no bias
+row), so the channels of one group are consecutive rows and the grouped products
+(``reference.conv.grouped_*``) are one batched ``np.matmul`` over (image, group)
+views, no copies. The plain convolution (groups 1, dilation 1) stays in ``conv.py``.
+"""
+from typing import NamedTuple
+
+import numpy as np
+from numba import prange
+
+from kernels.reference import conv as reference
+from kernels.reference.conv import (grouped_forward, grouped_input_columns,
+                                    grouped_weight_grad)
+from kernels.reference.windows import output_size
+
+from .._xp import fast_dtype
+from ._jit import cpu_kernel
+
+
+@cpu_kernel
+def _im2col_dilated(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols):
+    """cols[n, (c*kh + i)*kw + j, oy*ow + ox] = xpad[n, c, oy*sh + i*dh, ox*sw + j*dw].
+
+    Parallel over (image, channel) planes, as conv.py's _im2col; ``oh``/``ow`` may be
+    fewer windows than the input admits (a transposed convolution's output_padding).
+    """
+    n_img, n_ch, h, w = x.shape
+    for task in prange(n_img * n_ch):
+        b = task // n_ch
+        c = task % n_ch
+        for i in range(kh):
+            for j in range(kw):
+                r = (c * kh + i) * kw + j
+                for oy in range(oh):
+                    iy = oy * sh + i * dh - ph
+                    base = oy * ow
+                    if iy < 0 or iy >= h:
+                        for ox in range(ow):
+                            cols[b, r, base + ox] = 0
+                    else:
+                        for ox in range(ow):
+                            ix = ox * sw + j * dw - pw
+                            if ix >= 0 and ix < w:
+                                cols[b, r, base + ox] = x[b, c, iy, ix]
+                            else:
+                                cols[b, r, base + ox] = 0
+
+
+@cpu_kernel
+def _col2im_dilated(gcols, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, gx):
+    """gx[n, c] = the window rows of gcols added back (the adjoint of _im2col_dilated);
+    each task owns one output plane."""
+    n_img, n_ch, h, w = gx.shape
+    for task in prange(n_img * n_ch):
+        b = task // n_ch
+        c = task % n_ch
+        gx[b, c] = 0
+        for i in range(kh):
+            for j in range(kw):
+                r = (c * kh + i) * kw + j
+                for oy in range(oh):
+                    iy = oy * sh + i * dh - ph
+                    if iy < 0 or iy >= h:
+                        continue
+                    base = oy * ow
+                    for ox in range(ow):
+                        ix = ox * sw + j * dw - pw
+                        if ix >= 0 and ix < w:
+                            gx[b, c, iy, ix] += gcols[b, r, base + ox]
+
+
+def im2col(x, kernel, stride, padding, dilation, out_hw):
+    """(N, C*kh*kw, OH*OW) columns of a C-contiguous float array."""
+    n, c = x.shape[:2]
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow) = kernel, stride, padding, dilation, out_hw
+    cols = np.empty((n, c * kh * kw, oh * ow), x.dtype)
+    _im2col_dilated(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols)
+    return cols
+
+
+def col2im(gcols, x_shape, kernel, stride, padding, dilation, out_hw):
+    """The adjoint of ``im2col``: (N, C*kh*kw, OH*OW) -> (N, C, H, W)."""
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow) = kernel, stride, padding, dilation, out_hw
+    gx = np.empty(x_shape, gcols.dtype)
+    _col2im_dilated(np.ascontiguousarray(gcols), kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, gx)
+    return gx
+
+
+class GeneralCache(NamedTuple):
+    """What a fast general (or transposed) convolution's backward reads."""
+    cols: np.ndarray  # the convolution's input columns (None for a transposed one)
+    x: np.ndarray  # the transposed convolution's input (None for a convolution)
+    x_shape: tuple
+    w: np.ndarray
+    has_bias: bool
+    stride: tuple
+    padding: tuple
+    dilation: tuple
+    groups: int
+
+
+def _floats(*arrays):
+    """The arrays as C-contiguous arrays of their common float dtype, or None (the
+    reference's job: float16, integers)."""
+    dtype = fast_dtype(*arrays)
+    if dtype is None:
+        return None
+    return [np.ascontiguousarray(a, dtype=dtype) for a in arrays]
+
+
+def conv2d_general_forward(x, w, b, stride, padding, dilation, groups):
+    """conv2d with dilation and groups; the contract of the reference's."""
+    arrays = _floats(x, w)
+    if arrays is None:
+        return reference.conv2d_general_forward(x, w, b, stride, padding, dilation, groups)
+    x, w = arrays
+    n, _, h, wd = x.shape
+    out_ch, _, kh, kw = w.shape
+    oh = output_size(h, kh, stride[0], padding[0], dilation[0])
+    ow = output_size(wd, kw, stride[1], padding[1], dilation[1])
+    cols = im2col(x, (kh, kw), stride, padding, dilation, (oh, ow))
+    y = grouped_forward(cols, w, groups).reshape(n, out_ch, oh, ow)
+    if b is not None:
+        y += b.reshape(1, -1, 1, 1)
+    return y, GeneralCache(cols, None, x.shape, w, b is not None, tuple(stride),
+                           tuple(padding), tuple(dilation), groups)
+
+
+def conv2d_general_backward(gy, cache, need_input_grad=True):
+    """(gx or None, gw, gb or None) of ``conv2d_general_forward``."""
+    if not isinstance(cache, GeneralCache):
+        return reference.conv2d_general_backward(gy, cache, need_input_grad)
+    cols, _, x_shape, w, has_bias, stride, padding, dilation, groups = cache
+    n, out_ch, oh, ow = gy.shape
+    gy2 = np.ascontiguousarray(gy, dtype=w.dtype).reshape(n, out_ch, oh * ow)
+    gw = grouped_weight_grad(gy2, cols, w.shape, groups)
+    gb = gy2.sum(axis=(0, 2)) if has_bias else None
+    gx = None
+    if need_input_grad:
+        gx = col2im(grouped_input_columns(gy2, w, groups), x_shape, w.shape[2:], stride,
+                    padding, dilation, (oh, ow))
+    return gx, gw, gb
+
+
+def conv_transpose2d_forward(x, w, b, stride, padding, dilation, groups, out_hw):
+    """Transposed convolution; the contract of the reference's."""
+    arrays = _floats(x, w)
+    if arrays is None:
+        return reference.conv_transpose2d_forward(x, w, b, stride, padding, dilation, groups,
+                                                  out_hw)
+    x, w = arrays
+    n, c, h, wd = x.shape
+    out_shape = (n, w.shape[1] * groups) + tuple(out_hw)
+    gcols = grouped_input_columns(x.reshape(n, c, h * wd), w, groups)
+    y = col2im(gcols, out_shape, w.shape[2:], stride, padding, dilation, (h, wd))
+    if b is not None:
+        y += b.reshape(1, -1, 1, 1)
+    return y, GeneralCache(None, x, out_shape, w, b is not None, tuple(stride),
+                           tuple(padding), tuple(dilation), groups)
+
+
+def conv_transpose2d_backward(gy, cache, need_input_grad=True):
+    """(gx or None, gw, gb or None) of ``conv_transpose2d_forward``."""
+    if not isinstance(cache, GeneralCache):
+        return reference.conv_transpose2d_backward(gy, cache, need_input_grad)
+    _, x, _, w, has_bias, stride, padding, dilation, groups = cache
+    n, c, h, wd = x.shape
+    gy = np.ascontiguousarray(gy, dtype=w.dtype)
+    cols = im2col(gy, w.shape[2:], stride, padding, dilation, (h, wd))
+    gw = grouped_weight_grad(x.reshape(n, c, h * wd), cols, w.shape, groups)
+    gb = gy.sum(axis=(0, 2, 3)) if has_bias else None
+    gx = grouped_forward(cols, w, groups).reshape(x.shape) if need_input_grad else None
+    return gx, gw, gb
