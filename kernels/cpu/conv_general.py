@@ -111,6 +111,13 @@ def _floats(*arrays):
     return [np.ascontiguousarray(a, dtype=dtype) for a in arrays]
 
 
+def _biased(y, b):
+    """y + b per channel, in place (y keeps its dtype; the bias is cast to it)."""
+    if b is not None:
+        y += b.reshape(1, -1, 1, 1)
+    return y
+
+
 def conv2d_general_forward(x, w, b, stride, padding, dilation, groups):
     """conv2d with dilation and groups; the contract of the reference's."""
     arrays = _floats(x, w)
@@ -123,10 +130,8 @@ def conv2d_general_forward(x, w, b, stride, padding, dilation, groups):
     ow = output_size(wd, kw, stride[1], padding[1], dilation[1])
     cols = im2col(x, (kh, kw), stride, padding, dilation, (oh, ow))
     y = grouped_forward(cols, w, groups).reshape(n, out_ch, oh, ow)
-    if b is not None:
-        y += b.reshape(1, -1, 1, 1)
-    return y, GeneralCache(cols, None, x.shape, w, b is not None, tuple(stride),
-                           tuple(padding), tuple(dilation), groups)
+    return _biased(y, b), GeneralCache(cols, None, x.shape, w, b is not None, tuple(stride),
+                                       tuple(padding), tuple(dilation), groups)
 
 
 def conv2d_general_backward(gy, cache, need_input_grad=True):
@@ -156,10 +161,8 @@ def conv_transpose2d_forward(x, w, b, stride, padding, dilation, groups, out_hw)
     out_shape = (n, w.shape[1] * groups) + tuple(out_hw)
     gcols = grouped_input_columns(x.reshape(n, c, h * wd), w, groups)
     y = col2im(gcols, out_shape, w.shape[2:], stride, padding, dilation, (h, wd))
-    if b is not None:
-        y += b.reshape(1, -1, 1, 1)
-    return y, GeneralCache(None, x, out_shape, w, b is not None, tuple(stride),
-                           tuple(padding), tuple(dilation), groups)
+    return _biased(y, b), GeneralCache(None, x, out_shape, w, b is not None, tuple(stride),
+                                       tuple(padding), tuple(dilation), groups)
 
 
 def conv_transpose2d_backward(gy, cache, need_input_grad=True):
