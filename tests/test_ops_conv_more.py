@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import minigrad as mg
+from minigrad import backend
 from minigrad import functional as F
 from minigrad import nn
 from tests.gradcheck import check_gradients, check_layer_gradients
@@ -196,3 +197,42 @@ def test_summary_and_repr_show_the_new_arguments():
     text = model.summary((1, 3, 6, 6), print_fn=None)
     assert "(1, 4, 12, 12)" in text and "ConvTranspose2d" in text
     assert "dilation=(2, 2)" in repr(model) and "groups=8, padding_mode='reflect'" in repr(model)
+
+
+# ------------------------------------------------------------------------------ GPU
+
+GPU_CASES = {  # issue 13's convolution, pooling and resizing ops: CPU and CUDA agree
+    "conv2d groups dilation": (lambda x, w: F.conv2d(x, w, None, 2, 1, 2, 2),
+                               [(2, 4, 9, 8), (6, 2, 3, 3)]),
+    "conv_transpose2d": (lambda x, w: F.conv_transpose2d(x, w, None, 2, 1, 1, 2),
+                         [(2, 4, 5, 6), (4, 3, 3, 3)]),
+    "conv1d": (lambda x, w: F.conv1d(x, w, None, 1, "same", 2), [(2, 4, 9), (3, 4, 3)]),
+    "max_pool2d indices": (lambda x: F.max_pool2d(x, 3, 2, 1, 2, True, True)[0],
+                           [(2, 3, 9, 8)]),
+    "avg_pool2d ceil": (lambda x: F.avg_pool2d(x, 3, 2, 1, True, False), [(2, 3, 9, 8)]),
+    "adaptive": (lambda x: F.adaptive_max_pool2d(x, 4) + F.adaptive_avg_pool2d(x, 4),
+                 [(2, 3, 9, 7)]),
+    "unpool": (lambda x: F.max_unpool2d(*F.max_pool2d(x, 2, return_indices=True), 2),
+               [(2, 3, 8, 6)]),
+    "pad": (lambda x: F.pad(F.pad(x, (1, 2, 2, 1), "reflect"), (1, 1), value=2.0),
+            [(2, 3, 5, 6)]),
+    "interpolate": (lambda x: F.interpolate(x, scale_factor=1.5, mode="bilinear") +
+                    F.interpolate(x, size=(7, 9)), [(2, 3, 5, 6)]),
+}
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", list(GPU_CASES))
+def test_new_ops_agree_on_the_gpu(rng, name):
+    if not mg.cuda_available():
+        pytest.skip("needs CuPy and a CUDA GPU")
+    fn, shapes = GPU_CASES[name]
+    arrays = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    results = []
+    for device in ("cpu", "cuda"):
+        tensors = [mg.tensor(a, requires_grad=True, device=device) for a in arrays]
+        out = fn(*tensors)
+        (out * out).sum().backward()
+        results.append([out.numpy()] + [backend.to_numpy(t.grad) for t in tensors])
+    for cpu, gpu in zip(*results):
+        np.testing.assert_allclose(gpu, cpu, rtol=1e-4, atol=1e-4)

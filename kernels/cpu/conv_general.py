@@ -4,7 +4,8 @@ Numba im2col/col2im with dilation around the grouped GEMMs of the reference.
 The columns have the layout of ``conv.py``'s (per image, (C*kh*kw, OH*OW), no bias
 row), so the channels of one group are consecutive rows and the grouped products
 (``reference.conv.grouped_*``) are one batched ``np.matmul`` over (image, group)
-views, no copies. The plain convolution (groups 1, dilation 1) stays in ``conv.py``.
+views, no copies; a depthwise convolution (groups == in_channels) has direct loops
+of its own instead. The plain convolution (groups 1, dilation 1) stays in ``conv.py``.
 """
 from typing import NamedTuple
 
@@ -17,6 +18,7 @@ from kernels.reference.conv import (grouped_forward, grouped_input_columns,
 from kernels.reference.windows import output_size
 
 from .._xp import fast_dtype
+from ._buffers import POOL
 from ._jit import cpu_kernel
 
 
@@ -72,11 +74,11 @@ def _col2im_dilated(gcols, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, gx):
                             gx[b, c, iy, ix] += gcols[b, r, base + ox]
 
 
-def im2col(x, kernel, stride, padding, dilation, out_hw):
-    """(N, C*kh*kw, OH*OW) columns of a C-contiguous float array."""
+def im2col(x, kernel, stride, padding, dilation, out_hw, tag="conv_general.cols"):
+    """(N, C*kh*kw, OH*OW) columns of a C-contiguous float array (from the buffer pool)."""
     n, c = x.shape[:2]
     (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow) = kernel, stride, padding, dilation, out_hw
-    cols = np.empty((n, c * kh * kw, oh * ow), x.dtype)
+    cols = POOL.empty(tag, (n, c * kh * kw, oh * ow), x.dtype)
     _im2col_dilated(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols)
     return cols
 
@@ -84,7 +86,7 @@ def im2col(x, kernel, stride, padding, dilation, out_hw):
 def col2im(gcols, x_shape, kernel, stride, padding, dilation, out_hw):
     """The adjoint of ``im2col``: (N, C*kh*kw, OH*OW) -> (N, C, H, W)."""
     (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow) = kernel, stride, padding, dilation, out_hw
-    gx = np.empty(x_shape, gcols.dtype)
+    gx = POOL.empty("conv_general.gx", x_shape, gcols.dtype)
     _col2im_dilated(np.ascontiguousarray(gcols), kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, gx)
     return gx
 
@@ -102,6 +104,27 @@ class GeneralCache(NamedTuple):
     groups: int
 
 
+class DepthwiseCache(NamedTuple):
+    """A depthwise convolution's input, weight and geometry (sh, sw, ph, pw, dh, dw)."""
+    x: np.ndarray
+    w: np.ndarray
+    has_bias: bool
+    geometry: tuple
+
+
+def _depthwise_backward(gy, cache, need_input_grad):
+    x, w, has_bias, geometry = cache
+    gy = np.ascontiguousarray(gy, dtype=w.dtype)
+    gw = np.empty(w.shape, w.dtype)
+    _depthwise_weight_grad(gy, x, *geometry, gw)
+    gb = gy.sum(axis=(0, 2, 3)) if has_bias else None
+    gx = None
+    if need_input_grad:
+        gx = np.empty(x.shape, w.dtype)
+        _depthwise_input_grad(gy, w, *geometry, gx)
+    return gx, gw, gb
+
+
 def _floats(*arrays):
     """The arrays as C-contiguous arrays of their common float dtype, or None (the
     reference's job: float16, integers)."""
@@ -109,6 +132,12 @@ def _floats(*arrays):
     if dtype is None:
         return None
     return [np.ascontiguousarray(a, dtype=dtype) for a in arrays]
+
+
+def _pooled(tag, shape, like):
+    """A reused array of ``shape`` in ``like``'s dtype: a GEMM writing into fresh
+    memory of tens of MB paid its page faults, and ran 2-3x slower on the 2-core box."""
+    return POOL.empty(tag, shape, like.dtype)
 
 
 def _biased(y, b):
@@ -124,18 +153,26 @@ def conv2d_general_forward(x, w, b, stride, padding, dilation, groups):
     if arrays is None:
         return reference.conv2d_general_forward(x, w, b, stride, padding, dilation, groups)
     x, w = arrays
-    n, _, h, wd = x.shape
+    n, c, h, wd = x.shape
     out_ch, _, kh, kw = w.shape
     oh = output_size(h, kh, stride[0], padding[0], dilation[0])
     ow = output_size(wd, kw, stride[1], padding[1], dilation[1])
+    geometry = (*stride, *padding, *dilation)
+    if groups == c:
+        y = np.empty((n, out_ch, oh, ow), x.dtype)
+        _depthwise_forward(x, w, *geometry, y)
+        return _biased(y, b), DepthwiseCache(x, w, b is not None, geometry)
     cols = im2col(x, (kh, kw), stride, padding, dilation, (oh, ow))
-    y = grouped_forward(cols, w, groups).reshape(n, out_ch, oh, ow)
+    y = grouped_forward(cols, w, groups, _pooled("conv_general.y", (n, out_ch, oh * ow), x))
+    y = y.reshape(n, out_ch, oh, ow)
     return _biased(y, b), GeneralCache(cols, None, x.shape, w, b is not None, tuple(stride),
                                        tuple(padding), tuple(dilation), groups)
 
 
 def conv2d_general_backward(gy, cache, need_input_grad=True):
     """(gx or None, gw, gb or None) of ``conv2d_general_forward``."""
+    if isinstance(cache, DepthwiseCache):
+        return _depthwise_backward(gy, cache, need_input_grad)
     if not isinstance(cache, GeneralCache):
         return reference.conv2d_general_backward(gy, cache, need_input_grad)
     cols, _, x_shape, w, has_bias, stride, padding, dilation, groups = cache
@@ -145,8 +182,9 @@ def conv2d_general_backward(gy, cache, need_input_grad=True):
     gb = gy2.sum(axis=(0, 2)) if has_bias else None
     gx = None
     if need_input_grad:
-        gx = col2im(grouped_input_columns(gy2, w, groups), x_shape, w.shape[2:], stride,
-                    padding, dilation, (oh, ow))
+        gcols = grouped_input_columns(gy2, w, groups,
+                                      _pooled("conv_general.gcols", cols.shape, w))
+        gx = col2im(gcols, x_shape, w.shape[2:], stride, padding, dilation, (oh, ow))
     return gx, gw, gb
 
 
@@ -159,7 +197,8 @@ def conv_transpose2d_forward(x, w, b, stride, padding, dilation, groups, out_hw)
     x, w = arrays
     n, c, h, wd = x.shape
     out_shape = (n, w.shape[1] * groups) + tuple(out_hw)
-    gcols = grouped_input_columns(x.reshape(n, c, h * wd), w, groups)
+    gcols = grouped_input_columns(x.reshape(n, c, h * wd), w, groups, _pooled(
+        "conv_general.gcols", (n, w.shape[1] * groups * w.shape[2] * w.shape[3], h * wd), x))
     y = col2im(gcols, out_shape, w.shape[2:], stride, padding, dilation, (h, wd))
     return _biased(y, b), GeneralCache(None, x, out_shape, w, b is not None, tuple(stride),
                                        tuple(padding), tuple(dilation), groups)
@@ -175,5 +214,88 @@ def conv_transpose2d_backward(gy, cache, need_input_grad=True):
     cols = im2col(gy, w.shape[2:], stride, padding, dilation, (h, wd))
     gw = grouped_weight_grad(x.reshape(n, c, h * wd), cols, w.shape, groups)
     gb = gy.sum(axis=(0, 2, 3)) if has_bias else None
-    gx = grouped_forward(cols, w, groups).reshape(x.shape) if need_input_grad else None
+    gx = None
+    if need_input_grad:
+        gx = grouped_forward(cols, w, groups, _pooled("conv_general.y", (n, c, h * wd), x))
+        gx = gx.reshape(x.shape)
     return gx, gw, gb
+
+
+# ------------------------------------------------------------------ depthwise, direct
+# groups == in_channels (one input channel per group, out = multiplier * in): each
+# output is a kh*kw dot product, far too small for a GEMM (the batched GEMM route ran
+# N*C matrix products of one row each), so these loops compute it directly.
+
+@cpu_kernel
+def _depthwise_forward(x, w, sh, sw, ph, pw, dh, dw, y):
+    """y[n, o] = sum_ij w[o, 0, i, j] * xpad[n, o // m, oy*sh + i*dh, ox*sw + j*dw]."""
+    n_img, n_ch, h, wd = x.shape
+    out_ch, _, kh, kw = w.shape
+    oh, ow = y.shape[2], y.shape[3]
+    mult = out_ch // n_ch
+    for task in prange(n_img * out_ch):
+        b = task // out_ch
+        o = task % out_ch
+        c = o // mult
+        for oy in range(oh):
+            for ox in range(ow):
+                acc = 0.0
+                for i in range(kh):
+                    iy = oy * sh + i * dh - ph
+                    if iy < 0 or iy >= h:
+                        continue
+                    for j in range(kw):
+                        ix = ox * sw + j * dw - pw
+                        if ix >= 0 and ix < wd:
+                            acc += w[o, 0, i, j] * x[b, c, iy, ix]
+                y[b, o, oy, ox] = acc
+
+
+@cpu_kernel
+def _depthwise_input_grad(gy, w, sh, sw, ph, pw, dh, dw, gx):
+    """gx[n, c] = the adjoint of _depthwise_forward; each task owns one input plane."""
+    n_img, n_ch, h, wd = gx.shape
+    out_ch, _, kh, kw = w.shape
+    oh, ow = gy.shape[2], gy.shape[3]
+    mult = out_ch // n_ch
+    for task in prange(n_img * n_ch):
+        b = task // n_ch
+        c = task % n_ch
+        gx[b, c] = 0
+        for o in range(c * mult, (c + 1) * mult):
+            for oy in range(oh):
+                for ox in range(ow):
+                    g = gy[b, o, oy, ox]
+                    for i in range(kh):
+                        iy = oy * sh + i * dh - ph
+                        if iy < 0 or iy >= h:
+                            continue
+                        for j in range(kw):
+                            ix = ox * sw + j * dw - pw
+                            if ix >= 0 and ix < wd:
+                                gx[b, c, iy, ix] += w[o, 0, i, j] * g
+
+
+@cpu_kernel
+def _depthwise_weight_grad(gy, x, sh, sw, ph, pw, dh, dw, gw):
+    """gw[o, 0, i, j] = sum over images and outputs of gy * the input it multiplied;
+    each task owns one output channel's filter."""
+    n_img, n_ch, h, wd = x.shape
+    out_ch, _, kh, kw = gw.shape
+    oh, ow = gy.shape[2], gy.shape[3]
+    mult = out_ch // n_ch
+    for o in prange(out_ch):
+        c = o // mult
+        for i in range(kh):
+            for j in range(kw):
+                acc = 0.0
+                for b in range(n_img):
+                    for oy in range(oh):
+                        iy = oy * sh + i * dh - ph
+                        if iy < 0 or iy >= h:
+                            continue
+                        for ox in range(ow):
+                            ix = ox * sw + j * dw - pw
+                            if ix >= 0 and ix < wd:
+                                acc += gy[b, o, oy, ox] * x[b, c, iy, ix]
+                gw[o, 0, i, j] = acc

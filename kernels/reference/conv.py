@@ -52,22 +52,27 @@ def conv2d_backward(gy, cache, need_input_grad=True):
 # whose weight has the same (in, out/groups, kH, kW) array, so both share the three
 # products below.
 
-def grouped_forward(cols, w, groups):
-    """y (N, O, L) = per group W_g (O/g, K) @ cols_g (K, L); cols (N, C*kh*kw, L)."""
+def grouped_forward(cols, w, groups, out=None):
+    """y (N, O, L) = per group W_g (O/g, K) @ cols_g (K, L); cols (N, C*kh*kw, L).
+    ``out``: a C-contiguous (N, O, L) array to write y into (the CPU kernels reuse one)."""
     xp = array_module(cols)
     n, rows, length = cols.shape
     out_ch = w.shape[0]
     wg = w.reshape(groups, out_ch // groups, -1)
-    y = xp.matmul(wg, cols.reshape(n, groups, rows // groups, length))
+    y = xp.matmul(wg, cols.reshape(n, groups, rows // groups, length),
+                  out=None if out is None else out.reshape(n, groups, out_ch // groups, length))
     return y.reshape(n, out_ch, length)
 
 
-def grouped_input_columns(gy, w, groups):
-    """The columns' gradient (N, C*kh*kw, L) = per group W_g.T @ gy_g."""
+def grouped_input_columns(gy, w, groups, out=None):
+    """The columns' gradient (N, C*kh*kw, L) = per group W_g.T @ gy_g (into ``out``,
+    a C-contiguous array of that shape, if given)."""
     xp = array_module(gy)
     n, out_ch, length = gy.shape
     wg = w.reshape(groups, out_ch // groups, -1)
-    gcols = xp.matmul(wg.transpose(0, 2, 1), gy.reshape(n, groups, out_ch // groups, length))
+    rows = wg.shape[2]
+    gcols = xp.matmul(wg.transpose(0, 2, 1), gy.reshape(n, groups, out_ch // groups, length),
+                      out=None if out is None else out.reshape(n, groups, rows, length))
     return gcols.reshape(n, -1, length)
 
 
