@@ -19,7 +19,7 @@ from kernels.reference.windows import output_size
 
 from .._xp import fast_dtype
 from ._buffers import POOL
-from ._jit import cpu_kernel
+from ._jit import cpu_kernel, serial_kernel
 
 
 @cpu_kernel
@@ -226,9 +226,19 @@ def conv_transpose2d_backward(gy, cache, need_input_grad=True):
 # output is a kh*kw dot product, far too small for a GEMM (the batched GEMM route ran
 # N*C matrix products of one row each), so these loops compute it directly.
 
+@serial_kernel
+def _inside(k, dilation, pad, stride, size, out):
+    """[lo, hi): the outputs whose tap k reads inside an axis of ``size``
+    (0 <= o*stride + k*dilation - pad < size), so the inner loops need no test."""
+    lo = max(0, -((k * dilation - pad) // stride))
+    hi = min(out, (size - 1 + pad - k * dilation) // stride + 1)
+    return lo, max(lo, hi)
+
+
 @cpu_kernel
 def _depthwise_forward(x, w, sh, sw, ph, pw, dh, dw, y):
-    """y[n, o] = sum_ij w[o, 0, i, j] * xpad[n, o // m, oy*sh + i*dh, ox*sw + j*dw]."""
+    """y[n, o] = sum_ij w[o, 0, i, j] * xpad[n, o // m, oy*sh + i*dh, ox*sw + j*dw],
+    one tap at a time over whole rows (a long inner loop that LLVM vectorises)."""
     n_img, n_ch, h, wd = x.shape
     out_ch, _, kh, kw = w.shape
     oh, ow = y.shape[2], y.shape[3]
@@ -237,18 +247,16 @@ def _depthwise_forward(x, w, sh, sw, ph, pw, dh, dw, y):
         b = task // out_ch
         o = task % out_ch
         c = o // mult
-        for oy in range(oh):
-            for ox in range(ow):
-                acc = 0.0
-                for i in range(kh):
+        y[b, o] = 0
+        for i in range(kh):
+            oy_lo, oy_hi = _inside(i, dh, ph, sh, h, oh)
+            for j in range(kw):
+                ox_lo, ox_hi = _inside(j, dw, pw, sw, wd, ow)
+                tap = w[o, 0, i, j]
+                for oy in range(oy_lo, oy_hi):
                     iy = oy * sh + i * dh - ph
-                    if iy < 0 or iy >= h:
-                        continue
-                    for j in range(kw):
-                        ix = ox * sw + j * dw - pw
-                        if ix >= 0 and ix < wd:
-                            acc += w[o, 0, i, j] * x[b, c, iy, ix]
-                y[b, o, oy, ox] = acc
+                    for ox in range(ox_lo, ox_hi):
+                        y[b, o, oy, ox] += tap * x[b, c, iy, ox * sw + j * dw - pw]
 
 
 @cpu_kernel
@@ -263,17 +271,15 @@ def _depthwise_input_grad(gy, w, sh, sw, ph, pw, dh, dw, gx):
         c = task % n_ch
         gx[b, c] = 0
         for o in range(c * mult, (c + 1) * mult):
-            for oy in range(oh):
-                for ox in range(ow):
-                    g = gy[b, o, oy, ox]
-                    for i in range(kh):
+            for i in range(kh):
+                oy_lo, oy_hi = _inside(i, dh, ph, sh, h, oh)
+                for j in range(kw):
+                    ox_lo, ox_hi = _inside(j, dw, pw, sw, wd, ow)
+                    tap = w[o, 0, i, j]
+                    for oy in range(oy_lo, oy_hi):
                         iy = oy * sh + i * dh - ph
-                        if iy < 0 or iy >= h:
-                            continue
-                        for j in range(kw):
-                            ix = ox * sw + j * dw - pw
-                            if ix >= 0 and ix < wd:
-                                gx[b, c, iy, ix] += w[o, 0, i, j] * g
+                        for ox in range(ox_lo, ox_hi):
+                            gx[b, c, iy, ox * sw + j * dw - pw] += tap * gy[b, o, oy, ox]
 
 
 @cpu_kernel
@@ -287,15 +293,13 @@ def _depthwise_weight_grad(gy, x, sh, sw, ph, pw, dh, dw, gw):
     for o in prange(out_ch):
         c = o // mult
         for i in range(kh):
+            oy_lo, oy_hi = _inside(i, dh, ph, sh, h, oh)
             for j in range(kw):
+                ox_lo, ox_hi = _inside(j, dw, pw, sw, wd, ow)
                 acc = 0.0
                 for b in range(n_img):
-                    for oy in range(oh):
+                    for oy in range(oy_lo, oy_hi):
                         iy = oy * sh + i * dh - ph
-                        if iy < 0 or iy >= h:
-                            continue
-                        for ox in range(ow):
-                            ix = ox * sw + j * dw - pw
-                            if ix >= 0 and ix < wd:
-                                acc += gy[b, o, oy, ox] * x[b, c, iy, ix]
+                        for ox in range(ox_lo, ox_hi):
+                            acc += gy[b, o, oy, ox] * x[b, c, iy, ox * sw + j * dw - pw]
                 gw[o, 0, i, j] = acc
