@@ -235,51 +235,54 @@ def _inside(k, dilation, pad, stride, size, out):
     return lo, max(lo, hi)
 
 
+@serial_kernel
+def _depthwise_plane(image, taps, sh, sw, ph, pw, dh, dw, out, adjoint):
+    """out += one filter ``taps`` (kh, kw) slid over one input plane ``image``, or with
+    ``adjoint``, image += its adjoint applied to ``out``: one tap at a time over the
+    rows' valid ranges (long inner loops with no bounds test, which LLVM vectorises)."""
+    h, wd = image.shape
+    oh, ow = out.shape
+    kh, kw = taps.shape
+    for i in range(kh):
+        oy_lo, oy_hi = _inside(i, dh, ph, sh, h, oh)
+        for j in range(kw):
+            ox_lo, ox_hi = _inside(j, dw, pw, sw, wd, ow)
+            tap = taps[i, j]
+            for oy in range(oy_lo, oy_hi):
+                iy = oy * sh + i * dh - ph
+                if adjoint:
+                    for ox in range(ox_lo, ox_hi):
+                        image[iy, ox * sw + j * dw - pw] += tap * out[oy, ox]
+                else:
+                    for ox in range(ox_lo, ox_hi):
+                        out[oy, ox] += tap * image[iy, ox * sw + j * dw - pw]
+
+
 @cpu_kernel
 def _depthwise_forward(x, w, sh, sw, ph, pw, dh, dw, y):
-    """y[n, o] = sum_ij w[o, 0, i, j] * xpad[n, o // m, oy*sh + i*dh, ox*sw + j*dw],
-    one tap at a time over whole rows (a long inner loop that LLVM vectorises)."""
-    n_img, n_ch, h, wd = x.shape
-    out_ch, _, kh, kw = w.shape
-    oh, ow = y.shape[2], y.shape[3]
+    """y[n, o] = sum_ij w[o, 0, i, j] * xpad[n, o // m, oy*sh + i*dh, ox*sw + j*dw]
+    (m = out_channels / in_channels); each task owns one output plane."""
+    n_img, n_ch = x.shape[0], x.shape[1]
+    out_ch = w.shape[0]
     mult = out_ch // n_ch
     for task in prange(n_img * out_ch):
         b = task // out_ch
         o = task % out_ch
-        c = o // mult
         y[b, o] = 0
-        for i in range(kh):
-            oy_lo, oy_hi = _inside(i, dh, ph, sh, h, oh)
-            for j in range(kw):
-                ox_lo, ox_hi = _inside(j, dw, pw, sw, wd, ow)
-                tap = w[o, 0, i, j]
-                for oy in range(oy_lo, oy_hi):
-                    iy = oy * sh + i * dh - ph
-                    for ox in range(ox_lo, ox_hi):
-                        y[b, o, oy, ox] += tap * x[b, c, iy, ox * sw + j * dw - pw]
+        _depthwise_plane(x[b, o // mult], w[o, 0], sh, sw, ph, pw, dh, dw, y[b, o], False)
 
 
 @cpu_kernel
 def _depthwise_input_grad(gy, w, sh, sw, ph, pw, dh, dw, gx):
     """gx[n, c] = the adjoint of _depthwise_forward; each task owns one input plane."""
-    n_img, n_ch, h, wd = gx.shape
-    out_ch, _, kh, kw = w.shape
-    oh, ow = gy.shape[2], gy.shape[3]
-    mult = out_ch // n_ch
+    n_img, n_ch = gx.shape[0], gx.shape[1]
+    mult = w.shape[0] // n_ch
     for task in prange(n_img * n_ch):
         b = task // n_ch
         c = task % n_ch
         gx[b, c] = 0
         for o in range(c * mult, (c + 1) * mult):
-            for i in range(kh):
-                oy_lo, oy_hi = _inside(i, dh, ph, sh, h, oh)
-                for j in range(kw):
-                    ox_lo, ox_hi = _inside(j, dw, pw, sw, wd, ow)
-                    tap = w[o, 0, i, j]
-                    for oy in range(oy_lo, oy_hi):
-                        iy = oy * sh + i * dh - ph
-                        for ox in range(ox_lo, ox_hi):
-                            gx[b, c, iy, ox * sw + j * dw - pw] += tap * gy[b, o, oy, ox]
+            _depthwise_plane(gx[b, c], w[o, 0], sh, sw, ph, pw, dh, dw, gy[b, o], True)
 
 
 @cpu_kernel
