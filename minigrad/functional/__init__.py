@@ -51,3 +51,8 @@ from .embedding import embedding  # noqa: F401
 from .norm import dropout2d, group_norm, layer_norm  # noqa: F401
 from .attention import scaled_dot_product_attention  # noqa: F401
 from .loss import binary_cross_entropy, kl_div, smooth_l1_loss  # noqa: F401
+# ---- issue 13: convolution, pooling and resizing (conv.py, pool.py, resize.py)
+from .conv import conv1d, conv_transpose2d, conv_transpose_output_size  # noqa: F401,E402
+from .pool import (adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool1d,  # noqa: F401,E402
+                   max_pool1d, max_unpool2d)
+from .resize import interpolate, pad  # noqa: F401,E402

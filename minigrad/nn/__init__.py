@@ -17,3 +17,12 @@ __all__ = ["Module", "Parameter", "init", "utils", "Dense", "Linear", "Conv2d", 
            "GELU", "SiLU", "ELU", "SELU", "Softplus", "Mish", "Hardtanh", "ReLU6", "Hardswish",
            "Hardsigmoid", "LogSigmoid", "PReLU", "Identity", "LayerNorm", "GroupNorm", "BatchNorm1d",
            "Dropout2d", "Embedding", "MultiheadAttention"]
+
+# ---- issue 13: convolution, pooling, resizing and padding layers (conv_pool.py)
+from .conv_pool import (AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool1d,  # noqa: E402
+                        CircularPad2d, ConstantPad2d, Conv1d, ConvTranspose2d, MaxPool1d,
+                        MaxUnpool2d, ReflectionPad2d, ReplicationPad2d, Upsample, ZeroPad2d)
+
+__all__ += ["Conv1d", "ConvTranspose2d", "MaxPool1d", "AvgPool1d", "MaxUnpool2d",
+            "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "Upsample", "ZeroPad2d", "ConstantPad2d",
+            "ReflectionPad2d", "ReplicationPad2d", "CircularPad2d"]

@@ -7,6 +7,8 @@ import numpy as np
 
 from .. import functional as F
 from .._kernels import kernel_module
+from ..functional.conv import _check_groups
+from ..functional.pool import _window_args
 from . import init
 from .activation import (ELU, GELU, SELU, Hardsigmoid, Hardswish, Hardtanh, LogSigmoid,
                          Mish, PReLU, ReLU6, SiLU, Softplus)
@@ -84,16 +86,53 @@ class Dense(Module):
 Linear = Dense
 
 
-class Conv2d(Module):
-    """2-D convolution over NCHW input; weight (out_channels, in_channels, kH, kW).
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
-    ``activation`` ("relu", "tanh", "sigmoid"; Keras's ``Conv2D(activation=...)``) is
-    applied by the convolution's kernel itself. A ``Sequential`` does the same for a
-    Conv2d directly followed by a ``ReLU``, ``Tanh`` or ``Sigmoid`` module.
+
+def _padded_input(conv, x):
+    """(input, padding for the op) of a convolution layer: with a padding_mode other
+    than "zeros" the layer pads the input itself (F.pad) and the op pads nothing."""
+    if conv.padding_mode == "zeros":
+        return x, conv.padding
+    amounts = _mode_padding(conv.padding, conv.kernel_size, conv.dilation)
+    return _naming_layer(conv, F.pad, x, amounts, conv.padding_mode), 0
+
+
+def _mode_padding(padding, kernel, dilation):
+    """F.pad's amounts (last dimension first, as torch's _reversed_padding_repeated_twice)
+    for a convolution whose padding_mode is not "zeros": the per-axis padding twice, or
+    for "same" the split of d*(k-1) that puts the odd row (column) at the end."""
+    if padding == "valid":
+        padding = (0,) * len(kernel)
+    amounts = []
+    for a in reversed(range(len(kernel))):
+        if padding == "same":
+            total = dilation[a] * (kernel[a] - 1)
+            amounts += [total // 2, total - total // 2]
+        else:
+            amounts += [padding[a], padding[a]]
+    return tuple(amounts)
+
+
+def _check_padding_mode(layer, padding_mode):
+    if padding_mode not in PADDING_MODES:
+        raise ValueError(f"{layer}: padding_mode must be one of {PADDING_MODES}, got "
+                         f"{padding_mode!r}")
+    return padding_mode
+
+
+class Conv2d(Module):
+    """2-D convolution over NCHW input; weight (out_channels, in_channels/groups, kH, kW).
+
+    torch.nn.Conv2d's arguments (``dilation``, ``groups``, ``padding_mode`` "zeros",
+    "reflect", "replicate" or "circular"), plus ``activation`` ("relu", "tanh",
+    "sigmoid"; Keras's ``Conv2D(activation=...)``), applied by the convolution's kernel
+    itself. A ``Sequential`` does the same for a Conv2d directly followed by a
+    ``ReLU``, ``Tanh`` or ``Sigmoid`` module.
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
-                 activation=None):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 groups=1, bias=True, padding_mode="zeros", activation=None):
         super().__init__()
         self.activation = check_activation(activation, "Conv2d")
         layer = f"Conv2d({in_channels!r}, {out_channels!r}, kernel_size={kernel_size!r})"
@@ -101,12 +140,17 @@ class Conv2d(Module):
         self.out_channels = _positive_int(out_channels, "out_channels", layer)
         self.kernel_size = F._pair(kernel_size, "kernel_size", layer, 1)
         self.stride = F._pair(stride, "stride", layer, 1)
+        self.dilation = F._pair(dilation, "dilation", layer, 1)
+        self.groups = _check_groups(layer, groups, self.in_channels, self.out_channels)
+        self.padding_mode = _check_padding_mode(layer, padding_mode)
         if isinstance(padding, str):  # "valid" or "same", checked as F.conv2d will
-            _naming_layer(layer, F._conv_padding, padding, self.kernel_size, self.stride)
+            _naming_layer(layer, F._conv_padding, padding, self.kernel_size, self.stride,
+                          self.dilation)
             self.padding = padding
         else:
             self.padding = F._pair(padding, "padding", layer, 0)
-        self.weight = _empty(self.out_channels, self.in_channels, *self.kernel_size)
+        self.weight = _empty(self.out_channels, self.in_channels // self.groups,
+                             *self.kernel_size)
         self.bias = _empty(self.out_channels) if bias else None
         init.default_init_(self.weight, self.bias)
 
@@ -119,43 +163,88 @@ class Conv2d(Module):
             raise ValueError(f"{self!r}: expected input of shape (N, {self.in_channels}, H, W), "
                              f"got shape {tuple(x.shape)}")
         _check_floating(self, x)
-        return _naming_layer(self, F.conv2d, x, self.weight, self.bias, self.stride,
-                             self.padding, activation)
+        x, padding = _padded_input(self, x)
+        return _naming_layer(self, F.conv2d, x, self.weight, self.bias, self.stride, padding,
+                             self.dilation, self.groups, activation)
 
     def extra_repr(self):
-        activation = "" if self.activation is None else f", activation={self.activation!r}"
         return f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, " \
-               f"stride={self.stride}, padding={self.padding!r}{activation}"
+               f"stride={self.stride}, padding={self.padding!r}" + _conv_extras(self)
+
+
+def _conv_extras(conv):
+    """The non-default arguments of a convolution layer, for its repr."""
+    extras = ""
+    if any(getattr(conv, "output_padding", ())):
+        extras += f", output_padding={conv.output_padding}"
+    if conv.dilation != (1,) * len(conv.kernel_size):
+        extras += f", dilation={conv.dilation}"
+    if conv.groups != 1:
+        extras += f", groups={conv.groups}"
+    if conv.padding_mode != "zeros":
+        extras += f", padding_mode={conv.padding_mode!r}"
+    if getattr(conv, "activation", None) is not None:
+        extras += f", activation={conv.activation!r}"
+    return extras
 
 
 class _Pool2d(Module):
-    op = None  # the functional op; set by subclasses
-
-    def __init__(self, kernel_size, stride=None, padding=0):
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1):
         super().__init__()
         layer = f"{type(self).__name__}(kernel_size={kernel_size!r})"
-        self.kernel_size = F._pair(kernel_size, "kernel_size", layer, 1)
-        self.stride = self.kernel_size if stride is None else F._pair(stride, "stride", layer, 1)
-        self.padding = F._pair(padding, "padding", layer, 0)
+        self.kernel_size, self.stride, self.padding, self.dilation = _window_args(
+            layer, kernel_size, stride, padding, dilation)
 
-    def forward(self, x):
+    def _check_input(self, x):
         if x.ndim != 4:
             raise ValueError(f"{self!r}: expected a 4-D input (N, C, H, W), "
                              f"got shape {tuple(x.shape)}")
-        return _naming_layer(self, type(self).op, x, self.kernel_size, self.stride, self.padding)
+        return x
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
 class MaxPool2d(_Pool2d):
-    """Max pooling; stride defaults to the kernel size."""
-    op = staticmethod(F.max_pool2d)
+    """Max pooling (torch.nn.MaxPool2d); stride defaults to the kernel size.
+    ``return_indices`` makes it return (values, flat indices) for ``MaxUnpool2d``."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
+                 ceil_mode=False):
+        super().__init__(kernel_size, stride, padding, dilation)
+        self.return_indices, self.ceil_mode = bool(return_indices), bool(ceil_mode)
+
+    def forward(self, x):
+        return _naming_layer(self, F.max_pool2d, self._check_input(x), self.kernel_size,
+                             self.stride, self.padding, self.dilation, self.ceil_mode,
+                             self.return_indices)
+
+    def extra_repr(self):
+        return super().extra_repr() + (f", dilation={self.dilation}" if self.dilation != (1, 1)
+                                       else "") + (", ceil_mode=True" if self.ceil_mode else "")
 
 
 class AvgPool2d(_Pool2d):
-    """Average pooling (zero padding counted); stride defaults to the kernel size."""
-    op = staticmethod(F.avg_pool2d)
+    """Average pooling (torch.nn.AvgPool2d); stride defaults to the kernel size; zero
+    padding counts in the divisor unless ``count_include_pad=False``."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
+                 count_include_pad=True, divisor_override=None):
+        super().__init__(kernel_size, stride, padding)
+        self.ceil_mode, self.count_include_pad = bool(ceil_mode), bool(count_include_pad)
+        self.divisor_override = divisor_override
+
+    def forward(self, x):
+        return _naming_layer(self, F.avg_pool2d, self._check_input(x), self.kernel_size,
+                             self.stride, self.padding, self.ceil_mode, self.count_include_pad,
+                             self.divisor_override)
+
+    def extra_repr(self):
+        extras = (", ceil_mode=True" if self.ceil_mode else "") + \
+            ("" if self.count_include_pad else ", count_include_pad=False") + \
+            ("" if self.divisor_override is None else
+             f", divisor_override={self.divisor_override}")
+        return super().extra_repr() + extras
 
 
 class Flatten(Module):

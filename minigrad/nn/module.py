@@ -347,7 +347,7 @@ class Module:
             name = "+".join(names.get(id(m), "?") for m in group)
             if len(group) > 1:
                 fused.append(name)
-            rows.append((name, "+".join(type(m).__name__ for m in group), tuple(out.shape),
+            rows.append((name, "+".join(type(m).__name__ for m in group), _output_shape(out),
                          builtin_sum(p.size for m in group
                                      for p in m._parameters.values() if p is not None)))
         total = self.num_parameters()
@@ -364,6 +364,14 @@ class Module:
 
 
 builtin_sum = sum
+
+
+def _output_shape(out):
+    """A layer's output shape for ``summary``; a tuple of them for a layer that returns
+    several tensors (``MaxPool2d(return_indices=True)``)."""
+    if isinstance(out, (tuple, list)):
+        return tuple(_output_shape(o) for o in out)
+    return tuple(out.shape)
 _shape_trace = None  # set by summary(): every Module call appends (module, output)
 
 
