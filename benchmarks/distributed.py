@@ -39,15 +39,14 @@ from _common import CLASSES, IMAGE_SIZE, make_batch, median_ms, time_each  # noq
 
 # Link speeds (bytes/s, sustained) and per-message latencies (s): typical published
 # figures, to show the shape of the curve rather than any one cluster's numbers.
-NETWORKS = {
-    "10GbE (TCP)": (1.25e9, 25e-6),
-    "100Gb/s InfiniBand": (12.0e9, 2e-6),
-    "PCIe 4.0 x16 (GPUs in one box, no NVLink)": (24e9, 5e-6),
-    "NVLink 4 (H100/H200 SXM, NCCL bus bandwidth)": (350e9, 5e-6),
+NETWORKS = {  # name: (bytes/s, latency in s, node counts it serves)
+    "10GbE (TCP)": (1.25e9, 25e-6, (2, 4, 8, 16, 64)),
+    "100Gb/s InfiniBand": (12.0e9, 2e-6, (2, 4, 8, 16, 64)),
+    "PCIe 4.0 x16 (GPUs in one box, no NVLink)": (24e9, 5e-6, (2, 4, 8)),
+    "NVLink 4 (H100/H200 SXM, NCCL bus bandwidth)": (350e9, 5e-6, (2, 4, 8)),
 }
 # benchmarks/README.md, "Last measured on an NVIDIA H200": eager ms per step.
 GPU_STEP_MS = {"H200 eager, batch 32": 2.07, "H200 eager, batch 256": 9.58}
-NODES = (2, 4, 8, 16, 64)
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
               "NUMBA_NUM_THREADS": "1"}
 
@@ -106,12 +105,12 @@ def run(processes, args):
 
 
 def ring_model(gradient_bytes, compute_ms):
-    """t(N) of a ring all-reduce of ``gradient_bytes`` per network, and the efficiency
-    against each compute figure (ms per step)."""
+    """t(N) of a ring all-reduce of ``gradient_bytes`` per network (N: nodes, or GPUs in
+    one box for the in-box links), and the efficiency against each compute figure."""
     table = {}
-    for network, (bandwidth, latency) in NETWORKS.items():
+    for network, (bandwidth, latency, nodes) in NETWORKS.items():
         rows = {}
-        for n in NODES:
+        for n in nodes:
             seconds = 2 * (n - 1) / n * gradient_bytes / bandwidth + 2 * (n - 1) * latency
             ms = 1e3 * seconds
             rows[n] = {"allreduce_ms": round(ms, 3),
