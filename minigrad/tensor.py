@@ -40,11 +40,14 @@ def queue_callback(callback):
     Only an op's backward closure may call it (PyTorch's ``queue_callback`` of the
     autograd engine): DistributedDataParallel's output op queues its gradient
     all-reduce this way, so ``loss.backward()`` returns with the gradients averaged.
+    A callback already queued in this pass (an equal one: the same bound method) is not
+    queued again. If backward raises, the queued callbacks are dropped.
     """
     callbacks = getattr(_grad_state, "callbacks", None)
     if callbacks is None:
         raise RuntimeError("queue_callback() is for an op's backward, during backward()")
-    callbacks.append(callback)
+    if callback not in callbacks:
+        callbacks.append(callback)
 
 
 class Node:

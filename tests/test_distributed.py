@@ -198,3 +198,29 @@ def test_queue_callback_runs_once_backward_has_written_every_gradient():
     assert len(seen) == 1 and seen[0].tolist() == [3.0, 3.0]  # ran after w got its grad
     with pytest.raises(RuntimeError, match="during backward"):
         queue_callback(lambda: None)
+
+
+def test_a_callback_is_queued_once_per_backward_and_dropped_when_backward_fails():
+    from minigrad.functional import _record
+    from minigrad.tensor import queue_callback
+    calls = []
+
+    def record():
+        calls.append(1)
+
+    def queues(g):
+        queue_callback(record)
+        queue_callback(record)
+        return (g,)
+
+    def fails(g):
+        raise ZeroDivisionError("in backward")
+    w = mg.tensor([1.0], requires_grad=True)
+    (_record(w.data * 2, (w,), queues) * 3).sum().backward()
+    assert calls == [1]
+    broken = _record(w.data, (_record(w.data, (w,), fails),), queues)
+    with pytest.raises(ZeroDivisionError):
+        broken.sum().backward()
+    assert calls == [1]  # queued, then dropped with the failed pass
+    (_record(w.data * 2, (w,), queues)).sum().backward()
+    assert calls == [1, 1]

@@ -51,7 +51,6 @@ class DistributedDataParallel(Module):
         self.bucket_cap_mb = bucket_cap_mb
         self.broadcast_buffers = bool(broadcast_buffers)
         self.require_backward_grad_sync = True
-        self._reduce_queued = False
         # Buckets in reverse registration order (roughly the order backward produces
         # gradients, as PyTorch's), grouped so that one bucket holds one dtype and device.
         self._buckets = _buckets([p for p in module.parameters() if p.requires_grad],
@@ -94,11 +93,9 @@ class DistributedDataParallel(Module):
 
     def _mark_for_reduction(self, output):
         """``output`` through an identity op whose backward queues the gradient all-reduce
-        for the end of the backward pass (once, however many outputs carry the op)."""
+        for the end of the backward pass."""
         def queue_reduction(g):
-            if not self._reduce_queued:
-                self._reduce_queued = True
-                queue_callback(self._reduce_gradients)
+            queue_callback(self._reduce_gradients)  # once per backward, however many outputs
             return (g,)
 
         def mark(t):
@@ -111,7 +108,6 @@ class DistributedDataParallel(Module):
 
     def _reduce_gradients(self):
         """Average every parameter's gradient across ranks, one all-reduce per bucket."""
-        self._reduce_queued = False
         for bucket in self._buckets:
             bucket.all_reduce_gradients()
 
