@@ -13,10 +13,10 @@ in :mod:`.process_group`; ``DistributedDataParallel`` in :mod:`minigrad.nn.paral
 ``SyncBatchNorm`` in :mod:`minigrad.nn`, ``DistributedSampler`` in :mod:`minigrad.data`.
 """
 from . import functional
-from .process_group import (ReduceOp, all_reduce, barrier, broadcast, destroy_process_group,
-                            get_backend, get_rank, get_world_size, init_process_group,
-                            is_available, is_initialized)
+from .process_group import (ReduceOp, abort, all_reduce, barrier, broadcast,
+                            destroy_process_group, get_backend, get_rank, get_world_size,
+                            init_process_group, is_available, is_initialized)
 
 __all__ = ["ReduceOp", "is_available", "is_initialized", "init_process_group",
            "destroy_process_group", "get_rank", "get_world_size", "get_backend",
-           "all_reduce", "broadcast", "barrier", "functional"]
+           "all_reduce", "broadcast", "barrier", "abort", "functional"]

@@ -23,7 +23,7 @@ from ..tensor import Tensor
 
 __all__ = ["ReduceOp", "is_available", "is_initialized", "init_process_group",
            "destroy_process_group", "get_rank", "get_world_size", "get_backend",
-           "all_reduce", "broadcast", "barrier", "reduce_array"]
+           "all_reduce", "broadcast", "barrier", "abort", "reduce_array"]
 
 
 class ReduceOp(enum.Enum):
@@ -263,6 +263,16 @@ class _NCCLGroup:
 _previous_excepthook = None
 
 
+def abort(code=1):
+    """End every rank of the job now (``MPI_Abort``), with exit status ``code``: what a
+    rank that stops on an error it has handled itself calls, so that no other rank waits
+    for it in a collective. Output is flushed first."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    from mpi4py import MPI
+    MPI.COMM_WORLD.Abort(int(code))
+
+
 def _install_abort_on_error(comm):
     """An uncaught exception prints its traceback, then aborts every rank of the job."""
     global _previous_excepthook
@@ -270,14 +280,10 @@ def _install_abort_on_error(comm):
         _previous_excepthook = sys.excepthook
 
     def abort_job(kind, value, tb):
-        rank = comm.Get_rank()
-        sys.stderr.write(f"minigrad.distributed: rank {rank} failed; aborting all "
-                         f"{comm.Get_size()} ranks\n")
+        sys.stderr.write(f"minigrad.distributed: rank {comm.Get_rank()} failed; aborting "
+                         f"all {comm.Get_size()} ranks\n")
         traceback.print_exception(kind, value, tb)
-        sys.stderr.flush()
-        sys.stdout.flush()
-        from mpi4py import MPI
-        MPI.COMM_WORLD.Abort(1)
+        abort(1)
     sys.excepthook = abort_job
 
 
