@@ -178,6 +178,23 @@ def collectives(out):
         _write(out, results)
 
 
+def fit_rank0_files(out):
+    """fit(distributed=True): a checkpoint path per rank (only rank 0's may appear), the
+    validation metrics against one process evaluating the whole set."""
+    from minigrad.train import ModelCheckpoint, evaluate, fit
+    rank = dist.get_rank()
+    train_set, val_set = _dataset(), _dataset(n=15, seed=1)  # 15: shards of 8 and 7
+    model = _model(False)
+    history = fit(model, data.DataLoader(train_set, batch_size=PER_RANK, shuffle=True, seed=3),
+                  data.DataLoader(val_set, batch_size=4), optimizer="sgd", lr=0.1, epochs=2,
+                  distributed=True, verbose=2,
+                  callbacks=[ModelCheckpoint(os.path.join(out, f"rank{rank}.npz"))])
+    if rank == 0:
+        whole = evaluate(model, data.DataLoader(val_set, batch_size=4))
+        _write(out, {"history": history.history, "val_loss": whole.loss,
+                     "val_accuracy": whole.accuracy, "steps": history.params["steps"]})
+
+
 def fails_on_rank_1(out):
     """Rank 1 raises; rank 0 waits in a collective that rank 1 never joins."""
     if dist.get_rank() == 1:

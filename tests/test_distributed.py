@@ -224,3 +224,31 @@ def test_a_callback_is_queued_once_per_backward_and_dropped_when_backward_fails(
     assert calls == [1]  # queued, then dropped with the failed pass
     (_record(w.data * 2, (w,), queues)).sum().backward()
     assert calls == [1, 1]
+
+
+def test_fit_distributed_writes_on_rank_0_and_reports_whole_set_metrics(tmp_path):
+    out = run_worker("fit_rank0_files", tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fit_rank0_files.json", "rank0.npz"]
+    history = out["history"]
+    assert len(history["val_loss"]) == 2 and out["steps"] == 3  # 11 samples a rank, batches of 4
+    # The two ranks' disjoint validation shards (8 and 7 samples), combined, are the set.
+    assert history["val_loss"][-1] == pytest.approx(out["val_loss"], rel=1e-6)
+    assert history["val_accuracy"][-1] == pytest.approx(out["val_accuracy"])
+
+
+@pytest.mark.slow
+def test_demo_distributed_prints_once_writes_once_and_resumes(tmp_path):
+    demo = [str(ROOT / "demos" / "bees_vs_wasps.py"), "--distributed", "--size", "16",
+            "--synthetic-images", "120", "--batch-size", "16", "--out", str(tmp_path / "run"),
+            "--quiet"]
+    first = run_ranks(demo + ["--epochs", "1"], timeout=120)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert first.stdout.count("val_loss") == 1  # rank 0 alone prints
+    written = {p.name for p in (tmp_path / "run").iterdir()}
+    assert {"history.json", "result.json", "model.npz", "checkpoint.npz"} <= written
+    assert not [name for name in written if name.endswith(".tmp")]
+    resumed = run_ranks(demo + ["--epochs", "2", "--resume"], timeout=120)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert result["resumed"] and len(result["history"]["val_loss"]) == 2
+    assert sum(map(sum, result["confusion"])) == result["val_images"] == 24

@@ -68,7 +68,7 @@ def init_process_group(backend="mpi"):
                          f"choose 'mpi' or 'nccl'")
     comm = _mpi_world()
     _group = _NCCLGroup(comm) if backend == "nccl" else _MPIGroup(comm)
-    _install_abort_on_error(comm)
+    _install_abort_on_error()
 
 
 def destroy_process_group():
@@ -263,27 +263,28 @@ class _NCCLGroup:
 _previous_excepthook = None
 
 
-def abort(code=1):
+def abort(code=1, error=None):
     """End every rank of the job now (``MPI_Abort``), with exit status ``code``: what a
     rank that stops on an error it has handled itself calls, so that no other rank waits
-    for it in a collective. Output is flushed first."""
+    for it in a collective. ``error`` (an exception) is printed first, with its traceback."""
+    if error is not None:
+        rank = f"rank {_group.rank} of {_group.size}" if _group is not None else "a rank"
+        sys.stderr.write(f"minigrad.distributed: {rank} failed; aborting every rank\n")
+        traceback.print_exception(type(error), error, error.__traceback__)
     sys.stdout.flush()
     sys.stderr.flush()
     from mpi4py import MPI
     MPI.COMM_WORLD.Abort(int(code))
 
 
-def _install_abort_on_error(comm):
+def _install_abort_on_error():
     """An uncaught exception prints its traceback, then aborts every rank of the job."""
     global _previous_excepthook
     if _previous_excepthook is None:
         _previous_excepthook = sys.excepthook
 
     def abort_job(kind, value, tb):
-        sys.stderr.write(f"minigrad.distributed: rank {comm.Get_rank()} failed; aborting "
-                         f"all {comm.Get_size()} ranks\n")
-        traceback.print_exception(kind, value, tb)
-        abort(1)
+        abort(1, error=value.with_traceback(tb))
     sys.excepthook = abort_job
 
 

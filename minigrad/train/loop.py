@@ -76,12 +76,17 @@ class TrainingRun:
     epoch), ``steps`` (per epoch), ``train_loader``, ``val_loader``, ``device``,
     ``stop_training`` (set it to end after this epoch), ``last_checkpoint`` (path
     of the latest checkpoint written), ``callbacks``, ``cuda_graph`` (whether steps
-    replay a captured CUDA graph).
+    replay a captured CUDA graph), ``distributed`` (data-parallel over a process group),
+    ``is_main`` (False on every rank but 0 of a distributed run: what writes files checks)
+    and ``train_model`` (what the steps call: the model, or its DDP wrapper).
     """
 
     def __init__(self, model, optimizer, loss_fn, train_loader, val_loader, epochs,
-                 device, callbacks, history, cuda_graph=False):
+                 device, callbacks, history, cuda_graph=False, train_model=None, is_main=True):
         self.model = model
+        self.train_model = model if train_model is None else train_model
+        self.distributed = self.train_model is not model
+        self.is_main = is_main
         self.optimizer = optimizer
         self.loss_fn = loss_fn
         self.train_loader = train_loader
@@ -220,7 +225,7 @@ def _make_optimizer(model, optimizer, lr, **kwargs):
 
 def fit(model, train_loader, val_loader=None, loss="cross_entropy", optimizer="adam",
         lr=None, epochs=10, scheduler=None, callbacks=(), resume=None, verbose=1,
-        device=None, cuda_graph=False):
+        device=None, cuda_graph=False, distributed=False):
     """Train ``model`` on ``train_loader`` for ``epochs`` epochs; returns a :class:`History`.
 
     Parameters
@@ -247,6 +252,17 @@ def fit(model, train_loader, val_loader=None, loss="cross_entropy", optimizer="a
     cuda_graph : on "cuda", capture forward, backward and optimizer step once in a
         CUDA graph and replay it for every full-size batch (the last, smaller batch
         runs eagerly); a NaN loss is then caught after that step's update
+    distributed : data-parallel over the ranks of a process group (joined here if the
+        caller has not: MPI on the CPU, NCCL on "cuda"; start the job with ``mpiexec``
+        or ``srun``, every rank calling ``fit`` alike). The model is wrapped in
+        ``nn.parallel.DistributedDataParallel``; a ``DataLoader`` without a sampler is
+        sharded by a ``data.DistributedSampler`` with its shuffle and seed (its
+        ``batch_size`` is then per rank); validation metrics cover every rank's disjoint
+        shard; training loss and accuracy are averaged over the ranks and images per
+        second summed. Only rank 0 prints and writes checkpoints, which hold the plain
+        model (they resume with or without ``distributed``). An exception on any rank
+        prints its traceback and ends every rank (``MPI_Abort``): the others could not
+        go on without it.
 
     At each epoch's end fit checks the weights and the validation loss, appends
     the epoch to the history, then calls every callback's ``on_epoch_end``
@@ -262,8 +278,20 @@ def fit(model, train_loader, val_loader=None, loss="cross_entropy", optimizer="a
     device = backend.check_device(device or model.device)
     if cuda_graph and device != "cuda":
         raise ValueError(f"fit: cuda_graph=True needs device 'cuda', not {device!r}")
+    if cuda_graph and distributed:
+        raise ValueError("fit: cuda_graph=True cannot be distributed (the gradient "
+                         "all-reduce runs from the host after backward)")
+    is_main = True
+    if distributed:
+        from . import distributed as data_parallel
+        is_main = data_parallel.join_group(device) == 0
+        verbose = verbose if is_main else 0
     if model.device != device:
         model.to(device)
+    train_model = None
+    if distributed:
+        model, train_model = data_parallel.wrap(model)
+        train_loader = data_parallel.sharded_train_loader(train_loader)
     loss_fn = losses_module.get(loss)
     if not callable(loss_fn):
         raise TypeError(f"loss must be a name or a callable, got {type(loss).__name__}")
@@ -281,7 +309,8 @@ def fit(model, train_loader, val_loader=None, loss="cross_entropy", optimizer="a
     history = History(params={"epochs": int(epochs), "loss": _describe(loss),
                               "optimizer": _describe(optimizer), "device": device})
     run = TrainingRun(model, opt, loss_fn, train_loader, val_loader, int(epochs), device,
-                      callbacks, history, cuda_graph=cuda_graph)
+                      callbacks, history, cuda_graph=cuda_graph, train_model=train_model,
+                      is_main=is_main)
     for cb in callbacks:
         cb.set_run(run)
     start_epoch = 0
@@ -311,7 +340,8 @@ def fit(model, train_loader, val_loader=None, loss="cross_entropy", optimizer="a
             # Nothing non-finite reaches the callbacks, so no checkpoint holds it.
             _check_weights(run)
             if val_loader is not None:
-                result = evaluate(model, val_loader, loss=loss_fn, device=device)
+                result = evaluate(model, val_loader, loss=loss_fn, device=device,
+                                  distributed=distributed)
                 if not math.isfinite(result.loss):
                     _raise_diverged(run, run.step, result.loss,
                                     f"the validation loss became {result.loss} after epoch "
@@ -322,6 +352,8 @@ def fit(model, train_loader, val_loader=None, loss="cross_entropy", optimizer="a
             logs["lr"] = epoch_lr
             logs["seconds"] = time.perf_counter() - start
             logs["images_per_second"] = run.images_seen / max(train_seconds, 1e-9)
+            if distributed:
+                logs = data_parallel.combined_train_logs(logs)
             # Recorded before the callbacks, so that at every epoch-end hook the history
             # (and a checkpoint's "epoch", its length) counts this epoch as done.
             history.append(epoch, logs)
@@ -334,6 +366,10 @@ def fit(model, train_loader, val_loader=None, loss="cross_entropy", optimizer="a
                 break
         for cb in callbacks:
             cb.on_train_end()
+    except BaseException as exc:
+        if distributed:  # with one rank it just propagates
+            data_parallel.abort_with(exc)
+        raise
     finally:
         if progress is not None:
             progress.close()
@@ -370,7 +406,7 @@ def _record_callback_logs(history, logs, callback, left_out):
 
 def _train_epoch(run, check_every):
     """One pass over the training data; returns its running loss and accuracy."""
-    model, opt, loss_fn = run.model, run.optimizer, run.loss_fn
+    model, opt, loss_fn = run.train_model, run.optimizer, run.loss_fn
     run.meter = _EpochMeter(check_every)
     run.epoch_start, run.images_seen = time.perf_counter(), 0
     model.train()
