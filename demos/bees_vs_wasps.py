@@ -5,6 +5,7 @@
     python demos/bees_vs_wasps.py --data PATH           # a real image folder
     python demos/bees_vs_wasps.py --optimizer sgd --lr 1e-2 --activation tanh
     python demos/bees_vs_wasps.py sweep --optimizer adam,sgd --lr 1e-2,1e-3 --epochs 3
+    mpiexec -n 2 python demos/bees_vs_wasps.py --distributed   # data-parallel, 2 processes
 
 The model is the exercise's CNN (three conv/ReLU/max-pool blocks, then a dense
 layer of 128 and one output per class); the number of classes and their names
@@ -14,6 +15,10 @@ records the settings it was trained with, and ``--resume`` refuses to continue
 under different ones, except a larger ``--epochs``), ``curves.png`` and
 ``confusion.png``. A new run without ``--resume`` leaves the folder's checkpoint
 alone until its own first checkpoint replaces it.
+
+``--distributed`` (under ``mpiexec``/``srun``) trains data-parallel: every process
+reads the data, trains on its shard of each epoch with ``--batch-size`` images per
+step, and only rank 0 prints and writes the files (see ``fit(..., distributed=True)``).
 
 Without ``--data`` the demo trains on generated pictures of "insects" (synthetic
 drawings in the real set's four classes, not photos) for 4 epochs instead of the
@@ -41,6 +46,7 @@ except ImportError:  # run from a clone without installing: use the package besi
     import minigrad as mg
 
 from minigrad import backend, losses, nn, optim
+from minigrad import distributed as dist
 from minigrad.models import exercise_cnn, resnet_small
 from minigrad.data import (DataLoader, SyntheticInsects, load_image_folder, train_val_split,
                            transforms)
@@ -93,6 +99,7 @@ class ExperimentConfig:
     synthetic_images: int = SYNTHETIC_IMAGES
     cache: bool = True
     resume: bool = False
+    distributed: bool = False  # data-parallel over MPI/NCCL (start under mpiexec or srun)
 
     def resolved_epochs(self):
         """The number of epochs this configuration trains for."""
@@ -169,6 +176,8 @@ def check_config(config):
     for flag, wanted in (("--cuda-graph", config.cuda_graph), ("--tf32", config.tf32)):
         if wanted and str(config.device).lower().split(":")[0] != "cuda":
             raise ValueError(f"{flag} needs --device cuda, not {config.device!r}")
+    if config.distributed and config.cuda_graph:
+        raise ValueError("--cuda-graph cannot be combined with --distributed")
 
 
 def experiment_settings(config):
@@ -279,6 +288,13 @@ def run_experiment(config, verbose=1, callbacks=(), plots=True):
     if isinstance(config, dict):
         config = ExperimentConfig(**config)
     check_config(config)
+    device = backend.check_device(config.device)
+    main_rank = True
+    if config.distributed:  # first: with NCCL it picks this process's GPU
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if device == "cuda" else "mpi")
+        main_rank = dist.get_rank() == 0
+        verbose = verbose if main_rank else 0
     say = print if verbose else (lambda *a, **k: None)
     out = Path(config.out) if config.out else None
     settings = experiment_settings(config)
@@ -292,7 +308,6 @@ def run_experiment(config, verbose=1, callbacks=(), plots=True):
                     f"so they cannot be checked; resuming with these")
         else:
             say(f"No checkpoint at {checkpoint}; starting afresh")
-    device = backend.check_device(config.device)
     epochs = config.resolved_epochs()
     started = time.perf_counter()
 
@@ -329,15 +344,17 @@ def run_experiment(config, verbose=1, callbacks=(), plots=True):
             say(f"Resuming from {resume}")
         elif checkpoint.exists():
             say(f"Starting afresh: this run's first checkpoint replaces {checkpoint}")
+    ranks = f" x {dist.get_world_size()} processes" if config.distributed else ""
     say(f"Training: {config.optimizer} lr={config.lr:g}, loss {config.loss}, activation "
-        f"{config.activation}, batch {config.batch_size}, {epochs} epochs on {device}")
+        f"{config.activation}, batch {config.batch_size}{ranks}, {epochs} epochs on {device}")
     tf32_before = mg.cuda.allow_tf32(True) if config.tf32 else None
     try:
         history = fit(model, train_loader, val_loader, loss=config.loss,
                       optimizer=config.optimizer, lr=config.lr, epochs=epochs,
                       callbacks=callbacks, resume=resume, verbose=verbose, device=device,
-                      cuda_graph=config.cuda_graph)
-        result_eval = evaluate(model, val_loader, loss=config.loss, device=device)
+                      cuda_graph=config.cuda_graph, distributed=config.distributed)
+        result_eval = evaluate(model, val_loader, loss=config.loss, device=device,
+                               distributed=config.distributed)
     finally:  # a sweep runs trials in one process: leave the setting as it was
         if tf32_before is not None:
             mg.cuda.allow_tf32(tf32_before)
@@ -368,7 +385,7 @@ def run_experiment(config, verbose=1, callbacks=(), plots=True):
         f" ({len(val_set)} images)")
     say("Confusion matrix (rows: true class, columns: predicted):")
     say(format_confusion(result_eval.confusion, classes))
-    if out is not None:
+    if out is not None and main_rank:
         result["files"] = _write_outputs(out, model, history, result, classes, plots, say)
     say(f"Done in {seconds:.1f}s")
     return result
@@ -447,6 +464,9 @@ def build_parser():
     parser.add_argument("--resume", action="store_true",
                         help="continue from DIR/checkpoint.npz if it exists")
     parser.add_argument("--quiet", action="store_true", help="print only the final result")
+    parser.add_argument("--distributed", action="store_true",
+                        help="data-parallel over the processes mpiexec or srun started "
+                             "(MPI on the CPU, NCCL with --device cuda)")
     return parser
 
 
@@ -471,16 +491,23 @@ def train_command(argv):
         # What the user can fix (a path, the data, the settings, the learning rate): one
         # line. Anything else, a ValueError raised while training included, is a bug
         # and keeps its traceback.
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return _user_error(exc)
     except RuntimeError as exc:
         if "cuda" in str(exc).lower():  # no GPU / no CuPy: the message says what to do
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
+            return _user_error(exc)
         raise
-    if args.quiet:
+    if args.quiet and (not config.distributed or dist.get_rank() == 0):
         print(f"val_loss {result['val_loss']:.4f} val_accuracy {result['val_accuracy']:.4f}")
     return 0
+
+
+def _user_error(exc):
+    """Print ``exc`` as one line; exit status 1. In a job of several ranks, end them all:
+    the others would otherwise wait for this one in their next collective."""
+    print(f"error: {exc}", file=sys.stderr)
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        dist.abort(1)
+    return 1
 
 
 #: Sub-commands: ``bees_vs_wasps.py NAME ...`` runs ``COMMANDS[NAME](remaining args)``;

@@ -2,10 +2,11 @@
 
 ``import minigrad as mg``; ``mg.tensor(...)``; layers in ``mg.nn``, ops in
 ``mg.functional``, losses in ``mg.losses``, optimizers in ``mg.optim``, datasets and
-loaders in ``mg.data``, ``fit``/``evaluate`` in ``mg.train``; ``mg.cuda`` (CUDA graphs,
+loaders in ``mg.data``, ``fit``/``evaluate`` in ``mg.train``, data-parallel
+training over MPI/NCCL in ``mg.distributed``; ``mg.cuda`` (CUDA graphs,
 TF32) is imported on first use, since it needs CuPy.
 """
-from . import backend, data, functional, losses, nn, optim, train
+from . import backend, data, distributed, functional, losses, nn, optim, train
 from .backend import cuda_available
 from .random import manual_seed
 from .tensor import Tensor, as_tensor, from_numpy, is_grad_enabled, no_grad, tensor
@@ -29,4 +30,4 @@ def __getattr__(name):
 
 __all__ = ["Tensor", "tensor", "as_tensor", "from_numpy", "no_grad", "is_grad_enabled",
            "cuda_available", "manual_seed", "backend", "functional", "losses", "nn", "optim",
-           "data", "train"]
+           "data", "train", "distributed"]

@@ -34,6 +34,22 @@ def no_grad():
         _grad_state.enabled = previous
 
 
+def queue_callback(callback):
+    """Run ``callback()`` once the backward pass now running has written every gradient.
+
+    Only an op's backward closure may call it (PyTorch's ``queue_callback`` of the
+    autograd engine): DistributedDataParallel's output op queues its gradient
+    all-reduce this way, so ``loss.backward()`` returns with the gradients averaged.
+    A callback already queued in this pass (an equal one: the same bound method) is not
+    queued again. If backward raises, the queued callbacks are dropped.
+    """
+    callbacks = getattr(_grad_state, "callbacks", None)
+    if callbacks is None:
+        raise RuntimeError("queue_callback() is for an op's backward, during backward()")
+    if callback not in callbacks:
+        callbacks.append(callback)
+
+
 class Node:
     """One recorded op: its input tensors and the closure that back-propagates it."""
 
@@ -201,26 +217,33 @@ class Tensor:
                                  f"tensor shape {self.shape}")
         order = _reverse_topological_order(self)  # raises if it meets a released node
         grads = {id(self): grad}
-        # When a leaf's gradient is checked, ``grads`` no longer holds it and this frame
-        # refers to it by ``g`` alone: _owned_gradient's reference count relies on that.
-        for tensor in order:
-            g = grads.pop(id(tensor), None)  # freed as soon as it is used
-            if g is None:
-                continue
-            node = tensor.node
-            if node is None:  # a leaf: keep the gradient
-                if tensor.grad is not None:
-                    g = tensor.grad + g  # a new array
-                tensor.grad = _owned_gradient(g, tensor)
-                continue
-            for inp, ig in zip(node.inputs, node.backward(g)):
-                if ig is None or not inp.requires_grad:
+        outer_callbacks = getattr(_grad_state, "callbacks", None)
+        _grad_state.callbacks = callbacks = []
+        try:
+            # When a leaf's gradient is checked, ``grads`` no longer holds it and this frame
+            # refers to it by ``g`` alone: _owned_gradient's reference count relies on that.
+            for tensor in order:
+                g = grads.pop(id(tensor), None)  # freed as soon as it is used
+                if g is None:
                     continue
-                key = id(inp)
-                grads[key] = ig if key not in grads else grads[key] + ig
-            ig = None  # the loop's last gradient, which a leaf may be about to take
-            if not retain_graph:
-                node.release()
+                node = tensor.node
+                if node is None:  # a leaf: keep the gradient
+                    if tensor.grad is not None:
+                        g = tensor.grad + g  # a new array
+                    tensor.grad = _owned_gradient(g, tensor)
+                    continue
+                for inp, ig in zip(node.inputs, node.backward(g)):
+                    if ig is None or not inp.requires_grad:
+                        continue
+                    key = id(inp)
+                    grads[key] = ig if key not in grads else grads[key] + ig
+                ig = None  # the loop's last gradient, which a leaf may be about to take
+                if not retain_graph:
+                    node.release()
+        finally:
+            _grad_state.callbacks = outer_callbacks
+        for callback in callbacks:
+            callback()
 
     # ----------------------------------------------------------------- operators
     # Bodies live in functional/; these are the spellings users expect.

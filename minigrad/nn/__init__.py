@@ -1,12 +1,13 @@
-"""Neural-network building blocks: Module, Parameter, layers, Sequential, ModuleList, init, utils."""
-from . import init, utils
+"""Neural-network building blocks: Module, Parameter, layers, Sequential, ModuleList, init,
+utils, parallel (DistributedDataParallel)."""
+from . import init, parallel, utils
 from .activation import (ELU, GELU, SELU, Hardsigmoid, Hardswish, Hardtanh, LogSigmoid, Mish,
                          PReLU, ReLU6, SiLU, Softplus)
 from .attention import MultiheadAttention
 from .embedding import Embedding
 from .layers import (ACTIVATIONS, AvgPool2d, BatchNorm2d, Conv2d, Dense, Dropout, Flatten,
                      Identity, LeakyReLU, Linear, MaxPool2d, ModuleList, ReLU, Sequential,
-                     Sigmoid, Softmax, Tanh, activation)
+                     Sigmoid, Softmax, SyncBatchNorm, Tanh, activation)
 from .norm import BatchNorm1d, Dropout2d, GroupNorm, LayerNorm
 from .module import Module
 from .parameter import Parameter
@@ -26,3 +27,5 @@ from .conv_pool import (AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool1d,  # noqa
 __all__ += ["Conv1d", "ConvTranspose2d", "MaxPool1d", "AvgPool1d", "MaxUnpool2d",
             "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "Upsample", "ZeroPad2d", "ConstantPad2d",
             "ReflectionPad2d", "ReplicationPad2d", "CircularPad2d"]
+
+__all__ += ["SyncBatchNorm", "parallel"]

@@ -261,6 +261,8 @@ class ModelCheckpoint(Callback):
         if not self._due:
             return
         self._due = False
+        if not self.run.is_main:  # distributed: rank 0 alone writes, the others hold the same
+            return
         path = self.filepath.format(epoch=epoch + 1, **logs)
         if self.weights_only:
             _refuse_nonfinite_weights(self.run, self.model.state_dict(), path)

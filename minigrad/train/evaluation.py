@@ -77,7 +77,7 @@ class Evaluation(NamedTuple):
     confusion: "np.ndarray | None"
 
 
-def evaluate(model, loader, loss="cross_entropy", device=None):
+def evaluate(model, loader, loss="cross_entropy", device=None, distributed=False):
     """Loss, accuracy and confusion matrix of ``model`` over ``loader`` (no gradients).
 
     The model is put in eval mode for the pass and returned to its previous mode.
@@ -86,7 +86,15 @@ def evaluate(model, loader, loss="cross_entropy", device=None):
     column per class of the loader's dataset (``dataset.classes``), or per output
     of the model where it has more (then the extra columns count predictions of
     classes the dataset does not have).
+
+    ``distributed``: every rank of the process group evaluates its share of the loader's
+    samples (every world-size-th one, none twice) and all get the numbers of the whole
+    set; every rank must call it. A DistributedDataParallel model is evaluated through
+    its ``module``, so the ranks need not take equally many batches.
     """
+    if distributed:
+        from .distributed import evaluate_across_ranks
+        return evaluate_across_ranks(model, loader, loss=loss, device=device)
     device = backend.check_device(device or model.device)
     loss_fn = losses_module.get(loss)
     was_training = model.training

@@ -78,12 +78,18 @@ class TrainingRun:
     ``stop_training`` (set it to end after this epoch), ``last_checkpoint`` (path
     of the latest checkpoint written), ``callbacks``, ``train_step`` (the step
     object that trains: an :class:`~minigrad.train.step.EagerStep`, or a
-    ``minigrad.cuda.GraphedStep`` that replays a captured CUDA graph).
+    ``minigrad.cuda.GraphedStep`` that replays a captured CUDA graph), ``distributed``
+    (data-parallel over a process group), ``is_main`` (False on every rank but 0 of a
+    distributed run: what writes files checks) and ``train_model`` (what the step calls:
+    the model, or its DDP wrapper).
     """
 
     def __init__(self, model, optimizer, loss_fn, train_loader, val_loader, epochs,
-                 device, callbacks, history, train_step):
+                 device, callbacks, history, train_step, train_model=None, is_main=True):
         self.model = model
+        self.train_model = model if train_model is None else train_model
+        self.distributed = self.train_model is not model
+        self.is_main = is_main
         self.optimizer = optimizer
         self.loss_fn = loss_fn
         self.train_loader = train_loader
@@ -234,7 +240,7 @@ def make_optimizer(model, optimizer, lr, **kwargs):
 
 def fit(model, train_loader, val_loader=None, loss="cross_entropy", optimizer="adam",
         lr=None, epochs=10, scheduler=None, callbacks=(), resume=None, verbose=1,
-        device=None, cuda_graph=False, step=None):
+        device=None, cuda_graph=False, step=None, distributed=False):
     """Train ``model`` on ``train_loader`` for ``epochs`` epochs; returns a :class:`History`.
 
     Parameters
@@ -266,6 +272,17 @@ def fit(model, train_loader, val_loader=None, loss="cross_entropy", optimizer="a
         (default :class:`~minigrad.train.step.EagerStep`; ``minigrad.cuda.GraphedStep``,
         or ``functools.partial`` of either with options); see
         :mod:`minigrad.train.step` for what a step object does
+    distributed : data-parallel over the ranks of a process group (joined here if the
+        caller has not: MPI on the CPU, NCCL on "cuda"; start the job with ``mpiexec``
+        or ``srun``, every rank calling ``fit`` alike). The model is wrapped in
+        ``nn.parallel.DistributedDataParallel``; a ``DataLoader`` without a sampler is
+        sharded by a ``data.DistributedSampler`` with its shuffle and seed (its
+        ``batch_size`` is then per rank); validation metrics cover every rank's disjoint
+        shard; training loss and accuracy are averaged over the ranks and images per
+        second summed. Only rank 0 prints and writes checkpoints, which hold the plain
+        model (they resume with or without ``distributed``). An exception on any rank
+        prints its traceback and ends every rank (``MPI_Abort``): the others could not
+        go on without it.
 
     At each epoch's end fit checks the weights and the validation loss, appends
     the epoch to the history, then calls every callback's ``on_epoch_end``
@@ -277,7 +294,7 @@ def fit(model, train_loader, val_loader=None, loss="cross_entropy", optimizer="a
     before any callback, so no checkpoint is written with them).
     """
     run = _start_run(model, train_loader, val_loader, loss, optimizer, lr, epochs, scheduler,
-                     callbacks, resume, verbose, device, cuda_graph, step)
+                     callbacks, resume, verbose, device, cuda_graph, step, distributed)
     callbacks, history = run.callbacks, run.history
     left_out = set()  # keys of logs that are not numbers, warned about once
     progress = next((cb for cb in callbacks if isinstance(cb, ProgressLogger)), None)
@@ -286,8 +303,8 @@ def fit(model, train_loader, val_loader=None, loss="cross_entropy", optimizer="a
             cb.on_train_begin()
         for epoch in range(run.start_epoch, run.epochs):
             run.epoch = epoch
-            if hasattr(train_loader, "set_epoch"):
-                train_loader.set_epoch(epoch)  # order of epoch e comes from (seed, e)
+            if hasattr(run.train_loader, "set_epoch"):
+                run.train_loader.set_epoch(epoch)  # order of epoch e comes from (seed, e)
             for cb in callbacks:
                 cb.on_epoch_begin(epoch)
             logs = _run_epoch(run)
@@ -303,6 +320,11 @@ def fit(model, train_loader, val_loader=None, loss="cross_entropy", optimizer="a
                 break
         for cb in callbacks:
             cb.on_train_end()
+    except BaseException as exc:
+        if run.distributed:  # the other ranks cannot go on without this one
+            from . import distributed as data_parallel
+            data_parallel.abort_with(exc)
+        raise
     finally:
         if progress is not None:
             progress.close()
@@ -311,7 +333,7 @@ def fit(model, train_loader, val_loader=None, loss="cross_entropy", optimizer="a
 
 
 def _start_run(model, train_loader, val_loader, loss, optimizer, lr, epochs, scheduler,
-               callbacks, resume, verbose, device, cuda_graph, step):
+               callbacks, resume, verbose, device, cuda_graph, step, distributed=False):
     """fit's arguments checked and built into a :class:`TrainingRun` (resumed from
     ``resume`` if given), its callbacks told of it."""
     if int(epochs) != epochs or epochs < 0:
@@ -321,8 +343,20 @@ def _start_run(model, train_loader, val_loader, loss, optimizer, lr, epochs, sch
     device = backend.check_device(device or model.device)
     if cuda_graph and device != "cuda":
         raise ValueError(f"fit: cuda_graph=True needs device 'cuda', not {device!r}")
+    if distributed and (cuda_graph or step is not None):
+        raise ValueError("fit: distributed=True trains with the eager step (the gradient "
+                         "all-reduce runs from the host after backward): no cuda_graph or step")
+    is_main = True
+    if distributed:
+        from . import distributed as data_parallel
+        is_main = data_parallel.join_group(device) == 0
+        verbose = verbose if is_main else 0
     if model.device != device:
         model.to(device)
+    train_model = None
+    if distributed:
+        model, train_model = data_parallel.wrap(model)
+        train_loader = data_parallel.sharded_train_loader(train_loader)
     loss_fn = losses_module.get(loss)
     if not callable(loss_fn):
         raise TypeError(f"loss must be a name or a callable, got {type(loss).__name__}")
@@ -331,7 +365,7 @@ def _start_run(model, train_loader, val_loader, loss, optimizer, lr, epochs, sch
         step = EagerStep
         if cuda_graph:
             from ..cuda import GraphedStep as step
-    train_step = step(model, with_targets(loss_fn), opt)
+    train_step = step(model if train_model is None else train_model, with_targets(loss_fn), opt)
     callbacks = list(callbacks)
     for cb in callbacks:
         if not isinstance(cb, Callback):
@@ -345,7 +379,8 @@ def _start_run(model, train_loader, val_loader, loss, optimizer, lr, epochs, sch
     history = History(params={"epochs": int(epochs), "loss": _describe(loss),
                               "optimizer": _describe(optimizer), "device": device})
     run = TrainingRun(model, opt, loss_fn, train_loader, val_loader, int(epochs), device,
-                      callbacks, history, train_step)
+                      callbacks, history, train_step, train_model=train_model,
+                      is_main=is_main)
     for cb in callbacks:
         cb.set_run(run)
     if resume is not None:
@@ -369,7 +404,8 @@ def _run_epoch(run):
     train_seconds = time.perf_counter() - start
     _check_weights(run)
     if run.val_loader is not None:
-        result = evaluate(run.model, run.val_loader, loss=run.loss_fn, device=run.device)
+        result = evaluate(run.model, run.val_loader, loss=run.loss_fn, device=run.device,
+                          distributed=run.distributed)
         if not math.isfinite(result.loss):
             _raise_diverged(run, run.step, result.loss,
                             f"the validation loss became {result.loss} after epoch "
@@ -380,6 +416,9 @@ def _run_epoch(run):
     logs["lr"] = epoch_lr
     logs["seconds"] = time.perf_counter() - start
     logs["images_per_second"] = run.images_seen / max(train_seconds, 1e-9)
+    if run.distributed:
+        from . import distributed as data_parallel
+        logs = data_parallel.combined_train_logs(logs)
     return logs
 
 
@@ -414,7 +453,7 @@ def _train_epoch(run, check_every):
     """One pass over the training data; returns its running loss and accuracy."""
     run.meter = _EpochMeter(check_every)
     run.epoch_start, run.images_seen = time.perf_counter(), 0
-    run.model.train()
+    run.train_model.train()
     for step, batch in enumerate(run.train_loader):
         run.step = step
         x, y = split_batch(batch, run.device)
