@@ -57,8 +57,9 @@ from minigrad.data import (DataLoader, SyntheticInsects, load_image_folder, trai
                            transforms)
 from minigrad.io import atomic_write_json
 from minigrad.plot import PlotUnavailable, format_confusion, plot_confusion, plot_history
-from minigrad.train import (Callback, EarlyStopping, ModelCheckpoint, TrainingDiverged,
-                            evaluate, fit, load_checkpoint)
+from minigrad.train import (Callback, DivergenceWarning, EarlyStopping, ModelCheckpoint,
+                            TrainingDiverged, WarnOnDivergence, evaluate, fit,
+                            load_checkpoint)
 from minigrad.tune import ExperimentTrial, sweep_main
 
 #: Epochs when none are given: the exercise's 10 on real data; fewer on the
@@ -426,7 +427,8 @@ def run_experiment(config, verbose=1, callbacks=(), plots=True):
     val_loader = DataLoader(val_set, batch_size=config.batch_size, shuffle=False,
                             seed=config.seed, device=device)
 
-    callbacks = list(callbacks)
+    divergence = WarnOnDivergence()
+    callbacks = list(callbacks) + [divergence]
     if config.early_stopping is not None:
         callbacks.append(EarlyStopping(BEST_METRIC, patience=config.early_stopping,
                                        restore_best_weights=False, verbose=verbose))
@@ -481,6 +483,9 @@ def run_experiment(config, verbose=1, callbacks=(), plots=True):
         "stopped_early": len(history) < epochs,
         "confusion": result_eval.confusion.tolist(),
         "chance_accuracy": 1 / len(classes),  # guessing's score, drawn in the sweep's plots
+        # A finite loss far above its start (a sweep ranks such a trial as diverged):
+        "diverged": divergence.diverged_epoch is not None,
+        "divergence": divergence.message,
         "seconds": seconds,
         "images_per_second": sum(ips) / len(ips) if ips else None,
         "files": {},
@@ -491,6 +496,8 @@ def run_experiment(config, verbose=1, callbacks=(), plots=True):
     say(format_confusion(result_eval.confusion, classes))
     if config.save_best:
         say(f"Kept the weights of epoch {saved_epoch} (best {BEST_METRIC})")
+    if divergence.message:
+        say(f"Warning: {divergence.message}")
     if out is not None:
         wrote_checkpoint = checkpoint.exists() and _file_signature(checkpoint) != checkpoint_before
         _write_outputs(out, model, history, result, classes, plots, say,
@@ -638,7 +645,9 @@ def train_command(argv):
         parser.error(str(exc))  # prints usage and the message, exits with status 2
     interruption = Interruption()
     try:
-        with interruption.deferring_sigint():
+        with interruption.deferring_sigint(), warnings.catch_warnings():
+            # Said once at the end, in one line, rather than as Python's warning text.
+            warnings.simplefilter("ignore", DivergenceWarning)
             result = run_experiment(config, verbose=0 if args.quiet else 1,
                                     callbacks=[interruption])
     except KeyboardInterrupt:
@@ -657,6 +666,9 @@ def train_command(argv):
         raise
     if args.quiet:
         print(f"val_loss {result['val_loss']:.4f} val_accuracy {result['val_accuracy']:.4f}")
+    if result["divergence"]:
+        print(f"warning: {result['divergence']} (recorded in result.json as \"diverged\")",
+              file=sys.stderr)
     return 0
 
 

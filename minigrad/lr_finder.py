@@ -76,6 +76,13 @@ class LRFinderResult:
         """Whether the loss blew up (see ``diverged_lr``)."""
         return self.diverged_lr is not None
 
+    @property
+    def has_suggestion(self):
+        """Whether the curve supports ``suggested_lr``: the smoothed loss fell clearly
+        (by a tenth of its start) to a minimum past the first step. Otherwise the
+        suggestion is the steepest step of noise, and :meth:`summary` says so."""
+        return int(np.argmin(self.smoothed_losses)) > 0 and _fell(self.smoothed_losses)
+
     def summary(self):
         """One line that says what the curve shows: the suggestion, the lowest smoothed
         loss, and past it a blow-up, a climb, or a loss still falling at the end."""
@@ -95,15 +102,14 @@ class LRFinderResult:
         else:
             after = (f"the smoothed loss still falls at lr {self.lrs[-1]:.3g}: a larger "
                      f"end_lr would show where it turns")
-        if lowest == 0 or self.suggested_lr == self.lrs[0]:
+        if lowest == 0:
             first = (f"no suggestion: the smoothed loss never fell below its start "
                      f"({smoothed[0]:.4g}), so every lr tried is already too large or the "
                      f"test too short")
         elif not _fell(smoothed):
             first = (f"no clear suggestion: the smoothed loss hardly fell (from "
-                     f"{smoothed[0]:.4g}), its steepest descent at lr "
-                     f"{self.suggested_lr:.3g} may be noise; try a larger end_lr or more "
-                     f"steps")
+                     f"{smoothed[0]:.4g}), so its steepest descent (lr "
+                     f"{self.suggested_lr:.3g}) may be noise; try more steps or other lrs")
         else:
             first = (f"suggested lr {self.suggested_lr:.3g} (steepest descent of the "
                      f"smoothed loss, before its minimum)")

@@ -26,13 +26,14 @@ checks), :mod:`~minigrad.train.loop` (fit, TrainingRun) and
 :mod:`~minigrad.train.evaluation` (evaluate, predict).
 """
 from .callbacks import (Callback, EarlyStopping, LearningRateScheduler, ModelCheckpoint,
-                        ProgressLogger, format_epoch)
+                        ProgressLogger, WarnOnDivergence, format_epoch)
 from .checkpoint import load_checkpoint, save_checkpoint
-from .divergence import TrainingDiverged
+from .divergence import DivergenceWarning, TrainingDiverged
 from .evaluation import Evaluation, _loss_target, _split_batch, evaluate, predict
 from .history import History, history_dict, metric_sign
 from .loop import TrainingRun, _make_optimizer, fit
 
 __all__ = ["fit", "evaluate", "predict", "History", "Evaluation", "TrainingDiverged",
            "TrainingRun", "Callback", "EarlyStopping", "ModelCheckpoint",
-           "LearningRateScheduler", "ProgressLogger", "save_checkpoint", "load_checkpoint"]
+           "LearningRateScheduler", "ProgressLogger", "WarnOnDivergence", "DivergenceWarning",
+           "save_checkpoint", "load_checkpoint"]

@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import backend, losses as losses_module, optim as optim_module
 from .. import random as mg_random
-from .callbacks import Callback, LearningRateScheduler, ProgressLogger
+from .callbacks import Callback, LearningRateScheduler, ProgressLogger, WarnOnDivergence
 from .checkpoint import (_CHECKPOINT_FORMAT, _CHECKPOINT_VERSION, _checkpoint_version,
                          load_checkpoint)
 from .divergence import _check_weights, _raise_diverged
@@ -276,6 +276,8 @@ def fit(model, train_loader, val_loader=None, loss="cross_entropy", optimizer="a
         callbacks.append(LearningRateScheduler(scheduler))
     if verbose:
         callbacks.append(ProgressLogger(verbose))
+    if not any(isinstance(cb, WarnOnDivergence) for cb in callbacks):
+        callbacks.append(WarnOnDivergence())  # a finite loss far above its start
     callbacks.sort(key=lambda cb: cb.order)  # stable: user order kept within a rank
 
     history = History(params={"epochs": int(epochs), "loss": _describe(loss),

@@ -137,8 +137,8 @@ def plot_curves(results, path):
     ax.set_ylabel(key.replace("_", " "))
     ax.set_title(f"{key.replace('_', ' ')} of {drawn} trial(s)")
     ax.grid(True, alpha=0.3)
-    chance = _draw_chance(ax, results)
-    if best is not None or chance:
+    _draw_chance(ax, results)
+    if ax.get_legend_handles_labels()[0]:  # the best trial's curve, the chance level
         ax.legend(loc="best", fontsize=8)
     return save_figure(fig, path)
 
@@ -154,13 +154,11 @@ def chance_level(results):
 
 
 def _draw_chance(ax, results):
-    """A dashed line at the chance level, so a "winner" at chance is seen as one."""
+    """A dotted line at the chance level, so a "winner" at chance is seen as one."""
     level = chance_level(results)
-    if level is None:
-        return False
-    ax.axhline(level, color="0.4", linestyle=":", linewidth=1.2, zorder=1,
-               label=f"chance ({level:.3g})")
-    return True
+    if level is not None:
+        ax.axhline(level, color="0.4", linestyle=":", linewidth=1.2, zorder=1,
+                   label=f"chance ({level:.3g})")
 
 
 def _is_log_axis(values):

@@ -16,7 +16,7 @@ The trial-function protocol (what :class:`~minigrad.tune.Sweep` calls)::
   ``val_loss``, ``val_accuracy``, ``seconds``, ...; a ``minigrad.train.History``
   is fine) and may hold ``"seconds"``, ``"images_per_second"``, ``"chance_accuracy"``
   (what guessing scores, e.g. 1/classes: the sweep's plots draw it), ``"diverged"``
-  (bool) and ``"error"`` (text).
+  (bool), ``"divergence"`` (what diverged, text) and ``"error"`` (text).
 - A NaN/infinite training loss in the history, ``"diverged": True``, or a raised
   ``FloatingPointError`` (``minigrad.train.TrainingDiverged`` is one) make the
   trial ``"diverged"``; any other exception, ``SystemExit`` included, makes it
@@ -184,7 +184,7 @@ def execute_trial(trial_fn, config, epochs, checkpoint_path=None, threads=None):
         bad_epoch = sound + 1 if sound < len(outcome["history"].get("loss", ())) else None
         if result.get("diverged") or result.get("status") == "diverged" or bad_epoch:
             outcome["status"] = "diverged"
-            outcome["error"] = str(result.get("error") or
+            outcome["error"] = str(result.get("error") or result.get("divergence") or
                                    f"the training loss became NaN or infinite at epoch "
                                    f"{bad_epoch}")
         elif result.get("error"):
