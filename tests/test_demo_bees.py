@@ -495,3 +495,45 @@ def test_without_matplotlib_the_demo_runs_and_says_how_to_get_plots(tmp_path, no
     written = {p.name for p in (tmp_path / "run").iterdir()}
     assert {"history.json", "result.json", "model.npz"} <= written
     assert not written & {"curves.png", "confusion.png"}
+
+
+def test_ctrl_c_stops_in_one_line_keeps_the_checkpoint_and_resume_continues(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import time
+    out = tmp_path / "c"
+    command = [sys.executable, str(ROOT / "demos" / "bees_vs_wasps.py"), "--size", "16",
+               "--synthetic-images", "200", "--batch-size", "4", "--epochs", "200",
+               "--out", str(out), "--quiet"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=env)
+    checkpoint = out / demo.CHECKPOINT_FILE
+    deadline = time.monotonic() + 240
+    while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert checkpoint.exists(), process.communicate()
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith("interrupted at epoch ") and "continue with --resume" in lines[0]
+    done = len(demo.load_checkpoint(checkpoint)["history"]["epoch"])  # intact, readable
+    assert done >= 1 and f"keeps epoch {done}" in lines[0]
+    assert demo.main(["--size", "16", "--synthetic-images", "200", "--batch-size", "4",
+                      "--epochs", str(done + 1), "--out", str(out), "--resume",
+                      "--quiet"]) == 0
+    assert json.loads((out / "history.json").read_text())["epoch"] == list(range(done + 1))
+
+
+def test_cli_warns_when_a_finite_loss_climbs_far_above_its_start(tmp_path, capsys):
+    status = demo.main(["--size", "16", "--synthetic-images", "80", "--batch-size", "8",
+                        "--epochs", "1", "--lr", "100", "--out", str(tmp_path / "d"),
+                        "--quiet"])
+    err = capsys.readouterr().err
+    assert status == 0 and err.startswith("warning: the training loss of epoch 1")
+    assert "lower the learning rate (it is 100)" in err and len(err.splitlines()) == 1
+    result = json.loads((tmp_path / "d" / "result.json").read_text())
+    assert result["diverged"] and "diverging" in result["divergence"]

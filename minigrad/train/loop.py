@@ -178,7 +178,10 @@ class TrainingRun:
     def _restore_callbacks(self, saved, version, source):
         """Hand each callback the state saved under its key; warn about any mismatch."""
         if version == 1:  # keyed its states "{position}:{class name}"
-            pairs = [(f"{i}:{type(cb).__name__}", cb) for i, cb in enumerate(self.callbacks)]
+            # Positions among the callbacks of that time: WarnOnDivergence, which fit
+            # adds now, came later, so it is not counted (and starts afresh).
+            older = [cb for cb in self.callbacks if not isinstance(cb, WarnOnDivergence)]
+            pairs = [(f"{i}:{type(cb).__name__}", cb) for i, cb in enumerate(older)]
         else:
             pairs = self.callback_keys()
         fresh = []
