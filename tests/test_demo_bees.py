@@ -283,6 +283,7 @@ def test_resume_for_no_more_epochs_than_done_is_refused(tmp_path, capsys):
     assert (tmp_path / "r" / "result.json").read_bytes() == before
 
 
+@pytest.mark.filterwarnings("ignore::minigrad.train.DivergenceWarning")  # lr 0.02: a bumpy start
 def test_save_best_keeps_the_best_epochs_weights_and_says_which(tmp_path):
     from minigrad.data import DataLoader
     from minigrad.train import evaluate
