@@ -202,3 +202,29 @@ def capturing():
         yield
     finally:
         _capturing = previous
+
+
+def available_memory(device):
+    """Bytes a new allocation on ``device`` can use now, or ``None`` where unknown.
+
+    ``"cpu"``: the kernel's MemAvailable (free plus reclaimable caches), else the
+    physical memory; ``"cuda"``: the GPU's free memory plus what CuPy's pool holds.
+    """
+    if device == "cuda":
+        cupy = _load_cupy()
+        try:
+            free, _ = cupy.cuda.Device().mem_info
+            return int(free) + int(cupy.get_default_memory_pool().free_bytes())
+        except Exception:  # no CuPy or no GPU: check_device says which
+            return None
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None

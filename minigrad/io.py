@@ -12,7 +12,12 @@ The new file gets the permissions the old one had (or, for a new file, what
 tuples, scalars, strings and arrays (a model's and an optimizer's state, a
 history, RNG states) in one ``.npz`` file: the arrays as NumPy arrays, the rest as
 JSON. Loading never unpickles, so a checkpoint from elsewhere cannot run code.
+
+:func:`save_weights` / :func:`load_weights` store a flat state dict (name -> array)
+in the format the file name's suffix names, looked up in :data:`WEIGHT_FORMATS`;
+a suffix it does not list is refused rather than written in another format.
 """
+import io
 import json
 import math
 import os
@@ -23,7 +28,8 @@ import threading
 import numpy as np
 
 __all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "to_json_value",
-           "current_umask", "save_tree", "load_tree"]
+           "current_umask", "save_tree", "load_tree", "WEIGHT_FORMATS", "save_weights",
+           "load_weights"]
 
 
 def atomic_write(path, write_fn):
@@ -229,3 +235,50 @@ def _decode(node, archive):
             return tuple(_decode(v, archive) for v in node["__tuple__"])
         return {key: _decode(value, archive) for key, value in node["__dict__"]}
     return node
+
+
+# ---------------------------------------------------------------------------
+# Weight files: a state dict in the format the suffix names.
+
+def _save_npz(path, state):
+    buffer = io.BytesIO()  # rendered first, so the atomic write is one quick copy
+    np.savez(buffer, **state)
+    atomic_write(path, lambda f: f.write(buffer.getvalue()))
+
+
+def _load_npz(path):
+    with np.load(path, allow_pickle=False) as archive:
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ValueError(f"{path} holds a single array, not an .npz archive of weights")
+        return {key: archive[key] for key in archive.files}
+
+
+#: Weight-file formats by suffix (lower case, with the dot): ``(save(path, state),
+#: load(path) -> state)``. A format is one entry here; a name without a suffix is
+#: ``.npz`` (NumPy's archive, which ``np.load`` reads).
+WEIGHT_FORMATS = {".npz": (_save_npz, _load_npz)}
+
+
+def _weight_format(path, verb):
+    """The ``(save, load)`` pair for ``path``'s suffix; a suffix no format has is a
+    ``ValueError`` that names the known ones (never a file in another format)."""
+    suffix = os.path.splitext(os.fspath(path))[1].lower() or ".npz"
+    if suffix not in WEIGHT_FORMATS:
+        known = ", ".join(sorted(WEIGHT_FORMATS))
+        stem = os.path.splitext(os.path.basename(os.fspath(path)))[0]
+        raise ValueError(f"cannot {verb} weights as {suffix!r} ({os.fspath(path)}): minigrad "
+                         f"knows the formats {known}; name the file by one of them, e.g. "
+                         f"{stem}.npz")
+    return WEIGHT_FORMATS[suffix]
+
+
+def save_weights(path, state):
+    """Write a state dict (name -> NumPy array) to ``path`` atomically, in the format
+    its suffix names (see :data:`WEIGHT_FORMATS`). Returns ``path``."""
+    _weight_format(path, "save")[0](path, state)
+    return path
+
+
+def load_weights(path):
+    """Read a state dict written by :func:`save_weights` (the format from the suffix)."""
+    return _weight_format(path, "load")[1](path)

@@ -153,3 +153,31 @@ def mlp(in_features, num_classes, hidden=(64, 64), dropout=0.1):
         layers += [nn.Linear(width, h), nn.LayerNorm(h), nn.GELU(), nn.Dropout(dropout)]
         width = h
     return nn.Sequential(*layers, nn.Linear(width, num_classes))
+
+
+def exercise_cnn_memory(size=80, batch_size=32, num_classes=4, optimizer_slots=2):
+    """An estimate, without building anything, of the memory that training
+    :func:`exercise_cnn` takes: ``{"parameters", "weights", "activations", "total"}``
+    (counts and bytes, float32).
+
+    ``weights``: parameters, gradients and ``optimizer_slots`` arrays of optimizer
+    state per parameter (Adam keeps 2). ``activations``: one batch's forward values
+    kept for the backward pass, their gradients, and the largest im2col buffer of a
+    convolution. A lower bound of what the allocator needs, good to an order of
+    magnitude: enough to refuse a size that cannot fit before allocating it.
+    """
+    if size < 8:
+        raise ValueError(f"size must be at least 8 (three 2x2 poolings), got {size}")
+    side = size // 2 // 2 // 2
+    blocks = ((3, 32, size), (32, 64, size // 2), (64, 128, size // 2 // 2))
+    parameters = sum(c_in * c_out * 9 + c_out for c_in, c_out, _ in blocks)
+    parameters += 128 * side * side * 128 + 128 + 128 * num_classes + num_classes
+    per_image = 3 * size * size  # the input
+    for _, c_out, s in blocks:
+        per_image += 2 * c_out * s * s + c_out * (s // 2) ** 2  # conv, activation, pool
+    per_image += 2 * 128 + num_classes
+    im2col = max(c_in * 9 * s * s for c_in, _, s in blocks)
+    activations = 4 * batch_size * (2 * per_image + im2col)
+    weights = 4 * parameters * (2 + optimizer_slots)
+    return {"parameters": parameters, "weights": weights, "activations": activations,
+            "total": weights + activations}

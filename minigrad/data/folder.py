@@ -239,7 +239,7 @@ def _decode_all(root, files, size, workers, progress):
     images = np.empty((len(files), height, width, 3), dtype=np.uint8)
     ok = np.zeros(len(files), dtype=bool)
     bar = progress_bar(total=len(files), desc="decoding images", unit="img",
-                       disable=not progress)
+                       disable=None if progress else True)
     try:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             decoded = pool.map(lambda p: _decode(root / p, size), paths, chunksize=64)

@@ -4,13 +4,13 @@ Assigning a Parameter or a Module to an attribute registers it, in definition or
 so ``named_parameters()`` and ``state_dict()`` give PyTorch's names
 (``"conv1.weight"``, ``"0.bias"``) in a stable order.
 """
-import io as _io
 from collections import OrderedDict
+from typing import NamedTuple
 
 import numpy as np
 
 from .. import backend
-from ..io import atomic_write
+from ..io import load_weights, save_weights
 from ..tensor import Tensor, as_tensor, no_grad
 from .parameter import Parameter
 
@@ -19,6 +19,17 @@ def _is_array(value):
     """True for a NumPy or CuPy array (not a Tensor, a list or a number)."""
     return isinstance(value, np.ndarray) or type(value).__module__.startswith("cupy")
 
+
+class IncompatibleKeys(NamedTuple):
+    """What :meth:`Module.load_state_dict` returns, as PyTorch's ``_IncompatibleKeys``."""
+    missing_keys: list
+    unexpected_keys: list
+
+    def __repr__(self):
+        if not self.missing_keys and not self.unexpected_keys:
+            return "<All keys matched successfully>"  # PyTorch's words
+        return (f"IncompatibleKeys(missing_keys={self.missing_keys}, "
+                f"unexpected_keys={self.unexpected_keys})")
 
 class Module:
     """Base class for layers and models; subclasses define ``forward``."""
@@ -250,6 +261,11 @@ class Module:
     def load_state_dict(self, state, strict=True):
         """Copy arrays into the parameters and buffers in place, checking keys and shapes.
 
+        Returns PyTorch's named tuple ``(missing_keys, unexpected_keys)``: with
+        ``strict=False`` the keys the model has that ``state`` lacks (left as they
+        were) and the keys of ``state`` the model has not (ignored); with
+        ``strict=True`` either kind is a ``KeyError`` listing them.
+
         Values may be NumPy or CuPy arrays, Tensors, or anything ``np.asarray`` takes
         (a CPU torch tensor, a list, a number). Everything is checked before anything
         is written, so a bad state dict leaves the model untouched.
@@ -289,18 +305,18 @@ class Module:
             registry, name = targets[key]
             current = _array_of(registry[name])
             current[...] = backend.array_module(current).asarray(value, dtype=current.dtype)
-        return self
+        return IncompatibleKeys(missing, unexpected)
 
     def save(self, path):
-        """Write the state dict to ``path`` as .npz, atomically (never half-written)."""
-        buffer = _io.BytesIO()
-        np.savez(buffer, **self.state_dict())
-        atomic_write(path, lambda f: f.write(buffer.getvalue()))
+        """Write the state dict to ``path`` atomically (never half-written), in the
+        format the suffix names: ``.npz`` (also for a name without one); another
+        suffix, ``.h5`` say, is a ``ValueError`` (see :data:`minigrad.io.WEIGHT_FORMATS`)."""
+        save_weights(path, self.state_dict())
 
-    def load(self, path):
-        """Load weights saved by ``save`` (or any .npz with the same keys)."""
-        with np.load(path, allow_pickle=False) as archive:
-            return self.load_state_dict({k: archive[k] for k in archive.files})
+    def load(self, path, strict=True):
+        """Load weights saved by ``save`` (or any file of a known format with the same
+        keys); returns :meth:`load_state_dict`'s missing and unexpected keys."""
+        return self.load_state_dict(load_weights(path), strict=strict)
 
     # ------------------------------------------------------------ display
     def extra_repr(self):

@@ -27,9 +27,9 @@ checks), :mod:`~minigrad.train.loop` (fit, TrainingRun), :mod:`~minigrad.train.s
 :mod:`~minigrad.train.evaluation` (evaluate, predict).
 """
 from .callbacks import (Callback, EarlyStopping, LearningRateScheduler, ModelCheckpoint,
-                        ProgressLogger, format_epoch)
+                        ProgressLogger, WarnOnDivergence, format_epoch)
 from .checkpoint import load_checkpoint, save_checkpoint
-from .divergence import TrainingDiverged
+from .divergence import DivergenceWarning, TrainingDiverged
 from .evaluation import (Evaluation, evaluate, loss_target, predict, split_batch,
                          with_targets)
 from .history import History, history_dict, metric_sign
@@ -38,5 +38,6 @@ from .step import EagerStep
 
 __all__ = ["fit", "evaluate", "predict", "History", "Evaluation", "TrainingDiverged",
            "TrainingRun", "Callback", "EarlyStopping", "ModelCheckpoint",
-           "LearningRateScheduler", "ProgressLogger", "save_checkpoint", "load_checkpoint",
+           "LearningRateScheduler", "ProgressLogger", "WarnOnDivergence", "DivergenceWarning",
+           "save_checkpoint", "load_checkpoint",
            "EagerStep", "with_targets", "loss_target", "split_batch", "make_optimizer"]

@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import backend, losses as losses_module, optim as optim_module
 from .. import random as mg_random
-from .callbacks import Callback, LearningRateScheduler, ProgressLogger
+from .callbacks import Callback, LearningRateScheduler, ProgressLogger, WarnOnDivergence
 from .checkpoint import (_CHECKPOINT_FORMAT, _CHECKPOINT_VERSION, _checkpoint_version,
                          load_checkpoint)
 from .divergence import _check_weights, _raise_diverged
@@ -198,7 +198,10 @@ class TrainingRun:
     def _restore_callbacks(self, saved, version, source):
         """Hand each callback the state saved under its key; warn about any mismatch."""
         if version == 1:  # keyed its states "{position}:{class name}"
-            pairs = [(f"{i}:{type(cb).__name__}", cb) for i, cb in enumerate(self.callbacks)]
+            # Positions among the callbacks of that time: WarnOnDivergence, which fit
+            # adds now, came later, so it is not counted (and starts afresh).
+            older = [cb for cb in self.callbacks if not isinstance(cb, WarnOnDivergence)]
+            pairs = [(f"{i}:{type(cb).__name__}", cb) for i, cb in enumerate(older)]
         else:
             pairs = self.callback_keys()
         fresh = []
@@ -374,6 +377,8 @@ def _start_run(model, train_loader, val_loader, loss, optimizer, lr, epochs, sch
         callbacks.append(LearningRateScheduler(scheduler))
     if verbose:
         callbacks.append(ProgressLogger(verbose))
+    if not any(isinstance(cb, WarnOnDivergence) for cb in callbacks):
+        callbacks.append(WarnOnDivergence())  # a finite loss far above its start
     callbacks.sort(key=lambda cb: cb.order)  # stable: user order kept within a rank
 
     history = History(params={"epochs": int(epochs), "loss": _describe(loss),
