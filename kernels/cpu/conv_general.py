@@ -12,10 +12,10 @@ from typing import NamedTuple
 import numpy as np
 from numba import prange
 
-from kernels.reference import conv as reference
-from kernels.reference.conv import (grouped_forward, grouped_input_columns,
+from ..reference import conv as reference
+from ..reference.conv import (grouped_forward, grouped_input_columns,
                                     grouped_weight_grad)
-from kernels.reference.windows import output_size
+from ..reference.windows import output_size
 
 from .._xp import fast_dtype
 from ._buffers import POOL

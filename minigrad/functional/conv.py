@@ -1,12 +1,13 @@
 """Convolution: ``conv2d`` (groups, dilation), ``conv1d`` and ``conv_transpose2d``
 through the device's kernel table."""
-from kernels.reference.activation import check_activation
-from kernels.reference.windows import output_size
-
 from .. import backend
+from .._kernels import kernel_module
 from ._core import _check_bias, _is_int, _pair, _record, _same_device
 from .activation import _activation
 from .shape import getitem, reshape
+
+check_activation = kernel_module("reference.activation").check_activation
+output_size = kernel_module("reference.windows").output_size
 
 
 def _check_nchw(x, what):

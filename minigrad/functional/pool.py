@@ -6,15 +6,17 @@ flat input indices (``kernels.reference.windows``), the same kernels for all of 
 """
 import numpy as np
 
-from kernels.reference.windows import (adaptive_positions, avg_divisors, plane_windows,
-                                       sliding_positions)
-
 from .. import backend
+from .._kernels import kernel_module
 from ..tensor import Tensor
 from ._core import _is_int, _pair, _record
 from .conv import _check_nchw, _single
 from .resize import adaptive_mean
 from .shape import reshape
+
+_windows = kernel_module("reference.windows")
+adaptive_positions, avg_divisors = _windows.adaptive_positions, _windows.avg_divisors
+plane_windows, sliding_positions = _windows.plane_windows, _windows.sliding_positions
 
 
 def _window_args(op, kernel_size, stride, padding, dilation=1):

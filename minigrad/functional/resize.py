@@ -9,9 +9,10 @@ import math
 
 import numpy as np
 
-from kernels.reference.windows import adaptive_positions
-
+from .._kernels import kernel_module
 from ._core import _is_int, _record, _xp
+
+adaptive_positions = kernel_module("reference.windows").adaptive_positions
 
 
 def _resample(x, axis, index, weights=None):
