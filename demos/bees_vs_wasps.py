@@ -46,8 +46,8 @@ from minigrad.data import (DataLoader, SyntheticInsects, load_image_folder, trai
                            transforms)
 from minigrad.io import atomic_write_json
 from minigrad.plot import PlotUnavailable, format_confusion, plot_confusion, plot_history
-from minigrad.train import (Callback, ModelCheckpoint, TrainingDiverged, evaluate, fit,
-                            load_checkpoint)
+from minigrad.train import (Callback, ModelCheckpoint, TensorBoard, TrainingDiverged, evaluate,
+                            fit, load_checkpoint)
 from minigrad.tune import ExperimentTrial, sweep_main
 
 #: Epochs when none are given: the exercise's 10 on real data; fewer on the
@@ -433,6 +433,9 @@ def build_parser():
     parser.add_argument("--resume", action="store_true",
                         help="continue from DIR/checkpoint.npz if it exists")
     parser.add_argument("--quiet", action="store_true", help="print only the final result")
+    parser.add_argument("--tensorboard", metavar="DIR", default=None,
+                        help="also log curves, weight histograms and the confusion matrix "
+                             "for TensorBoard into DIR (needs minigrad[tensorboard])")
     return parser
 
 
@@ -452,8 +455,10 @@ def train_command(argv):
     except ValueError as exc:
         parser.error(str(exc))  # prints usage and the message, exits with status 2
     try:
-        result = run_experiment(config, verbose=0 if args.quiet else 1)
-    except (FileNotFoundError, NotADirectoryError, TrainingDiverged, ExperimentError) as exc:
+        callbacks = [TensorBoard(args.tensorboard)] if args.tensorboard else []
+        result = run_experiment(config, verbose=0 if args.quiet else 1, callbacks=callbacks)
+    except (FileNotFoundError, NotADirectoryError, TrainingDiverged, ExperimentError,
+            ImportError) as exc:  # ImportError: --tensorboard without tensorboardX
         # What the user can fix (a path, the data, the settings, the learning rate): one
         # line. Anything else, a ValueError raised while training included, is a bug
         # and keeps its traceback.

@@ -23,7 +23,8 @@ The package, one module per room: :mod:`~minigrad.train.history` (History,
 metric_sign), :mod:`~minigrad.train.callbacks`, :mod:`~minigrad.train.checkpoint`
 (format, versioning, atomic writes), :mod:`~minigrad.train.divergence` (the NaN/inf
 checks), :mod:`~minigrad.train.loop` (fit, TrainingRun) and
-:mod:`~minigrad.train.evaluation` (evaluate, predict).
+:mod:`~minigrad.train.evaluation` (evaluate, predict), :mod:`~minigrad.train.run_logging`
+(CSVLogger, TensorBoard).
 """
 from .callbacks import (Callback, EarlyStopping, LearningRateScheduler, ModelCheckpoint,
                         ProgressLogger, format_epoch)
@@ -32,7 +33,9 @@ from .divergence import TrainingDiverged
 from .evaluation import Evaluation, _loss_target, _split_batch, evaluate, predict
 from .history import History, history_dict, metric_sign
 from .loop import TrainingRun, _make_optimizer, fit
+from .run_logging import CSVLogger, TensorBoard
 
 __all__ = ["fit", "evaluate", "predict", "History", "Evaluation", "TrainingDiverged",
            "TrainingRun", "Callback", "EarlyStopping", "ModelCheckpoint",
-           "LearningRateScheduler", "ProgressLogger", "save_checkpoint", "load_checkpoint"]
+           "LearningRateScheduler", "ProgressLogger", "CSVLogger", "TensorBoard",
+           "save_checkpoint", "load_checkpoint"]
