@@ -377,25 +377,25 @@ class Module:
     def compile(self, optimizer="adam", loss="cross_entropy", metrics=("accuracy",), lr=None,
                 **optimizer_kwargs):
         """Choose the optimizer, loss and metrics for :meth:`fit` and :meth:`evaluate`
-        (Keras's ``model.compile``); see :func:`minigrad.keras.compile`. Returns self."""
-        from .. import keras
+        (Keras's ``model.compile``); see :func:`minigrad.train.keras.compile`. Returns self."""
+        from ..train import keras
         return keras.compile(self, optimizer, loss, metrics, lr, **optimizer_kwargs)
 
     def fit(self, x, y=None, **kwargs):
         """Train on arrays (or a dataset or loader), Keras-style; returns the History.
-        See :func:`minigrad.keras.fit` for the arguments."""
-        from .. import keras
+        See :func:`minigrad.train.keras.fit` for the arguments."""
+        from ..train import keras
         return keras.fit(self, x, y, **kwargs)
 
     def evaluate(self, x, y=None, **kwargs):
         """``{"loss": ..., "accuracy": ...}`` over arrays, a dataset or a loader
-        (:func:`minigrad.keras.evaluate`)."""
-        from .. import keras
+        (:func:`minigrad.train.keras.evaluate`)."""
+        from ..train import keras
         return keras.evaluate(self, x, y, **kwargs)
 
     def predict(self, x, batch_size=32, verbose=0):
         """The model's outputs for ``x`` (an array, dataset or loader) as a NumPy array."""
-        from .. import keras
+        from ..train import keras
         return keras.predict(self, x, batch_size=batch_size, verbose=verbose)
 
 

@@ -24,7 +24,8 @@ metric_sign), :mod:`~minigrad.train.callbacks`, :mod:`~minigrad.train.checkpoint
 (format, versioning, atomic writes), :mod:`~minigrad.train.divergence` (the NaN/inf
 checks), :mod:`~minigrad.train.loop` (fit, TrainingRun) and
 :mod:`~minigrad.train.evaluation` (evaluate, predict), :mod:`~minigrad.train.run_logging`
-(CSVLogger, TensorBoard).
+(CSVLogger, TensorBoard) and :mod:`~minigrad.train.keras` (``model.compile``/``fit``/
+``evaluate``/``predict`` on NumPy arrays, over the functions above).
 """
 from .callbacks import (Callback, EarlyStopping, LearningRateScheduler, ModelCheckpoint,
                         ProgressLogger, format_epoch)
@@ -34,6 +35,7 @@ from .evaluation import Evaluation, _loss_target, _split_batch, evaluate, predic
 from .history import History, history_dict, metric_sign
 from .loop import TrainingRun, _make_optimizer, fit
 from .run_logging import CSVLogger, TensorBoard
+from . import keras  # after fit, evaluate and predict, which it builds on
 
 __all__ = ["fit", "evaluate", "predict", "History", "Evaluation", "TrainingDiverged",
            "TrainingRun", "Callback", "EarlyStopping", "ModelCheckpoint",

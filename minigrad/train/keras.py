@@ -17,9 +17,11 @@ continues with its state, as in Keras; ``compile`` again to start afresh.
 """
 import numpy as np
 
-from . import backend, losses as losses_module, optim as optim_module
-from .nn.parameter import is_uninitialized
-from .tensor import Tensor, no_grad
+from .. import backend, losses as losses_module, optim as optim_module
+from ..nn.parameter import is_uninitialized
+from ..tensor import Tensor, no_grad
+from .evaluation import evaluate as evaluate_loader, predict as predict_outputs
+from .loop import _make_optimizer, fit as fit_loader
 
 __all__ = ["compile", "fit", "evaluate", "predict", "METRICS"]
 
@@ -118,7 +120,7 @@ def _is_array(data):
 
 def _loader(model, x, y, batch_size, shuffle, seed, what):
     """A loader of ``(x, y)`` batches from arrays, a dataset or a loader."""
-    from .data import DataLoader, TensorDataset
+    from ..data import DataLoader, TensorDataset
     if _is_array(x):
         if y is None:
             raise ValueError(f"{what}: arrays x need their targets y")
@@ -166,7 +168,6 @@ def fit(model, x, y=None, epochs=1, batch_size=32, validation_data=None,
     one from ``minigrad.manual_seed``'s generator). ``fit_kwargs`` go to
     :func:`minigrad.train.fit` (``scheduler``, ``resume``, ``device``, ``cuda_graph``).
     """
-    from . import train
     config = _compiled(model, "fit")
     if not 0.0 <= float(validation_split) < 1.0:
         raise ValueError(f"fit: validation_split must be in [0, 1), got {validation_split}")
@@ -196,11 +197,11 @@ def fit(model, x, y=None, epochs=1, batch_size=32, validation_data=None,
             val_loader = _loader(model, validation_data, None, batch_size, False, 0, "fit")
     _build_lazy_layers(model, train_loader)
     if config.built is None:
-        config.built = train._make_optimizer(model, config.optimizer, config.lr,
-                                             **config.optimizer_kwargs)
-    history = train.fit(model, train_loader, val_loader, loss=config.loss,
-                        optimizer=config.built, epochs=epochs, callbacks=callbacks,
-                        verbose=verbose, **fit_kwargs)
+        config.built = _make_optimizer(model, config.optimizer, config.lr,
+                                       **config.optimizer_kwargs)
+    history = fit_loader(model, train_loader, val_loader, loss=config.loss,
+                         optimizer=config.built, epochs=epochs, callbacks=callbacks,
+                         verbose=verbose, **fit_kwargs)
     model.__dict__["history"] = history
     return history
 
@@ -209,10 +210,9 @@ def evaluate(model, x, y=None, batch_size=32, verbose=0):
     """``{"loss": ..., "accuracy": ...}`` of a compiled ``model`` over arrays, a dataset
     or a loader (the metrics chosen in ``compile``; accuracy needs class labels).
     ``verbose`` prints the result."""
-    from . import train
     config = _compiled(model, "evaluate")
-    result = train.evaluate(model, _loader(model, x, y, batch_size, False, 0, "evaluate"),
-                            loss=config.loss)
+    result = evaluate_loader(model, _loader(model, x, y, batch_size, False, 0, "evaluate"),
+                             loss=config.loss)
     scores = {"loss": result.loss}
     if "accuracy" in config.metrics and result.accuracy is not None:
         scores["accuracy"] = result.accuracy
@@ -224,6 +224,5 @@ def evaluate(model, x, y=None, batch_size=32, verbose=0):
 def predict(model, x, batch_size=32, verbose=0):
     """The outputs of ``model`` (e.g. logits) for ``x`` as a NumPy array: an array of
     inputs, a dataset or a loader (its inputs are used). Needs no ``compile``."""
-    from . import train
     data = _inputs(model, x) if _is_array(x) else x
-    return train.predict(model, data, batch_size=batch_size)
+    return predict_outputs(model, data, batch_size=batch_size)
