@@ -2,11 +2,13 @@
 
 ``import minigrad as mg``; ``mg.tensor(...)``; layers in ``mg.nn``, ops in
 ``mg.functional``, losses in ``mg.losses``, optimizers in ``mg.optim``, datasets and
-loaders in ``mg.data``, ``fit``/``evaluate`` in ``mg.train``; ``mg.cuda`` (CUDA graphs,
+loaders in ``mg.data``, ``fit``/``evaluate`` in ``mg.train``; ``mg.save``/``mg.load``
+for state dicts (.npz, .safetensors); ``mg.onnx.export`` to ONNX; ``mg.cuda`` (CUDA graphs,
 TF32) is imported on first use, since it needs CuPy.
 """
-from . import backend, data, functional, losses, nn, optim, train
+from . import backend, data, functional, losses, nn, onnx, optim, train
 from .backend import cuda_available
+from .io import load_weights as load, save_weights as save
 from .random import manual_seed
 from .tensor import Tensor, as_tensor, from_numpy, is_grad_enabled, no_grad, tensor
 
@@ -21,5 +23,5 @@ def __getattr__(name):
     raise AttributeError(f"module 'minigrad' has no attribute {name!r}")
 
 __all__ = ["Tensor", "tensor", "as_tensor", "from_numpy", "no_grad", "is_grad_enabled",
-           "cuda_available", "manual_seed", "backend", "functional", "losses", "nn", "optim",
-           "data", "train"]
+           "cuda_available", "manual_seed", "save", "load", "backend", "functional", "losses",
+           "nn", "onnx", "optim", "data", "train"]

@@ -23,7 +23,8 @@ import threading
 import numpy as np
 
 __all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "to_json_value",
-           "current_umask", "save_tree", "load_tree"]
+           "current_umask", "save_tree", "load_tree", "save_weights", "load_weights",
+           "WEIGHT_FORMATS"]
 
 
 def atomic_write(path, write_fn):
@@ -229,3 +230,52 @@ def _decode(node, archive):
             return tuple(_decode(v, archive) for v in node["__tuple__"])
         return {key: _decode(value, archive) for key, value in node["__dict__"]}
     return node
+
+
+# --------------------------------------------------------------------------- weight files
+#: Weight-file formats by suffix: NumPy's .npz, and safetensors (PyTorch's and Hugging
+#: Face's shared format: a JSON header and raw little-endian arrays, nothing to unpickle).
+WEIGHT_FORMATS = (".npz", ".safetensors")
+
+
+def _weights_format(path, what):
+    suffix = os.path.splitext(os.fspath(path))[1].lower()
+    if suffix not in WEIGHT_FORMATS:
+        raise ValueError(f"{what}: cannot tell the format of {os.fspath(path)!r} from its "
+                         f"extension {suffix or '(none)'!r}; use one of "
+                         f"{', '.join(WEIGHT_FORMATS)}")
+    return suffix
+
+
+def save_weights(state_dict, path):
+    """Write a state dict (name -> array) to ``path`` atomically, in the format its
+    extension names: ``.npz`` or ``.safetensors`` (with PyTorch's key names, as the
+    state dict has them, and the ``{"format": "pt"}`` metadata PyTorch's files carry).
+    Any other extension is a ValueError. ``mg.save`` is this function."""
+    from . import backend
+    from .tensor import Tensor
+    fmt = _weights_format(path, "save")
+    arrays = {str(key): np.asarray(backend.to_numpy(
+        value.data if isinstance(value, Tensor) else value), order="C")
+              for key, value in state_dict.items()}
+    if fmt == ".safetensors":
+        from .extras import require
+        data = require("safetensors.numpy", "saving .safetensors files", "safetensors").save(
+            arrays, metadata={"format": "pt"})
+        return atomic_write(path, lambda f: f.write(data))
+    return atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def load_weights(path):
+    """Read a state dict (an ordered dict of NumPy arrays) written by
+    :func:`save_weights`, ``torch``'s ``safetensors.torch.save_file`` or ``np.savez``:
+    ``.safetensors`` or ``.npz`` by extension. ``mg.load`` is this function."""
+    from collections import OrderedDict
+    fmt = _weights_format(path, "load")
+    if fmt == ".safetensors":
+        from .extras import require
+        loaded = require("safetensors.numpy", "loading .safetensors files",
+                         "safetensors").load_file(os.fspath(path))
+        return OrderedDict(loaded.items())
+    with np.load(path, allow_pickle=False) as archive:
+        return OrderedDict((k, archive[k]) for k in archive.files)

@@ -4,13 +4,12 @@ Assigning a Parameter or a Module to an attribute registers it, in definition or
 so ``named_parameters()`` and ``state_dict()`` give PyTorch's names
 (``"conv1.weight"``, ``"0.bias"``) in a stable order.
 """
-import io as _io
 from collections import OrderedDict
 
 import numpy as np
 
 from .. import backend
-from ..io import atomic_write
+from ..io import load_weights, save_weights
 from ..tensor import Tensor, no_grad
 from .parameter import Parameter, is_uninitialized
 
@@ -290,15 +289,14 @@ class Module:
         return self
 
     def save(self, path):
-        """Write the state dict to ``path`` as .npz, atomically (never half-written)."""
-        buffer = _io.BytesIO()
-        np.savez(buffer, **self.state_dict())
-        atomic_write(path, lambda f: f.write(buffer.getvalue()))
+        """Write the state dict to ``path`` atomically (never half-written), as ``.npz``
+        or ``.safetensors`` by its extension (any other is a ValueError)."""
+        save_weights(self.state_dict(), path)
 
     def load(self, path):
-        """Load weights saved by ``save`` (or any .npz with the same keys)."""
-        with np.load(path, allow_pickle=False) as archive:
-            return self.load_state_dict({k: archive[k] for k in archive.files})
+        """Load weights from a ``.npz`` or ``.safetensors`` file with this model's keys
+        (PyTorch's names: a torch model's ``safetensors`` file loads too); returns self."""
+        return self.load_state_dict(load_weights(path))
 
     # ------------------------------------------------------------ display
     def extra_repr(self):
