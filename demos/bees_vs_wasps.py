@@ -132,11 +132,17 @@ def load_data(config, progress=False):
             description = SyntheticInsects.description
     except ValueError as exc:
         raise ExperimentError(str(exc)) from exc
-    if config.augment:
-        flip_crop = transforms.Compose([transforms.RandomHorizontalFlip(),
-                                        transforms.RandomCrop(config.size, padding=4)])
-        train_set.transform = flip_crop
+    if config.augment:  # the training split only: validation sees the photos as they are
+        train_set.transform = augmentation(config.size)
     return train_set, val_set, description
+
+
+def augmentation(size):
+    """``--augment``: torchvision's usual recipe, mild enough for small images."""
+    return transforms.Compose([transforms.RandomResizedCrop(size, scale=(0.6, 1.0)),
+                               transforms.RandomHorizontalFlip(),
+                               transforms.RandomRotation(10),
+                               transforms.ColorJitter(0.2, 0.2, 0.2)])
 
 
 def check_config(config):
@@ -404,7 +410,8 @@ def add_experiment_arguments(parser):
     parser.add_argument("--out", metavar="DIR", default="runs/bees_vs_wasps",
                         help="where results go (runs/bees_vs_wasps)")
     parser.add_argument("--augment", action="store_true",
-                        help="random flips and shifts of the training images")
+                        help="augment the training images: random resized crops, flips, "
+                             "small rotations and colour jitter")
     parser.add_argument("--no-cache", dest="cache", action="store_false",
                         help="do not keep decoded images in the on-disk cache")
     parser.add_argument("--synthetic-images", type=int, default=SYNTHETIC_IMAGES,

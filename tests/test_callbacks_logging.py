@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_demo
 
 import minigrad as mg
 from minigrad import nn
@@ -145,13 +146,7 @@ def test_tensorboard_rejects_a_bad_histogram_frequency():
 
 def test_the_demo_logs_for_tensorboard_with_one_flag(tmp_path, capsys):
     pytest.importorskip("tensorboardX")
-    import importlib.util
-    root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("bees_vs_wasps",
-                                                  root / "demos" / "bees_vs_wasps.py")
-    demo = importlib.util.module_from_spec(spec)
-    sys.modules["bees_vs_wasps"] = demo  # dataclasses look their module up by name
-    spec.loader.exec_module(demo)
+    demo = load_demo("bees_vs_wasps")
     status = demo.main(["--size", "16", "--synthetic-images", "40", "--epochs", "2",
                         "--out", str(tmp_path / "run"), "--quiet",
                         "--tensorboard", str(tmp_path / "tb")])

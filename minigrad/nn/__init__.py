@@ -7,5 +7,5 @@ from .module import Module
 from .parameter import Parameter, UninitializedParameter
 
 __all__ = ["Module", "Parameter", "UninitializedParameter", "init", "Dense", "Linear",
-           "LazyLinear", "Conv2d", "LazyConv2d", "MaxPool2d", "AvgPool2d", "Flatten", "Dropout", "BatchNorm2d", "ReLU", "LeakyReLU", "Tanh",
-           "Sigmoid", "Softmax", "Sequential", "ModuleList", "activation", "ACTIVATIONS"]
+           "LazyLinear", "Conv2d", "LazyConv2d", "MaxPool2d", "AvgPool2d", "Flatten", "Dropout",
+           "BatchNorm2d", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Softmax", "Sequential", "ModuleList", "activation", "ACTIVATIONS"]
