@@ -40,4 +40,4 @@ from . import keras  # after fit, evaluate and predict, which it builds on
 __all__ = ["fit", "evaluate", "predict", "History", "Evaluation", "TrainingDiverged",
            "TrainingRun", "Callback", "EarlyStopping", "ModelCheckpoint",
            "LearningRateScheduler", "ProgressLogger", "CSVLogger", "TensorBoard",
-           "save_checkpoint", "load_checkpoint"]
+           "save_checkpoint", "load_checkpoint", "keras"]
