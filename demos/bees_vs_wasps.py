@@ -462,8 +462,8 @@ def train_command(argv):
     except ValueError as exc:
         parser.error(str(exc))  # prints usage and the message, exits with status 2
     try:
-        callbacks = [TensorBoard(args.tensorboard)] if args.tensorboard else []
-        result = run_experiment(config, verbose=0 if args.quiet else 1, callbacks=callbacks)
+        logging = {"callbacks": [TensorBoard(args.tensorboard)]} if args.tensorboard else {}
+        result = run_experiment(config, verbose=0 if args.quiet else 1, **logging)
     except (FileNotFoundError, NotADirectoryError, TrainingDiverged, ExperimentError,
             ImportError) as exc:  # ImportError: --tensorboard without tensorboardX
         # What the user can fix (a path, the data, the settings, the learning rate): one

@@ -145,11 +145,14 @@ def _build_lazy_layers(model, loader):
         return
     batch = next(iter(loader))
     x = batch[0] if isinstance(batch, (tuple, list)) else batch
+    x = x if isinstance(x, Tensor) else Tensor(np.asarray(x))
+    if x.device != model.device:  # the new weights are made where the input is
+        x = x.to(model.device)
     was_training = model.training
     model.eval()
     try:
         with no_grad():
-            model(x if isinstance(x, Tensor) else Tensor(np.asarray(x)))
+            model(x)
     finally:
         model.train(was_training)
 
@@ -177,7 +180,7 @@ def fit(model, x, y=None, epochs=1, batch_size=32, validation_data=None,
                              "a dataset or loader its validation set with validation_data")
         if validation_data is not None:
             raise ValueError("fit: give validation_data or validation_split, not both")
-        inputs, targets = _inputs(model, x), y
+        inputs = _inputs(model, x)
         n_val = int(len(inputs) * float(validation_split))
         if n_val == 0 or n_val == len(inputs):
             raise ValueError(f"fit: validation_split={validation_split} of {len(inputs)} "
@@ -223,6 +226,7 @@ def evaluate(model, x, y=None, batch_size=32, verbose=0):
 
 def predict(model, x, batch_size=32, verbose=0):
     """The outputs of ``model`` (e.g. logits) for ``x`` as a NumPy array: an array of
-    inputs, a dataset or a loader (its inputs are used). Needs no ``compile``."""
+    inputs, a dataset or a loader (its inputs are used). Needs no ``compile``;
+    ``verbose`` is taken for Keras's sake and prints nothing."""
     data = _inputs(model, x) if _is_array(x) else x
     return predict_outputs(model, data, batch_size=batch_size)
