@@ -4,6 +4,8 @@ The scripts import it as ``_common`` after putting their own folder on ``sys.pat
 (they run as ``python benchmarks/x.py``, as worker subprocesses of themselves, and
 train_step.py is also loaded by path from tests/test_kernels_cpu_benchmark.py).
 """
+import json
+import platform
 import statistics
 import sys
 import time
@@ -19,12 +21,32 @@ IMAGE_SIZE = 80
 CLASSES = 4
 
 
-def make_batch(batch_size, seed=0):
-    """A fixed random batch: float32 NCHW images and integer labels."""
+def cpu_model():
+    """The CPU's name as /proc/cpuinfo gives it ("model name"), else the platform's."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def make_batch(batch_size, seed=0, size=IMAGE_SIZE):
+    """A fixed random batch: float32 NCHW size x size images and integer labels."""
     rng = np.random.default_rng(seed)
-    images = rng.standard_normal((batch_size, 3, IMAGE_SIZE, IMAGE_SIZE)).astype(np.float32)
+    images = rng.standard_normal((batch_size, 3, size, size)).astype(np.float32)
     labels = rng.integers(0, CLASSES, batch_size)
     return images, labels
+
+
+def emit_json(result, path=None):
+    """Print ``result`` as indented JSON, and write the same text to ``path`` if given."""
+    text = json.dumps(result, indent=2)
+    print(text)
+    if path:
+        Path(path).write_text(text + "\n")
 
 
 def median_ms(times, digits=3):
@@ -83,15 +105,16 @@ def time_calls(call, sync, steps):
     return times, (time.perf_counter() - start) / steps
 
 
-def torch_exercise_cnn(nn):
-    """The exercise CNN (minigrad.models.exercise_cnn with ReLU) in PyTorch; ``nn`` is
-    ``torch.nn``, passed in so that this module never imports PyTorch."""
+def torch_exercise_cnn(nn, size=IMAGE_SIZE, classes=CLASSES):
+    """The exercise CNN (minigrad.models.exercise_cnn with ReLU) for size x size images
+    in PyTorch; ``nn`` is ``torch.nn``, passed in so that this module never imports
+    PyTorch."""
     return nn.Sequential(
         nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(128 * (IMAGE_SIZE // 8) ** 2, 128), nn.ReLU(),
-        nn.Linear(128, CLASSES))
+        nn.Flatten(), nn.Linear(128 * (size // 8) ** 2, 128), nn.ReLU(),
+        nn.Linear(128, classes))
 
 
 def weight_grad_report():

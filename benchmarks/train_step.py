@@ -34,9 +34,17 @@ if str(HERE) not in sys.path:  # _common, also when this file is loaded by its p
     sys.path.insert(0, str(HERE))
 
 import numpy as np  # noqa: E402  (after the path set-up)
-from _common import (CLASSES, IMAGE_SIZE, cupy_peak_allocated_bytes,  # noqa: E402
+from _common import (CLASSES, IMAGE_SIZE, cpu_model, cupy_peak_allocated_bytes,  # noqa: E402
+                     emit_json,
                      make_batch, median_ms, time_each, time_forward_backward,
                      time_inference, torch_exercise_cnn, weight_grad_report)
+
+# --sweep: image sizes and batch sizes (the issue's grid), and the work a cell's
+# timed steps should add up to, in exercise steps (batch 32, 80x80): big cells get
+# fewer steps so that the sweep takes a few minutes.
+SWEEP_SIZES = (32, 80, 160)
+SWEEP_BATCHES = (1, 32, 256)
+SWEEP_WORK = 12
 
 # Training steps watched for peak GPU memory (after the timed ones: the watching is slow).
 GPU_MEMORY_STEPS = 3
@@ -50,6 +58,12 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--size", type=int, default=IMAGE_SIZE, help="image side (80)")
+    parser.add_argument("--sweep", action="store_true",
+                        help="instead of the detailed report: training step and inference "
+                             "for every --sweep-sizes x --sweep-batches cell, beside PyTorch")
+    parser.add_argument("--sweep-sizes", type=int, nargs="+", default=list(SWEEP_SIZES))
+    parser.add_argument("--sweep-batches", type=int, nargs="+", default=list(SWEEP_BATCHES))
     parser.add_argument("--steps", type=int, default=20,
                         help="timed steps per measurement (after --warmup)")
     parser.add_argument("--warmup", type=int, default=3)
@@ -67,6 +81,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.batch_size < 1 or args.steps < 1 or args.rounds < 1 or args.warmup < 0:
         parser.error("--batch-size, --steps and --rounds must be positive, --warmup >= 0")
+    if min([args.size] + args.sweep_sizes) < 8 or min(args.sweep_batches) < 1:
+        parser.error("image sizes must be at least 8 (three 2x2 poolings), batches >= 1")
     if args.tf32 and args.device != "cuda":
         parser.error("--tf32 needs --device cuda")
     return args
@@ -110,18 +126,18 @@ def current_rss_mib():
 class MinigradRunner:
     """The exercise CNN in minigrad, with timed step / forward / per-layer passes."""
 
-    def __init__(self, device, batch_size, tf32=False):
+    def __init__(self, device, batch_size, tf32=False, size=IMAGE_SIZE):
         import minigrad as mg
         from minigrad.models import exercise_cnn
         self.mg, self.device = mg, device
         if tf32:
             mg.cuda.allow_tf32(True)
         mg.manual_seed(0)
-        self.model = exercise_cnn(CLASSES, "relu", IMAGE_SIZE)
+        self.model = exercise_cnn(CLASSES, "relu", size)
         self.model.to(device)
         self.loss_fn = mg.losses.get("cross_entropy")
         self.optimizer = mg.optim.get("adam", self.model.parameters(), lr=1e-3)
-        images, labels = make_batch(batch_size)
+        images, labels = make_batch(batch_size, size=size)
         self.x = mg.tensor(images, device=device)
         self.labels = mg.tensor(labels, device=device)
 
@@ -214,7 +230,7 @@ class MinigradRunner:
 class TorchRunner:
     """The same model in PyTorch (weights copied from minigrad's state_dict)."""
 
-    def __init__(self, device, batch_size, threads, weights, tf32=False):
+    def __init__(self, device, batch_size, threads, weights, tf32=False, size=IMAGE_SIZE):
         import torch
         self.torch, self.device = torch, device
         if device == "cpu":
@@ -222,13 +238,13 @@ class TorchRunner:
         else:  # float32 against float32, or TF32 against TF32 (--tf32)
             torch.backends.cuda.matmul.allow_tf32 = tf32
             torch.backends.cudnn.allow_tf32 = tf32
-        self.model = torch_exercise_cnn(torch.nn)
+        self.model = torch_exercise_cnn(torch.nn, size)
         if weights is not None:
             self.model.load_state_dict({k: torch.from_numpy(np.asarray(v))
                                         for k, v in weights.items()})
         self.model.to(device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
-        images, labels = make_batch(batch_size)
+        images, labels = make_batch(batch_size, size=size)
         self.x = torch.from_numpy(images).to(device)
         self.labels = torch.from_numpy(labels).to(device)
 
@@ -292,7 +308,8 @@ def torch_worker():
         if request["op"] == "init":
             weights = dict(np.load(request["weights"])) if request.get("weights") else None
             runner = TorchRunner(request["device"], request["batch_size"],
-                                 request["threads"], weights, request.get("tf32", False))
+                                 request["threads"], weights, request.get("tf32", False),
+                                 request.get("size", IMAGE_SIZE))
             import torch
             reply = {"version": torch.__version__, "threads": torch.get_num_threads(),
                      "first_loss": runner.first_loss()}
@@ -318,8 +335,14 @@ class TorchClient:
         self.process = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), "--worker", "torch"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.info = self.ask(op="init", device=args.device, batch_size=args.batch_size,
-                             threads=threads, weights=str(weights_path), tf32=args.tf32)
+        self.args, self.threads = args, threads
+        self.setup(args.batch_size, args.size, weights_path)
+
+    def setup(self, batch_size, size, weights_path):
+        """(Re)build the worker's model and batch: same weights, this batch and size."""
+        self.info = self.ask(op="init", device=self.args.device, batch_size=batch_size,
+                             threads=self.threads, weights=str(weights_path),
+                             tf32=self.args.tf32, size=size)
 
     def ask(self, **request):
         self.process.stdin.write(json.dumps(request) + "\n")
@@ -346,7 +369,7 @@ def torch_importable():
 def first_step_worker(args):
     """In a fresh process: seconds from start to the end of the first training step."""
     start = time.perf_counter()
-    runner = MinigradRunner(args.device, args.batch_size)
+    runner = MinigradRunner(args.device, args.batch_size, size=args.size)
     built = time.perf_counter()
     runner.step()
     runner.sync()
@@ -366,22 +389,25 @@ def first_step_times(args):
         for name in ("cold", "warm"):
             out = subprocess.run(
                 [sys.executable, str(Path(__file__).resolve()), "--worker", "first-step",
-                 "--device", args.device, "--batch-size", str(args.batch_size)],
+                 "--device", args.device, "--batch-size", str(args.batch_size),
+                 "--size", str(args.size)],
                 env=env, capture_output=True, text=True, check=True)
             results[name] = json.loads(out.stdout.strip().splitlines()[-1])
     return results
 
 
 # ---------------------------------------------------------------------- driver
-def interleaved(runner, client, args, op):
+def interleaved(runner, client, args, op, steps=None, warmup=None):
     """Alternate rounds of minigrad and PyTorch; each round starts with a warm-up."""
+    steps = args.steps if steps is None else steps
+    warmup = args.warmup if warmup is None else warmup
     ours, theirs = [], []
     timer = runner.time_steps if op == "steps" else runner.time_forward
     for _ in range(args.rounds):
-        ours += timer(args.warmup + args.steps)[args.warmup:]
+        ours += timer(warmup + steps)[warmup:]
         if client is not None:
-            times = client.ask(op=op, count=args.warmup + args.steps)["times"]
-            theirs += times[args.warmup:]
+            times = client.ask(op=op, count=warmup + steps)["times"]
+            theirs += times[warmup:]
     return ours, theirs
 
 
@@ -392,7 +418,7 @@ def describe_environment(args, threads):
            if k.startswith(("OPENBLAS", "NUMBA", "OMP", "MKL", "MINIGRAD"))}
     info = {"python": platform.python_version(), "numpy": np.__version__,
             "numba": numba.__version__, "machine": platform.machine(),
-            "cpu_count": os.cpu_count(), "threads": threads, "blas_threads": blas_threads(),
+            "cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "threads": threads, "blas_threads": blas_threads(),
             "numba_threads": int(numba.config.NUMBA_NUM_THREADS), "environment": env,
             "minigrad": getattr(mg, "__version__", "?")}
     if args.device == "cpu":
@@ -404,11 +430,11 @@ def describe_environment(args, threads):
 def run(args):
     threads = cpu_threads()
     result = {"benchmark": "exercise CNN training step", "device": args.device,
-              "tf32": args.tf32, "batch_size": args.batch_size, "image_size": IMAGE_SIZE,
+              "tf32": args.tf32, "batch_size": args.batch_size, "image_size": args.size,
               "steps": args.steps, "rounds": args.rounds, "warmup": args.warmup}
     modes = ["fast", "reference"] if args.kernels == "both" else [args.kernels]
     os.environ["MINIGRAD_KERNELS"] = modes[0]
-    runner = MinigradRunner(args.device, args.batch_size, args.tf32)
+    runner = MinigradRunner(args.device, args.batch_size, args.tf32, args.size)
     runner.time_steps(max(args.warmup, 1))  # compile / load every kernel once
     result["environment"] = describe_environment(args, threads)
 
@@ -486,6 +512,81 @@ def run(args):
     return result
 
 
+def sweep_steps(size, batch, most):
+    """Timed steps for a cell: about SWEEP_WORK exercise steps of work, 2 to ``most``."""
+    work = batch * size * size / (32 * IMAGE_SIZE * IMAGE_SIZE)
+    return max(2, min(most, round(SWEEP_WORK / work)))
+
+
+def ratio_cells(ours, theirs):
+    """Medians, fastest, and minigrad / PyTorch ratios of two lists of seconds."""
+    cell = {"minigrad_ms": median_ms(ours), "minigrad_min_ms": round(1e3 * min(ours), 3)}
+    if theirs:
+        cell.update({"torch_ms": median_ms(theirs), "torch_min_ms": round(1e3 * min(theirs), 3),
+                     "ratio": round(statistics.median(ours) / statistics.median(theirs), 3),
+                     "ratio_min": round(min(ours) / min(theirs), 3)})
+    return cell
+
+
+def run_sweep(args):
+    """Training step and inference of every (size, batch) cell, rounds of minigrad
+    and PyTorch interleaved within each cell (one PyTorch worker, rebuilt per cell)."""
+    os.environ["MINIGRAD_KERNELS"] = args.kernels if args.kernels != "both" else "fast"
+    threads = cpu_threads()
+    result = {"benchmark": "exercise CNN sweep: sizes x batches", "device": args.device,
+              "rounds": args.rounds, "sweep_work_exercise_steps": SWEEP_WORK, "cells": []}
+    client = None
+    first = True
+    try:
+        for size in args.sweep_sizes:
+            for batch in args.sweep_batches:
+                steps = sweep_steps(size, batch, args.steps)
+                warmup = 1 if steps < 5 else 2
+                runner = MinigradRunner(args.device, batch, args.tf32, size)
+                runner.time_steps(1)  # compiles / allocates once
+                if first:
+                    result["environment"] = describe_environment(args, threads)
+                    first = False
+                if not args.no_torch and torch_importable():
+                    with tempfile.TemporaryDirectory() as tmp:
+                        weights = Path(tmp) / "weights.npz"
+                        np.savez(weights, **{k: np.asarray(v)
+                                             for k, v in runner.state_dict().items()})
+                        if client is None:
+                            sized = argparse.Namespace(**vars(args))
+                            sized.batch_size, sized.size = batch, size
+                            client = TorchClient(sized, threads, weights)
+                            result["torch"] = {"version": client.info["version"],
+                                               "threads": client.info["threads"]}
+                        else:
+                            client.setup(batch, size, weights)
+                train = interleaved(runner, client, args, "steps", steps, warmup)
+                infer = interleaved(runner, client, args, "forward", steps, warmup)
+                cell = {"size": size, "batch": batch, "steps": steps, "warmup": warmup,
+                        "train": ratio_cells(*train), "inference": ratio_cells(*infer)}
+                result["cells"].append(cell)
+                print(sweep_row(cell), file=sys.stderr, flush=True)
+                del runner
+                if args.device == "cpu":
+                    from kernels.cpu._buffers import POOL
+                    POOL.clear()  # the next cell's shapes differ: give the memory back
+    finally:
+        if client is not None:
+            client.close()
+    return result
+
+
+def sweep_row(cell):
+    """One markdown table row: size, batch, train and inference ms and ratios."""
+    parts = [str(cell["size"]), str(cell["batch"])]
+    for kind in ("train", "inference"):
+        c = cell[kind]
+        parts.append(f'{c["minigrad_ms"]:.1f}')
+        if "torch_ms" in c:
+            parts += [f'{c["torch_ms"]:.1f}', f'{c["ratio"]:.2f} / {c["ratio_min"]:.2f}']
+    return "| " + " | ".join(parts) + " |"
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.worker == "torch":
@@ -494,16 +595,13 @@ def main(argv=None):
         return first_step_worker(args)
     saved_mode = os.environ.get("MINIGRAD_KERNELS")
     try:
-        result = run(args)
+        result = run_sweep(args) if args.sweep else run(args)
     finally:  # run() switches kernel tables through the variable; leave it as found
         if saved_mode is None:
             os.environ.pop("MINIGRAD_KERNELS", None)
         else:
             os.environ["MINIGRAD_KERNELS"] = saved_mode
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    emit_json(result, args.json)
 
 
 if __name__ == "__main__":

@@ -5,15 +5,27 @@
     python demos/bees_vs_wasps.py --data PATH           # a real image folder
     python demos/bees_vs_wasps.py --optimizer sgd --lr 1e-2 --activation tanh
     python demos/bees_vs_wasps.py sweep --optimizer adam,sgd --lr 1e-2,1e-3 --epochs 3
+    mpiexec -n 2 python demos/bees_vs_wasps.py --distributed   # data-parallel, 2 processes
 
 The model is the exercise's CNN (three conv/ReLU/max-pool blocks, then a dense
 layer of 128 and one output per class); the number of classes and their names
-come from the data. Results go to ``--out``: ``history.json``, ``result.json``,
-``model.npz`` (the weights), ``checkpoint.npz`` (resumable with ``--resume``; it
-records the settings it was trained with, and ``--resume`` refuses to continue
-under different ones, except a larger ``--epochs``), ``curves.png`` and
-``confusion.png``. A new run without ``--resume`` leaves the folder's checkpoint
-alone until its own first checkpoint replaces it.
+come from the data. Results go to ``--out`` (default: a new folder
+``runs/bees_vs_wasps/<date-time>`` for every run): ``history.json``, ``result.json``,
+``model.npz`` (the weights: the last epoch's, or the best epoch's with
+``--save-best``), ``checkpoint.npz`` (resumable with ``--resume``; it records the
+settings it was trained with, and ``--resume`` refuses to continue under different
+ones, or for no more epochs than it has), ``curves.png`` and ``confusion.png``.
+An ``--out`` that holds another run's files is refused unless ``--resume``
+continues that run or ``--overwrite`` replaces it; an overwriting run leaves the
+folder's checkpoint alone until its own first checkpoint replaces it, and when it
+finishes removes the earlier run's files it did not write again.
+
+Ctrl-C stops after the current step, keeps the last checkpoint, prints one line
+and exits with status 130; ``--resume`` continues from that checkpoint.
+
+``--distributed`` (under ``mpiexec``/``srun``) trains data-parallel: every process
+reads the data, trains on its shard of each epoch with ``--batch-size`` images per
+step, and only rank 0 prints and writes the files (see ``fit(..., distributed=True)``).
 
 Without ``--data`` the demo trains on generated pictures of "insects" (synthetic
 drawings in the real set's four classes, not photos) for 4 epochs instead of the
@@ -30,8 +42,11 @@ more commands than training.
 """
 import argparse
 import dataclasses
+import os
+import signal
 import sys
 import time
+import warnings
 from pathlib import Path
 
 try:
@@ -41,13 +56,15 @@ except ImportError:  # run from a clone without installing: use the package besi
     import minigrad as mg
 
 from minigrad import backend, losses, nn, optim
-from minigrad.models import exercise_cnn
+from minigrad import distributed as dist
+from minigrad.models import exercise_cnn, exercise_cnn_memory, resnet_small
 from minigrad.data import (DataLoader, SyntheticInsects, load_image_folder, train_val_split,
                            transforms)
 from minigrad.io import atomic_write_json
 from minigrad.plot import PlotUnavailable, format_confusion, plot_confusion, plot_history
-from minigrad.train import (Callback, ModelCheckpoint, TensorBoard, TrainingDiverged, evaluate,
-                            fit, load_checkpoint)
+from minigrad.train import (Callback, DivergenceWarning, EarlyStopping, ModelCheckpoint,
+                            TensorBoard, TrainingDiverged, WarnOnDivergence, evaluate, fit,
+                            load_checkpoint)
 from minigrad.tune import ExperimentTrial, sweep_main
 
 #: Epochs when none are given: the exercise's 10 on real data; fewer on the
@@ -62,6 +79,17 @@ SYNTHETIC_IMAGES = 1600
 SYNTHETIC_DATA_SEED = 0
 #: The resumable checkpoint in ``--out``.
 CHECKPOINT_FILE = "checkpoint.npz"
+#: The weights in ``--out`` (the last epoch's, or the best one's with ``--save-best``).
+WEIGHTS_FILE = "model.npz"
+#: Every file a run writes into ``--out``: a folder holding any of them holds a run.
+RUN_FILES = ("history.json", "result.json", WEIGHTS_FILE, CHECKPOINT_FILE, "curves.png",
+             "confusion.png")
+#: Where runs go without ``--out``; the last part is replaced by the start's date and
+#: time (``20260105-093015``, with ``-2``, ``-3``... if that folder exists).
+NEW_RUN = "runs/bees_vs_wasps/<date-time>"
+#: The metric "best" means here: the epoch of the best validation accuracy (what the
+#: screen, the plots and the sweep rank by) decides --save-best and --early-stopping.
+BEST_METRIC = "val_accuracy"
 #: The name of :class:`ExperimentRecord`'s state among a checkpoint's callback states.
 STATE_KEY = "bees_vs_wasps-experiment"
 
@@ -77,6 +105,7 @@ class ExperimentConfig:
     data: "str | None" = None
     size: int = 80
     batch_size: int = 32
+    model: str = "exercise"
     activation: str = "relu"
     loss: str = "cross_entropy"
     optimizer: str = "adam"
@@ -86,12 +115,19 @@ class ExperimentConfig:
     cuda_graph: bool = False  # replay each full batch's step as a CUDA graph (GPU only)
     tf32: bool = False        # TF32 tensor-core matrix products (GPU only)
     seed: int = 123
-    out: "str | None" = "runs/bees_vs_wasps"
+    out: "str | None" = NEW_RUN  # None: write nothing
     val_fraction: float = 0.2
     augment: bool = False
     synthetic_images: int = SYNTHETIC_IMAGES
     cache: bool = True
     resume: bool = False
+    distributed: bool = False  # data-parallel over MPI/NCCL (start under mpiexec or srun)
+    overwrite: bool = False   # replace another run's files in ``out``
+    save_best: bool = False   # model.npz holds the best epoch's weights, not the last's
+    early_stopping: "int | None" = None  # patience in epochs without a better val accuracy
+
+    def __post_init__(self):
+        self.device = device_name(self.device)
 
     def resolved_epochs(self):
         """The number of epochs this configuration trains for."""
@@ -100,8 +136,70 @@ class ExperimentConfig:
         return REAL_DATA_EPOCHS if self.data else SYNTHETIC_EPOCHS
 
 
-def build_model(num_classes, activation="relu", size=80):
-    """The exercise's CNN (:func:`minigrad.models.exercise_cnn`) for this experiment."""
+def device_name(device):
+    """``device`` as minigrad names it: ``"gpu"`` (and ``"gpu:N"``) is ``"cuda"``, the
+    name PyTorch and minigrad use; anything else is left for the checks."""
+    text = str(device)
+    if text.lower() == "gpu" or text.lower().startswith("gpu:"):
+        return "cuda" + text[3:]
+    return device
+
+
+def new_run_folder(template=NEW_RUN, now=None):
+    """The folder :data:`NEW_RUN` stands for: its parent plus the date and time (and
+    ``-2``, ``-3``... if a run of the same second is there already)."""
+    parent = Path(template).parent
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    folder, n = parent / stamp, 1
+    while folder.exists():
+        n += 1
+        folder = parent / f"{stamp}-{n}"
+    return folder
+
+
+def run_files(out):
+    """The names of :data:`RUN_FILES` present in ``out`` (sorted)."""
+    return sorted(name for name in RUN_FILES if (Path(out) / name).exists())
+
+
+def check_memory(config, device):
+    """Raise :class:`ExperimentError` if training at ``config``'s image size and batch
+    size cannot fit in ``device``'s free memory (estimated before anything is allocated;
+    see :func:`minigrad.models.exercise_cnn_memory`)."""
+    slots = 2 if _registered_name(optim.OPTIMIZERS, optim.optimizer_class(config.optimizer)) \
+        in ("adam", "adamw") else 1
+    need = exercise_cnn_memory(config.size, config.batch_size, optimizer_slots=slots)
+    data = 0 if config.data else 4 * 3 * config.size ** 2 * int(config.synthetic_images)
+    total = need["total"] + data
+    free = backend.available_memory(device)
+    if free is None or total <= free:
+        return
+    parts = [f"{need['parameters']:,} parameters with their gradients and optimizer state "
+             f"{_gigabytes(need['weights'])}",
+             f"a batch of {config.batch_size}'s activations {_gigabytes(need['activations'])}"]
+    if data:
+        parts.append(f"the {config.synthetic_images} synthetic pictures {_gigabytes(data)}")
+    raise ExperimentError(
+        f"--size {config.size} with --batch-size {config.batch_size} needs about "
+        f"{_gigabytes(total)} ({'; '.join(parts)}), but {device} has {_gigabytes(free)} free. "
+        f"The weights grow with the square of --size (the dense layer sees 128 x "
+        f"(size/8)^2 values) and the activations with --batch-size: choose smaller ones "
+        f"(the exercise uses --size 80)")
+
+
+def _gigabytes(n):
+    return f"{n / 1e9:.3g} GB"
+
+
+# --model: the exercise's CNN, or a small ResNet (always ReLU) for comparison.
+MODELS = {"exercise": exercise_cnn, "resnet": resnet_small}
+
+
+def build_model(num_classes, activation="relu", size=80, model="exercise"):
+    """The model for this experiment: the exercise's CNN
+    (:func:`minigrad.models.exercise_cnn`) or :func:`minigrad.models.resnet_small`."""
+    if model == "resnet":
+        return resnet_small(num_classes)
     return exercise_cnn(num_classes, activation, size)
 
 
@@ -150,6 +248,18 @@ def check_config(config):
     losses.get(config.loss)  # an unknown name lists the known ones
     optim.optimizer_class(config.optimizer)  # an unknown name lists the known ones
     nn.activation(config.activation)
+    if config.model not in MODELS:
+        raise ValueError(f"--model must be one of {sorted(MODELS)}, got {config.model!r}")
+    if config.model == "resnet" and config.activation != "relu":
+        raise ValueError("--activation applies to the exercise model; the resnet uses ReLU")
+    device = str(device_name(config.device)).lower()
+    if device.split(":")[0] not in backend.DEVICES:
+        raise ValueError(f"--device must be cpu or cuda (gpu means cuda), got {config.device!r}")
+    if config.early_stopping is not None and config.early_stopping < 1:
+        raise ValueError(f"--early-stopping must be at least 1 epoch, got "
+                         f"{config.early_stopping}")
+    if config.save_best and not config.out:
+        raise ValueError("--save-best keeps the best weights in the output folder; give one")
     if config.size < 8:
         raise ValueError(f"--size must be at least 8 (three 2x2 poolings), got {config.size}")
     if config.batch_size < 1:
@@ -161,8 +271,10 @@ def check_config(config):
     if not 0 < config.val_fraction < 1:
         raise ValueError(f"the validation fraction must lie in (0, 1), got {config.val_fraction}")
     for flag, wanted in (("--cuda-graph", config.cuda_graph), ("--tf32", config.tf32)):
-        if wanted and str(config.device).lower().split(":")[0] != "cuda":
+        if wanted and device.split(":")[0] != "cuda":
             raise ValueError(f"{flag} needs --device cuda, not {config.device!r}")
+    if config.distributed and config.cuda_graph:
+        raise ValueError("--cuda-graph cannot be combined with --distributed")
 
 
 def experiment_settings(config):
@@ -180,7 +292,7 @@ def experiment_settings(config):
     loss = type(losses.get(config.loss))
     optimizer = optim.optimizer_class(config.optimizer)
     settings = {
-        "model": exercise_cnn.__name__,
+        "model": MODELS[config.model].__name__,
         "data": str(Path(config.data).expanduser().resolve()) if config.data else None,
         "size": int(config.size),
         "seed": int(config.seed),
@@ -223,17 +335,33 @@ class ExperimentRecord(Callback):
         return {"settings": self.settings}
 
 
+def _read_checkpoint(checkpoint):
+    """The checkpoint's state; an unreadable file is an :class:`ExperimentError`."""
+    try:
+        return load_checkpoint(checkpoint)
+    except ValueError as exc:
+        raise ExperimentError(f"cannot resume: {exc}. Delete it to start afresh, or choose "
+                              f"another --out") from exc
+
+
 def recorded_settings(checkpoint):
     """The settings ``checkpoint`` was trained with, or ``None`` if it records none (one
     written before the demo recorded them); an unreadable file is an
     :class:`ExperimentError`."""
-    try:
-        state = load_checkpoint(checkpoint)
-    except ValueError as exc:
-        raise ExperimentError(f"cannot resume: {exc}. Delete it to start afresh, or choose "
-                              f"another --out") from exc
-    record = state.get("callbacks", {}).get(STATE_KEY)
+    record = _read_checkpoint(checkpoint).get("callbacks", {}).get(STATE_KEY)
     return None if record is None else dict(record["settings"])
+
+
+def check_resume_epochs(checkpoint, epochs):
+    """Raise :class:`ExperimentError` unless ``epochs`` exceeds the epochs ``checkpoint``
+    has done: resuming for no more would train nothing and report a run that did not
+    happen."""
+    done = int(_read_checkpoint(checkpoint)["epoch"])
+    if epochs <= done:
+        raise ExperimentError(
+            f"cannot resume from {checkpoint} for {epochs} epochs: it has done {done} "
+            f"already, so nothing would train. Pass --epochs larger than {done} to train "
+            f"more, or drop --resume to start a new run")
 
 
 def check_resume_settings(checkpoint, settings):
@@ -273,10 +401,22 @@ def run_experiment(config, verbose=1, callbacks=(), plots=True):
     if isinstance(config, dict):
         config = ExperimentConfig(**config)
     check_config(config)
+    device = backend.check_device(config.device)
+    main_rank = True
+    if config.distributed:  # first: with NCCL it picks this process's GPU
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if device == "cuda" else "mpi")
+        main_rank = dist.get_rank() == 0
+        verbose = verbose if main_rank else 0
     say = print if verbose else (lambda *a, **k: None)
+    if config.out == NEW_RUN:
+        if config.resume:
+            raise ExperimentError("--resume continues the run in --out DIR: name the folder")
+        config = dataclasses.replace(config, out=str(new_run_folder()))
     out = Path(config.out) if config.out else None
     settings = experiment_settings(config)
     checkpoint = out / CHECKPOINT_FILE if out is not None else None
+    epochs = config.resolved_epochs()
     resume = None
     if checkpoint is not None and config.resume:
         if checkpoint.exists():
@@ -284,10 +424,15 @@ def run_experiment(config, verbose=1, callbacks=(), plots=True):
             if not check_resume_settings(checkpoint, settings):
                 say(f"Note: {checkpoint} records no settings (written by an older demo), "
                     f"so they cannot be checked; resuming with these")
+            check_resume_epochs(checkpoint, epochs)
         else:
             say(f"No checkpoint at {checkpoint}; starting afresh")
-    device = backend.check_device(config.device)
-    epochs = config.resolved_epochs()
+    elif out is not None and not config.overwrite and run_files(out):
+        raise ExperimentError(
+            f"{out} holds another run's files ({', '.join(run_files(out))}); pass --resume to "
+            f"continue that run, --overwrite to replace it, or another --out (without --out "
+            f"every run gets a new folder)")
+        check_memory(config, device)
     started = time.perf_counter()
 
     train_set, val_set, description = load_data(config, progress=bool(verbose))
@@ -303,7 +448,7 @@ def run_experiment(config, verbose=1, callbacks=(), plots=True):
 
     mg.manual_seed(config.seed)
     try:
-        model = build_model(len(classes), config.activation, config.size)
+        model = build_model(len(classes), config.activation, config.size, config.model)
     except ValueError as exc:  # settings are checked already: the data's classes (one)
         raise ExperimentError(f"{description}: {exc}") from exc
     model.to(device)
@@ -314,7 +459,15 @@ def run_experiment(config, verbose=1, callbacks=(), plots=True):
     val_loader = DataLoader(val_set, batch_size=config.batch_size, shuffle=False,
                             seed=config.seed, device=device)
 
-    callbacks = list(callbacks)
+    divergence = WarnOnDivergence()
+    callbacks = list(callbacks) + [divergence]
+    if config.early_stopping is not None:
+        callbacks.append(EarlyStopping(BEST_METRIC, patience=config.early_stopping,
+                                       restore_best_weights=False, verbose=verbose))
+    if config.save_best:
+        callbacks.append(ModelCheckpoint(out / WEIGHTS_FILE, monitor=BEST_METRIC,
+                                         save_best_only=True, weights_only=True))
+    checkpoint_before = _file_signature(checkpoint)
     if checkpoint is not None:
         # The old checkpoint stays until this run's first one replaces it (settings
         # included), so an interrupted new run leaves the earlier run resumable.
@@ -323,20 +476,28 @@ def run_experiment(config, verbose=1, callbacks=(), plots=True):
             say(f"Resuming from {resume}")
         elif checkpoint.exists():
             say(f"Starting afresh: this run's first checkpoint replaces {checkpoint}")
+    ranks = f" x {dist.get_world_size()} processes" if config.distributed else ""
     say(f"Training: {config.optimizer} lr={config.lr:g}, loss {config.loss}, activation "
-        f"{config.activation}, batch {config.batch_size}, {epochs} epochs on {device}")
+        f"{config.activation}, batch {config.batch_size}{ranks}, {epochs} epochs on {device}")
     tf32_before = mg.cuda.allow_tf32(True) if config.tf32 else None
     try:
         history = fit(model, train_loader, val_loader, loss=config.loss,
                       optimizer=config.optimizer, lr=config.lr, epochs=epochs,
                       callbacks=callbacks, resume=resume, verbose=verbose, device=device,
-                      cuda_graph=config.cuda_graph)
-        result_eval = evaluate(model, val_loader, loss=config.loss, device=device)
+                      cuda_graph=config.cuda_graph, distributed=config.distributed)
+        best_epoch, best_acc = (history.best(BEST_METRIC) if BEST_METRIC in history
+                                else (None, None))
+        saved_epoch = len(history)  # 1-based; 0: the initial weights
+        if config.save_best and best_epoch is not None:
+            if config.distributed:  # rank 0 wrote the file: wait for it
+                dist.barrier()
+            model.load(out / WEIGHTS_FILE)  # report on the weights that were kept
+            saved_epoch = best_epoch + 1
+        result_eval = evaluate(model, val_loader, loss=config.loss, device=device,
+                               distributed=config.distributed)
     finally:  # a sweep runs trials in one process: leave the setting as it was
         if tf32_before is not None:
             mg.cuda.allow_tf32(tf32_before)
-    best_epoch, best_acc = (history.best("val_accuracy") if "val_accuracy" in history
-                            else (None, None))
     seconds = time.perf_counter() - started
     ips = history.history.get("images_per_second", [])
     result = {
@@ -352,8 +513,15 @@ def run_experiment(config, verbose=1, callbacks=(), plots=True):
         "val_loss": result_eval.loss,
         "val_accuracy": result_eval.accuracy,
         "best_val_accuracy": best_acc,
-        "best_epoch": best_epoch,
+        "best_epoch": None if best_epoch is None else best_epoch + 1,  # 1-based, as shown
+        "saved_epoch": saved_epoch,
+        "epochs_trained": len(history),
+        "stopped_early": len(history) < epochs,
         "confusion": result_eval.confusion.tolist(),
+        "chance_accuracy": 1 / len(classes),  # guessing's score, drawn in the sweep's plots
+        # A finite loss far above its start (a sweep ranks such a trial as diverged):
+        "diverged": divergence.diverged_epoch is not None,
+        "divergence": divergence.message,
         "seconds": seconds,
         "images_per_second": sum(ips) / len(ips) if ips else None,
         "files": {},
@@ -362,32 +530,67 @@ def run_experiment(config, verbose=1, callbacks=(), plots=True):
         f" ({len(val_set)} images)")
     say("Confusion matrix (rows: true class, columns: predicted):")
     say(format_confusion(result_eval.confusion, classes))
-    if out is not None:
-        result["files"] = _write_outputs(out, model, history, result, classes, plots, say)
+    if config.save_best:
+        say(f"Kept the weights of epoch {saved_epoch} (best {BEST_METRIC})")
+    if divergence.message:
+        say(f"Warning: {divergence.message}")
+    if out is not None and main_rank:
+        wrote_checkpoint = checkpoint.exists() and _file_signature(checkpoint) != checkpoint_before
+        _write_outputs(out, model, history, result, classes, plots, say,
+                       write_weights=not config.save_best or best_epoch is None,
+                       wrote_checkpoint=wrote_checkpoint)
     say(f"Done in {seconds:.1f}s")
     return result
 
 
-def _write_outputs(out, model, history, result, classes, plots, say):
+def _file_signature(path):
+    """What tells one version of a file from another (or ``None`` if there is none)."""
+    try:
+        stat = os.stat(path)
+    except (OSError, TypeError):
+        return None
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size
+
+
+def _write_outputs(out, model, history, result, classes, plots, say, write_weights,
+                   wrote_checkpoint):
+    """Write the run's files into ``out``; ``result["files"]`` lists what this run wrote
+    (the weights and checkpoint written while training included). Files an earlier run
+    left there that this one did not write are removed: the folder describes one run."""
     out.mkdir(parents=True, exist_ok=True)
-    files = {"history": str(out / "history.json"), "weights": str(out / "model.npz"),
-             "result": str(out / "result.json"), "checkpoint": str(out / CHECKPOINT_FILE)}
+    files = result["files"]
+    files["history"] = str(out / "history.json")
     history.save(files["history"])
-    model.save(files["weights"])
+    weights = out / WEIGHTS_FILE
+    if write_weights:
+        model.save(weights)
+    if weights.exists():
+        files["weights"] = str(weights)
+    if wrote_checkpoint:
+        files["checkpoint"] = str(out / CHECKPOINT_FILE)
     if plots:
         try:
             if history.epoch:  # no curves for a run of zero epochs
                 plot_history(history, out / "curves.png",
                              title=f"{result['config']['optimizer']} "
                                    f"lr={result['config']['lr']:g}, "
-                                   f"{result['config']['activation']}")
+                                   f"{result['config']['activation']}",
+                             best_epoch=result["best_epoch"],
+                             synthetic=not result["config"]["data"])
                 files["curves"] = str(out / "curves.png")
             plot_confusion(result["confusion"], classes, out / "confusion.png")
             files["confusion"] = str(out / "confusion.png")
         except PlotUnavailable as exc:
             say(f"No plots: {exc}")
+    files["result"] = str(out / "result.json")
+    written = {Path(p).name for p in files.values()}
+    stale = [name for name in run_files(out) if name not in written and not (
+        name == CHECKPOINT_FILE and result["resumed"])]
+    for name in stale:
+        (out / name).unlink()
     atomic_write_json(files["result"], result)
-    say(f"Wrote {', '.join(Path(p).name for p in files.values())} to {out}")
+    say(f"Wrote {', '.join(Path(p).name for p in files.values())} to {out}"
+        + (f" (removed the earlier run's {', '.join(stale)})" if stale else ""))
     return files
 
 
@@ -399,7 +602,8 @@ def add_experiment_arguments(parser):
                              "or test/ subfolders); default: generated synthetic pictures")
     parser.add_argument("--size", type=int, default=80, help="image side in pixels (80)")
     parser.add_argument("--batch-size", type=int, default=32, help="batch size (32)")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (cpu)")
+    parser.add_argument("--device", default="cpu", type=device_name,
+                        help="cpu or cuda (gpu is another name for cuda) (cpu)")
     parser.add_argument("--cuda-graph", action="store_true",
                         help="with --device cuda: replay each training step as a CUDA graph")
     parser.add_argument("--tf32", action="store_true",
@@ -407,8 +611,10 @@ def add_experiment_arguments(parser):
                              "(faster, less precise; float32 otherwise)")
     parser.add_argument("--seed", type=int, default=123,
                         help="seed of the split, the initial weights and the batch order (123)")
-    parser.add_argument("--out", metavar="DIR", default="runs/bees_vs_wasps",
-                        help="where results go (runs/bees_vs_wasps)")
+    parser.add_argument("--out", metavar="DIR", default=NEW_RUN,
+                        help=f"where results go (a new folder {NEW_RUN} for every run); a "
+                             f"folder holding another run's files is refused unless "
+                             f"--resume or --overwrite")
     parser.add_argument("--augment", action="store_true",
                         help="augment the training images: random resized crops, flips, "
                              "small rotations and colour jitter")
@@ -423,9 +629,18 @@ def build_parser():
     """The training command's argument parser."""
     parser = argparse.ArgumentParser(
         prog="bees_vs_wasps.py",
+        usage="%(prog)s [train] [options]\n       %(prog)s sweep [sweep options] "
+              "(see: %(prog)s sweep --help)",
         description="Train the exercise's CNN on an image folder (default: synthetic "
-                    "insect pictures) and report curves and a confusion matrix.")
+                    "insect pictures) and report curves and a confusion matrix.",
+        epilog="sub-commands: 'train' (the default, these options) trains one model; "
+               "'sweep' runs a hyperparameter sweep over comma-separated values, e.g. "
+               "'%(prog)s sweep --optimizer adam,sgd --lr 1e-2,1e-3 --epochs 3' "
+               "(its options: '%(prog)s sweep --help'). Ctrl-C stops after the current "
+               "step and keeps the last checkpoint for --resume.")
     add_experiment_arguments(parser)
+    parser.add_argument("--model", choices=sorted(MODELS), default="exercise",
+                        help="the exercise's CNN or a small ResNet (exercise)")
     parser.add_argument("--activation", choices=sorted(nn.ACTIVATIONS), default="relu",
                         help="activation function (relu)")
     parser.add_argument("--loss", default="cross_entropy",
@@ -438,11 +653,23 @@ def build_parser():
                         help=f"epochs ({REAL_DATA_EPOCHS} with --data, "
                              f"{SYNTHETIC_EPOCHS} on the synthetic pictures)")
     parser.add_argument("--resume", action="store_true",
-                        help="continue from DIR/checkpoint.npz if it exists")
+                        help="continue the run in --out DIR from its checkpoint.npz, for a "
+                             "larger --epochs")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the run whose files are in --out DIR")
+    parser.add_argument("--save-best", action="store_true",
+                        help="model.npz keeps the weights of the epoch with the best "
+                             "validation accuracy (default: the last epoch's)")
+    parser.add_argument("--early-stopping", type=int, default=None, metavar="PATIENCE",
+                        help="stop when the validation accuracy has not improved for "
+                             "PATIENCE epochs")
     parser.add_argument("--quiet", action="store_true", help="print only the final result")
     parser.add_argument("--tensorboard", metavar="DIR", default=None,
                         help="also log curves, weight histograms and the confusion matrix "
                              "for TensorBoard into DIR (needs minigrad[tensorboard])")
+    parser.add_argument("--distributed", action="store_true",
+                        help="data-parallel over the processes mpiexec or srun started "
+                             "(MPI on the CPU, NCCL with --device cuda)")
     return parser
 
 
@@ -461,31 +688,137 @@ def train_command(argv):
         check_config(config)
     except ValueError as exc:
         parser.error(str(exc))  # prints usage and the message, exits with status 2
+    interruption = Interruption()
     try:
-        logging = {"callbacks": [TensorBoard(args.tensorboard)]} if args.tensorboard else {}
-        result = run_experiment(config, verbose=0 if args.quiet else 1, **logging)
+        logging = [TensorBoard(args.tensorboard)] if args.tensorboard else []
+        with interruption.deferring_sigint(), warnings.catch_warnings():
+            # Said once at the end, in one line, rather than as Python's warning text.
+            warnings.simplefilter("ignore", DivergenceWarning)
+            result = run_experiment(config, verbose=0 if args.quiet else 1,
+                                    callbacks=[interruption, *logging])
+    except KeyboardInterrupt:
+        print(f"\n{interruption.describe()}", file=sys.stderr)
+        return 130
     except (FileNotFoundError, NotADirectoryError, TrainingDiverged, ExperimentError,
             ImportError) as exc:  # ImportError: --tensorboard without tensorboardX
         # What the user can fix (a path, the data, the settings, the learning rate): one
         # line. Anything else, a ValueError raised while training included, is a bug
         # and keeps its traceback.
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return _user_error(exc)
     except RuntimeError as exc:
         if "cuda" in str(exc).lower():  # no GPU / no CuPy: the message says what to do
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
+            return _user_error(exc)
         raise
-    if args.quiet:
+    if args.quiet and (not config.distributed or dist.get_rank() == 0):
         print(f"val_loss {result['val_loss']:.4f} val_accuracy {result['val_accuracy']:.4f}")
+    if result["divergence"]:
+        print(f"warning: {result['divergence']} (recorded in result.json as \"diverged\")",
+              file=sys.stderr)
     return 0
+
+
+def _user_error(exc):
+    """Print ``exc`` as one line; exit status 1. In a job of several ranks, end them all:
+    the others would otherwise wait for this one in their next collective."""
+    print(f"error: {exc}", file=sys.stderr)
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        dist.abort(1)
+    return 1
+
+
+class Interruption(Callback):
+    """Ctrl-C while training stops after the current step instead of inside it.
+
+    Within :meth:`deferring_sigint`, a first SIGINT during training only sets a flag;
+    the step in progress finishes and the next batch end raises ``KeyboardInterrupt``
+    (the last checkpoint, written at an epoch's end, stays as it was). A second
+    SIGINT, or one outside training (loading data, evaluating), interrupts at once.
+    :meth:`describe` is the one line to print then.
+    """
+
+    order = 0  # before the progress bar, so it closes on the way out
+
+    def __init__(self):
+        self.requested = False
+        self.training = False
+        self.where = None  # (epoch, step) last finished, 1-based
+        self.steps = None
+        self.out = None
+
+    def set_run(self, run):
+        super().set_run(run)
+        self.steps = run.steps
+
+    def on_train_begin(self, logs=None):
+        self.training = True
+
+    def on_train_end(self, logs=None):
+        self.training = False
+
+    def on_batch_end(self, step, logs=None):
+        self.where = (self.run.epoch + 1, step + 1)
+        if self.requested:
+            self.training = False
+            raise KeyboardInterrupt
+
+    def _handle(self, signum, frame):
+        if self.training and not self.requested:
+            self.requested = True
+            return
+        raise KeyboardInterrupt
+
+    def deferring_sigint(self):
+        """A context manager that routes SIGINT to this object (the main thread only)."""
+        import contextlib
+
+        @contextlib.contextmanager
+        def routed():
+            try:
+                previous = signal.signal(signal.SIGINT, self._handle)
+            except ValueError:  # not the main thread: leave Ctrl-C as it is
+                yield
+                return
+            try:
+                yield
+            finally:
+                signal.signal(signal.SIGINT, previous)
+        return routed()
+
+    def describe(self):
+        """One line: where the run stopped and how to continue it."""
+        if self.where is None:
+            return "interrupted before training started; nothing was trained"
+        epoch, step = self.where
+        checkpoint = self.run.last_checkpoint if self.run is not None else None
+        text = f"interrupted at epoch {epoch}, step {step}"
+        if self.steps:
+            text += f" of {self.steps}"
+        if checkpoint:
+            folder = os.path.dirname(checkpoint)
+            done = len(self.run.history)
+            return (f"{text}; {checkpoint} keeps epoch {done}: continue with --resume "
+                    f"--out {folder}")
+        return f"{text}; no checkpoint was written yet, so a new run starts afresh"
+
+
+def sweep_trial(config, **kwargs):
+    """:func:`run_experiment` for a sweep's trial: the sweep owns each trial's folder,
+    so a trial run again (``--retry-failed``) replaces what an earlier attempt left."""
+    return run_experiment({**config, "overwrite": True}, **kwargs)
+
+
+def check_sweep_config(config):
+    """Check one of the sweep's configurations (a dict) as the training command would."""
+    fields = {f.name for f in dataclasses.fields(ExperimentConfig)}
+    check_config(ExperimentConfig(**{k: v for k, v in config.items() if k in fields}))
 
 
 #: Sub-commands: ``bees_vs_wasps.py NAME ...`` runs ``COMMANDS[NAME](remaining args)``;
 #: anything else is the training command's options.
 COMMANDS = {"train": train_command}
 COMMANDS["sweep"] = lambda argv: sweep_main(
-    argv, ExperimentTrial(run_experiment, verbose=0, plots=False), prog="bees_vs_wasps.py sweep")
+    argv, ExperimentTrial(sweep_trial, verbose=0, plots=False), prog="bees_vs_wasps.py sweep",
+    check=check_sweep_config)
 
 
 def main(argv=None):

@@ -182,8 +182,8 @@ def run_lr_find(out, quick=False, size=32, batch_size=32, steps=60, images=512,
     lab.plot_lr_finder(result, out / "lr_finder.png",
                        title=f"LR range test: exercise CNN, {optimizer}, "
                              f"{size}x{size} synthetic insects, batch {batch_size}")
-    if result.suggested_lr == result.lrs[0]:
-        reading = ("  The loss never fell below where it started: too few steps to learn "
+    if not result.has_suggestion:
+        reading = ("  The loss hardly fell below where it started: too few steps to learn "
                    "anything (try more --steps or a larger --batch-size); no lr can be read "
                    "off this run.")
     else:

@@ -11,6 +11,8 @@ import warnings
 
 import numpy as np
 
+from ._kernels import kernel_module
+
 DEVICES = ("cpu", "cuda")
 
 _cupy = None
@@ -143,8 +145,7 @@ def kernel_table(device, mode=None):
     mode = mode or kernel_mode()
     key = (device, mode)
     if key not in _tables:
-        from kernels.reference import KERNELS as reference
-        table = dict(reference)
+        table = dict(kernel_module("reference").KERNELS)
         if mode == "fast":
             table.update(_fast_kernels(device))
         _tables[key] = table
@@ -155,10 +156,7 @@ def _fast_kernels(device):
     """The device's fast kernels; an empty table, with one warning saying why and what
     it costs, if its package cannot be imported (Numba missing or broken, say)."""
     try:
-        if device == "cpu":
-            from kernels.cpu import KERNELS
-        else:
-            from kernels.cuda import KERNELS
+        KERNELS = kernel_module("cpu" if device == "cpu" else "cuda").KERNELS
     except ImportError as exc:
         # Everything still works, several times slower: a user should hear of it.
         warnings.warn(f"minigrad: the fast {device} kernels could not be loaded "
@@ -204,3 +202,29 @@ def capturing():
         yield
     finally:
         _capturing = previous
+
+
+def available_memory(device):
+    """Bytes a new allocation on ``device`` can use now, or ``None`` where unknown.
+
+    ``"cpu"``: the kernel's MemAvailable (free plus reclaimable caches), else the
+    physical memory; ``"cuda"``: the GPU's free memory plus what CuPy's pool holds.
+    """
+    if device == "cuda":
+        cupy = _load_cupy()
+        try:
+            free, _ = cupy.cuda.Device().mem_info
+            return int(free) + int(cupy.get_default_memory_pool().free_bytes())
+        except Exception:  # no CuPy or no GPU: check_device says which
+            return None
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None

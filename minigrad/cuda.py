@@ -26,27 +26,32 @@ a replayed graph removes both. What capturing asks of the rest of minigrad:
   as always. Gradients and temporaries come from a memory pool private to the
   capture and kept as long as the graph, so that memory is never handed to anyone
   else: gradients are written in place by every replay.
-- What changes between replays lives on the device: each parameter group's learning
-  rate (copied from ``param_groups`` before a replay when a scheduler changed it),
-  the optimizer's per-parameter step counts (advanced inside the graph and mirrored
-  in the optimizer's state dicts, so ``state_dict()`` stays right) and the dropout
-  stream position (mirrored in ``minigrad.random``). Other hyper-parameters are
-  frozen into the graph: changing one makes the next call capture afresh.
+- What changes between replays lives on the device, declared by its owner through
+  one small protocol (``replay_values(xp)``: ``recording()``, ``sync()``,
+  ``advance()``, ``still_valid()``): the optimizer's learning rates and step counts
+  (:class:`minigrad.optim.replay.ReplayValues`; its update reads both from its
+  arguments, never from ``param_groups``/``state``, so the graph reads them from
+  device memory) and the dropout stream's position
+  (:func:`minigrad.random.replay_values`). The host values are copied over before a
+  replay when they changed (a scheduler moved the lr) and advanced after it, so
+  ``state_dict()`` stays right. Other hyper-parameters are frozen into the graph:
+  changing one makes the next call capture afresh.
+
+This module is the one place that knows about CUDA graphs; ``fit(..., cuda_graph=True)``
+(or ``step=GraphedStep``) opts in.
 """
+import contextlib
 
 import numpy as np
 
-from kernels.cuda import gemm as cuda_gemm
-from kernels.cuda import random as cuda_random
 
 from . import backend
+from ._kernels import kernel_module
 from . import random as mg_random
 from .tensor import Tensor, as_tensor
+from .train.step import EagerStep
 
-# Hyper-parameters that may change between replays (read on the device) or that only
-# schedulers use; every other entry of a parameter group is frozen into the graph.
-_LIVE_HYPERPARAMETERS = ("params", "lr", "initial_lr")
-
+cuda_gemm = kernel_module("cuda.gemm")
 
 def allow_tf32(enabled=True):
     """Opt float32 matrix products on the GPU (Dense layers, the convolutions' GEMMs)
@@ -88,9 +93,16 @@ def graphed_step(model, loss_fn, optimizer, x_example, y_example, gemm=None):
 class GraphedStep:
     """A training step of fixed batch shape, captured once and replayed; see
     :func:`graphed_step`. Counters: ``captures``, ``replays``, ``eager_steps``;
-    ``gemm``: the matrix product captured in the graph (``"custom"`` or ``"cublas"``)."""
+    ``gemm``: the matrix product captured in the graph (``"custom"`` or ``"cublas"``).
 
-    def __init__(self, model, loss_fn, optimizer, x_example, y_example, gemm=None):
+    A training step as :mod:`minigrad.train.step` defines them (``fit(...,
+    step=GraphedStep)``): without ``x_example``/``y_example`` the first batch fixes
+    the graph's shape. Its ``check(loss, output)`` runs after the step's update.
+    """
+
+    checks_before_update = False  # a replay does the whole step at once
+
+    def __init__(self, model, loss_fn, optimizer, x_example=None, y_example=None, gemm=None):
         self.gemm = cuda_gemm.resolve_capture_gemm(gemm)  # a bad name fails here, early
         params = list(model.parameters())
         if not params:
@@ -105,24 +117,37 @@ class GraphedStep:
         self._cp = backend.xp_for("cuda")
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
         self._params = params
-        x_example, y_example = _array(x_example), _array(y_example)
-        self._key = (tuple(x_example.shape), np.dtype(x_example.dtype),
-                     tuple(y_example.shape), np.dtype(y_example.dtype))
-        cp = self._cp
-        self._x = cp.empty(x_example.shape, dtype=x_example.dtype)  # the graph's inputs
-        self._y = cp.empty(y_example.shape, dtype=y_example.dtype)
-        self._nonfinite = cp.zeros((), dtype=bool)  # set on the device by any bad loss
+        self._eager_step = EagerStep(model, loss_fn, optimizer)
+        self._key = None
+        if x_example is not None or y_example is not None:
+            if x_example is None or y_example is None:
+                raise ValueError("graphed_step: give both x_example and y_example, or neither")
+            self._fix_shape(_array(x_example), _array(y_example))
+        self._nonfinite = self._cp.zeros((), dtype=bool)  # set on the device by any bad loss
         self._graph = None
         self.output = None
         self.captures = self.replays = self.eager_steps = 0
 
+    def _fix_shape(self, x_example, y_example):
+        """The batch shape and dtypes of the graph, and its input buffers."""
+        self._key = _batch_key(x_example, y_example)
+        self._x = self._cp.empty(x_example.shape, dtype=x_example.dtype)  # the graph's inputs
+        self._y = self._cp.empty(y_example.shape, dtype=y_example.dtype)
+
     # ------------------------------------------------------------------ calling
-    def __call__(self, x, y):
-        """One training step on ``(x, y)``; returns the loss (a device scalar Tensor)."""
-        x_data, y_data = _array(x), _array(y)
-        key = (tuple(x_data.shape), np.dtype(x_data.dtype), tuple(y_data.shape),
-               np.dtype(y_data.dtype))
-        if key != self._key:  # e.g. the last, smaller batch of an epoch
+    def __call__(self, x, y, check=None):
+        """One training step on ``(x, y)``; returns the loss (a device scalar Tensor).
+        ``check(loss, output)``, if given, runs after the step (see
+        :mod:`minigrad.train.step`)."""
+        loss = self._step(_array(x), _array(y))
+        if check is not None:
+            check(loss, self.output)
+        return loss
+
+    def _step(self, x_data, y_data):
+        if self._key is None:
+            self._fix_shape(x_data, y_data)
+        if _batch_key(x_data, y_data) != self._key:  # e.g. the last, smaller batch of an epoch
             return self._eager(x_data, y_data)
         if self._graph is not None and not self._still_valid():
             self._release()
@@ -146,7 +171,8 @@ class GraphedStep:
             self._capture()
             return loss
         self._copy_in(x_data, y_data)
-        self._sync_device_values()
+        for values in self._live:
+            values.sync()  # the lr a scheduler set, the counts an eager step advanced
         self._graph.launch()  # on the current stream: after the copies, before any read
         self._after_replay()
         return Tensor(self._loss.copy())
@@ -168,6 +194,8 @@ class GraphedStep:
         return 0 if self._graph is None else self._pool.total_bytes()
 
     def __repr__(self):
+        if self._key is None:
+            return f"GraphedStep(shape not yet fixed, gemm={self.gemm!r})"
         x_shape, x_dtype, y_shape, y_dtype = self._key
         return (f"GraphedStep(x={x_shape} {x_dtype}, y={y_shape} {y_dtype}, "
                 f"gemm={self.gemm!r}, captured={self._graph is not None}, "
@@ -179,15 +207,12 @@ class GraphedStep:
         """The same step without a graph (warm-up, other batch shapes)."""
         x = as_tensor(x_data, device="cuda")  # the caller's batch: no copy of its own
         y = as_tensor(y_data, device="cuda")
-        self.model.zero_grad()
-        output = self.model(x)
-        loss = self.loss_fn(output, y)
-        loss.backward()
-        self.optimizer.step()
+        self.model.zero_grad()  # the model's, not only the optimizer's: all go in the graph
+        loss = self._eager_step(x, y)
         self._record_finite(loss.data)
-        self.output = output.detach()
+        self.output = self._eager_step.output
         self.eager_steps += 1
-        return loss.detach()
+        return loss
 
     def _record_finite(self, loss_data):
         self._nonfinite |= ~self._cp.isfinite(loss_data.reshape(()))
@@ -196,43 +221,33 @@ class GraphedStep:
     def _capture(self):
         """Record one step into a CUDA graph (nothing runs on the GPU meanwhile)."""
         cp, model, optimizer = self._cp, self.model, self.optimizer
-        groups = optimizer.param_groups
-        # After the warm-up step, the parameters holding a gradient are those the
-        # graph's optimizer step updates; those with a step count get a device one.
-        stepped = [optimizer.state[p] for g in groups for p in g["params"]
-                   if p.grad is not None and "step" in optimizer.state.get(p, ())]
         warm_grads = [p.grad for p in self._params]
-        self._prepare_device_values(len(groups), len(stepped))
+        # What changes between replays, in device arrays its owners declare: after the
+        # warm-up step, the parameters holding a gradient are those the graph's
+        # optimizer step updates (their step counts and each group's lr), and the
+        # dropout stream's position.
+        live = [optimizer.replay_values(cp), mg_random.replay_values(cp)]
         # A capture must not be the first to load a module or to allocate the cuBLAS
         # handle's workspace (which must not come from the graph's private pool).
         cuda_gemm.prepare_capture(self.gemm,
                                   {p.data.dtype for p in self._params} | {self._x.dtype})
 
         keys_before = {key: tuple(state) for key, state in optimizer.state.items()}
-        saved_steps = [s["step"] for s in stepped]
-        saved_lrs = [g["lr"] for g in groups]
-        random_state = mg_random.get_state()
-        seed, origin = mg_random.take_offsets(0)
         stream = cp.cuda.Stream(non_blocking=True)
         pool = cp.cuda.MemoryPool()
         model.zero_grad()  # the graph's backward then assigns, never adds to, .grad
-        for i, state in enumerate(stepped):
-            state["step"] = self._steps[i:i + 1]  # `+= 1` in _update counts in the graph
-        for i, group in enumerate(groups):
-            group["lr"] = self._lrs[i:i + 1]
         try:
             with cp.cuda.using_allocator(pool.malloc), stream, backend.capturing(), \
-                    cuda_random.offsets_on_device(self._offset, origin), \
                     cuda_gemm.capture_gemm(self.gemm):
                 stream.begin_capture()
                 try:
-                    output = model(Tensor(self._x))
-                    loss = self.loss_fn(output, Tensor(self._y))
-                    loss.backward()
-                    optimizer.step()
-                    consumed = mg_random.take_offsets(0)[1] - origin
-                    if consumed:  # the next replay's masks start where these ended
-                        self._offset += np.uint64(consumed)
+                    with contextlib.ExitStack() as recording:
+                        for values in live:
+                            recording.enter_context(values.recording())
+                        output = model(Tensor(self._x))
+                        loss = self.loss_fn(output, Tensor(self._y))
+                        loss.backward()
+                        optimizer.step()
                     self._record_finite(loss.data)
                 except BaseException:
                     _end_capture_quietly(stream)
@@ -248,12 +263,6 @@ class GraphedStep:
                 "capture, or multiplies what the capture's GEMM does not take (the "
                 "'custom' GEMM takes float32 and float64 only); train this model without "
                 "the graph (eagerly)") from exc
-        finally:
-            for state, value in zip(stepped, saved_steps):
-                state["step"] = value
-            for group, value in zip(groups, saved_lrs):
-                group["lr"] = value
-            mg_random.set_state(random_state)  # the capture ran no step: take nothing
 
         grads = [(p, p.grad) for p in self._params if p.grad is not None]
         _restore_grads(self._params, warm_grads)  # the graph's fill on the first replay
@@ -265,45 +274,18 @@ class GraphedStep:
                 "should have created it: does the optimizer skip parameters on some steps?")
         self._graph, self._pool, self._stream = graph, pool, stream
         self._loss, self._output, self._grads = loss.data, output.detach(), grads
-        self._stepped = stepped
-        self._consumed, self._seed = consumed, seed
+        self._live = live
         self._training = model.training
-        self._state_dict = optimizer.state
         self._datas = [p.data for p in self._params]
-        self._frozen = [[(k, v) for k, v in g.items() if k not in _LIVE_HYPERPARAMETERS]
-                        for g in groups]
         self.captures += 1
-
-    def _prepare_device_values(self, n_groups, n_stepped):
-        """Device arrays for the values that change between replays, made (and their
-        update kernels loaded) before capture; the host mirrors force a first copy."""
-        cp = self._cp
-        self._lrs = cp.zeros(n_groups, dtype=np.float64)
-        self._steps = cp.zeros(max(n_stepped, 1), dtype=np.float64)
-        self._offset = cp.zeros(1, dtype=np.uint64)
-        self._lr_mirror = [None] * n_groups
-        self._step_mirror = None
-        self._offset_mirror = None
-        # Run once each elementwise op the graph adds, so none compiles mid-capture.
-        scratch_steps, scratch_offset = cp.zeros(1, np.float64), cp.zeros(1, np.uint64)
-        scratch_steps += 1
-        scratch_offset += np.uint64(1)
 
     def _still_valid(self):
         """False when something the graph baked in has changed since capture."""
-        optimizer = self.optimizer
-        if self.model.training != self._training or optimizer.state is not self._state_dict:
+        if self.model.training != self._training:
             return False
-        groups = optimizer.param_groups
-        if len(groups) != len(self._frozen):
-            return False
-        for group, frozen in zip(groups, self._frozen):
-            for name, value in frozen:
-                if group.get(name) != value:
-                    return False
         if any(p.data is not data for p, data in zip(self._params, self._datas)):
             return False
-        return not self._consumed or mg_random.take_offsets(0)[0] == self._seed
+        return all(values.still_valid() for values in self._live)
 
     def _release(self):
         """Drop the graph and its memory (after the GPU is done with them)."""
@@ -325,37 +307,10 @@ class GraphedStep:
             else:
                 static.set(np.ascontiguousarray(data))
 
-    def _sync_device_values(self):
-        """Bring the device copies of lr, step counts and dropout position up to date.
-
-        Each is copied only when the host value differs from what the device holds
-        (a scheduler moved the lr, an eager step advanced the counts or the stream).
-        """
-        for i, group in enumerate(self.optimizer.param_groups):
-            lr = group["lr"]
-            if lr != self._lr_mirror[i]:
-                self._lrs[i:i + 1].fill(lr)
-                self._lr_mirror[i] = lr
-        if self._stepped:
-            steps = [state["step"] for state in self._stepped]
-            if steps != self._step_mirror:
-                self._steps[:len(steps)].set(np.asarray(steps, dtype=np.float64))
-                self._step_mirror = steps
-        if self._consumed:
-            position = mg_random.take_offsets(0)[1]
-            if position != self._offset_mirror:
-                self._offset.fill(position)
-                self._offset_mirror = position
-
     def _after_replay(self):
         """Mirror on the host what the replay did on the device."""
-        mirror = self._step_mirror
-        for i, state in enumerate(self._stepped):
-            state["step"] += 1
-            mirror[i] += 1
-        if self._consumed:
-            mg_random.take_offsets(self._consumed)
-            self._offset_mirror += self._consumed
+        for values in self._live:
+            values.advance()
         for p, grad in self._grads:
             p.grad = grad  # the replay wrote this step's gradients there
         self.output = self._output
@@ -368,6 +323,11 @@ def _warm_up_gemm(name):
     convolution's weight gradient with the GEMM it will run on) happens outside the
     capture."""
     return cuda_gemm.capture_gemm(name, eager=True)
+
+
+def _batch_key(x_data, y_data):
+    return (tuple(x_data.shape), np.dtype(x_data.dtype), tuple(y_data.shape),
+            np.dtype(y_data.dtype))
 
 
 def _array(value):

@@ -12,7 +12,12 @@ The new file gets the permissions the old one had (or, for a new file, what
 tuples, scalars, strings and arrays (a model's and an optimizer's state, a
 history, RNG states) in one ``.npz`` file: the arrays as NumPy arrays, the rest as
 JSON. Loading never unpickles, so a checkpoint from elsewhere cannot run code.
+
+:func:`save_weights` / :func:`load_weights` store a flat state dict (name -> array)
+in the format the file name's suffix names, looked up in :data:`WEIGHT_FORMATS`;
+a suffix it does not list is refused rather than written in another format.
 """
+import io
 import json
 import math
 import os
@@ -23,8 +28,8 @@ import threading
 import numpy as np
 
 __all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "to_json_value",
-           "current_umask", "save_tree", "load_tree", "save_weights", "load_weights",
-           "WEIGHT_FORMATS"]
+           "current_umask", "save_tree", "load_tree", "WEIGHT_FORMATS", "save_weights",
+           "load_weights"]
 
 
 def atomic_write(path, write_fn):
@@ -232,50 +237,73 @@ def _decode(node, archive):
     return node
 
 
-# --------------------------------------------------------------------------- weight files
-#: Weight-file formats by suffix: NumPy's .npz, and safetensors (PyTorch's and Hugging
-#: Face's shared format: a JSON header and raw little-endian arrays, nothing to unpickle).
-WEIGHT_FORMATS = (".npz", ".safetensors")
+# ---------------------------------------------------------------------------
+# Weight files: a state dict in the format the suffix names.
+
+def _save_npz(path, state):
+    buffer = io.BytesIO()  # rendered first, so the atomic write is one quick copy
+    np.savez(buffer, **state)
+    atomic_write(path, lambda f: f.write(buffer.getvalue()))
 
 
-def _weights_format(path, what):
-    suffix = os.path.splitext(os.fspath(path))[1].lower()
+def _load_npz(path):
+    with np.load(path, allow_pickle=False) as archive:
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ValueError(f"{path} holds a single array, not an .npz archive of weights")
+        return {key: archive[key] for key in archive.files}
+
+
+def _save_safetensors(path, state):
+    from .extras import require
+    data = require("safetensors.numpy", "saving .safetensors files", "safetensors").save(
+        state, metadata={"format": "pt"})  # the metadata PyTorch's own files carry
+    atomic_write(path, lambda f: f.write(data))
+
+
+def _load_safetensors(path):
+    from .extras import require
+    return require("safetensors.numpy", "loading .safetensors files",
+                   "safetensors").load_file(os.fspath(path))
+
+
+#: Weight-file formats by suffix (lower case, with the dot): ``(save(path, state),
+#: load(path) -> state)``. A format is one entry here; a name without a suffix is
+#: ``.npz`` (NumPy's archive, which ``np.load`` reads). ``.safetensors`` is PyTorch's
+#: and Hugging Face's shared format (a JSON header and raw little-endian arrays, nothing
+#: to unpickle), with PyTorch's key names as the state dict has them.
+WEIGHT_FORMATS = {".npz": (_save_npz, _load_npz),
+                  ".safetensors": (_save_safetensors, _load_safetensors)}
+
+
+def _weight_format(path, verb):
+    """The ``(save, load)`` pair for ``path``'s suffix; a suffix no format has is a
+    ``ValueError`` that names the known ones (never a file in another format)."""
+    suffix = os.path.splitext(os.fspath(path))[1].lower() or ".npz"
     if suffix not in WEIGHT_FORMATS:
-        raise ValueError(f"{what}: cannot tell the format of {os.fspath(path)!r} from its "
-                         f"extension {suffix or '(none)'!r}; use one of "
-                         f"{', '.join(WEIGHT_FORMATS)}")
-    return suffix
+        known = ", ".join(sorted(WEIGHT_FORMATS))
+        stem = os.path.splitext(os.path.basename(os.fspath(path)))[0]
+        raise ValueError(f"cannot {verb} weights as {suffix!r} ({os.fspath(path)}): minigrad "
+                         f"knows the formats {known}; name the file by one of them, e.g. "
+                         f"{stem}.npz")
+    return WEIGHT_FORMATS[suffix]
 
 
-def save_weights(state_dict, path):
-    """Write a state dict (name -> array) to ``path`` atomically, in the format its
-    extension names: ``.npz`` or ``.safetensors`` (with PyTorch's key names, as the
-    state dict has them, and the ``{"format": "pt"}`` metadata PyTorch's files carry).
-    Any other extension is a ValueError. ``mg.save`` is this function."""
+def save_weights(path, state):
+    """Write a state dict (name -> array or Tensor, on any device) to ``path``
+    atomically, in the format its suffix names (see :data:`WEIGHT_FORMATS`). Returns
+    ``path``."""
     from . import backend
     from .tensor import Tensor
-    fmt = _weights_format(path, "save")
     arrays = {str(key): np.asarray(backend.to_numpy(
         value.data if isinstance(value, Tensor) else value), order="C")
-              for key, value in state_dict.items()}
-    if fmt == ".safetensors":
-        from .extras import require
-        data = require("safetensors.numpy", "saving .safetensors files", "safetensors").save(
-            arrays, metadata={"format": "pt"})
-        return atomic_write(path, lambda f: f.write(data))
-    return atomic_write(path, lambda f: np.savez(f, **arrays))
+              for key, value in state.items()}
+    _weight_format(path, "save")[0](path, arrays)
+    return path
 
 
 def load_weights(path):
     """Read a state dict (an ordered dict of NumPy arrays) written by
-    :func:`save_weights`, ``torch``'s ``safetensors.torch.save_file`` or ``np.savez``:
-    ``.safetensors`` or ``.npz`` by extension. ``mg.load`` is this function."""
+    :func:`save_weights`, ``np.savez`` or ``safetensors.torch.save_file`` (the format
+    from the suffix)."""
     from collections import OrderedDict
-    fmt = _weights_format(path, "load")
-    if fmt == ".safetensors":
-        from .extras import require
-        loaded = require("safetensors.numpy", "loading .safetensors files",
-                         "safetensors").load_file(os.fspath(path))
-        return OrderedDict(loaded.items())
-    with np.load(path, allow_pickle=False) as archive:
-        return OrderedDict((k, archive[k]) for k in archive.files)
+    return OrderedDict(_weight_format(path, "load")[1](path).items())

@@ -11,6 +11,10 @@ from .tensor import Tensor
 class Loss:
     """Base: ``loss(prediction, target) -> scalar Tensor`` (or per-sample with reduction='none')."""
 
+    #: Whether the loss compares the outputs with a target of the same shape (MSE, MAE,
+    #: Huber, logistic), so that ``fit`` turns integer class labels into one-hot rows.
+    compares_values = False
+
     def __init__(self, reduction="mean"):
         if reduction not in ("mean", "sum", "none"):
             raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
@@ -42,6 +46,8 @@ def _in_dtype_of(prediction, target):
 class _ElementwiseLoss(Loss):
     """A loss comparing prediction and target element by element, in the prediction's dtype."""
 
+    compares_values = True
+
     def __call__(self, prediction, target):
         return self.forward(prediction, _in_dtype_of(prediction, target))
 
@@ -71,20 +77,98 @@ class HuberLoss(_ElementwiseLoss):
         return F.huber_loss(prediction, target, self.reduction, self.delta)
 
 
+def _legacy_none(loss, size_average, reduce):
+    if size_average is not None or reduce is not None:
+        raise ValueError(f"{loss}: size_average and reduce are deprecated in torch and not "
+                         f"supported; use reduction='mean', 'sum' or 'none'")
+
+
 class CrossEntropyLoss(Loss):
-    """Softmax cross-entropy on logits and integer labels (torch.nn.CrossEntropyLoss)."""
+    """Softmax cross-entropy on logits and integer labels or class probabilities
+    (torch.nn.CrossEntropyLoss): ``weight`` per class, ``ignore_index``,
+    ``label_smoothing``, and (N, C, d1, ...) inputs."""
+
+    def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None,
+                 reduction="mean", label_smoothing=0.0):
+        _legacy_none("CrossEntropyLoss", size_average, reduce)
+        super().__init__(reduction)
+        self.weight, self.ignore_index = weight, ignore_index
+        self.label_smoothing = label_smoothing
 
     def forward(self, logits, target):
         if isinstance(target, Tensor) and target.dtype.kind == "f":  # class probabilities
             target = _in_dtype_of(logits, target)
-        return F.cross_entropy(logits, target, self.reduction)
+        return F.cross_entropy(logits, target, self.weight, ignore_index=self.ignore_index,
+                               reduction=self.reduction, label_smoothing=self.label_smoothing)
+
+
+class NLLLoss(Loss):
+    """Negative log-likelihood of labels under log-probabilities (torch.nn.NLLLoss)."""
+
+    def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None,
+                 reduction="mean"):
+        _legacy_none("NLLLoss", size_average, reduce)
+        super().__init__(reduction)
+        self.weight, self.ignore_index = weight, ignore_index
+
+    def forward(self, log_probs, target):
+        return F.nll_loss(log_probs, target, self.weight, ignore_index=self.ignore_index,
+                          reduction=self.reduction)
 
 
 class BCEWithLogitsLoss(_ElementwiseLoss):
-    """Logistic loss on raw scores with 0/1 targets (torch.nn.BCEWithLogitsLoss)."""
+    """Logistic loss on raw scores with 0/1 targets (torch.nn.BCEWithLogitsLoss);
+    ``weight`` per element, ``pos_weight`` for the positives (e.g. one per class)."""
+
+    def __init__(self, weight=None, size_average=None, reduce=None, reduction="mean",
+                 pos_weight=None):
+        _legacy_none("BCEWithLogitsLoss", size_average, reduce)
+        super().__init__(reduction)
+        self.weight, self.pos_weight = weight, pos_weight
 
     def forward(self, logits, target):
-        return F.binary_cross_entropy_with_logits(logits, target, self.reduction)
+        return F.binary_cross_entropy_with_logits(logits, target, self.weight,
+                                                  reduction=self.reduction,
+                                                  pos_weight=self.pos_weight)
+
+
+class BCELoss(_ElementwiseLoss):
+    """Binary cross-entropy on probabilities (torch.nn.BCELoss; logs clamped at -100)."""
+
+    def __init__(self, weight=None, size_average=None, reduce=None, reduction="mean"):
+        _legacy_none("BCELoss", size_average, reduce)
+        super().__init__(reduction)
+        self.weight = weight
+
+    def forward(self, probs, target):
+        return F.binary_cross_entropy(probs, target, self.weight, reduction=self.reduction)
+
+
+class KLDivLoss(_ElementwiseLoss):
+    """KL divergence of the target from log-probabilities (torch.nn.KLDivLoss);
+    ``reduction`` may also be "batchmean"; ``log_target`` for log-probability targets."""
+
+    def __init__(self, size_average=None, reduce=None, reduction="mean", log_target=False):
+        _legacy_none("KLDivLoss", size_average, reduce)
+        if reduction not in ("mean", "sum", "none", "batchmean"):
+            raise ValueError(f"KLDivLoss: reduction must be 'mean', 'batchmean', 'sum' or "
+                             f"'none', got {reduction!r}")
+        self.reduction, self.log_target = reduction, log_target
+
+    def forward(self, log_probs, target):
+        return F.kl_div(log_probs, target, reduction=self.reduction, log_target=self.log_target)
+
+
+class SmoothL1Loss(_ElementwiseLoss):
+    """Quadratic below ``beta``, linear beyond (torch.nn.SmoothL1Loss)."""
+
+    def __init__(self, size_average=None, reduce=None, reduction="mean", beta=1.0):
+        _legacy_none("SmoothL1Loss", size_average, reduce)
+        super().__init__(reduction)
+        self.beta = beta
+
+    def forward(self, prediction, target):
+        return F.smooth_l1_loss(prediction, target, reduction=self.reduction, beta=self.beta)
 
 
 class MultiMarginLoss(Loss):
@@ -106,6 +190,10 @@ LOSSES = {
     "logistic": BCEWithLogitsLoss,
     "bce": BCEWithLogitsLoss,
     "hinge": MultiMarginLoss,
+    "nll": NLLLoss,
+    "binary_cross_entropy": BCELoss,
+    "kl_div": KLDivLoss,
+    "smooth_l1": SmoothL1Loss,
 }
 
 

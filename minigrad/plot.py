@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .io import atomic_write
-from .train import history_dict
+from .train import History, history_dict
 
 __all__ = ["PlotUnavailable", "plots_available", "figure_class", "save_figure",
            "plot_history", "plot_confusion", "format_confusion"]
@@ -62,16 +62,23 @@ def save_figure(fig, path, dpi=110):
     return Path(path)
 
 
-def plot_history(history, path=None, title=None):
+def plot_history(history, path=None, title=None, best_epoch="auto", synthetic=False):
     """Training vs validation loss and accuracy per epoch, side by side.
 
     ``history`` is a :class:`minigrad.train.History`, its ``.history`` dict or
     the contents of ``history.json`` (whose nulls, NaN in training, leave gaps).
+    ``best_epoch`` (1-based) is marked on both panels; ``"auto"``: the epoch of the
+    best validation accuracy (else validation loss) when there is one, ``None``: no
+    mark. ``synthetic=True`` says in the title that the data were generated.
     Saves a PNG to ``path`` when given; returns the matplotlib ``Figure``.
     """
     data = history_dict(history)
     if not data.get("loss"):
         raise ValueError("the history has no 'loss' values to plot")
+    if best_epoch == "auto":
+        best_epoch = _best_epoch(data)
+    if synthetic:
+        title = f"{title} (synthetic data)" if title else "synthetic data"
     Figure = figure_class()
     panels = [("loss", "Loss")] + ([("accuracy", "Accuracy")] if data.get("accuracy") else [])
     fig = Figure(figsize=(5.2 * len(panels), 4.0), layout="constrained")
@@ -82,6 +89,9 @@ def plot_history(history, path=None, title=None):
         val = _as_floats(data.get("val_" + key) or [])
         if val and not all(math.isnan(v) for v in val):
             ax.plot(epochs, val, "s--", label=f"validation {label.lower()}")
+        if best_epoch is not None:
+            ax.axvline(best_epoch, color="tab:green", linestyle=":", linewidth=1.5,
+                       label=f"best epoch ({best_epoch})")
         ax.set_xlabel("epoch")
         ax.set_ylabel(label.lower())
         ax.set_title(label)
@@ -96,6 +106,15 @@ def plot_history(history, path=None, title=None):
     if path is not None:
         save_figure(fig, path)
     return fig
+
+
+def _best_epoch(data):
+    """The 1-based epoch of the best validation accuracy (else loss), or ``None``."""
+    for monitor in ("val_accuracy", "val_loss"):
+        values = _as_floats(data.get(monitor) or [])
+        if values and not all(math.isnan(v) for v in values):
+            return History({monitor: values}, list(range(len(values)))).best(monitor)[0] + 1
+    return None
 
 
 def _as_floats(values):

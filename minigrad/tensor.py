@@ -34,6 +34,22 @@ def no_grad():
         _grad_state.enabled = previous
 
 
+def queue_callback(callback):
+    """Run ``callback()`` once the backward pass now running has written every gradient.
+
+    Only an op's backward closure may call it (PyTorch's ``queue_callback`` of the
+    autograd engine): DistributedDataParallel's output op queues its gradient
+    all-reduce this way, so ``loss.backward()`` returns with the gradients averaged.
+    A callback already queued in this pass (an equal one: the same bound method) is not
+    queued again. If backward raises, the queued callbacks are dropped.
+    """
+    callbacks = getattr(_grad_state, "callbacks", None)
+    if callbacks is None:
+        raise RuntimeError("queue_callback() is for an op's backward, during backward()")
+    if callback not in callbacks:
+        callbacks.append(callback)
+
+
 class Node:
     """One recorded op: its input tensors and the closure that back-propagates it."""
 
@@ -201,26 +217,33 @@ class Tensor:
                                  f"tensor shape {self.shape}")
         order = _reverse_topological_order(self)  # raises if it meets a released node
         grads = {id(self): grad}
-        # When a leaf's gradient is checked, ``grads`` no longer holds it and this frame
-        # refers to it by ``g`` alone: _owned_gradient's reference count relies on that.
-        for tensor in order:
-            g = grads.pop(id(tensor), None)  # freed as soon as it is used
-            if g is None:
-                continue
-            node = tensor.node
-            if node is None:  # a leaf: keep the gradient
-                if tensor.grad is not None:
-                    g = tensor.grad + g  # a new array
-                tensor.grad = _owned_gradient(g, tensor)
-                continue
-            for inp, ig in zip(node.inputs, node.backward(g)):
-                if ig is None or not inp.requires_grad:
+        outer_callbacks = getattr(_grad_state, "callbacks", None)
+        _grad_state.callbacks = callbacks = []
+        try:
+            # When a leaf's gradient is checked, ``grads`` no longer holds it and this frame
+            # refers to it by ``g`` alone: _owned_gradient's reference count relies on that.
+            for tensor in order:
+                g = grads.pop(id(tensor), None)  # freed as soon as it is used
+                if g is None:
                     continue
-                key = id(inp)
-                grads[key] = ig if key not in grads else grads[key] + ig
-            ig = None  # the loop's last gradient, which a leaf may be about to take
-            if not retain_graph:
-                node.release()
+                node = tensor.node
+                if node is None:  # a leaf: keep the gradient
+                    if tensor.grad is not None:
+                        g = tensor.grad + g  # a new array
+                    tensor.grad = _owned_gradient(g, tensor)
+                    continue
+                for inp, ig in zip(node.inputs, node.backward(g)):
+                    if ig is None or not inp.requires_grad:
+                        continue
+                    key = id(inp)
+                    grads[key] = ig if key not in grads else grads[key] + ig
+                ig = None  # the loop's last gradient, which a leaf may be about to take
+                if not retain_graph:
+                    node.release()
+        finally:
+            _grad_state.callbacks = outer_callbacks
+        for callback in callbacks:
+            callback()
 
     # ----------------------------------------------------------------- operators
     # Bodies live in functional/; these are the spellings users expect.
@@ -260,6 +283,18 @@ class Tensor:
     def __rmatmul__(self, other):
         return _F().matmul(other, self)
 
+    def __floordiv__(self, other):
+        return _F().floor_divide(self, other)
+
+    def __rfloordiv__(self, other):
+        return _F().floor_divide(other, self)
+
+    def __mod__(self, other):
+        return _F().remainder(self, other)
+
+    def __rmod__(self, other):
+        return _F().remainder(other, self)
+
     def __neg__(self):
         return _F().neg(self)
 
@@ -291,17 +326,57 @@ class Tensor:
     __hash__ = object.__hash__
 
     # ----------------------------------------------------------------- methods
-    def sum(self, axis=None, keepdims=False):
-        return _F().sum(self, axis, keepdims)
+    # torch's names and arguments (dim=, keepdim=; NumPy's axis=, keepdims= as aliases).
+    def sum(self, dim=None, keepdim=False, **aliases):
+        return _F().sum(self, dim, keepdim, **aliases)
 
-    def mean(self, axis=None, keepdims=False):
-        return _F().mean(self, axis, keepdims)
+    def mean(self, dim=None, keepdim=False, **aliases):
+        return _F().mean(self, dim, keepdim, **aliases)
 
-    def max(self, axis=None, keepdims=False):
-        return _F().max(self, axis, keepdims)
+    def prod(self, dim=None, keepdim=False, **aliases):
+        return _F().prod(self, dim, keepdim, **aliases)
 
-    def argmax(self, axis=None):
-        return Tensor(self.data.argmax(axis=axis))
+    def max(self, dim=None, keepdim=False, **aliases):
+        """The largest element (0-d); with ``dim``, the named tuple (values, indices);
+        with a tensor, the elementwise maximum (as torch.max)."""
+        return _F().max(self, dim, keepdim, **aliases)
+
+    def min(self, dim=None, keepdim=False, **aliases):
+        """As :meth:`max`, for the smallest."""
+        return _F().min(self, dim, keepdim, **aliases)
+
+    def amax(self, dim=None, keepdim=False, **aliases):
+        return _F().amax(self, dim, keepdim, **aliases)
+
+    def amin(self, dim=None, keepdim=False, **aliases):
+        return _F().amin(self, dim, keepdim, **aliases)
+
+    def argmax(self, dim=None, keepdim=False, **aliases):
+        return _F().argmax(self, dim, keepdim, **aliases)
+
+    def argmin(self, dim=None, keepdim=False, **aliases):
+        return _F().argmin(self, dim, keepdim, **aliases)
+
+    def var(self, dim=None, unbiased=None, keepdim=False, **kwargs):
+        return _F().var(self, dim, unbiased, keepdim, **kwargs)
+
+    def std(self, dim=None, unbiased=None, keepdim=False, **kwargs):
+        return _F().std(self, dim, unbiased, keepdim, **kwargs)
+
+    def logsumexp(self, dim, keepdim=False, **aliases):
+        return _F().logsumexp(self, dim, keepdim, **aliases)
+
+    def norm(self, p="fro", dim=None, keepdim=False, **aliases):
+        return _F().norm(self, p, dim, keepdim, **aliases)
+
+    def cumsum(self, dim, **aliases):
+        return _F().cumsum(self, dim, **aliases)
+
+    def any(self, dim=None, keepdim=False, **aliases):
+        return _F().any(self, dim, keepdim, **aliases)
+
+    def all(self, dim=None, keepdim=False, **aliases):
+        return _F().all(self, dim, keepdim, **aliases)
 
     def reshape(self, *shape):
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
@@ -311,8 +386,53 @@ class Tensor:
     def view(self, *shape):
         return self.reshape(*shape)
 
-    def flatten(self, start_dim=0):
-        return _F().flatten(self, start_dim)
+    def flatten(self, start_dim=0, end_dim=-1):
+        return _F().flatten(self, start_dim, end_dim)
+
+    def unflatten(self, dim, sizes):
+        return _F().unflatten(self, dim, sizes)
+
+    def squeeze(self, dim=None):
+        return _F().squeeze(self, dim)
+
+    def unsqueeze(self, dim):
+        return _F().unsqueeze(self, dim)
+
+    def expand(self, *sizes):
+        return _F().expand(self, *sizes)
+
+    def expand_as(self, other):
+        return _F().expand(self, other.shape)
+
+    def flip(self, *dims):
+        return _F().flip(self, dims[0] if len(dims) == 1 else dims)
+
+    def repeat(self, *sizes):
+        return _F().repeat(self, *sizes)
+
+    def split(self, split_size, dim=0):
+        return _F().split(self, split_size, dim)
+
+    def chunk(self, chunks, dim=0):
+        return _F().chunk(self, chunks, dim)
+
+    def gather(self, dim, index):
+        return _F().gather(self, dim, index)
+
+    def scatter_add(self, dim, index, src):
+        return _F().scatter_add(self, dim, index, src)
+
+    def index_select(self, dim, index):
+        return _F().index_select(self, dim, index)
+
+    def masked_fill(self, mask, value):
+        return _F().masked_fill(self, mask, value)
+
+    def sort(self, dim=-1, descending=False, stable=False):
+        return _F().sort(self, dim, descending, stable)
+
+    def topk(self, k, dim=-1, largest=True, sorted=True):
+        return _F().topk(self, k, dim, largest, sorted)
 
     def transpose(self, *axes):
         """Reorder the axes, in NumPy's or torch's spelling.
@@ -345,14 +465,71 @@ class Tensor:
     def exp(self):
         return _F().exp(self)
 
+    def exp2(self):
+        return _F().exp2(self)
+
     def log(self):
         return _F().log(self)
 
+    def log2(self):
+        return _F().log2(self)
+
+    def log10(self):
+        return _F().log10(self)
+
     def sqrt(self):
-        return _F().pow(self, 0.5)
+        return _F().sqrt(self)
+
+    def rsqrt(self):
+        return _F().rsqrt(self)
+
+    def sin(self):
+        return _F().sin(self)
+
+    def cos(self):
+        return _F().cos(self)
+
+    def erf(self):
+        return _F().erf(self)
 
     def abs(self):
         return _F().abs(self)
+
+    def sign(self):
+        return _F().sign(self)
+
+    def pow(self, exponent):
+        return _F().pow(self, exponent)
+
+    def maximum(self, other):
+        return _F().maximum(self, other)
+
+    def minimum(self, other):
+        return _F().minimum(self, other)
+
+    def clamp(self, min=None, max=None):
+        return _F().clamp(self, min, max)
+
+    clip = clamp
+
+    def where(self, condition, other):
+        """``self`` where ``condition`` holds, else ``other`` (torch's Tensor.where)."""
+        return _F().where(condition, self, other)
+
+    def floor_divide(self, other):
+        return _F().floor_divide(self, other)
+
+    def remainder(self, other):
+        return _F().remainder(self, other)
+
+    def isnan(self):
+        return _F().isnan(self)
+
+    def isinf(self):
+        return _F().isinf(self)
+
+    def isfinite(self):
+        return _F().isfinite(self)
 
     def relu(self):
         return _F().relu(self)
@@ -363,11 +540,11 @@ class Tensor:
     def tanh(self):
         return _F().tanh(self)
 
-    def softmax(self, axis=-1):
-        return _F().softmax(self, axis)
+    def softmax(self, dim=-1, **aliases):
+        return _F().softmax(self, dim, **aliases)
 
-    def log_softmax(self, axis=-1):
-        return _F().log_softmax(self, axis)
+    def log_softmax(self, dim=-1, **aliases):
+        return _F().log_softmax(self, dim, **aliases)
 
 
 def _F():

@@ -40,3 +40,19 @@ def test_every_fast_kernel_overrides_a_reference_kernel_of_the_same_name():
     for device, table in tables.items():
         assert set(table) <= set(REFERENCE), (device, sorted(set(table) - set(REFERENCE)))
         assert table, device
+
+
+def test_a_checkout_shares_one_kernels_package_with_minigrad():
+    """In the repository minigrad imports the top-level kernels/ folder (an install maps
+    it to minigrad.kernels), so code that imports ``kernels`` sees the very modules
+    minigrad runs; kernels/ imports itself relatively, so it works under either name."""
+    import pathlib
+
+    import kernels.cpu.conv
+    from minigrad import _kernels
+    assert _kernels.PACKAGE == "kernels"
+    assert _kernels.kernel_module("cpu.conv") is kernels.cpu.conv
+    root = pathlib.Path(kernels.__file__).parent
+    for path in root.rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        assert "from kernels" not in text and "import kernels" not in text, path

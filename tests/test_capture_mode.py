@@ -153,3 +153,70 @@ def test_new_optimizer_state_made_during_a_capture_is_found_and_removed():
 def test_allow_tf32_without_a_gpu_is_a_clear_error():
     with pytest.raises(RuntimeError, match="device 'cuda'"):
         mg_cuda.allow_tf32(True)
+
+
+def _recorded_kernel_calls(monkeypatch):
+    """Replace the optimizers' update kernels by a recorder of their lr= and step=."""
+    calls = []
+
+    def recorder(name, param):
+        return lambda *arrays, **kwargs: calls.append((kwargs["lr"], kwargs.get("step")))
+
+    monkeypatch.setattr(optim.Optimizer, "_kernel", staticmethod(recorder))
+    return calls
+
+
+def test_an_optimizer_recording_its_update_reads_lr_and_step_from_device_arrays(monkeypatch):
+    """The protocol a CUDA graph replays an update through, with NumPy arrays standing in
+    for device memory: while recording, the update reads the lr and advances the step
+    count in the declared arrays and leaves the host's groups and state alone; sync
+    copies what the host changed, advance counts the replayed step on the host."""
+    a, b, late = (nn.Parameter(np.ones(2, np.float32)) for _ in range(3))
+    opt = optim.get("adam", [a, b], lr=0.1)
+    opt.add_param_group({"params": [late], "lr": 0.2})
+    a.grad, b.grad = np.ones(2, np.float32), np.ones(2, np.float32)
+    opt.step()  # a and b get their state; late has no gradient
+    values = opt.replay_values(np)
+    assert [s["step"] for s in values.counted] == [1, 1]
+    values.sync()
+    assert values.lrs.tolist() == [0.1, 0.2] and values.steps.tolist() == [1, 1]
+
+    calls = _recorded_kernel_calls(monkeypatch)
+    with values.recording():
+        opt.step()
+    assert len(calls) == 2
+    for lr, step in calls:
+        assert np.shares_memory(lr, values.lrs) and np.shares_memory(step, values.steps)
+    assert values.steps.tolist() == [2, 2]  # advanced in place: what the graph records
+    assert [opt.state[p]["step"] for p in (a, b)] == [1, 1]  # the host is untouched
+    assert opt.param_groups[0]["lr"] == 0.1 and opt._replay is None
+
+    values.advance()  # after a replay
+    assert [opt.state[p]["step"] for p in (a, b)] == [2, 2]
+    opt.param_groups[0]["lr"] = 0.05  # a scheduler between replays
+    values.sync()
+    assert values.lrs.tolist() == [0.05, 0.2]
+    assert values.still_valid()
+    opt.param_groups[0]["betas"] = (0.8, 0.999)  # frozen into the graph
+    assert not values.still_valid()
+
+    calls.clear()
+    opt.step()  # outside a recording: host numbers, host counts
+    assert calls == [(0.05, 3), (0.05, 3)]
+
+
+def test_the_dropout_stream_declares_its_position_for_replays():
+    mg.manual_seed(3)
+    mg.random.take_offsets(10)
+    stream = mg.random.replay_values(np)
+    with stream.recording():
+        assert mg.random.take_offsets(7) == (3, 10)  # a recorded step drawing 7 values
+    assert stream.consumed == 7 and stream.offset.tolist() == [7]  # moved on in the graph
+    assert mg.random.take_offsets(0) == (3, 10)  # the recording took nothing on the host
+    stream.sync()
+    assert stream.offset.tolist() == [10]
+    stream.advance()  # a replay drew 7
+    assert mg.random.take_offsets(0) == (3, 17)
+    assert stream.still_valid()
+    mg.manual_seed(4)
+    assert not stream.still_valid()

@@ -136,18 +136,25 @@ def test_sequential_does_not_fuse_subclasses_or_an_already_activated_conv(monkey
     assert len(calls) == 4  # LoudReLU, after MyConv, and twice for the activated conv's ReLU
 
 
-def test_summary_still_lists_every_layer():
-    """summary traces module by module, so the fused Conv2d+ReLU pairs still show as two rows."""
+def test_summary_and_repr_show_the_fused_model_that_trains():
+    """summary runs the model as it trains: each fused Conv2d+ReLU pair is one row, and
+    both summary and repr list the pairs."""
     model = _model()
+    assert model.fused_layers() == [("0", "1"), ("3", "4")]
     text = model.summary((1, 3, 8, 8), print_fn=lambda *_: None)
-    assert text.count("ReLU") == 2
     # The table's body sits between its second and third rule lines: "index  Type  shape  n".
     lines = text.splitlines()
     rules = [i for i, line in enumerate(lines) if line and set(line) == {"-"}]
     rows = [line.split() for line in lines[rules[1] + 1:rules[2]]]
-    assert [row[0] for row in rows] == [str(i) for i in range(7)]
-    assert [row[1] for row in rows] == ["Conv2d", "ReLU", "MaxPool2d", "Conv2d", "ReLU",
-                                        "Flatten", "Dense"]
+    assert [row[0] for row in rows] == ["0+1", "2", "3+4", "5", "6"]
+    assert [row[1] for row in rows] == ["Conv2d+ReLU", "MaxPool2d", "Conv2d+ReLU", "Flatten",
+                                        "Dense"]
+    assert rows[0][-1] == str(3 * 4 * 9 + 4)  # the pair's parameters: the convolution's
+    assert "Fused (one kernel each, as trained): 0+1, 3+4" in text
+    assert "Fused (one kernel each): 0+1, 3+4" in repr(model)
+    unfused = nn.Sequential(nn.Conv2d(3, 2, 1, activation="relu"), nn.ReLU())
+    assert unfused.fused_layers() == [] and "Fused" not in repr(unfused)
+    assert "Conv2d+ReLU" not in unfused.summary((1, 3, 4, 4), print_fn=None)
 
 
 def test_fused_model_trains_like_the_unfused_one():

@@ -1,5 +1,6 @@
 """The synthetic insects and the bee-vs-wasp download (through file:// URLs only)."""
 import io
+import sys
 import tarfile
 import zipfile
 
@@ -93,11 +94,15 @@ def test_download_and_unpack_through_a_file_url(tmp_path):
     assert download_bee_vs_wasp(dest, url=archive.as_uri(), progress=False) == root
 
 
-def test_download_shows_progress_and_keeps_archive_when_asked(tmp_path, capsys):
+def test_download_shows_progress_and_keeps_archive_when_asked(tmp_path, capsys,
+                                                              monkeypatch):
     archive = _bee_archive(tmp_path / "bee_vs_wasp.tar.gz")
     dest = tmp_path / "data"
     download_bee_vs_wasp(dest, url=archive.as_uri(), progress=True, keep_archive=True)
     assert (dest / "bee_vs_wasp.tar.gz").read_bytes() == archive.read_bytes()
+    assert capsys.readouterr().err == ""  # not a terminal (a log, CI): no bar frames
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    download_bee_vs_wasp(tmp_path / "again", url=archive.as_uri(), progress=True)
     assert "bee_vs_wasp.tar.gz" in capsys.readouterr().err  # the bar names the file
 
 
@@ -223,3 +228,35 @@ def test_progress_bar_picks_an_implementation():
     assert isinstance(progress_bar(total=3, kind="plain", file=io.StringIO()), PlainProgress)
     with pytest.raises(ValueError, match="progress kind"):
         progress_bar(kind="fancy")
+
+
+def test_progress_bars_follow_tqdms_disable_none(monkeypatch):
+    # disable=None (the default): a bar only on a terminal, as tqdm's own disable=None;
+    # True: never; False: always, even into a log.
+    for kind in ("plain", "tqdm"):
+        if kind == "tqdm":
+            pytest.importorskip("tqdm")
+        for stream, disable, drawn in ((io.StringIO(), None, False), (_Terminal(), None, True),
+                                       (io.StringIO(), False, True), (_Terminal(), True, False)):
+            bar = progress_bar(total=3, desc="Epoch 1/1", file=stream, disable=disable,
+                               kind=kind)
+            bar.update(3)
+            bar.close()
+            assert ("Epoch 1/1" in stream.getvalue()) == drawn, (kind, disable, drawn)
+            assert ("\r" in stream.getvalue()) == drawn
+
+
+def test_training_into_a_log_prints_one_line_per_epoch_and_no_frames(capsys):
+    import minigrad as mg
+    from minigrad import nn
+    from minigrad.data import DataLoader, TensorDataset
+    from minigrad.train import fit
+    rng = np.random.default_rng(0)
+    data = TensorDataset(rng.normal(size=(64, 3)).astype(np.float32),
+                         rng.integers(0, 2, 64))
+    mg.manual_seed(0)
+    fit(nn.Sequential(nn.Dense(3, 2)), DataLoader(data, 16), epochs=2, verbose=1)
+    captured = capsys.readouterr()  # stdout and stderr are not terminals here
+    assert "\r" not in captured.out + captured.err
+    lines = captured.out.splitlines()
+    assert [line.split(" - ")[0] for line in lines] == ["Epoch 1/2", "Epoch 2/2"]

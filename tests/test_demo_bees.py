@@ -113,6 +113,17 @@ def test_cli_trains_quietly_and_prints_the_result(tmp_path, capsys):
     assert result["history"]["lr"] == [0.01]
 
 
+def test_cli_trains_the_resnet_with_model_resnet(tmp_path, capsys):
+    status = demo.main(["--model", "resnet", "--size", "16", "--synthetic-images", "40",
+                        "--epochs", "1", "--out", str(tmp_path / "cli"), "--quiet"])
+    assert status == 0
+    result = json.loads((tmp_path / "cli" / "result.json").read_text())
+    assert result["config"]["model"] == "resnet"
+    with pytest.raises(SystemExit):  # the resnet's activation is fixed
+        demo.main(["--model", "resnet", "--activation", "tanh", "--quiet"])
+    assert "--activation applies to the exercise model" in capsys.readouterr().err
+
+
 def test_cli_verbose_output_names_the_synthetic_set(tmp_path, capsys):
     demo.main(["train", "--size", "24", "--synthetic-images", "80", "--epochs", "1",
                "--out", str(tmp_path / "v")])
@@ -198,21 +209,166 @@ def test_result_records_the_settings_a_resumed_run_used(tmp_path):
     assert demo.experiment_settings(demo.ExperimentConfig(**config, cache=False)) == settings
 
 
-def test_a_fresh_run_keeps_the_folders_checkpoint_until_its_own_replaces_it(tmp_path,
-                                                                              capsys):
+def test_an_overwriting_run_keeps_the_folders_checkpoint_until_its_own_replaces_it(
+        tmp_path, capsys):
     config = _tiny(tmp_path, epochs=1, synthetic_images=40)
-    checkpoint = tmp_path / "run" / demo.CHECKPOINT_FILE
+    out = tmp_path / "run"
+    checkpoint = out / demo.CHECKPOINT_FILE
     demo.run_experiment(config, verbose=0)
     first = checkpoint.read_bytes()
-    # A new run with other settings stopped before its first checkpoint (as by Ctrl-C;
-    # here by zero epochs) leaves the earlier run's checkpoint, still resumable.
-    demo.run_experiment({**config, "lr": 0.1, "epochs": 0}, verbose=1)
+
+    class StopAtOnce(demo.Callback):
+        def on_batch_end(self, step, logs=None):
+            raise KeyboardInterrupt
+
+    # A new run with other settings stopped before its first checkpoint (Ctrl-C) leaves
+    # the earlier run's checkpoint, still resumable.
+    with pytest.raises(KeyboardInterrupt):
+        demo.run_experiment({**config, "lr": 0.1, "overwrite": True}, verbose=1,
+                            callbacks=[StopAtOnce()])
     assert "first checkpoint replaces" in capsys.readouterr().out
     assert checkpoint.read_bytes() == first
     assert demo.run_experiment({**config, "epochs": 2, "resume": True}, verbose=0)["resumed"]
     # A new run that gets as far as a checkpoint replaces it, its settings inside.
-    demo.run_experiment({**config, "lr": 0.1}, verbose=0)
+    demo.run_experiment({**config, "lr": 0.1, "overwrite": True}, verbose=0)
     assert demo.recorded_settings(checkpoint)["lr"] == 0.1
+    # A finished run of zero epochs writes no checkpoint and no curves: the earlier
+    # run's are removed, so the folder describes one run; "Wrote" lists what it wrote.
+    result = demo.run_experiment({**config, "epochs": 0, "overwrite": True}, verbose=1)
+    said = capsys.readouterr().out
+    assert not checkpoint.exists() and not (out / "curves.png").exists()
+    assert "checkpoint.npz" not in said.split("Wrote ")[1].split(" to ")[0]
+    assert "removed the earlier run's" in said
+    assert set(result["files"]) >= {"history", "weights", "result"}
+    assert "checkpoint" not in result["files"] and result["saved_epoch"] == 0
+
+
+def test_a_folder_holding_a_run_is_refused_without_resume_or_overwrite(tmp_path, capsys):
+    common = ["--size", "16", "--synthetic-images", "40", "--epochs", "1", "--quiet"]
+    assert demo.main(common + ["--out", str(tmp_path / "r")]) == 0
+    model = (tmp_path / "r" / "model.npz").read_bytes()
+    capsys.readouterr()
+    assert demo.main(common[:-3] + ["--epochs", "0", "--out", str(tmp_path / "r"),
+                                    "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "holds another run's files" in err
+    assert "--resume" in err and "--overwrite" in err
+    assert (tmp_path / "r" / "model.npz").read_bytes() == model  # the trained model stays
+
+
+def test_without_out_every_run_gets_a_new_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    common = ["--size", "16", "--synthetic-images", "40", "--epochs", "0", "--quiet"]
+    assert demo.main(common) == 0 and demo.main(common) == 0
+    runs = sorted((tmp_path / "runs" / "bees_vs_wasps").iterdir())
+    assert len(runs) == 2 and all((run / "result.json").exists() for run in runs)
+    result = json.loads((runs[1] / "result.json").read_text())
+    assert result["config"]["out"] == str(Path("runs/bees_vs_wasps") / runs[1].name)
+    with pytest.raises(demo.ExperimentError, match="--resume continues the run in --out"):
+        demo.run_experiment(dict(size=16, epochs=1, resume=True), verbose=0)
+
+
+def test_result_counts_epochs_from_one_and_lists_its_files(tmp_path):
+    result = demo.run_experiment(_tiny(tmp_path, epochs=2, synthetic_images=40, size=16),
+                                 verbose=0)
+    accuracies = result["history"]["val_accuracy"]
+    assert result["best_epoch"] == accuracies.index(max(accuracies)) + 1
+    assert result["saved_epoch"] == 2 and result["epochs_trained"] == 2
+    saved = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert saved["files"] == result["files"] and {"weights", "checkpoint", "history",
+                                                    "result"} <= set(saved["files"])
+    assert all(Path(path).exists() for path in saved["files"].values())
+    assert result["chance_accuracy"] == 0.25
+
+
+def test_resume_for_no_more_epochs_than_done_is_refused(tmp_path, capsys):
+    common = ["--size", "16", "--synthetic-images", "40", "--out", str(tmp_path / "r"),
+              "--quiet"]
+    assert demo.main(common + ["--epochs", "2"]) == 0
+    before = (tmp_path / "r" / "result.json").read_bytes()
+    capsys.readouterr()
+    for epochs in ("1", "2"):
+        assert demo.main(common + ["--epochs", epochs, "--resume"]) == 1
+        err = capsys.readouterr().err
+        assert f"for {epochs} epochs: it has done 2 already" in err and "Traceback" not in err
+    assert (tmp_path / "r" / "result.json").read_bytes() == before
+
+
+@pytest.mark.filterwarnings("ignore::minigrad.train.DivergenceWarning")  # lr 0.02: a bumpy start
+def test_save_best_keeps_the_best_epochs_weights_and_says_which(tmp_path):
+    from minigrad.data import DataLoader
+    from minigrad.train import evaluate
+    config = _tiny(tmp_path, epochs=4, synthetic_images=80, size=16, lr=0.02, save_best=True)
+    result = demo.run_experiment(config, verbose=0)
+    accuracies = result["history"]["val_accuracy"]
+    assert result["saved_epoch"] == result["best_epoch"] == accuracies.index(max(accuracies)) + 1
+    assert result["val_accuracy"] == pytest.approx(max(accuracies))
+    model = demo.build_model(4, "relu", 16)
+    model.load(tmp_path / "run" / "model.npz")
+    _, val, _ = demo.load_data(demo.ExperimentConfig(**config))
+    assert evaluate(model, DataLoader(val, 32)).accuracy == pytest.approx(max(accuracies))
+
+
+def test_early_stopping_stops_when_val_accuracy_stalls(tmp_path):
+    # lr 1e-9 leaves the model as it was: the accuracy stays at one level, so patience 1
+    # stops after epoch 2.
+    result = demo.run_experiment(_tiny(tmp_path, epochs=6, synthetic_images=40, size=16,
+                                       optimizer="sgd", lr=1e-9, early_stopping=1), verbose=0)
+    assert result["epochs_trained"] == 2 and result["stopped_early"]
+    assert result["epochs"] == 6 and len(result["history"]["loss"]) == 2
+
+
+def test_gpu_is_another_name_for_cuda(tmp_path, capsys):
+    assert demo.ExperimentConfig(device="gpu").device == "cuda"
+    assert demo.ExperimentConfig(device="GPU:0").device == "cuda:0"
+    assert demo.build_parser().parse_args(["--device", "gpu"]).device == "cuda"
+    with pytest.raises(SystemExit) as info:
+        demo.main(["--device", "tpu", "--data", "/nowhere"])
+    assert info.value.code == 2 and "--device must be cpu or cuda" in capsys.readouterr().err
+    if not mg.cuda_available():  # the same clean error as --device cuda
+        status = demo.main(["--device", "gpu", "--size", "16", "--synthetic-images", "40",
+                            "--epochs", "1", "--out", str(tmp_path / "g"), "--quiet"])
+        assert status == 1 and "cuda" in capsys.readouterr().err
+
+
+def test_help_mentions_the_sweep_command(capsys):
+    with pytest.raises(SystemExit):
+        demo.main(["--help"])
+    text = capsys.readouterr().out
+    assert "sweep" in text and "sweep --help" in text
+
+
+def test_an_image_size_that_cannot_fit_is_refused_before_allocating(tmp_path, capsys):
+    estimate = demo.exercise_cnn_memory(5000, 32)
+    assert estimate["parameters"] == 128 * 625 * 625 * 128 + 128 + 93_248 + 128 * 4 + 4
+    small = demo.exercise_cnn_memory(80, 32)
+    assert small["parameters"] == 1_732_292 and small["total"] < 1e9
+    status = demo.main(["--size", "5000", "--synthetic-images", "40", "--epochs", "1",
+                        "--out", str(tmp_path / "big"), "--quiet"])
+    err = capsys.readouterr().err
+    assert status == 1 and err.startswith("error: --size 5000 with --batch-size 32 needs about")
+    assert "GB" in err and "free" in err and "Traceback" not in err
+    assert not (tmp_path / "big").exists()
+
+
+def test_sweep_checks_every_value_before_running_any_trial(tmp_path, capsys):
+    status = demo.main(["sweep", "--optimizer", "adam,nadam", "--size", "16",
+                        "--epochs", "1", "--out", str(tmp_path / "s"), "--quiet"])
+    out = capsys.readouterr().out
+    assert status == 2 and "unknown optimizer 'nadam'" in out and "optimizer='nadam'" in out
+    assert not (tmp_path / "s" / "results.csv").exists()
+
+
+def test_sweep_exits_non_zero_when_every_trial_failed(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(demo, "run_experiment", _always_fails)
+    status = demo.main(["sweep", "--lr", "1e-2,1e-3", "--size", "16", "--epochs", "1",
+                        "--workers", "1", "--out", str(tmp_path / "s"), "--quiet"])
+    out = capsys.readouterr().out
+    assert status == 1 and "no trial finished (2 failed)" in out
+
+
+def _always_fails(config, **kwargs):
+    raise RuntimeError("the data went away")
 
 
 def test_resuming_a_checkpoint_that_records_no_settings_says_so(tmp_path, capsys):
@@ -256,7 +412,7 @@ def test_cli_reports_data_errors_in_one_line(tmp_path, capsys):
 
 
 def test_cli_keeps_the_traceback_of_a_programming_error(monkeypatch):
-    def broken(config, verbose=1):
+    def broken(config, verbose=1, **kwargs):
         raise TypeError("unsupported operand type(s)")
 
     monkeypatch.setattr(demo, "run_experiment", broken)
@@ -351,3 +507,45 @@ def test_without_matplotlib_the_demo_runs_and_says_how_to_get_plots(tmp_path, no
     written = {p.name for p in (tmp_path / "run").iterdir()}
     assert {"history.json", "result.json", "model.npz"} <= written
     assert not written & {"curves.png", "confusion.png"}
+
+
+def test_ctrl_c_stops_in_one_line_keeps_the_checkpoint_and_resume_continues(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import time
+    out = tmp_path / "c"
+    command = [sys.executable, str(ROOT / "demos" / "bees_vs_wasps.py"), "--size", "16",
+               "--synthetic-images", "200", "--batch-size", "4", "--epochs", "200",
+               "--out", str(out), "--quiet"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=env)
+    checkpoint = out / demo.CHECKPOINT_FILE
+    deadline = time.monotonic() + 240
+    while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert checkpoint.exists(), process.communicate()
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith("interrupted at epoch ") and "continue with --resume" in lines[0]
+    done = len(demo.load_checkpoint(checkpoint)["history"]["epoch"])  # intact, readable
+    assert done >= 1 and f"keeps epoch {done}" in lines[0]
+    assert demo.main(["--size", "16", "--synthetic-images", "200", "--batch-size", "4",
+                      "--epochs", str(done + 1), "--out", str(out), "--resume",
+                      "--quiet"]) == 0
+    assert json.loads((out / "history.json").read_text())["epoch"] == list(range(done + 1))
+
+
+def test_cli_warns_when_a_finite_loss_climbs_far_above_its_start(tmp_path, capsys):
+    status = demo.main(["--size", "16", "--synthetic-images", "80", "--batch-size", "8",
+                        "--epochs", "1", "--lr", "100", "--out", str(tmp_path / "d"),
+                        "--quiet"])
+    err = capsys.readouterr().err
+    assert status == 0 and err.startswith("warning: the training loss of epoch 1")
+    assert "lower the learning rate (it is 100)" in err and len(err.splitlines()) == 1
+    result = json.loads((tmp_path / "d" / "result.json").read_text())
+    assert result["diverged"] and "diverging" in result["divergence"]

@@ -57,8 +57,32 @@ def test_benchmark_reports_every_section(tmp_path, monkeypatch, capsys):
     assert result["speedup_fast_over_reference"]["forward"] > 0
     assert result["environment"]["threads"] >= 1
     assert {"python", "numpy", "numba", "threads", "blas_threads", "numba_threads",
-            "environment", "cpu_kernels_parallel"} <= set(result["environment"])
+            "environment", "cpu_kernels_parallel", "cpu_model"} <= set(result["environment"])
+    assert result["environment"]["cpu_model"]
     assert "torch" not in result and "first_step" not in result
+
+
+def test_sweep_reports_every_cell(tmp_path, monkeypatch, capsys):
+    """--sweep: one cell per size x batch, training and inference, steps from the work."""
+    monkeypatch.delenv("MINIGRAD_KERNELS", raising=False)
+    out = tmp_path / "sweep.json"
+    benchmark = load_benchmark()
+    benchmark.main(["--sweep", "--sweep-sizes", "8", "16", "--sweep-batches", "1", "3",
+                    "--steps", "2", "--rounds", "1", "--no-torch", "--json", str(out)])
+    result = json.loads(out.read_text())
+    assert json.loads(capsys.readouterr().out) == result
+    assert [(c["size"], c["batch"]) for c in result["cells"]] == [(8, 1), (8, 3), (16, 1),
+                                                                  (16, 3)]
+    for cell in result["cells"]:
+        assert cell["steps"] == 2  # tiny cells: as many as --steps allows
+        for kind in ("train", "inference"):
+            assert 0 < cell[kind]["minigrad_min_ms"] <= cell[kind]["minigrad_ms"]
+            assert "ratio" not in cell[kind]  # no PyTorch asked for
+    assert result["environment"]["cpu_model"]
+    # Big cells get fewer steps: about SWEEP_WORK exercise steps of work, at least 2.
+    assert benchmark.sweep_steps(80, 32, 20) == benchmark.SWEEP_WORK
+    assert benchmark.sweep_steps(160, 256, 20) == 2
+    assert benchmark.sweep_steps(32, 1, 20) == 20
 
 
 def test_peak_gpu_memory_is_the_pools_high_water_mark():

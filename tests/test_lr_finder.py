@@ -35,15 +35,18 @@ def test_suggestion_lies_in_the_range_and_below_the_divergence_point():
     assert isinstance(result, LRFinderResult)
     assert result.start_lr <= result.suggested_lr <= result.end_lr
     stability_limit = 2 / lambda_max
-    # Below the lr where gradient descent becomes unstable, and near the best one.
+    # Below the lr where gradient descent becomes unstable, and within an order of
+    # magnitude of the fastest one, 1 / lambda_max (steepest descent is the cautious
+    # rule: it sits below the lr of the lowest loss, here near 1 / lambda_max).
     assert result.suggested_lr < stability_limit
-    assert 0.2 / lambda_max < result.suggested_lr
+    assert 0.1 / lambda_max < result.suggested_lr < result.min_loss_lr
+    assert 0.5 / lambda_max < result.min_loss_lr < 2 / lambda_max
     assert result.diverged and result.diverged_lr > stability_limit
     assert result.suggested_lr < result.diverged_lr
-    # It stopped early, when the smoothed loss passed 4x its best.
-    assert len(result.lrs) < 100
-    assert result.smoothed_losses[-1] > 4 * result.smoothed_losses.min()
-    assert "suggested lr" in result.summary()
+    # It stopped early, when the running average passed 4x its best.
+    assert len(result.lrs) < 100 and result.stopped
+    assert result.losses[-1] > 4 * result.smoothed_losses.min()
+    assert "suggested lr" in result.summary() and "where the test stopped" in result.summary()
 
 
 def test_lrs_grow_geometrically_from_start_to_end():
@@ -56,15 +59,59 @@ def test_lrs_grow_geometrically_from_start_to_end():
     assert np.allclose(result.lrs[1:] / result.lrs[:-1], 10 ** 0.1)
 
 
-def test_smoothed_loss_is_the_bias_corrected_moving_average():
+def test_smoothed_loss_is_the_centred_moving_average():
     batches, _, _ = regression_problem()
     result = lr_range_test(nn.Dense(4, 1), batches, loss="mse", optimizer="sgd",
-                           start_lr=1e-6, end_lr=1e-4, steps=12, smooth=0.9)
-    average = 0.0
-    for i, loss in enumerate(result.losses):
-        average = 0.9 * average + 0.1 * loss
-        assert result.smoothed_losses[i] == pytest.approx(average / (1 - 0.9 ** (i + 1)))
-    assert result.smoothed_losses[0] == pytest.approx(result.losses[0])
+                           start_lr=1e-6, end_lr=1e-4, steps=40)
+    losses, k = result.losses, 2  # 5% of 40 steps
+    for i in range(40):
+        window = losses[max(i - k, 0):i + k + 1]
+        assert result.smoothed_losses[i] == pytest.approx(window.mean())
+
+
+def _known_curve(steps=60, noise=0.03, seed=0):
+    """A range test's loss whose answer is known: it falls fastest at lr 1e-3 (a logistic
+    step in log lr from 1.4 to 0.3), is lowest near 1e-2, then climbs back
+    past its start (1.4, four classes' chance level) at lr 0.32, to 1.5, never passing 4x its
+    minimum."""
+    lrs = np.geomspace(1e-5, 1, steps)
+    t = np.log10(lrs)
+    fall = 1.1 / (1 + np.exp(-(t + 3) * 3))
+    climb = 1.25 / (1 + np.exp(-(t + 1) * 4))
+    rng = np.random.default_rng(seed)
+    return lrs, 1.4 - fall + climb + noise * rng.normal(size=steps)
+
+
+def test_suggestion_and_message_agree_with_a_curve_whose_answer_is_known():
+    lrs, losses = _known_curve()
+    result = LRFinderResult.from_losses(lrs, losses, 1e-5, 1)
+    assert 10 ** -3.3 < result.suggested_lr < 10 ** -2.7  # the steepest descent: 1e-3
+    assert 3e-3 < result.min_loss_lr < 3e-2
+    # The smoothed loss climbs back above its start: a blow-up, said in words, though
+    # it never passes 4x the minimum (the old test said "no blow-up up to lr 1").
+    assert result.smoothed_losses.max() < 4 * result.smoothed_losses.min()
+    assert result.diverged and 0.15 < result.diverged_lr < 0.6  # climb = 1.1 at lr 0.32
+    text = result.summary()
+    assert "no blow-up" not in text and f"climbs from lr {result.min_loss_lr:.3g}" in text
+    assert f"blew up (back above its start, {result.smoothed_losses[0]:.4g}) at lr" in text
+    # A running average (the old smoothing) lags: its steepest descent sits well to the
+    # right of the curve's own (the lag grows with the test's length and smoothing).
+    average, lagging = 0.0, []
+    for i, loss in enumerate(losses):
+        average = 0.98 * average + 0.02 * loss
+        lagging.append(average / (1 - 0.98 ** (i + 1)))
+    assert suggest_lr(lrs, lagging) > 2 * result.suggested_lr
+
+
+def test_the_message_says_when_the_loss_climbs_or_still_falls():
+    lrs, losses = _known_curve(noise=0.0)
+    climbing = LRFinderResult.from_losses(lrs[:48], losses[:48], 1e-5, 1)  # before 1.4
+    assert not climbing.diverged
+    assert f"climbs from lr {climbing.min_loss_lr:.3g} on, to" in climbing.summary()
+    falling = LRFinderResult.from_losses(lrs[:25], losses[:25], 1e-5, 1)
+    assert "still falls at lr" in falling.summary() and not falling.diverged
+    flat = LRFinderResult.from_losses(lrs[:10], 1.4 + 0.01 * np.arange(10), 1e-5, 1)
+    assert flat.summary().startswith("no suggestion: the smoothed loss never fell")
 
 
 def test_model_weights_gradients_mode_and_random_state_are_restored():

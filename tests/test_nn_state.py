@@ -262,3 +262,62 @@ def test_module_list_keys_match_pytorch():
     theirs = torch.nn.ModuleList([torch.nn.Linear(2, 2), torch.nn.BatchNorm2d(2)])
     ours = nn.ModuleList([nn.Linear(2, 2), nn.BatchNorm2d(2)])
     assert _keys(ours) == list(theirs.state_dict())
+
+
+# ------------------------------------------------------------ weight files and key reports
+def _small():
+    return nn.Sequential(nn.Dense(3, 4), nn.ReLU(), nn.Dense(4, 2))
+
+
+def test_load_state_dict_reports_missing_and_unexpected_keys_as_pytorch_does():
+    model = _small()
+    state = model.state_dict()
+    assert model.load_state_dict(state) == ([], [])
+    assert repr(model.load_state_dict(state)) == "<All keys matched successfully>"
+    kept = model.state_dict()["2.bias"].copy()
+    partial = {k: v + 1 for k, v in state.items() if k != "2.bias"}
+    partial["head.weight"] = np.zeros((2, 4), np.float32)
+    result = model.load_state_dict(partial, strict=False)
+    assert result.missing_keys == ["2.bias"] and result.unexpected_keys == ["head.weight"]
+    np.testing.assert_array_equal(model.state_dict()["2.bias"], kept)  # left as it was
+    np.testing.assert_array_equal(model.state_dict()["0.weight"], state["0.weight"] + 1)
+    with pytest.raises(KeyError, match=r"missing key\(s\) \['2.bias'\]"):
+        model.load_state_dict(partial)
+
+
+def test_load_state_dict_keys_match_torch():
+    torch = pytest.importorskip("torch")
+    theirs = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    ours = _small()
+    state = {k: v for k, v in theirs.state_dict().items() if k != "0.bias"}
+    state["extra"] = torch.zeros(1)
+    expected = theirs.load_state_dict(state, strict=False)
+    got = ours.load_state_dict({k: v.numpy() for k, v in state.items()}, strict=False)
+    assert (got.missing_keys, got.unexpected_keys) == (expected.missing_keys,
+                                                       expected.unexpected_keys)
+
+
+def test_save_writes_the_format_the_suffix_names_or_refuses(tmp_path):
+    model = _small()
+    for name in ("m.npz", "M.NPZ", "plain"):
+        model.save(tmp_path / name)
+        with np.load(tmp_path / name) as archive:  # an .npz whatever the name's case
+            assert sorted(archive.files) == sorted(model.state_dict())
+        assert _small().load(tmp_path / name) == ([], [])
+    for name in ("m.h5", "m.pt", "m.keras"):
+        with pytest.raises(ValueError, match=r"cannot save weights as '\.\w+'.*\.npz"):
+            model.save(tmp_path / name)
+        assert not (tmp_path / name).exists()
+    (tmp_path / "w.h5").write_bytes(b"HDF")
+    with pytest.raises(ValueError, match="cannot load weights as '.h5'"):
+        model.load(tmp_path / "w.h5")
+
+
+def test_load_with_strict_false_takes_a_file_with_other_keys(tmp_path):
+    bigger = nn.Sequential(nn.Dense(3, 4), nn.ReLU(), nn.Dense(4, 2), nn.Dense(2, 2))
+    bigger.save(tmp_path / "b.npz")
+    model = _small()
+    result = model.load(tmp_path / "b.npz", strict=False)
+    assert result.unexpected_keys == ["3.weight", "3.bias"] and result.missing_keys == []
+    np.testing.assert_array_equal(model.state_dict()["2.weight"],
+                                  bigger.state_dict()["2.weight"])

@@ -483,8 +483,8 @@ def old_format_adam_file(path, entries, lr, maximize=None):
     integer parameter indices, the buffers as ``.npz`` members it names.
 
     ``entries`` is a list of ``(step, exp_avg, exp_avg_sq)``, one per parameter of
-    the single group. ``maximize`` None leaves that hyper-parameter out, as files
-    written before it existed do. Returns the skeleton.
+    the single group. ``maximize`` None leaves that hyper-parameter and ``amsgrad``
+    out, as files written before they existed do. Returns the skeleton.
     """
     arrays, state = {}, []
     for index, (step, exp_avg, exp_avg_sq) in enumerate(entries):
@@ -496,7 +496,7 @@ def old_format_adam_file(path, entries, lr, maximize=None):
     hyperparameters = [["lr", lr], ["betas", {"__tuple__": [0.9, 0.999]}], ["eps", 1e-08],
                        ["weight_decay", 0]]
     if maximize is not None:
-        hyperparameters.append(["maximize", maximize])
+        hyperparameters += [["amsgrad", False], ["maximize", maximize]]
     hyperparameters.append(["decoupled_weight_decay", False])
     tree = {"__dict__": [
         ["state", {"__dict__": state}],
@@ -541,7 +541,7 @@ def test_a_file_saved_before_state_was_keyed_by_parameter_still_loads(tmp_path):
 
 def test_saved_file_layout_is_unchanged(tmp_path):
     """What save_tree(opt.state_dict()) writes today is the layout written by hand above
-    (plus the maximize flag, which older files lack)."""
+    (plus the amsgrad and maximize flags, which older files lack)."""
     p0, grads = problem(n_steps=3)
     q0, qgrads = problem(seed=2, n_steps=3)
     a, b = nn.Parameter(p0.copy()), nn.Parameter(q0.copy())

@@ -324,13 +324,16 @@ def test_pytorchs_own_group_flags_load_and_change_nothing(name):
                                                            fused="yes")]))
 
 
-def test_amsgrad_true_in_a_loaded_group_is_refused():
+def test_amsgrad_true_in_a_loaded_group_starts_its_maximum():
     saved = stepped("adam", {}, [nn.Parameter(np.ones(3))]).state_dict()
     saved["param_groups"][0]["amsgrad"] = True
     opt = optim.Adam([nn.Parameter(np.ones(3))])
-    with pytest.raises(ValueError, match="amsgrad=True is not supported"):
-        opt.load_state_dict(saved)
-    assert opt.state == {}
+    opt.load_state_dict(saved)
+    param = opt.param_groups[0]["params"][0]
+    param.grad = np.ones(3)
+    opt.step()
+    np.testing.assert_array_equal(opt.state[param]["max_exp_avg_sq"],
+                                  opt.state[param]["exp_avg_sq"])
 
 
 def test_another_optimizers_hyper_parameter_is_named_with_its_owners():
@@ -377,12 +380,9 @@ def test_pytorch_keywords_amsgrad_foreach_maximize_are_taken():
         assert opt.param_groups[0]["maximize"] is True
         optim.get(name, params, foreach=True)
         optim.get(name, params, foreach=None)
-    with pytest.raises(ValueError, match="amsgrad=True is not supported"):
-        optim.Adam(params, amsgrad=True)
-    with pytest.raises(ValueError, match="AdamW: amsgrad"):
-        optim.AdamW(params, amsgrad=True)
-    with pytest.raises(ValueError, match="amsgrad"):
-        optim.Adam([{"params": params, "amsgrad": True}])
+    assert optim.AdamW(params, amsgrad=True).param_groups[0]["amsgrad"] is True
+    with pytest.raises(TypeError, match="AdamW: amsgrad must be True or False"):
+        optim.AdamW(params, amsgrad="yes")
 
 
 @pytest.mark.parametrize("name, kwargs, message", [

@@ -821,3 +821,70 @@ def test_cuda_graph_needs_the_cuda_device():
     with pytest.raises(ValueError, match="cuda_graph"):
         mg.train.fit(nn.Dense(2, 2), DataLoader(data, batch_size=2), epochs=1, verbose=0,
                      cuda_graph=True)
+
+
+def test_fit_trains_through_the_step_it_is_given():
+    """fit(step=...) builds its step from (model, loss, optimizer) and calls it once per
+    batch; the default EagerStep gives the same numbers."""
+    from minigrad.train import EagerStep
+    calls = []
+
+    class CountingStep(EagerStep):
+        def __call__(self, x, y, check=None):
+            calls.append(x.shape[0])
+            return super().__call__(x, y, check)
+
+    histories = []
+    for step in (None, CountingStep):
+        mg.manual_seed(0)
+        train, val = _loaders()
+        history = fit(_mlp(), train, val, lr=0.05, epochs=2, verbose=0, step=step)
+        histories.append({k: history[k] for k in ("loss", "accuracy", "val_loss")})
+    assert calls == ([16] * 9 + [6]) * 2
+    assert histories[0] == histories[1]
+
+
+def test_eager_step_checks_the_loss_before_its_update():
+    """A check that raises leaves the weights as they were: the step stops before the update."""
+    from minigrad.train import EagerStep
+    model = nn.Dense(2, 3)
+    step = EagerStep(model, mg.losses.get("cross_entropy"),
+                     optim.SGD(model.parameters(), lr=0.5))
+    x, y = mg.tensor(np.ones((4, 2), np.float32)), mg.tensor(np.array([0, 1, 2, 0]))
+    before = [p.numpy().copy() for p in model.parameters()]
+
+    def refuse(loss, output):
+        assert output.shape == (4, 3) and np.isfinite(loss.item())
+        raise RuntimeError("stop here")
+
+    with pytest.raises(RuntimeError, match="stop here"):
+        step(x, y, check=refuse)
+    assert all(np.array_equal(p.numpy(), b) for p, b in zip(model.parameters(), before))
+    loss = step(x, y)
+    assert loss.requires_grad is False and step.output.shape == (4, 3)
+    assert not all(np.array_equal(p.numpy(), b) for p, b in zip(model.parameters(), before))
+
+
+def test_fit_takes_cuda_graph_or_a_step_not_both():
+    data = TensorDataset(np.zeros((4, 2), np.float32), np.zeros(4, np.int64))
+    with pytest.raises(ValueError, match="not both"):
+        fit(nn.Dense(2, 2), DataLoader(data, batch_size=2), epochs=1, verbose=0,
+            cuda_graph=True, step=lambda *a: None)
+
+
+def test_a_loss_says_whether_it_compares_values_and_gets_one_hot_labels_if_so():
+    from minigrad.train import loss_target
+    comparing = {name for name in ("mse", "mae", "huber", "logistic", "cross_entropy", "hinge")
+                 if mg.losses.get(name).compares_values}
+    assert comparing == {"mse", "mae", "huber", "logistic"}
+
+    class SquaredGap(mg.losses.Loss):  # a user's own loss opts in by the attribute
+        compares_values = True
+
+        def forward(self, prediction, target):
+            return ((prediction - target) ** 2).mean()
+
+    output, labels = mg.tensor(np.zeros((2, 3), np.float32)), mg.tensor(np.array([2, 0]))
+    np.testing.assert_array_equal(loss_target(SquaredGap(), output, labels).numpy(),
+                                  [[0, 0, 1], [1, 0, 0]])
+    assert loss_target(mg.losses.get("cross_entropy"), output, labels) is labels

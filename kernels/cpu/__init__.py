@@ -8,12 +8,17 @@ arrays are reused between steps (``_buffers``); the kernels run serially between
 OpenBLAS's multi-threaded GEMMs unless ``MINIGRAD_CPU_PARALLEL=1`` (``_jit``).
 Names missing here fall back to ``kernels.reference``.
 """
-from . import activation, conv, losses, optim, pool
+from . import activation, conv, conv_general, losses, optim, pool
 from ._jit import PARALLEL
 
 KERNELS = {
     "conv2d_forward": conv.conv2d_forward,
     "conv2d_backward": conv.conv2d_backward,
+    # groups > 1 or dilation > 1, and transposed convolutions (conv_general.py)
+    "conv2d_general_forward": conv_general.conv2d_general_forward,
+    "conv2d_general_backward": conv_general.conv2d_general_backward,
+    "conv_transpose2d_forward": conv_general.conv_transpose2d_forward,
+    "conv_transpose2d_backward": conv_general.conv_transpose2d_backward,
     "max_pool2d_forward": pool.max_pool2d_forward,
     "max_pool2d_backward": pool.max_pool2d_backward,
     "avg_pool2d_forward": pool.avg_pool2d_forward,

@@ -39,7 +39,8 @@ PARALLEL = choose_parallel()
 # instead of Python's ZeroDivisionError, whose per-element check also kept LLVM from
 # vectorising every loop that divides (the fused Adam step ran several times slower;
 # figures in benchmarks/README.md).
-_OPTIONS = {"cache": True, "error_model": "numpy"}
+# nogil: the convolutions run batch slices on several Python threads (_threads).
+_OPTIONS = {"cache": True, "error_model": "numpy", "nogil": True}
 
 
 def serial_kernel(function):

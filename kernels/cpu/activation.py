@@ -15,7 +15,7 @@ the arrays' own dtype in the reference's order.
 import numpy as np
 from numba import prange
 
-from kernels.reference import activation as reference
+from ..reference import activation as reference
 
 from .._xp import fast_dtype
 from ._buffers import POOL

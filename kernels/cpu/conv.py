@@ -21,18 +21,21 @@ a pass with one array as both input and output ran scalar, see
 pre-activation gradient (taken from the cached ``y``) in another slice-sized scratch
 buffer just before the slice's GEMMs read it.
 """
+import os
 from typing import NamedTuple, Optional
 
 import numpy as np
 from numba import prange
 
-from kernels.reference import conv as reference
-from kernels.reference.activation import check_activation
-from kernels.reference.windows import output_size
+from ..reference import conv as reference
+from ..reference.activation import check_activation
+from ..reference.windows import output_size
 
 from .._xp import fast_dtype
+from . import winograd
 from ._buffers import POOL
 from ._jit import cpu_kernel
+from ._threads import batch_slices, run_slices
 from .activation import backward_into, forward_into
 
 # The batch goes through im2col + GEMM (and GEMM + col2im) in slices of about this
@@ -41,6 +44,11 @@ from .activation import backward_into, forward_into
 # 8-10 ms per training step against whole-batch passes (2 and 4 MiB measured alike;
 # a scratch script, not kept: see benchmarks/README.md).
 CHUNK_BYTES = 4 << 20
+
+# "auto" takes Winograd for 3x3 / stride 1 convolutions with at least this many input
+# channels: with fewer, its GEMMs are too thin (K = C) to repay the transforms
+# (conv1 of the exercise, C = 3: slower than im2col; see benchmarks/README.md).
+WINOGRAD_MIN_CHANNELS = 16
 
 
 @cpu_kernel
@@ -137,6 +145,8 @@ def conv2d_forward(x, w, b, stride, padding, activation=None):
     n, c, h, wd = x.shape
     out_ch, _, kh, kw = w.shape
     (sh, sw), (ph, pw) = stride, padding
+    if algorithm(x.shape, w.shape, stride) == "winograd":
+        return winograd.conv2d_forward(x, w, b, (ph, pw), activation, dtype)
     oh, ow = output_size(h, kh, sh, ph), output_size(wd, kw, sw, pw)
     k = c * kh * kw
     has_bias = b is not None
@@ -150,16 +160,18 @@ def conv2d_forward(x, w, b, stride, padding, activation=None):
         w2 = w.reshape(out_ch, k)
     y = POOL.empty("conv.y", (n, out_ch, oh * ow), dtype)
     chunks = _chunks(n, rows * oh * ow * cols.itemsize)
-    if activation is not None:
-        pre = POOL.empty("conv.pre", (_slice_images(chunks), out_ch, oh * ow), dtype)
-    for lo, hi in chunks:
-        # Chunk by chunk, the GEMM reads columns im2col has just left in the cache.
+    slice_images = _slice_images(chunks)
+
+    def work(lo, hi):
+        # Slice by slice, the GEMM reads columns im2col has just left in the cache.
         _im2col(x[lo:hi], kh, kw, sh, sw, ph, pw, oh, ow, cols[lo:hi])
         if activation is None:
             np.matmul(w2, cols[lo:hi], out=y[lo:hi])
         else:  # and the activation reads what the GEMM has just written
+            pre = POOL.empty("conv.pre", (slice_images, out_ch, oh * ow), dtype)
             np.matmul(w2, cols[lo:hi], out=pre[:hi - lo])
             forward_into(activation, pre[:hi - lo].reshape(-1), y[lo:hi].reshape(-1))
+    run_slices(work, chunks)
     y = y.reshape(n, out_ch, oh, ow)
     cache = ConvCache(cols, x.shape, w, has_bias, (sh, sw), (ph, pw), activation,
                       None if activation is None else y)
@@ -168,6 +180,8 @@ def conv2d_forward(x, w, b, stride, padding, activation=None):
 
 def conv2d_backward(gy, cache, need_input_grad=True):
     """(gx or None, gw, gb or None) of ``conv2d_forward``; reads the cached columns."""
+    if isinstance(cache, winograd.WinogradCache):
+        return winograd.conv2d_backward(gy, cache, need_input_grad)
     if not isinstance(cache, ConvCache):  # the forward went to the reference kernel
         return reference.conv2d_backward(gy, cache, need_input_grad)
     cols, x_shape, w, has_bias, (sh, sw), (ph, pw), activation, y = cache
@@ -184,37 +198,60 @@ def conv2d_backward(gy, cache, need_input_grad=True):
     per_image = POOL.empty("conv.gw", (n, rows, out_ch), dtype)
     chunks = _chunks(n, rows * oh * ow * cols.itemsize)
     slice_images = _slice_images(chunks)
-    gx = gcols = None
-    if need_input_grad:
-        w_t = w.reshape(out_ch, k).T
-        # Input-gradient columns live one slice at a time, in one cache-sized buffer.
-        gcols = POOL.empty("conv.gcols", (slice_images, k, oh * ow), dtype)
-        gx = POOL.empty("conv.gx", x_shape, dtype)
+    gx = POOL.empty("conv.gx", x_shape, dtype) if need_input_grad else None
+    w_t = w.reshape(out_ch, k).T
     if activation is not None:
         y = y.reshape(n, out_ch, oh * ow)
-        # The pre-activation gradient, one slice at a time, like the columns.
-        g_pre = POOL.empty("conv.gpre", (slice_images, out_ch, oh * ow), dtype)
-    for lo, hi in chunks:
+
+    def work(lo, hi):
         g = gy[lo:hi]
         if activation is not None:  # the GEMMs below read it from cache
-            g = g_pre[:hi - lo]
+            # The pre-activation gradient, one slice at a time, like the columns.
+            g = POOL.empty("conv.gpre", (slice_images, out_ch, oh * ow), dtype)[:hi - lo]
             backward_into(activation, gy[lo:hi].reshape(-1), y[lo:hi].reshape(-1),
                           g.reshape(-1))
         np.matmul(cols[lo:hi], g.transpose(0, 2, 1), out=per_image[lo:hi])
         if need_input_grad:  # col2im reads what the GEMM just wrote, from cache
-            np.matmul(w_t, g, out=gcols[:hi - lo])
-            _col2im(gcols[:hi - lo], kh, kw, sh, sw, ph, pw, oh, ow, gx[lo:hi])
+            # Input-gradient columns live one slice at a time, in a cache-sized buffer.
+            gcols = POOL.empty("conv.gcols", (slice_images, k, oh * ow), dtype)[:hi - lo]
+            np.matmul(w_t, g, out=gcols)
+            _col2im(gcols, kh, kw, sh, sw, ph, pw, oh, ow, gx[lo:hi])
+    run_slices(work, chunks)
     gw2 = per_image.sum(axis=0)  # (rows, out_ch)
     gw = np.ascontiguousarray(gw2[:k].T).reshape(w.shape)
     gb = gw2[k].copy() if has_bias else None
     return gx, gw, gb
 
 
+ALGORITHMS = ("auto", "im2col", "winograd")
+
+
+def algorithm_setting(environ=None):
+    """``MINIGRAD_CONV_ALGO``: "auto" (default), "im2col" (the exact GEMM path for
+    every convolution) or "winograd" (wherever it applies)."""
+    environ = os.environ if environ is None else environ
+    value = environ.get("MINIGRAD_CONV_ALGO", "auto").strip().lower() or "auto"
+    if value not in ALGORITHMS:
+        raise ValueError(f"MINIGRAD_CONV_ALGO={value!r}; use one of {ALGORITHMS}")
+    return value
+
+
+def algorithm(x_shape, w_shape, stride):
+    """"winograd" or "im2col" for a convolution of these shapes (read per call, so
+    the variable can change between calls)."""
+    setting = algorithm_setting()
+    out_ch, c, kh, kw = w_shape
+    if (kh, kw) != (3, 3) or tuple(stride) != (1, 1) or c == 0 or setting == "im2col":
+        return "im2col"
+    if setting == "winograd":
+        return "winograd"
+    return "winograd" if c >= WINOGRAD_MIN_CHANNELS else "im2col"
+
+
 def _chunks(n, bytes_per_image):
     """(start, stop) slices of the batch whose columns take about CHUNK_BYTES each
     (none for an empty batch)."""
-    step = max(1, CHUNK_BYTES // max(bytes_per_image, 1))
-    return [(lo, min(n, lo + step)) for lo in range(0, n, step)]
+    return batch_slices(n, bytes_per_image, CHUNK_BYTES)
 
 
 def _slice_images(chunks):

@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from kernels.reference import losses as reference
+from ..reference import losses as reference
 
 from .._xp import FLOAT_DTYPES, fast_dtype
 from ._jit import serial_kernel

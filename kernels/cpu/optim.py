@@ -13,7 +13,7 @@ import math
 import numpy as np
 from numba import prange
 
-from kernels.reference import optim as reference
+from ..reference import optim as reference
 
 from .._xp import FLOAT_DTYPES
 from ._jit import cpu_kernel

@@ -13,8 +13,8 @@ from typing import NamedTuple, Optional
 import numpy as np
 from numba import prange
 
-from kernels.reference import pool as reference
-from kernels.reference.windows import output_size
+from ..reference import pool as reference
+from ..reference.windows import output_size
 
 from .._xp import fast_dtype
 from ._buffers import POOL

@@ -34,11 +34,12 @@ def sgd_update(param, grad, momentum_buffer, *, lr, momentum, dampening, nestero
 
 
 def adam_update(param, grad, exp_avg, exp_avg_sq, *, lr, beta1, beta2, eps, weight_decay,
-                step, decoupled_weight_decay):
+                step, decoupled_weight_decay, max_exp_avg_sq=None):
     """Adam (L2 weight decay) or, with ``decoupled_weight_decay=True``, AdamW.
 
     ``step`` is the 1-based step count after this step's increment; it sets the
-    bias corrections.
+    bias corrections. With ``max_exp_avg_sq`` (AMSGrad) that buffer keeps the running
+    maximum of ``exp_avg_sq`` and the denominator uses it, as torch's ``amsgrad``.
     """
     xp = array_module(param)
     if weight_decay != 0:
@@ -53,7 +54,11 @@ def adam_update(param, grad, exp_avg, exp_avg_sq, *, lr, beta1, beta2, eps, weig
     bias_correction1 = 1 - beta1 ** step
     bias_correction2_sqrt = (1 - beta2 ** step) ** 0.5
     step_size = lr / bias_correction1
-    denom = xp.sqrt(exp_avg_sq) / bias_correction2_sqrt + eps
+    second_moment = exp_avg_sq
+    if max_exp_avg_sq is not None:
+        xp.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
+        second_moment = max_exp_avg_sq
+    denom = xp.sqrt(second_moment) / bias_correction2_sqrt + eps
     param -= step_size * (exp_avg / denom)
 
 

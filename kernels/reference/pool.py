@@ -61,3 +61,73 @@ def avg_pool2d_backward(gy, cache):
     share = (gy / (kh * kw))[:, :, None, None]
     gcols = xp.broadcast_to(share, (n, c, kh, kw, oh, ow))
     return col2im(gcols, x_shape, stride, padding)
+
+
+# ------------------------------------------------------------ pooling over index windows
+# The pooling ops the fixed-window kernels above do not cover (ceil mode, dilation,
+# count_include_pad=False, divisor_override, flat indices, adaptive windows) gather
+# each output's window through a (OH, OW, K) grid of flat per-plane input indices, -1
+# for a window element outside the input (see windows.sliding_positions), and send
+# gradients back with one bincount.
+
+def _gather_windows(x, windows, fill):
+    """(N, C, OH, OW, K) window values (``fill`` outside the input), the safe indices and
+    the mask of elements inside."""
+    xp = array_module(x)
+    n, c, h, w = x.shape
+    windows = xp.asarray(windows)
+    inside = windows >= 0
+    safe = xp.where(inside, windows, 0)
+    values = x.reshape(n, c, h * w)[:, :, safe]
+    return xp.where(inside, values, fill), safe, inside
+
+
+def _scatter_planes(values, index, x_shape, dtype):
+    """gx (x_shape) with each ``values[n, c, ...]`` added at flat plane index ``index``
+    (of the values' shape, or of their trailing axes)."""
+    xp = array_module(values)
+    n, c, h, w = x_shape
+    planes = xp.arange(n * c).reshape(n, c, *([1] * (values.ndim - 2))) * (h * w)
+    flat = xp.bincount(xp.broadcast_to(planes + index, values.shape).reshape(-1),
+                       weights=values.reshape(-1),
+                       minlength=n * c * h * w)
+    return flat.astype(dtype, copy=False).reshape(x_shape)
+
+
+def window_max_forward(x, windows):
+    """Window maxima and their flat per-plane indices (N, C, OH, OW), int64 (torch's
+    return_indices). The first maximum (NaN first) wins; an element outside the input
+    never does, as in max_pool2d_forward."""
+    xp = array_module(x)
+    lowest = lowest_value(xp, x.dtype)
+    values, safe, inside = _gather_windows(x, windows, lowest)
+    k = values.argmax(axis=-1)
+    y = xp.take_along_axis(values, k[..., None], axis=-1)[..., 0]
+    first_inside = inside.argmax(axis=-1)  # (OH, OW)
+    k = xp.where(y == lowest, first_inside, k)
+    index = xp.take_along_axis(xp.broadcast_to(safe, k.shape + safe.shape[-1:]),
+                               k[..., None], axis=-1)[..., 0]
+    return y, index.astype(xp.int64)
+
+
+def window_max_backward(gy, index, x_shape):
+    """Each output gradient added to the input element at its flat index."""
+    return _scatter_planes(gy, index, x_shape, gy.dtype)
+
+
+def window_avg_forward(x, windows, divisor):
+    """Window sums over the elements inside the input divided by ``divisor`` (OH, OW)."""
+    xp = array_module(x)
+    values, _, _ = _gather_windows(x, windows, 0)
+    return values.sum(axis=-1) / xp.asarray(divisor).astype(x.dtype), (windows, divisor, x.shape)
+
+
+def window_avg_backward(gy, cache):
+    """Each output gradient / its divisor, added to every input element of its window."""
+    xp = array_module(gy)
+    windows, divisor, x_shape = cache
+    windows = xp.asarray(windows)
+    inside = windows >= 0
+    share = gy / xp.asarray(divisor).astype(gy.dtype)
+    values = xp.where(inside, share[..., None], 0)
+    return _scatter_planes(values, xp.where(inside, windows, 0), x_shape, gy.dtype)

@@ -22,9 +22,10 @@ from .datasets import SyntheticInsects, download_bee_vs_wasp
 from .folder import (ImageFolder, default_cache_dir, find_split_folders, load_image_folder,
                      save_image_folder)
 from .loader import DataLoader
+from .sampler import DistributedSampler
 
 __all__ = ["Dataset", "ImageDataset", "TensorDataset", "Subset", "random_split",
            "train_val_split",
            "ImageFolder", "load_image_folder", "find_split_folders", "save_image_folder",
-           "default_cache_dir", "DataLoader", "SyntheticInsects", "download_bee_vs_wasp",
+           "default_cache_dir", "DataLoader", "DistributedSampler", "SyntheticInsects", "download_bee_vs_wasp",
            "datasets", "transforms", "IMAGENET_MEAN", "IMAGENET_STD"]

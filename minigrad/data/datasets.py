@@ -50,7 +50,7 @@ def download_url(url, path, progress=True, timeout=60, chunk_size=1 << 16):
 
         def copy(f):
             with progress_bar(total=total, desc=path.name, unit="B", unit_scale=True,
-                              disable=not progress, leave=True) as bar:
+                              disable=None if progress else True, leave=True) as bar:
                 while True:
                     chunk = response.read(chunk_size)
                     if not chunk:

@@ -25,7 +25,7 @@ from .. import io as mg_io
 from .dataset import (IMAGENET_MEAN, IMAGENET_STD, ImageDataset, check_val_fraction,
                       train_val_split)
 from .progress import progress_bar
-from .transforms import _pair
+from .transforms import size_pair
 
 __all__ = ["ImageFolder", "load_image_folder", "find_split_folders", "default_cache_dir",
            "save_image_folder", "MISSING_DATA_HINT"]
@@ -162,7 +162,7 @@ class ImageFolder(ImageDataset):
     def __init__(self, root, size=(80, 80), mean=IMAGENET_MEAN, std=IMAGENET_STD,
                  transform=None, classes=None, cache=False, workers=None, progress=False):
         self.root = Path(root)
-        size = _pair(size, "size")
+        size = size_pair(size, "size")
         class_names, files = _scan(self.root, classes)
         images, labels, paths, skipped, cached = None, None, None, None, None
         cache_path = self._cache_path(cache, class_names, files, size)
@@ -239,7 +239,7 @@ def _decode_all(root, files, size, workers, progress):
     images = np.empty((len(files), height, width, 3), dtype=np.uint8)
     ok = np.zeros(len(files), dtype=bool)
     bar = progress_bar(total=len(files), desc="decoding images", unit="img",
-                       disable=not progress)
+                       disable=None if progress else True)
     try:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             decoded = pool.map(lambda p: _decode(root / p, size), paths, chunksize=64)

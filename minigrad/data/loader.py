@@ -41,13 +41,17 @@ class DataLoader:
         pinned memory and queues it on the current stream, so the host does not wait
         for the transfer and the next batch is assembled meanwhile
     prefetch : batches assembled ahead by a background thread (0: none)
+    sampler : an iterable of dataset indices with a length (e.g. a
+        :class:`DistributedSampler`) that decides which samples an epoch visits and in
+        what order; excludes ``shuffle``, as in PyTorch. A sampler with ``set_epoch``
+        is told each epoch's number, so its order follows the loader's epochs
 
     Yields tuples of Tensors: for image datasets ``(x, y)`` with ``x`` float32
     NCHW and ``y`` int64.
     """
 
     def __init__(self, dataset, batch_size=32, shuffle=False, seed=None, drop_last=False,
-                 device="cpu", prefetch=2):
+                 device="cpu", prefetch=2, sampler=None):
         if not hasattr(dataset, "__len__"):
             raise TypeError(f"DataLoader needs a dataset with a length, got "
                             f"{type(dataset).__name__}")
@@ -55,6 +59,11 @@ class DataLoader:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         if int(prefetch) < 0:
             raise ValueError(f"prefetch must be >= 0, got {prefetch}")
+        if sampler is not None and shuffle:
+            raise ValueError("sampler option is mutually exclusive with shuffle")
+        if sampler is not None and not hasattr(sampler, "__len__"):
+            raise TypeError(f"DataLoader: sampler must have a length, got "
+                            f"{type(sampler).__name__}")
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
@@ -62,11 +71,12 @@ class DataLoader:
         self.drop_last = bool(drop_last)
         self.device = backend.check_device(device)
         self.prefetch = int(prefetch)
+        self.sampler = sampler
         self.epoch = 0
 
     def __len__(self):
         """Batches per epoch."""
-        n = len(self.dataset)
+        n = len(self.dataset) if self.sampler is None else len(self.sampler)
         if self.drop_last:
             return n // self.batch_size
         return (n + self.batch_size - 1) // self.batch_size
@@ -78,10 +88,20 @@ class DataLoader:
     def epoch_plan(self, epoch=None):
         """``(order, rng)`` of an epoch: the sample order and the augmentation generator."""
         epoch = self.epoch if epoch is None else int(epoch)
-        order_seq, augment_seq = np.random.SeedSequence([self.seed, epoch]).spawn(2)
+        entropy = [self.seed, epoch]
+        if self.sampler is not None:
+            if hasattr(self.sampler, "set_epoch"):
+                self.sampler.set_epoch(epoch)
+            # Each rank's augmentations draw from a stream of their own.
+            entropy.append(getattr(self.sampler, "rank", 0))
+        order_seq, augment_seq = np.random.SeedSequence(entropy).spawn(2)
         n = len(self.dataset)
-        order = (np.random.default_rng(order_seq).permutation(n) if self.shuffle
-                 else np.arange(n))
+        if self.sampler is not None:
+            order = np.fromiter(self.sampler, dtype=np.int64, count=len(self.sampler))
+        elif self.shuffle:
+            order = np.random.default_rng(order_seq).permutation(n)
+        else:
+            order = np.arange(n)
         return order, np.random.default_rng(augment_seq)
 
     def _batches(self, order):

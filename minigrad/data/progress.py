@@ -10,9 +10,15 @@ import time
 __all__ = ["progress_bar", "PlainProgress"]
 
 
-def progress_bar(total=None, desc="", unit="it", disable=False, file=None, leave=False,
+def progress_bar(total=None, desc="", unit="it", disable=None, file=None, leave=False,
                  unit_scale=False, kind="auto"):
-    """A progress bar; ``kind`` is ``"auto"`` (tqdm if importable), ``"tqdm"`` or ``"plain"``."""
+    """A progress bar; ``kind`` is ``"auto"`` (tqdm if importable), ``"tqdm"`` or ``"plain"``.
+
+    ``disable``: ``True`` draws nothing, ``False`` draws always, ``None`` (the default,
+    tqdm's own meaning) draws only when ``file`` (default stderr) is a terminal, so a
+    log file or CI output holds no carriage-return frames. Notebook widgets (tqdm's
+    notebook bar) are drawn either way.
+    """
     if kind not in ("auto", "tqdm", "plain"):
         raise ValueError(f"progress kind must be 'auto', 'tqdm' or 'plain', got {kind!r}")
     if kind != "plain":
@@ -54,18 +60,19 @@ class _TqdmProgress:
 class PlainProgress:
     """One line rewritten in place (``\\r``), at most ten times a second.
 
-    When the output is not a terminal (a log file, a pipe) nothing is drawn, so
-    logs hold only the summary lines their callers print.
+    With ``disable=None`` (the default) nothing is drawn when the output is not a
+    terminal (a log file, a pipe), so logs hold only the summary lines their callers
+    print; ``disable=False`` draws anyway.
     """
 
-    def __init__(self, total=None, desc="", unit="it", disable=False, file=None,
+    def __init__(self, total=None, desc="", unit="it", disable=None, file=None,
                  leave=False, unit_scale=False, interval=0.1):
         self.total = total
         self.desc = desc
         self.unit = unit
         self.file = file if file is not None else sys.stderr
         isatty = getattr(self.file, "isatty", lambda: False)
-        self.active = not disable and bool(isatty())
+        self.active = not disable and (disable is not None or bool(isatty()))
         self.leave = leave
         self.unit_scale = unit_scale
         self.interval = interval

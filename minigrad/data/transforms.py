@@ -62,7 +62,9 @@ def _check_batch(images, name):
                          f"got shape {images.shape}")
 
 
-def _pair(value, name):
+def size_pair(value, name):
+    """An image size as ``(height, width)``: an int ``n`` is ``(n, n)``; anything that
+    is not two positive ints is a ValueError naming ``name``."""
     if isinstance(value, (int, np.integer)):
         value = (int(value), int(value))
     value = tuple(int(v) for v in value)
@@ -132,7 +134,7 @@ class RandomCrop:
     _MODES = ("constant", "reflect", "edge")
 
     def __init__(self, size, padding=0, fill=0, padding_mode="constant"):
-        self.size = _pair(size, "RandomCrop size")
+        self.size = size_pair(size, "RandomCrop size")
         if int(padding) < 0:
             raise ValueError(f"RandomCrop padding must be >= 0, got {padding}")
         if padding_mode not in self._MODES:

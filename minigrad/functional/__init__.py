@@ -33,3 +33,26 @@ from .norm import batch_norm, dropout  # noqa: F401
 from .pool import avg_pool2d, max_pool2d  # noqa: F401
 from .reduce import max, mean, sum  # noqa: F401
 from .shape import flatten, getitem, reshape, swapaxes, transpose  # noqa: F401
+
+# ---- issue 13: tensor ops with torch's names (reductions, elementwise, shapes) ----
+from ._core import _dim_alias, _dims  # noqa: F401,E402
+from .elementwise import (clamp, clip, cos, erf, exp2, floor_divide, isfinite,  # noqa: F401,E402
+                          isinf, isnan, log2, log10, maximum, minimum, remainder, rsqrt,
+                          sign, sin, sqrt, where)
+from .reduce import (ValuesIndices, all, amax, amin, any, argmax, argmin,  # noqa: F401,E402
+                     cumsum, logsumexp, min, norm, prod, std, var)
+from .shape import (cat, chunk, expand, flip, gather, index_select, masked_fill,  # noqa: F401,E402
+                    one_hot, repeat, scatter_add, sort, split, squeeze, stack, topk,
+                    unflatten, unsqueeze)
+# ---- issue 13 (activations, norms, embedding, attention, losses): one block, kept apart
+from .activation import (elu, gelu, hardsigmoid, hardswish, hardtanh, logsigmoid,  # noqa: F401
+                         mish, prelu, relu6, selu, silu, softplus)
+from .embedding import embedding  # noqa: F401
+from .norm import dropout2d, group_norm, layer_norm  # noqa: F401
+from .attention import scaled_dot_product_attention  # noqa: F401
+from .loss import binary_cross_entropy, kl_div, smooth_l1_loss  # noqa: F401
+# ---- issue 13: convolution, pooling and resizing (conv.py, pool.py, resize.py)
+from .conv import conv1d, conv_transpose2d, conv_transpose_output_size  # noqa: F401,E402
+from .pool import (adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool1d,  # noqa: F401,E402
+                   max_pool1d, max_unpool2d)
+from .resize import interpolate, pad  # noqa: F401,E402

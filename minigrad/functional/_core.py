@@ -4,7 +4,7 @@ operands, and the dtype cast that promotion uses."""
 import numpy as np
 
 from .. import backend
-from ..tensor import (Node, Tensor, constant_like, is_grad_enabled, is_number_like,
+from ..tensor import (_KIND_RANK, Node, Tensor, constant_like, is_grad_enabled, is_number_like,
                       scalar_result_dtype)
 
 
@@ -23,19 +23,61 @@ def _xp(t):
     return backend.array_module(t.data)
 
 
-
 def _is_int(value):
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def _axis(axis, ndim, op):
-    """``axis`` as an index in [0, ndim), or a clear error."""
+    """One ``dim`` as an index in [0, ndim), or an error as torch's: IndexError when
+    out of range. A 0-d tensor takes dim 0 or -1 (torch's rule), given back as 0."""
     if not _is_int(axis):
-        raise TypeError(f"{op}: axes must be ints, got {axis!r}")
-    if not -ndim <= axis < ndim:
-        raise ValueError(f"{op}: axis {axis} is out of range for {ndim} dimensions")
-    return int(axis) % ndim
+        raise TypeError(f"{op}: dim must be an int, got {axis!r}")
+    span = ndim or 1
+    if not -span <= axis < span:
+        raise IndexError(f"{op}: dim {axis} is out of range for a tensor of {ndim} "
+                         f"dimensions (expected a dim in [{-span}, {span - 1}])")
+    return int(axis) % span
 
+
+def _dims(dim, ndim, op):
+    """``dim`` (None, an int or a sequence of ints) as a tuple of axes in [0, ndim);
+    None means all. Out of range is an IndexError and a repeated dim a RuntimeError, as
+    torch; a 0-d tensor takes dim 0 or -1 and reduces over nothing."""
+    if dim is None:
+        return tuple(range(ndim))
+    if not _is_int(dim) and not isinstance(dim, (tuple, list)):
+        raise TypeError(f"{op}: dim must be an int or a tuple of ints, got {dim!r}")
+    axes = tuple(_axis(d, ndim, op) for d in ((dim,) if _is_int(dim) else dim))
+    if len(set(axes)) != len(axes):
+        raise RuntimeError(f"{op}: dim {dim!r} names an axis more than once")
+    return axes if ndim else ()
+
+
+def _dim_alias(op, dim, axis, keepdim=False, keepdims=None):
+    """Resolve torch's ``dim``/``keepdim`` and NumPy's aliases ``axis``/``keepdims`` into
+    one (dim, keepdim) pair: the one place every op that takes a dim does this."""
+    if axis is not None:
+        if dim is not None:
+            raise TypeError(f"{op}: got dim={dim!r} and its alias axis={axis!r}; give one")
+        dim = axis
+    if keepdims is not None:
+        keepdim = keepdims
+    return dim, bool(keepdim)
+
+
+def _as_float(x):
+    """``x`` as a floating tensor for a float-valued op (exp, log, sin, ...): integer and
+    bool tensors become float32, as torch's default dtype; float tensors stay."""
+    return x if x.dtype.kind == "f" else cast(x, np.float32)
+
+
+def _result_dtype(*dtypes):
+    """The dtype torch gives tensors of ``dtypes`` combined: the highest kind (bool <
+    integer < float) decides, and within that kind NumPy's promotion (so int64 with
+    float32 is float32, not NumPy's float64)."""
+    dtypes = [np.dtype(d) for d in dtypes]
+    top = max(_KIND_RANK.get(d.kind, 3) for d in dtypes)
+    return np.result_type(*[d for d in dtypes if _KIND_RANK.get(d.kind, 3) == top])
 
 
 def _pair(value, what, op, minimum):
@@ -101,7 +143,6 @@ def _operands(a, b, op, broadcast=True):
         raise ValueError(f"{op}: shapes {a.shape} and {b.shape} cannot be broadcast "
                          f"together") from None
     return a, b
-
 
 
 def cast(x, dtype):

@@ -1,23 +1,116 @@
-"""Normalisation and regularisation: ``batch_norm``, ``dropout``."""
+"""Normalisation and regularisation: ``batch_norm``, ``layer_norm``, ``group_norm``,
+``dropout``, ``dropout2d``."""
 import math
 
 from .. import backend
 from .. import random as mg_random
-from ._core import _record, _xp
+from ._core import _is_int, _record, _xp
+from .elementwise import add, mul
+from .shape import reshape
 
 
-def dropout(x, p=0.5, training=True):
-    """Zero each element with probability ``p`` and scale the rest by 1/(1-p)."""
+def dropout(x, p=0.5, training=True, inplace=False):
+    """Zero each element with probability ``p`` and scale the rest by 1/(1-p).
+
+    ``inplace`` is accepted (torch's argument) and ignored: the result is a new tensor."""
     if not 0 <= p < 1:
         raise ValueError(f"dropout probability must be in [0, 1), got {p}")
     if not training or p == 0:
         return x
-    seed, offset = mg_random.take_offsets(x.size)
-    mask = backend.kernel("dropout_mask", x.device)(x.shape, p, seed, offset, x.dtype)
+    return _masked(x, x.shape, p)
+
+
+def _masked(x, mask_shape, p):
+    """``x`` times a dropout mask of ``mask_shape`` (broadcast over the rest), drawn
+    from ``minigrad.random``'s stream so that seeding reproduces it on either device."""
+    seed, offset = mg_random.take_offsets(math.prod(mask_shape))
+    mask = backend.kernel("dropout_mask", x.device)(mask_shape, p, seed, offset, x.dtype)
 
     def dropout_backward(g):
         return (g * mask,)
-    return _record(x.data * mask, (x,), dropout_backward)
+    return _record(x.data * mask, (x,), dropout_backward, "dropout")
+
+
+def dropout2d(x, p=0.5, training=True, inplace=False):
+    """Zero whole channels with probability ``p`` (torch.nn.functional.dropout2d).
+
+    Input (N, C, H, W): one keep/drop draw per (sample, channel), the kept channels
+    scaled by 1/(1-p). A 3-D input (N, C, L) is masked per (N, C) too, which is what
+    torch does with it today (with a warning). ``inplace`` is ignored.
+    """
+    if not 0 <= p < 1:
+        raise ValueError(f"dropout2d probability must be in [0, 1), got {p}")
+    if x.ndim not in (3, 4):
+        raise ValueError(f"dropout2d: expected a 3-D or 4-D input (N, C, H, W), got shape "
+                         f"{x.shape}")
+    if not training or p == 0:
+        return x
+    return _masked(x, x.shape[:2] + (1,) * (x.ndim - 2), p)
+
+
+def _standardize(x, axes, eps):
+    """(x - mean) / sqrt(var + eps) over ``axes`` (biased variance), with one fused
+    backward: the gradient through the mean and the variance in closed form."""
+    mu = x.data.mean(axis=axes, keepdims=True)
+    centred = x.data - mu
+    var = (centred * centred).mean(axis=axes, keepdims=True)
+    inv_std = (1 / _xp(x).sqrt(var + eps)).astype(x.dtype, copy=False)
+    x_hat = centred * inv_std
+
+    def standardize_backward(g):
+        return (inv_std * (g - g.mean(axis=axes, keepdims=True)
+                           - x_hat * (g * x_hat).mean(axis=axes, keepdims=True)),)
+    return _record(x_hat, (x,), standardize_backward)
+
+
+def _affine(x_hat, weight, bias, shape):
+    """x_hat * weight + bias, each (if not None) reshaped to ``shape`` to broadcast."""
+    if weight is not None:
+        x_hat = mul(x_hat, reshape(weight, shape))
+    if bias is not None:
+        x_hat = add(x_hat, reshape(bias, shape))
+    return x_hat
+
+
+def _check_eps(eps, op):
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps >= 0:
+        raise ValueError(f"{op}: eps must be a non-negative number, got {eps!r}")
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Normalise over the last ``len(normalized_shape)`` axes, which must have that
+    shape; then scale by ``weight`` and shift by ``bias`` (each of that shape)."""
+    shape = (normalized_shape,) if _is_int(normalized_shape) else tuple(normalized_shape)
+    if not shape or not all(_is_int(n) and n > 0 for n in shape):
+        raise ValueError(f"layer_norm: normalized_shape must be a positive int or a non-empty "
+                         f"tuple of them, got {normalized_shape!r}")
+    _check_eps(eps, "layer_norm")
+    if x.shape[x.ndim - len(shape):] != shape or x.ndim < len(shape):
+        raise ValueError(f"layer_norm: an input of shape {x.shape} does not end in "
+                         f"normalized_shape {shape}")
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and t.shape != shape:
+            raise ValueError(f"layer_norm: {name} has shape {t.shape}, expected {shape}")
+    axes = tuple(range(x.ndim - len(shape), x.ndim))
+    return _affine(_standardize(x, axes, eps), weight, bias, shape)
+
+
+def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5):
+    """Normalise each sample's channels (axis 1) in ``num_groups`` groups, over the
+    group's channels and every position; then a per-channel ``weight`` and ``bias``."""
+    if x.ndim < 2:
+        raise ValueError(f"group_norm: expected an input (N, C, ...), got shape {x.shape}")
+    channels = x.shape[1]
+    if not _is_int(num_groups) or num_groups < 1 or channels % num_groups:
+        raise ValueError(f"group_norm: num_groups must be a positive int dividing the "
+                         f"{channels} channels, got {num_groups!r}")
+    _check_eps(eps, "group_norm")
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and t.shape != (channels,):
+            raise ValueError(f"group_norm: {name} has shape {t.shape}, expected ({channels},)")
+    grouped = reshape(x, (x.shape[0], num_groups, -1))
+    x_hat = reshape(_standardize(grouped, (2,), eps), x.shape)
+    return _affine(x_hat, weight, bias, (1, channels) + (1,) * (x.ndim - 2))
 
 
 def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False,

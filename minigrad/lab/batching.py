@@ -12,6 +12,7 @@ import numpy as np
 from .. import losses, nn, optim
 from ..data import DataLoader, TensorDataset
 from ..tensor import Tensor, no_grad
+from ..train.step import EagerStep
 from .toy_data import make_line_data
 
 __all__ = ["BatchRun", "compare_batch_sizes", "loss_surface"]
@@ -93,7 +94,7 @@ def compare_batch_sizes(data=None, batch_sizes=None, epochs=10, lr=0.05, loss="m
         model = nn.Dense(1, 1)
         model.weight.data[...] = start[0]
         model.bias.data[...] = start[1]
-        optimizer = optim.SGD(model.parameters(), lr=lr)
+        step = EagerStep(model, loss_fn, optim.SGD(model.parameters(), lr=lr))
         # Tiny in-memory batches: a prefetch thread would only add hand-off time.
         loader = DataLoader(TensorDataset(data.x, data.y), batch_size=batch_size,
                             shuffle=True, seed=seed, prefetch=0)
@@ -103,11 +104,7 @@ def compare_batch_sizes(data=None, batch_sizes=None, epochs=10, lr=0.05, loss="m
         for _ in range(epochs):
             started = time.perf_counter()
             for xb, yb in loader:
-                loss_value = loss_fn(model(xb), yb)
-                optimizer.zero_grad()
-                loss_value.backward()
-                optimizer.step()
-                step_losses.append(float(loss_value.data))
+                step_losses.append(float(step(xb, yb).data))
                 path.append(_params_point(model))
             elapsed += time.perf_counter() - started
             epoch_times.append(elapsed)

@@ -10,6 +10,7 @@ import numpy as np
 from .. import losses, nn, optim
 from ..optim import lr_scheduler
 from ..tensor import Tensor
+from ..train.step import EagerStep
 from .toy_data import make_line_data, make_two_blobs
 
 __all__ = ["LossCurve", "regression_loss_curves", "classification_loss_curves",
@@ -121,12 +122,9 @@ def _zeroed_dense(in_features, out_features):
 
 def _train_steps(model, loss_fn, x, target, optimizer, steps, schedule=None):
     """Full-batch training for ``steps`` steps; returns each step's loss (before its update)."""
-    history = []
+    step, history = EagerStep(model, loss_fn, optimizer), []
     for _ in range(steps):
-        loss = loss_fn(model(x), target)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        loss = step(x, target)
         if schedule is not None:
             schedule.step()
         history.append(float(loss.data))

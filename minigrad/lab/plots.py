@@ -5,6 +5,7 @@ matplotlib is imported only when a figure is drawn; without it the functions rai
 Figures are made with matplotlib's object API (``matplotlib.figure.Figure``), never
 pyplot, so they draw headless and leave no global state behind.
 """
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -64,14 +65,42 @@ def _log_norm():
     return LogNorm()
 
 
+def _frame(function, trajectories, reach=3.0):
+    """``(xlim, ylim)`` that show the function's box and the paths on it: the box grown
+    to take in every finite point of every path, at most ``reach`` box widths out on
+    each side (a path diverging further is cut at the frame, its end marker on the
+    edge), with a small margin where it grew."""
+    limits = []
+    for axis, (low, high) in enumerate((function.xlim, function.ylim)):
+        span = high - low
+        points = np.concatenate([np.asarray(run.path)[:, axis] for run in trajectories])
+        points = points[np.isfinite(points)]
+        lo = max(min(low, points.min(initial=low)), low - reach * span)
+        hi = min(max(high, points.max(initial=high)), high + reach * span)
+        margin = 0.04 * (hi - lo)
+        limits.append((lo - margin if lo < low else lo, hi + margin if hi > high else hi))
+    return limits
+
+
+def _legend_below(ax, fontsize=7):
+    """The legend under the axes, so it hides none of the contours and paths."""
+    handles, _ = ax.get_legend_handles_labels()
+    return ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), fontsize=fontsize,
+                     ncol=min(3, max(1, len(handles))), frameon=False)
+
+
 def _path(ax, trajectory, label, color, markevery=None):
     path = trajectory.path
     ax.plot(path[:, 0], path[:, 1], "-", color=color, lw=1.6, label=label, zorder=6)
     ax.plot(path[:, 0], path[:, 1], ".", color=color, ms=3, zorder=6,
             markevery=markevery or max(1, len(path) // 60))
     ax.plot(*path[0], "o", color="white", markeredgecolor="black", ms=6, zorder=7)
-    ax.plot(*path[-1], "X" if trajectory.diverged else "o", color=color,
-            markeredgecolor="black", ms=7, zorder=7)
+    finite = path[np.all(np.isfinite(path), axis=1)]
+    # The end (the last finite point) on the frame's edge if the path left the frame.
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    end = np.clip(finite[-1] if len(finite) else path[0], (x0, y0), (x1, y1))
+    ax.plot(*end, "X" if trajectory.diverged else "o", color=color,
+            markeredgecolor="black", ms=7, zorder=7, clip_on=False)
 
 
 def _loss_gap(trajectory):
@@ -80,15 +109,16 @@ def _loss_gap(trajectory):
 
 def plot_landscape(function, trajectories, path, title=None):
     """Optimizer paths over the function's contours (left) and loss against step (right)."""
-    fig, axes = _figure(1, 2, width=11.5, height=4.8)
+    fig, axes = _figure(1, 2, width=11.5, height=5.4)
     ax, ax_loss = axes[0]
-    _contour(ax, function)
+    xlim, ylim = _frame(function, trajectories.values())
+    _contour(ax, function, xlim=xlim, ylim=ylim)
     for i, (name, run) in enumerate(trajectories.items()):
         color = _color(name, i)
         _path(ax, run, f"{name} (lr={run.lr:g})", color)
         ax_loss.semilogy(_loss_gap(run), color=color, label=name)
     ax.set_title(title or function.title)
-    ax.legend(loc="best", fontsize=7, framealpha=0.8)
+    _legend_below(ax)
     ax_loss.set_xlabel("step")
     ax_loss.set_ylabel("loss above the minimum (log)")
     ax_loss.set_title("how fast each optimizer descends")
@@ -104,11 +134,12 @@ def animate_trajectories(function, trajectories, path, frames=60, fps=12, dpi=80
     (matplotlib blitting), then Pillow writes the GIF: a frame costs milliseconds
     instead of a full re-render of the contour plot.
     """
-    fig, axes = _figure(1, 1, width=5.6, height=4.6)  # raises first if matplotlib is missing
+    fig, axes = _figure(1, 1, width=5.6, height=5.4)  # raises first if matplotlib is missing
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from PIL import Image  # a dependency of minigrad itself
     ax = axes[0, 0]
-    _contour(ax, function, resolution=140)
+    xlim, ylim = _frame(function, trajectories.values())
+    _contour(ax, function, resolution=140, xlim=xlim, ylim=ylim)
     moving = []
     for i, (name, run) in enumerate(trajectories.items()):
         color = _color(name, i)
@@ -116,7 +147,7 @@ def animate_trajectories(function, trajectories, path, frames=60, fps=12, dpi=80
         (head,) = ax.plot([], [], "o", color=color, markeredgecolor="black", ms=7, zorder=7,
                           animated=True)
         moving.append((run, line, head))
-    ax.legend(loc="best", fontsize=7, framealpha=0.8)
+    _legend_below(ax)
     ax.set_title(function.title, fontsize=9)
     step_label = ax.text(0.02, 0.02, "", transform=ax.transAxes, fontsize=9, animated=True,
                          bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})
@@ -153,7 +184,8 @@ def plot_lr_regimes(regimes, path):
     fig, axes = _figure(1, len(regimes) + 1, width=4.6 * (len(regimes) + 1), height=4.2)
     for i, (label, run) in enumerate(regimes.items()):
         ax = axes[0, i]
-        _contour(ax, run.function)
+        xlim, ylim = _frame(run.function, [run])
+        _contour(ax, run.function, xlim=xlim, ylim=ylim)
         _path(ax, run, label, _CYCLE[i + 3], markevery=1)
         if run.diverged:
             outcome = f"diverged at step {run.diverged_at}"
@@ -191,7 +223,7 @@ def plot_schedules(runs, path, zoom=1.0):
                          lw=0.9, label=f"{label}: settled {run.settled_distance():.3f}")
         ax_lr.plot(run.lrs, color=color, label=label)
     ax_path.set_title("second half of each path, near the minimum", fontsize=9)
-    ax_path.legend(fontsize=7)
+    _legend_below(ax_path)
     ax_dist.set_xlabel("step")
     ax_dist.set_ylabel("distance to the minimum (log)")
     ax_dist.set_title("a decaying lr settles closer", fontsize=9)
@@ -330,11 +362,14 @@ def plot_classifiers(points, labels, fits, path):
 
 
 def plot_lr_finder(result, path, title="learning-rate range test"):
-    """Loss against learning rate (log), raw and smoothed, with the suggestion marked."""
-    fig, axes = _figure(1, 1, width=7, height=4.6)
+    """Loss against learning rate (log), raw and smoothed, with the suggestion marked
+    and the summary's words under it."""
+    fig, axes = _figure(1, 1, width=7, height=5.0)
     ax = axes[0, 0]
-    ax.plot(result.lrs, result.losses, color="#bbbbbb", lw=1, label="loss per step")
-    ax.plot(result.lrs, result.smoothed_losses, color="#1f77b4", lw=2, label="smoothed")
+    ax.plot(result.lrs, result.losses, ".-", color="0.45", lw=0.8, ms=3,
+            label="loss of each step's batch (raw)")
+    ax.plot(result.lrs, result.smoothed_losses, color="#1f77b4", lw=2,
+            label="smoothed (centred average)")
     ax.set_xscale("log")
     ax.axvline(result.suggested_lr, color="#d62728", ls="--",
                label=f"suggested lr {result.suggested_lr:.2g} (steepest descent)")
@@ -343,11 +378,14 @@ def plot_lr_finder(result, path, title="learning-rate range test"):
     if result.diverged_lr is not None:
         ax.axvline(result.diverged_lr, color="black", ls=":",
                    label=f"stopped: loss blew up at lr {result.diverged_lr:.2g}")
-    smoothed = result.smoothed_losses
-    # Zoom on the dip: from a little under the lowest smoothed loss to a little over
-    # the starting one; the blow-up at the end would otherwise flatten everything.
+    smoothed, raw = result.smoothed_losses, result.losses
+    # Zoom on the dip with the raw losses in view: from a little under the lowest raw
+    # loss to a little over the highest one short of the blow-up, which would
+    # otherwise flatten everything.
     span = max(smoothed[0] - smoothed.min(), 0.02 * abs(smoothed[0]), 1e-12)
-    ax.set_ylim(smoothed.min() - 0.5 * span, smoothed[0] + 1.5 * span)
+    top = min(float(raw.max()), smoothed[0] + 2.5 * span)
+    ax.set_ylim(min(float(raw.min()), smoothed.min()) - 0.2 * span, top + 0.2 * span)
+    fig.supxlabel(textwrap.fill(result.summary(), 120), fontsize=7)
     ax.set_xlabel("learning rate (log)")
     ax.set_ylabel("training loss")
     ax.set_title(title, fontsize=10)

@@ -5,12 +5,20 @@ wrong; gradients come from the ops, never from the layers.
 """
 import numpy as np
 
-from kernels.reference.activation import FUSABLE, check_activation
-
+from .. import distributed as dist
 from .. import functional as F
+from .._kernels import kernel_module
+from ..functional.conv import _check_groups
+from ..functional.pool import _window_args
 from . import init
-from .module import ANY_RANK, Module, _table, tracing_shapes
+from .activation import (ELU, GELU, SELU, Hardsigmoid, Hardswish, Hardtanh, LogSigmoid,
+                         Mish, PReLU, ReLU6, SiLU, Softplus)
+from .module import ANY_RANK, Module, _table, record_fused
 from .parameter import Parameter, UninitializedParameter, is_uninitialized
+
+# Activations a convolution's kernel applies itself, and their check.
+FUSABLE = kernel_module("reference.activation").FUSABLE
+check_activation = kernel_module("reference.activation").check_activation
 
 
 def _positive_int(value, what, layer):
@@ -38,7 +46,7 @@ def _naming_layer(layer, op, *args):
     """
     try:
         return op(*args)
-    except ValueError as exc:
+    except (ValueError, IndexError) as exc:  # IndexError: a dim out of range, as torch
         name = layer if isinstance(layer, str) else repr(layer)
         try:
             named = type(exc)(f"{name}: {exc}")
@@ -130,18 +138,55 @@ def _materialize(layer, x, fan_in, out_shape, kernel_shape):
     return fan_in
 
 
-class Conv2d(Module):
-    """2-D convolution over NCHW input; weight (out_channels, in_channels, kH, kW).
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
-    ``activation`` ("relu", "tanh", "sigmoid"; Keras's ``Conv2D(activation=...)``) is
-    applied by the convolution's kernel itself. A ``Sequential`` does the same for a
-    Conv2d directly followed by a ``ReLU``, ``Tanh`` or ``Sigmoid`` module.
+
+def _padded_input(conv, x):
+    """(input, padding for the op) of a convolution layer: with a padding_mode other
+    than "zeros" the layer pads the input itself (F.pad) and the op pads nothing."""
+    if conv.padding_mode == "zeros":
+        return x, conv.padding
+    amounts = _mode_padding(conv.padding, conv.kernel_size, conv.dilation)
+    return _naming_layer(conv, F.pad, x, amounts, conv.padding_mode), 0
+
+
+def _mode_padding(padding, kernel, dilation):
+    """F.pad's amounts (last dimension first, as torch's _reversed_padding_repeated_twice)
+    for a convolution whose padding_mode is not "zeros": the per-axis padding twice, or
+    for "same" the split of d*(k-1) that puts the odd row (column) at the end."""
+    if padding == "valid":
+        padding = (0,) * len(kernel)
+    amounts = []
+    for a in reversed(range(len(kernel))):
+        if padding == "same":
+            total = dilation[a] * (kernel[a] - 1)
+            amounts += [total // 2, total - total // 2]
+        else:
+            amounts += [padding[a], padding[a]]
+    return tuple(amounts)
+
+
+def _check_padding_mode(layer, padding_mode):
+    if padding_mode not in PADDING_MODES:
+        raise ValueError(f"{layer}: padding_mode must be one of {PADDING_MODES}, got "
+                         f"{padding_mode!r}")
+    return padding_mode
+
+
+class Conv2d(Module):
+    """2-D convolution over NCHW input; weight (out_channels, in_channels/groups, kH, kW).
+
+    torch.nn.Conv2d's arguments (``dilation``, ``groups``, ``padding_mode`` "zeros",
+    "reflect", "replicate" or "circular"), plus ``activation`` ("relu", "tanh",
+    "sigmoid"; Keras's ``Conv2D(activation=...)``), applied by the convolution's kernel
+    itself. A ``Sequential`` does the same for a Conv2d directly followed by a
+    ``ReLU``, ``Tanh`` or ``Sigmoid`` module.
     """
 
     input_rank = 4
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
-                 activation=None):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 groups=1, bias=True, padding_mode="zeros", activation=None):
         super().__init__()
         self.activation = check_activation(activation, "Conv2d")
         layer = f"{type(self).__name__}({in_channels!r}, {out_channels!r}, " \
@@ -151,8 +196,14 @@ class Conv2d(Module):
         self.out_channels = _positive_int(out_channels, "out_channels", layer)
         self.kernel_size = F._pair(kernel_size, "kernel_size", layer, 1)
         self.stride = F._pair(stride, "stride", layer, 1)
+        self.dilation = F._pair(dilation, "dilation", layer, 1)
+        # A lazy layer (groups 1) learns in_channels at its first input.
+        self.groups = _check_groups(layer, groups, groups if lazy else self.in_channels,
+                                    self.out_channels)
+        self.padding_mode = _check_padding_mode(layer, padding_mode)
         if isinstance(padding, str):  # "valid" or "same", checked as F.conv2d will
-            _naming_layer(layer, F._conv_padding, padding, self.kernel_size, self.stride)
+            _naming_layer(layer, F._conv_padding, padding, self.kernel_size, self.stride,
+                          self.dilation)
             self.padding = padding
         else:
             self.padding = F._pair(padding, "padding", layer, 0)
@@ -160,7 +211,8 @@ class Conv2d(Module):
             self.weight = UninitializedParameter()
             self.bias = UninitializedParameter() if bias else None
         else:
-            self.weight = _empty(self.out_channels, self.in_channels, *self.kernel_size)
+            self.weight = _empty(self.out_channels, self.in_channels // self.groups,
+                                 *self.kernel_size)
             self.bias = _empty(self.out_channels) if bias else None
             init.default_init_(self.weight, self.bias)
 
@@ -176,13 +228,29 @@ class Conv2d(Module):
             raise ValueError(f"{self!r}: expected input of shape (N, {self.in_channels}, H, W), "
                              f"got shape {tuple(x.shape)}")
         _check_floating(self, x)
-        return _naming_layer(self, F.conv2d, x, self.weight, self.bias, self.stride,
-                             self.padding, activation)
+        x, padding = _padded_input(self, x)
+        return _naming_layer(self, F.conv2d, x, self.weight, self.bias, self.stride, padding,
+                             self.dilation, self.groups, activation)
 
     def extra_repr(self):
-        activation = "" if self.activation is None else f", activation={self.activation!r}"
         return f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, " \
-               f"stride={self.stride}, padding={self.padding!r}{activation}"
+               f"stride={self.stride}, padding={self.padding!r}" + _conv_extras(self)
+
+
+def _conv_extras(conv):
+    """The non-default arguments of a convolution layer, for its repr."""
+    extras = ""
+    if any(getattr(conv, "output_padding", ())):
+        extras += f", output_padding={conv.output_padding}"
+    if conv.dilation != (1,) * len(conv.kernel_size):
+        extras += f", dilation={conv.dilation}"
+    if conv.groups != 1:
+        extras += f", groups={conv.groups}"
+    if conv.padding_mode != "zeros":
+        extras += f", padding_mode={conv.padding_mode!r}"
+    if getattr(conv, "activation", None) is not None:
+        extras += f", activation={conv.activation!r}"
+    return extras
 
 
 class LazyConv2d(Conv2d):
@@ -191,41 +259,72 @@ class LazyConv2d(Conv2d):
 
     def __init__(self, out_channels, kernel_size, stride=1, padding=0, bias=True,
                  activation=None):
-        super().__init__(None, out_channels, kernel_size, stride, padding, bias, activation)
+        super().__init__(None, out_channels, kernel_size, stride, padding, bias=bias,
+                         activation=activation)
 
 
 _LAZY_BECOMES = {LazyLinear: Linear, LazyConv2d: Conv2d}
 
 
 class _Pool2d(Module):
-    op = None  # the functional op; set by subclasses
     input_rank = 4
 
-    def __init__(self, kernel_size, stride=None, padding=0):
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1):
         super().__init__()
         layer = f"{type(self).__name__}(kernel_size={kernel_size!r})"
-        self.kernel_size = F._pair(kernel_size, "kernel_size", layer, 1)
-        self.stride = self.kernel_size if stride is None else F._pair(stride, "stride", layer, 1)
-        self.padding = F._pair(padding, "padding", layer, 0)
+        self.kernel_size, self.stride, self.padding, self.dilation = _window_args(
+            layer, kernel_size, stride, padding, dilation)
 
-    def forward(self, x):
+    def _check_input(self, x):
         if x.ndim != 4:
             raise ValueError(f"{self!r}: expected a 4-D input (N, C, H, W), "
                              f"got shape {tuple(x.shape)}")
-        return _naming_layer(self, type(self).op, x, self.kernel_size, self.stride, self.padding)
+        return x
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
 class MaxPool2d(_Pool2d):
-    """Max pooling; stride defaults to the kernel size."""
-    op = staticmethod(F.max_pool2d)
+    """Max pooling (torch.nn.MaxPool2d); stride defaults to the kernel size.
+    ``return_indices`` makes it return (values, flat indices) for ``MaxUnpool2d``."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
+                 ceil_mode=False):
+        super().__init__(kernel_size, stride, padding, dilation)
+        self.return_indices, self.ceil_mode = bool(return_indices), bool(ceil_mode)
+
+    def forward(self, x):
+        return _naming_layer(self, F.max_pool2d, self._check_input(x), self.kernel_size,
+                             self.stride, self.padding, self.dilation, self.ceil_mode,
+                             self.return_indices)
+
+    def extra_repr(self):
+        return super().extra_repr() + (f", dilation={self.dilation}" if self.dilation != (1, 1)
+                                       else "") + (", ceil_mode=True" if self.ceil_mode else "")
 
 
 class AvgPool2d(_Pool2d):
-    """Average pooling (zero padding counted); stride defaults to the kernel size."""
-    op = staticmethod(F.avg_pool2d)
+    """Average pooling (torch.nn.AvgPool2d); stride defaults to the kernel size; zero
+    padding counts in the divisor unless ``count_include_pad=False``."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
+                 count_include_pad=True, divisor_override=None):
+        super().__init__(kernel_size, stride, padding)
+        self.ceil_mode, self.count_include_pad = bool(ceil_mode), bool(count_include_pad)
+        self.divisor_override = divisor_override
+
+    def forward(self, x):
+        return _naming_layer(self, F.avg_pool2d, self._check_input(x), self.kernel_size,
+                             self.stride, self.padding, self.ceil_mode, self.count_include_pad,
+                             self.divisor_override)
+
+    def extra_repr(self):
+        extras = (", ceil_mode=True" if self.ceil_mode else "") + \
+            ("" if self.count_include_pad else ", count_include_pad=False") + \
+            ("" if self.divisor_override is None else
+             f", divisor_override={self.divisor_override}")
+        return super().extra_repr() + extras
 
 
 class Flatten(Module):
@@ -260,8 +359,10 @@ class Dropout(Module):
         return f"p={self.p}"
 
 
-class BatchNorm2d(Module):
-    """Batch normalisation over the channels of NCHW input, with running statistics."""
+class _BatchNorm(Module):
+    """Batch normalisation over axis 1 (the channels), with running statistics."""
+
+    ndims, layout = (), ""  # the input ranks taken, and how to name them; set by subclasses
 
     input_rank = 4
 
@@ -275,20 +376,97 @@ class BatchNorm2d(Module):
         self.register_buffer("num_batches_tracked", np.zeros((), dtype=np.int64))
 
     def forward(self, x):
-        if x.ndim != 4 or x.shape[1] != self.num_features:
-            raise ValueError(f"{self!r}: expected input of shape (N, {self.num_features}, H, W), "
+        self._check_input(x)
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                            self.training, self.momentum, self.eps)
+
+    def _check_input(self, x):
+        """Refuse a wrongly shaped input; count the training batch (as torch does)."""
+        if x.ndim not in self.ndims or x.shape[1] != self.num_features:
+            raise ValueError(f"{self!r}: expected input of shape "
+                             f"{self.layout.format(C=self.num_features)}, "
                              f"got shape {tuple(x.shape)}")
         if self.training and self._buffers["num_batches_tracked"] is not None:
             self._buffers["num_batches_tracked"] += 1
-        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                            self.training, self.momentum, self.eps)
 
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
 
 
+class BatchNorm2d(_BatchNorm):
+    """Batch normalisation over the channels of NCHW input, with running statistics."""
+
+    ndims, layout = (4,), "(N, {C}, H, W)"
+
+
+class Identity(Module):
+    """Returns its input (torch.nn.Identity); any constructor arguments are ignored."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+    def forward(self, x):
+        return x
+
+
+class SyncBatchNorm(BatchNorm2d):
+    """BatchNorm2d whose training statistics are those of the global batch (every rank's
+    shard together), through differentiable all-reduces, so that gradients flow across
+    ranks as they would through one big batch. Outside training, or with no process
+    group of more than one rank, it is a BatchNorm2d. Opt in with
+    :meth:`convert_sync_batchnorm`; it costs three small collectives per layer forward
+    and two backward.
+    """
+
+    def forward(self, x):
+        if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
+            return super().forward(x)
+        self._check_input(x)
+        count = np.array([x.shape[0] * x.shape[2] * x.shape[3]], dtype=np.int64)
+        dist.all_reduce(count)
+        total = int(count[0])
+        if total < 2:
+            raise ValueError(f"{self!r}: expected more than 1 value per channel over all "
+                             f"ranks when training, got input of shape {tuple(x.shape)}")
+        axes, shape = (0, 2, 3), (1, self.num_features, 1, 1)
+        # Two passes (mean, then the centred squares): no E[x^2] - mean^2 cancellation.
+        mean = dist.functional.all_reduce(x.sum(axis=axes)) / total
+        centered = x - mean.reshape(shape)
+        var = dist.functional.all_reduce((centered * centered).sum(axis=axes)) / total
+        if self.running_mean is not None:
+            m = self.momentum
+            self.running_mean *= 1 - m
+            self.running_mean += m * mean.data
+            self.running_var *= 1 - m
+            self.running_var += m * var.data * total / (total - 1)  # unbiased, as torch
+        y = centered * ((var + self.eps) ** -0.5).reshape(shape)
+        if self.weight is not None:
+            y = y * self.weight.reshape(shape) + self.bias.reshape(shape)
+        return y
+
+    @classmethod
+    def convert_sync_batchnorm(cls, module):
+        """``module`` with every BatchNorm2d replaced by a SyncBatchNorm that shares its
+        parameters, buffers and mode (PyTorch's name); returns the converted module."""
+        if isinstance(module, BatchNorm2d) and not isinstance(module, cls):
+            sync = cls(module.num_features, module.eps, module.momentum,
+                       affine=module.weight is not None)
+            if module.weight is not None:
+                sync.weight, sync.bias = module.weight, module.bias
+            sync._buffers.update(module._buffers)
+            object.__setattr__(sync, "training", module.training)
+            return sync
+        for name, child in module._modules.items():
+            if child is not None:
+                module._modules[name] = cls.convert_sync_batchnorm(child)
+        return module
+
+
 class ReLU(Module):
-    """max(x, 0)."""
+    """max(x, 0). ``inplace`` is accepted (torch's argument) and ignored."""
+
+    def __init__(self, inplace=False):
+        super().__init__()
 
     input_rank = ANY_RANK
 
@@ -297,11 +475,11 @@ class ReLU(Module):
 
 
 class LeakyReLU(Module):
-    """x for x > 0, negative_slope * x otherwise."""
+    """x for x > 0, negative_slope * x otherwise. ``inplace`` is accepted and ignored."""
 
     input_rank = ANY_RANK
 
-    def __init__(self, negative_slope=0.01):
+    def __init__(self, negative_slope=0.01, inplace=False):
         super().__init__()
         self.negative_slope = negative_slope
 
@@ -381,6 +559,10 @@ class Sequential(_ModuleSequence):
     """Layers applied in order; named "0", "1", ... as in PyTorch. Grows with ``add``.
 
     A slice is a new Sequential numbered from "0" again (PyTorch keeps the old names).
+    A Conv2d directly followed by a ``ReLU``, ``Tanh`` or ``Sigmoid`` module runs as
+    one kernel (the convolution applies the activation: the same numbers, one pass
+    fewer each way); :meth:`fused_layers` lists those pairs, and ``repr`` and
+    ``summary`` show them.
     """
 
     def __init__(self, *layers):
@@ -402,15 +584,32 @@ class Sequential(_ModuleSequence):
                 i += 1
             else:  # conv + activation in one kernel: same numbers, one pass fewer each way
                 x = layers[i].convolve(x, activation)
+                record_fused(layers[i:i + 2], x)
                 i += 2
         return x
+
+    def fused_layers(self):
+        """``(conv name, activation name)`` of each pair that :meth:`forward` runs as
+        one kernel, e.g. ``[("0", "1"), ("3", "4")]``."""
+        names, layers = list(self._modules), list(self._modules.values())
+        pairs, i = [], 0
+        while i < len(layers):
+            if _fusable_pair(layers[i:i + 2]) is None:
+                i += 1
+            else:
+                pairs.append((names[i], names[i + 1]))
+                i += 2
+        return pairs
 
     def __repr__(self):
         rows = [(name, repr(layer).replace("\n", " "),
                  f"{sum(p.size for p in layer.parameters()):,}")
                 for name, layer in self._modules.items()]
-        return "Sequential\n" + _table(["#", "Layer", "Params"], rows,
-                                       footer=[f"Total params: {self.num_parameters():,}"])
+        footer = [f"Total params: {self.num_parameters():,}"]
+        fused = self.fused_layers()
+        if fused:
+            footer.append("Fused (one kernel each): " + ", ".join(f"{a}+{b}" for a, b in fused))
+        return "Sequential\n" + _table(["#", "Layer", "Params"], rows, footer=footer)
 
 
 class ModuleList(_ModuleSequence):
@@ -437,7 +636,10 @@ class ModuleList(_ModuleSequence):
         setattr(self, list(self._modules)[index], module)
 
 
-ACTIVATIONS = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid, "leaky_relu": LeakyReLU}
+ACTIVATIONS = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid, "leaky_relu": LeakyReLU,
+               "gelu": GELU, "silu": SiLU, "elu": ELU, "selu": SELU, "softplus": Softplus,
+               "mish": Mish, "hardtanh": Hardtanh, "relu6": ReLU6, "hardswish": Hardswish,
+               "hardsigmoid": Hardsigmoid, "logsigmoid": LogSigmoid, "prelu": PReLU}
 
 # Activation modules a Conv2d right before them can apply in its own kernel.
 _FUSED_AFTER_CONV = {ACTIVATIONS[name]: name for name in FUSABLE}
@@ -446,11 +648,10 @@ _FUSED_AFTER_CONV = {ACTIVATIONS[name]: name for name in FUSABLE}
 def _fusable_pair(pair):
     """The activation name when ``pair`` is a plain Conv2d then a plain activation module.
 
-    Only exact types qualify (a subclass may have changed ``forward``), the Conv2d must
-    not have an activation of its own, and nothing fuses while ``summary`` traces the
-    layers one by one.
+    Only exact types qualify (a subclass may have changed ``forward``), and the Conv2d
+    must not have an activation of its own.
     """
-    if len(pair) < 2 or tracing_shapes():
+    if len(pair) < 2:
         return None
     conv, act = pair
     if type(conv) is not Conv2d or conv.activation is not None:
@@ -459,7 +660,8 @@ def _fusable_pair(pair):
 
 
 def activation(name):
-    """An activation module by name ("relu", "tanh", "sigmoid", "leaky_relu")."""
+    """An activation module by name ("relu", "tanh", "sigmoid", "leaky_relu", "gelu", ...:
+    the keys of ``ACTIVATIONS``), with its default arguments."""
     try:
         return ACTIVATIONS[name.lower()]()
     except KeyError:

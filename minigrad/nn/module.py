@@ -5,14 +5,31 @@ so ``named_parameters()`` and ``state_dict()`` give PyTorch's names
 (``"conv1.weight"``, ``"0.bias"``) in a stable order.
 """
 from collections import OrderedDict
+from typing import NamedTuple
 
 import numpy as np
 
 from .. import backend
 from ..io import load_weights, save_weights
-from ..tensor import Tensor, no_grad
+from ..tensor import Tensor, as_tensor, no_grad
 from .parameter import Parameter, is_uninitialized
 
+
+def _is_array(value):
+    """True for a NumPy or CuPy array (not a Tensor, a list or a number)."""
+    return isinstance(value, np.ndarray) or type(value).__module__.startswith("cupy")
+
+
+class IncompatibleKeys(NamedTuple):
+    """What :meth:`Module.load_state_dict` returns, as PyTorch's ``_IncompatibleKeys``."""
+    missing_keys: list
+    unexpected_keys: list
+
+    def __repr__(self):
+        if not self.missing_keys and not self.unexpected_keys:
+            return "<All keys matched successfully>"  # PyTorch's words
+        return (f"IncompatibleKeys(missing_keys={self.missing_keys}, "
+                f"unexpected_keys={self.unexpected_keys})")
 
 class Module:
     """Base class for layers and models; subclasses define ``forward``."""
@@ -224,8 +241,11 @@ class Module:
     def forward(self, *inputs):
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
-    def __call__(self, *inputs):
-        out = self.forward(*inputs)
+    def __call__(self, *inputs, **kwargs):
+        # A NumPy or CuPy array is an input as a constant tensor, as a user expects.
+        inputs = tuple(as_tensor(v, device=backend.device_of(v)) if _is_array(v) else v
+                       for v in inputs)
+        out = self.forward(*inputs, **kwargs)
         if _shape_trace is not None:
             _shape_trace.append((self, out))
         return out
@@ -240,6 +260,11 @@ class Module:
 
     def load_state_dict(self, state, strict=True):
         """Copy arrays into the parameters and buffers in place, checking keys and shapes.
+
+        Returns PyTorch's named tuple ``(missing_keys, unexpected_keys)``: with
+        ``strict=False`` the keys the model has that ``state`` lacks (left as they
+        were) and the keys of ``state`` the model has not (ignored); with
+        ``strict=True`` either kind is a ``KeyError`` listing them.
 
         Values may be NumPy or CuPy arrays, Tensors, or anything ``np.asarray`` takes
         (a CPU torch tensor, a list, a number). Everything is checked before anything
@@ -286,17 +311,18 @@ class Module:
                 registry[name].materialize(pending_shapes[key], self.device)
             current = _array_of(registry[name])
             current[...] = backend.array_module(current).asarray(value, dtype=current.dtype)
-        return self
+        return IncompatibleKeys(missing, unexpected)
 
     def save(self, path):
-        """Write the state dict to ``path`` atomically (never half-written), as ``.npz``
-        or ``.safetensors`` by its extension (any other is a ValueError)."""
-        save_weights(self.state_dict(), path)
+        """Write the state dict to ``path`` atomically (never half-written), in the
+        format the suffix names: ``.npz`` (also for a name without one) or ``.safetensors``; another
+        suffix, ``.h5`` say, is a ``ValueError`` (see :data:`minigrad.io.WEIGHT_FORMATS`)."""
+        save_weights(path, self.state_dict())
 
-    def load(self, path):
-        """Load weights from a ``.npz`` or ``.safetensors`` file with this model's keys
-        (PyTorch's names: a torch model's ``safetensors`` file loads too); returns self."""
-        return self.load_state_dict(load_weights(path))
+    def load(self, path, strict=True):
+        """Load weights saved by ``save`` (or any file of a known format with the same
+        keys); returns :meth:`load_state_dict`'s missing and unexpected keys."""
+        return self.load_state_dict(load_weights(path), strict=strict)
 
     # ------------------------------------------------------------ display
     def extra_repr(self):
@@ -322,6 +348,10 @@ class Module:
         ``(3, 80, 80)`` for a model whose first layer takes NCHW input, ``(784,)`` for a
         Dense one; ``(None, 3, 80, 80)`` or ``(1, 3, 80, 80)`` name it. Lazy layers
         (``Dense(units)``, ``LazyConv2d``) get their shapes from this pass.
+        The model
+        runs as it trains: layers a ``Sequential`` fuses into one kernel (a Conv2d and
+        the activation after it) are one row, ``"0+1  Conv2d+ReLU"``, and listed under
+        the table.
         """
         global _shape_trace
         input_shape = self._with_batch_axis(input_shape)
@@ -340,15 +370,25 @@ class Module:
             for module, mode in modes:
                 object.__setattr__(module, "training", mode)
         names = {id(m): n for n, m in self.named_modules()}
-        rows = [(names.get(id(m), "?"), type(m).__name__, tuple(out.shape),
-                 builtin_sum(p.size for p in m._parameters.values() if p is not None))
-                for m, out in trace if not m._modules]
+        rows, fused = [], []
+        for entry, out in trace:
+            group = entry if isinstance(entry, tuple) else (entry,)  # a fused group: a tuple
+            if any(m._modules for m in group):
+                continue
+            name = "+".join(names.get(id(m), "?") for m in group)
+            if len(group) > 1:
+                fused.append(name)
+            rows.append((name, "+".join(type(m).__name__ for m in group), _output_shape(out),
+                         builtin_sum(p.size for m in group
+                                     for p in m._parameters.values() if p is not None)))
         total = self.num_parameters()
         trainable = self.num_parameters(trainable_only=True)
+        footer = [f"Total params: {total:,}", f"Trainable params: {trainable:,}",
+                  f"Input shape: {tuple(input_shape)}"]
+        if fused:
+            footer.append(f"Fused (one kernel each, as trained): {', '.join(fused)}")
         text = _table(["Layer", "Type", "Output shape", "Params"],
-                      [(n, t, str(s), f"{c:,}") for n, t, s, c in rows],
-                      footer=[f"Total params: {total:,}", f"Trainable params: {trainable:,}",
-                              f"Input shape: {tuple(input_shape)}"])
+                      [(n, t, str(s), f"{c:,}") for n, t, s, c in rows], footer=footer)
         if print_fn is not None:
             print_fn(text)
         return text
@@ -398,6 +438,16 @@ class Module:
 
 
 builtin_sum = sum
+
+
+def _output_shape(out):
+    """A layer's output shape for ``summary``; a tuple of them for a layer that returns
+    several tensors (``MaxPool2d(return_indices=True)``)."""
+    if isinstance(out, (tuple, list)):
+        return tuple(_output_shape(o) for o in out)
+    return tuple(out.shape)
+
+
 #: ``input_rank`` of layers that take input of any rank and keep its shape (activations,
 #: dropout): ``summary`` looks past them to find the batch axis.
 ANY_RANK = -1
@@ -422,9 +472,11 @@ def _loadable_array(value, key):
     return array
 
 
-def tracing_shapes():
-    """True while ``summary`` records every module call (so layers must not be fused)."""
-    return _shape_trace is not None
+def record_fused(modules, out):
+    """Record, while ``summary`` traces, ``modules`` that ran as one fused kernel giving
+    ``out`` (their own calls were skipped, so the trace would otherwise miss them)."""
+    if _shape_trace is not None:
+        _shape_trace.append((tuple(modules), out))
 
 
 def _table(header, rows, footer=()):

@@ -27,9 +27,8 @@ class Adagrad(Optimizer):
     def _init_state(self, param, group):
         return {"step": 0, "sum": buffer_like(param, group["initial_accumulator_value"])}
 
-    def _update(self, param, grad, state, group):
-        state["step"] += 1
+    def _update(self, param, grad, state, group, lr, step):
         self._kernel("adagrad_update", param)(
             param.data, grad, state["sum"],
-            lr=group["lr"], eps=group["eps"], weight_decay=group["weight_decay"],
-            lr_decay=group["lr_decay"], step=state["step"])
+            lr=lr, eps=group["eps"], weight_decay=group["weight_decay"],
+            lr_decay=group["lr_decay"], step=step)

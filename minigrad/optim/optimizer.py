@@ -15,6 +15,7 @@ import numpy as np
 from .. import backend
 from ..nn.parameter import is_uninitialized
 from ..tensor import Tensor, can_write_in_place
+from .replay import ReplayValues
 
 # Group entries that describe the group rather than tune the update: saved with it,
 # but never restored over the parameters this optimizer was built with.
@@ -49,7 +50,11 @@ class Optimizer:
     bad hyper-parameter, and store the checked values back: NumPy numbers as Python
     ones, 0/1 flags as bools), ``_init_state`` (a new parameter's state) and
     ``_update`` (one parameter's step, through its device's kernel). This class
-    holds the loop.
+    holds the loop, and owns the two values an update reads that change from one
+    step to the next: it hands ``_update`` the group's ``lr`` and, for a class that
+    keeps ``state["step"]``, the step count it has just advanced. ``_update`` reads
+    them from its arguments, never from ``group``/``state``, so that a CUDA graph can
+    replay the update with both read from device memory (:meth:`replay_values`).
     """
 
     _required_state = ()
@@ -57,6 +62,8 @@ class Optimizer:
     # Hyper-parameters the class itself fixes (AdamW's decoupled weight decay), which a
     # loaded state dict leaves as they are: AdamW loading an Adam checkpoint stays AdamW.
     _fixed_hyperparameters = ()
+    # The ReplayValues a CUDA graph is recording the update with (see replay_values).
+    _replay = None
 
     def __init__(self, params, defaults, *, foreach=None):
         if foreach is not None:
@@ -120,8 +127,10 @@ class Optimizer:
         to their parameter's device.
         """
         loss = closure() if closure is not None else None
+        replay, counts = self._replay, "step" in self._required_state
         for g, group in enumerate(self.param_groups):
             maximize = group.get("maximize", False)
+            lr = group["lr"] if replay is None else replay.lr(g)
             for i, param in enumerate(group["params"]):
                 grad = param.grad
                 if grad is None:
@@ -147,8 +156,20 @@ class Optimizer:
                         if type(value) is not data_type and type(value) is not int:
                             _follow_device(param, state)
                             break
-                self._update(param, grad, state, group)
+                step = None
+                if counts:
+                    if replay is None:
+                        step = state["step"] = state["step"] + 1
+                    else:
+                        step = replay.count(state)
+                self._update(param, grad, state, group, lr, step)
         return loss
+
+    def replay_values(self, xp):
+        """The values this optimizer's next :meth:`step` reads that change between
+        steps, in device arrays of array module ``xp``: how a CUDA graph replays the
+        update (see :class:`ReplayValues`). Call it after a step has created the state."""
+        return ReplayValues(self, xp)
 
     def _checked_grad(self, grad, data, group, g, i):
         """A gradient whose type, dtype or shape differs from its parameter's data, made
@@ -199,8 +220,10 @@ class Optimizer:
         """The state of a parameter about to take its first step (empty unless overridden)."""
         return {}
 
-    def _update(self, param, grad, state, group):
-        """Update one parameter in place from ``grad`` (its checked ``.grad``)."""
+    def _update(self, param, grad, state, group, lr, step):
+        """Update one parameter in place from ``grad`` (its checked ``.grad``) with
+        learning rate ``lr`` and, for a class that counts steps, ``step`` (the count
+        including this step; else None). Both may be one-element device arrays."""
         raise NotImplementedError(f"{type(self).__name__} must define _update")
 
     @staticmethod

@@ -33,8 +33,7 @@ class RMSprop(Optimizer):
     def _init_state(self, param, group):
         return {"step": 0, "square_avg": buffer_like(param)}
 
-    def _update(self, param, grad, state, group):
-        state["step"] += 1
+    def _update(self, param, grad, state, group, lr, step):
         momentum, centered = group["momentum"], group["centered"]
         # Made on first need, so a group may also turn these on after its first step.
         if momentum > 0 and "momentum_buffer" not in state:
@@ -45,5 +44,5 @@ class RMSprop(Optimizer):
             param.data, grad, state["square_avg"],
             state["momentum_buffer"] if momentum > 0 else None,
             state["grad_avg"] if centered else None,
-            lr=group["lr"], alpha=group["alpha"], eps=group["eps"],
+            lr=lr, alpha=group["alpha"], eps=group["eps"],
             weight_decay=group["weight_decay"], momentum=momentum, centered=centered)

@@ -29,7 +29,7 @@ class SGD(Optimizer):
             raise ValueError("SGD: nesterov=True needs momentum > 0 and dampening == 0, got "
                              f"momentum={group['momentum']!r}, dampening={group['dampening']!r}")
 
-    def _update(self, param, grad, state, group):
+    def _update(self, param, grad, state, group, lr, step):
         momentum = group["momentum"]
         buffer = state.get("momentum_buffer")
         first_step = buffer is None
@@ -37,6 +37,6 @@ class SGD(Optimizer):
             buffer = state["momentum_buffer"] = buffer_like(param)
         self._kernel("sgd_update", param)(
             param.data, grad, buffer if momentum != 0 else None,
-            lr=group["lr"], momentum=momentum, dampening=group["dampening"],
+            lr=lr, momentum=momentum, dampening=group["dampening"],
             nesterov=group["nesterov"], weight_decay=group["weight_decay"],
             first_step=first_step)

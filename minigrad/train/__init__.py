@@ -22,22 +22,26 @@ run gives the same numbers as one never interrupted.
 The package, one module per room: :mod:`~minigrad.train.history` (History,
 metric_sign), :mod:`~minigrad.train.callbacks`, :mod:`~minigrad.train.checkpoint`
 (format, versioning, atomic writes), :mod:`~minigrad.train.divergence` (the NaN/inf
-checks), :mod:`~minigrad.train.loop` (fit, TrainingRun) and
+checks), :mod:`~minigrad.train.loop` (fit, TrainingRun), :mod:`~minigrad.train.step`
+(the training step: EagerStep) and
 :mod:`~minigrad.train.evaluation` (evaluate, predict), :mod:`~minigrad.train.run_logging`
 (CSVLogger, TensorBoard) and :mod:`~minigrad.train.keras` (``model.compile``/``fit``/
 ``evaluate``/``predict`` on NumPy arrays, over the functions above).
 """
 from .callbacks import (Callback, EarlyStopping, LearningRateScheduler, ModelCheckpoint,
-                        ProgressLogger, format_epoch)
+                        ProgressLogger, WarnOnDivergence, format_epoch)
 from .checkpoint import load_checkpoint, save_checkpoint
-from .divergence import TrainingDiverged
-from .evaluation import Evaluation, _loss_target, _split_batch, evaluate, predict
+from .divergence import DivergenceWarning, TrainingDiverged
+from .evaluation import (Evaluation, evaluate, loss_target, predict, split_batch,
+                         with_targets)
 from .history import History, history_dict, metric_sign
-from .loop import TrainingRun, _make_optimizer, fit
+from .loop import TrainingRun, make_optimizer, fit
 from .run_logging import CSVLogger, TensorBoard
+from .step import EagerStep
 from . import keras  # after fit, evaluate and predict, which it builds on
 
 __all__ = ["fit", "evaluate", "predict", "History", "Evaluation", "TrainingDiverged",
            "TrainingRun", "Callback", "EarlyStopping", "ModelCheckpoint",
-           "LearningRateScheduler", "ProgressLogger", "CSVLogger", "TensorBoard",
-           "save_checkpoint", "load_checkpoint", "keras"]
+           "LearningRateScheduler", "ProgressLogger", "WarnOnDivergence", "DivergenceWarning",
+           "CSVLogger", "TensorBoard", "save_checkpoint", "load_checkpoint", "keras",
+           "EagerStep", "with_targets", "loss_target", "split_batch", "make_optimizer"]

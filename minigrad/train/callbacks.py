@@ -2,10 +2,11 @@
 import math
 import os
 import time
+import warnings
 
 from .. import optim as optim_module
 from .checkpoint import save_checkpoint
-from .divergence import _refuse_nonfinite_weights
+from .divergence import DivergenceWarning, _refuse_nonfinite_weights
 from .history import metric_sign
 
 
@@ -261,6 +262,8 @@ class ModelCheckpoint(Callback):
         if not self._due:
             return
         self._due = False
+        if not self.run.is_main:  # distributed: rank 0 alone writes, the others hold the same
+            return
         path = self.filepath.format(epoch=epoch + 1, **logs)
         if self.weights_only:
             _refuse_nonfinite_weights(self.run, self.model.state_dict(), path)
@@ -275,6 +278,64 @@ class ModelCheckpoint(Callback):
 
     def load_state_dict(self, state):
         self.best = float(state["best"])
+
+
+class WarnOnDivergence(Callback):
+    """Warn when an epoch's training loss ends far above where the run started.
+
+    A NaN or infinite loss stops training (:class:`TrainingDiverged`); a loss that
+    stays finite while it climbs (``--lr 100`` reaching 1e16) would otherwise go
+    unremarked. The start is the loss of the run's first batch (read once); when an
+    epoch's mean training loss exceeds ``factor`` times it, a
+    :class:`DivergenceWarning` names the epoch, the two losses and the learning rate,
+    once per run. ``diverged_epoch`` (1-based) and ``message`` record it (``None``
+    until then). ``fit`` adds one unless its callbacks hold one already.
+    """
+
+    order = 80  # before the checkpoints, which store its state
+    resumes_from_state = False  # a checkpoint without it (an older one) resumes quietly
+
+    def __init__(self, factor=10.0):
+        if not factor > 1:
+            raise ValueError(f"WarnOnDivergence: factor must be > 1, got {factor}")
+        self.factor = float(factor)
+        self._start_afresh()
+
+    def _start_afresh(self):
+        self.start = None
+        self.diverged_epoch = None
+        self.message = None
+
+    def set_run(self, run):
+        super().set_run(run)
+        self._start_afresh()
+
+    def on_batch_end(self, step, logs=None):
+        if self.start is None:  # the first batch of the run: its loss is the start
+            self.start = self.run.running_logs().get("loss")
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("loss")
+        if self.diverged_epoch is not None or self.start is None or loss is None \
+                or not math.isfinite(loss) or not self.start > 0:
+            return
+        if loss > self.factor * self.start:
+            self.diverged_epoch = epoch + 1
+            self.message = (f"the training loss of epoch {epoch + 1} ({loss:.4g}) is "
+                            f"{loss / self.start:.3g} times its start ({self.start:.4g}): "
+                            f"training is diverging; lower the learning rate (it is "
+                            f"{logs.get('lr', self.run.lr()):g})")
+            warnings.warn(self.message, DivergenceWarning, stacklevel=2)
+
+    def state_dict(self):
+        return {"start": self.start, "diverged_epoch": self.diverged_epoch,
+                "message": self.message}
+
+    def load_state_dict(self, state):
+        self.start = None if state.get("start") is None else float(state["start"])
+        epoch = state.get("diverged_epoch")
+        self.diverged_epoch = None if epoch is None else int(epoch)
+        self.message = state.get("message")
 
 
 class ProgressLogger(Callback):

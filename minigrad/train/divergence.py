@@ -1,4 +1,6 @@
-"""Stopping a run whose loss, validation loss or weights turn NaN or infinite."""
+"""Stopping a run whose loss, validation loss or weights turn NaN or infinite, and the
+warning for a loss that climbs far above where it started (:class:`DivergenceWarning`,
+raised by :class:`~minigrad.train.callbacks.WarnOnDivergence`)."""
 import numpy as np
 
 from .. import backend
@@ -18,6 +20,11 @@ class TrainingDiverged(FloatingPointError):
         self.value = value
         self.lr = lr
         self.checkpoint = checkpoint
+
+
+class DivergenceWarning(RuntimeWarning):
+    """The training loss climbed far above where the run started: still finite, but the
+    steps overshoot (a learning rate too large, most often)."""
 
 
 def _first_nonfinite(named_arrays):

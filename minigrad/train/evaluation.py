@@ -7,24 +7,25 @@ from .. import backend, losses as losses_module
 from ..tensor import Tensor, as_tensor, no_grad
 
 
-def _is_value_loss(loss_fn):
-    return isinstance(loss_fn, (losses_module.MSELoss, losses_module.L1Loss,
-                                losses_module.HuberLoss, losses_module.BCEWithLogitsLoss))
-
-
-def _loss_target(loss_fn, output, y):
+def loss_target(loss_fn, output, y):
     """Class labels as the loss wants them: as they are, or one-hot for value losses.
 
     Cross-entropy and hinge take integer labels; MSE, MAE, Huber and the logistic
     loss compare the outputs with a target of the same shape, so integer labels
     become one-hot rows (or a column of 0/1 for a single output).
     """
-    if not _is_value_loss(loss_fn) or y.dtype.kind not in "iu":
+    if not getattr(loss_fn, "compares_values", False) or y.dtype.kind not in "iu":
         return y
     xp = backend.array_module(output.data)
     if output.ndim == 2 and output.shape[1] > 1:
         return Tensor(xp.eye(output.shape[1], dtype=output.dtype)[y.data])
     return Tensor(y.data.reshape(output.shape).astype(output.dtype))
+
+
+def with_targets(loss_fn):
+    """``loss_fn`` taking class labels as :func:`fit` does: ``(output, y) ->
+    loss_fn(output, target)``, integer labels made one-hot for the value losses."""
+    return lambda output, y: loss_fn(output, loss_target(loss_fn, output, y))
 
 
 def _predicted_classes(loss_fn, output):
@@ -53,7 +54,7 @@ def _confusion_matrix(labels, predicted, loader, output):
     return np.bincount(labels * k + predicted, minlength=k * k).reshape(k, k)
 
 
-def _split_batch(batch, device):
+def split_batch(batch, device):
     """``(x, y)`` from a loader's batch, moved to ``device`` if needed."""
     if not isinstance(batch, (tuple, list)) or len(batch) < 2:
         raise ValueError(f"fit/evaluate need batches of (inputs, targets), got a "
@@ -76,7 +77,7 @@ class Evaluation(NamedTuple):
     confusion: "np.ndarray | None"
 
 
-def evaluate(model, loader, loss="cross_entropy", device=None):
+def evaluate(model, loader, loss="cross_entropy", device=None, distributed=False):
     """Loss, accuracy and confusion matrix of ``model`` over ``loader`` (no gradients).
 
     The model is put in eval mode for the pass and returned to its previous mode.
@@ -85,7 +86,15 @@ def evaluate(model, loader, loss="cross_entropy", device=None):
     column per class of the loader's dataset (``dataset.classes``), or per output
     of the model where it has more (then the extra columns count predictions of
     classes the dataset does not have).
+
+    ``distributed``: every rank of the process group evaluates its share of the loader's
+    samples (every world-size-th one, none twice) and all get the numbers of the whole
+    set; every rank must call it. A DistributedDataParallel model is evaluated through
+    its ``module``, so the ranks need not take equally many batches.
     """
+    if distributed:
+        from .distributed import evaluate_across_ranks
+        return evaluate_across_ranks(model, loader, loss=loss, device=device)
     device = backend.check_device(device or model.device)
     loss_fn = losses_module.get(loss)
     was_training = model.training
@@ -94,9 +103,9 @@ def evaluate(model, loader, loss="cross_entropy", device=None):
     try:
         with no_grad():
             for batch in loader:
-                x, y = _split_batch(batch, device)
+                x, y = split_batch(batch, device)
                 output = model(x)
-                value = loss_fn(output, _loss_target(loss_fn, output, y))
+                value = loss_fn(output, loss_target(loss_fn, output, y))
                 losses_pending.append((value.data, x.shape[0]))
                 if y.dtype.kind in "iu":  # kept on the device, read back once at the end
                     labels_pending.append(y.data.reshape(-1))

@@ -9,12 +9,13 @@ import numpy as np
 
 from .. import backend, losses as losses_module, optim as optim_module
 from .. import random as mg_random
-from .callbacks import Callback, LearningRateScheduler, ProgressLogger
+from .callbacks import Callback, LearningRateScheduler, ProgressLogger, WarnOnDivergence
 from .checkpoint import (_CHECKPOINT_FORMAT, _CHECKPOINT_VERSION, _checkpoint_version,
                          load_checkpoint)
 from .divergence import _check_weights, _raise_diverged
-from .evaluation import _loss_target, _predicted_classes, _split_batch, evaluate
+from .evaluation import _predicted_classes, split_batch, evaluate, with_targets
 from .history import History
+from .step import EagerStep
 
 
 class _EpochMeter:
@@ -75,13 +76,20 @@ class TrainingRun:
     (0-based, the current one), ``epochs`` (total), ``step`` (0-based, in the
     epoch), ``steps`` (per epoch), ``train_loader``, ``val_loader``, ``device``,
     ``stop_training`` (set it to end after this epoch), ``last_checkpoint`` (path
-    of the latest checkpoint written), ``callbacks``, ``cuda_graph`` (whether steps
-    replay a captured CUDA graph).
+    of the latest checkpoint written), ``callbacks``, ``train_step`` (the step
+    object that trains: an :class:`~minigrad.train.step.EagerStep`, or a
+    ``minigrad.cuda.GraphedStep`` that replays a captured CUDA graph), ``distributed``
+    (data-parallel over a process group), ``is_main`` (False on every rank but 0 of a
+    distributed run: what writes files checks) and ``train_model`` (what the step calls:
+    the model, or its DDP wrapper).
     """
 
     def __init__(self, model, optimizer, loss_fn, train_loader, val_loader, epochs,
-                 device, callbacks, history, cuda_graph=False):
+                 device, callbacks, history, train_step, train_model=None, is_main=True):
         self.model = model
+        self.train_model = model if train_model is None else train_model
+        self.distributed = self.train_model is not model
+        self.is_main = is_main
         self.optimizer = optimizer
         self.loss_fn = loss_fn
         self.train_loader = train_loader
@@ -90,8 +98,8 @@ class TrainingRun:
         self.device = device
         self.callbacks = callbacks
         self.history = history
-        self.cuda_graph = cuda_graph
-        self.graphed = None  # the captured step, made at the first batch (cuda_graph only)
+        self.train_step = train_step
+        self.start_epoch = 0  # the first epoch this fit trains (later when resumed)
         self.epoch = 0
         self.step = 0
         self.steps = len(train_loader) if hasattr(train_loader, "__len__") else None
@@ -113,6 +121,18 @@ class TrainingRun:
         if bad is not None:
             _raise_diverged(self, *bad)
         return self.meter.logs()
+
+    def record_step(self, loss, output, y):
+        """Meter one step's loss and correct count (the step's ``check``); a non-finite
+        loss found when the meter reads back raises :class:`TrainingDiverged`."""
+        correct = None
+        if y.dtype.kind in "iu":
+            correct = (_predicted_classes(self.loss_fn, output) == y.data.reshape(-1)).sum()
+        self.meter.add(self.step, loss.data, correct, y.shape[0])
+        if self.meter.due():
+            bad = self.meter.flush()
+            if bad is not None:
+                _raise_diverged(self, *bad)
 
     def images_per_second(self):
         """Training throughput so far this epoch."""
@@ -178,7 +198,10 @@ class TrainingRun:
     def _restore_callbacks(self, saved, version, source):
         """Hand each callback the state saved under its key; warn about any mismatch."""
         if version == 1:  # keyed its states "{position}:{class name}"
-            pairs = [(f"{i}:{type(cb).__name__}", cb) for i, cb in enumerate(self.callbacks)]
+            # Positions among the callbacks of that time: WarnOnDivergence, which fit
+            # adds now, came later, so it is not counted (and starts afresh).
+            older = [cb for cb in self.callbacks if not isinstance(cb, WarnOnDivergence)]
+            pairs = [(f"{i}:{type(cb).__name__}", cb) for i, cb in enumerate(older)]
         else:
             pairs = self.callback_keys()
         fresh = []
@@ -200,7 +223,7 @@ class TrainingRun:
                           stacklevel=4)
 
 
-def _make_optimizer(model, optimizer, lr, **kwargs):
+def make_optimizer(model, optimizer, lr, **kwargs):
     """``optimizer`` built by name over the model's parameters (``kwargs`` passed on),
     or checked as an optimizer object whose rates ``lr``, if given, replaces."""
     if isinstance(optimizer, str):
@@ -220,7 +243,7 @@ def _make_optimizer(model, optimizer, lr, **kwargs):
 
 def fit(model, train_loader, val_loader=None, loss="cross_entropy", optimizer="adam",
         lr=None, epochs=10, scheduler=None, callbacks=(), resume=None, verbose=1,
-        device=None, cuda_graph=False):
+        device=None, cuda_graph=False, step=None, distributed=False):
     """Train ``model`` on ``train_loader`` for ``epochs`` epochs; returns a :class:`History`.
 
     Parameters
@@ -246,7 +269,23 @@ def fit(model, train_loader, val_loader=None, loss="cross_entropy", optimizer="a
     device : where to train (default: where the model's parameters are)
     cuda_graph : on "cuda", capture forward, backward and optimizer step once in a
         CUDA graph and replay it for every full-size batch (the last, smaller batch
-        runs eagerly); a NaN loss is then caught after that step's update
+        runs eagerly); a NaN loss is then caught after that step's update. The same
+        as ``step=minigrad.cuda.GraphedStep``
+    step : the training step, a function ``(model, loss_fn, optimizer) -> step``
+        (default :class:`~minigrad.train.step.EagerStep`; ``minigrad.cuda.GraphedStep``,
+        or ``functools.partial`` of either with options); see
+        :mod:`minigrad.train.step` for what a step object does
+    distributed : data-parallel over the ranks of a process group (joined here if the
+        caller has not: MPI on the CPU, NCCL on "cuda"; start the job with ``mpiexec``
+        or ``srun``, every rank calling ``fit`` alike). The model is wrapped in
+        ``nn.parallel.DistributedDataParallel``; a ``DataLoader`` without a sampler is
+        sharded by a ``data.DistributedSampler`` with its shuffle and seed (its
+        ``batch_size`` is then per rank); validation metrics cover every rank's disjoint
+        shard; training loss and accuracy are averaged over the ranks and images per
+        second summed. Only rank 0 prints and writes checkpoints, which hold the plain
+        model (they resume with or without ``distributed``). An exception on any rank
+        prints its traceback and ends every rank (``MPI_Abort``): the others could not
+        go on without it.
 
     At each epoch's end fit checks the weights and the validation loss, appends
     the epoch to the history, then calls every callback's ``on_epoch_end``
@@ -257,71 +296,21 @@ def fit(model, train_loader, val_loader=None, loss="cross_entropy", optimizer="a
     weight becomes NaN or infinite (weights are checked at every epoch's end,
     before any callback, so no checkpoint is written with them).
     """
-    if int(epochs) != epochs or epochs < 0:
-        raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
-    device = backend.check_device(device or model.device)
-    if cuda_graph and device != "cuda":
-        raise ValueError(f"fit: cuda_graph=True needs device 'cuda', not {device!r}")
-    if model.device != device:
-        model.to(device)
-    loss_fn = losses_module.get(loss)
-    if not callable(loss_fn):
-        raise TypeError(f"loss must be a name or a callable, got {type(loss).__name__}")
-    opt = _make_optimizer(model, optimizer, lr)
-    callbacks = list(callbacks)
-    for cb in callbacks:
-        if not isinstance(cb, Callback):
-            raise TypeError(f"callbacks must be Callback objects, got {type(cb).__name__}")
-    if scheduler is not None:
-        callbacks.append(LearningRateScheduler(scheduler))
-    if verbose:
-        callbacks.append(ProgressLogger(verbose))
-    callbacks.sort(key=lambda cb: cb.order)  # stable: user order kept within a rank
-
-    history = History(params={"epochs": int(epochs), "loss": _describe(loss),
-                              "optimizer": _describe(optimizer), "device": device})
-    run = TrainingRun(model, opt, loss_fn, train_loader, val_loader, int(epochs), device,
-                      callbacks, history, cuda_graph=cuda_graph)
-    for cb in callbacks:
-        cb.set_run(run)
-    start_epoch = 0
-    if resume is not None:
-        if not os.path.exists(resume):
-            raise FileNotFoundError(f"cannot resume: checkpoint {str(resume)!r} does not exist")
-        start_epoch = run.restore(load_checkpoint(resume), source=str(resume))
-        run.last_checkpoint = str(resume)
-    history.params.update(lr=run.lr(), batch_size=getattr(train_loader, "batch_size", None),
-                          steps=run.steps)
-    check_every = 1 if device == "cpu" else 20
+    run = _start_run(model, train_loader, val_loader, loss, optimizer, lr, epochs, scheduler,
+                     callbacks, resume, verbose, device, cuda_graph, step, distributed)
+    callbacks, history = run.callbacks, run.history
     left_out = set()  # keys of logs that are not numbers, warned about once
     progress = next((cb for cb in callbacks if isinstance(cb, ProgressLogger)), None)
     try:
         for cb in callbacks:
             cb.on_train_begin()
-        for epoch in range(start_epoch, int(epochs)):
+        for epoch in range(run.start_epoch, run.epochs):
             run.epoch = epoch
-            if hasattr(train_loader, "set_epoch"):
-                train_loader.set_epoch(epoch)  # order of epoch e comes from (seed, e)
+            if hasattr(run.train_loader, "set_epoch"):
+                run.train_loader.set_epoch(epoch)  # order of epoch e comes from (seed, e)
             for cb in callbacks:
                 cb.on_epoch_begin(epoch)
-            epoch_lr = run.lr()  # after on_epoch_begin, which may set it (a warm-up)
-            start = time.perf_counter()
-            logs = _train_epoch(run, check_every)
-            train_seconds = time.perf_counter() - start
-            # Nothing non-finite reaches the callbacks, so no checkpoint holds it.
-            _check_weights(run)
-            if val_loader is not None:
-                result = evaluate(model, val_loader, loss=loss_fn, device=device)
-                if not math.isfinite(result.loss):
-                    _raise_diverged(run, run.step, result.loss,
-                                    f"the validation loss became {result.loss} after epoch "
-                                    f"{epoch + 1}/{run.epochs}")
-                logs["val_loss"] = result.loss
-                if result.accuracy is not None:
-                    logs["val_accuracy"] = result.accuracy
-            logs["lr"] = epoch_lr
-            logs["seconds"] = time.perf_counter() - start
-            logs["images_per_second"] = run.images_seen / max(train_seconds, 1e-9)
+            logs = _run_epoch(run)
             # Recorded before the callbacks, so that at every epoch-end hook the history
             # (and a checkpoint's "epoch", its length) counts this epoch as done.
             history.append(epoch, logs)
@@ -334,11 +323,108 @@ def fit(model, train_loader, val_loader=None, loss="cross_entropy", optimizer="a
                 break
         for cb in callbacks:
             cb.on_train_end()
+    except BaseException as exc:
+        if run.distributed:  # the other ranks cannot go on without this one
+            from . import distributed as data_parallel
+            data_parallel.abort_with(exc)
+        raise
     finally:
         if progress is not None:
             progress.close()
         run.meter = None
     return history
+
+
+def _start_run(model, train_loader, val_loader, loss, optimizer, lr, epochs, scheduler,
+               callbacks, resume, verbose, device, cuda_graph, step, distributed=False):
+    """fit's arguments checked and built into a :class:`TrainingRun` (resumed from
+    ``resume`` if given), its callbacks told of it."""
+    if int(epochs) != epochs or epochs < 0:
+        raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
+    if cuda_graph and step is not None:
+        raise ValueError("fit: give cuda_graph=True or step=..., not both")
+    device = backend.check_device(device or model.device)
+    if cuda_graph and device != "cuda":
+        raise ValueError(f"fit: cuda_graph=True needs device 'cuda', not {device!r}")
+    if distributed and (cuda_graph or step is not None):
+        raise ValueError("fit: distributed=True trains with the eager step (the gradient "
+                         "all-reduce runs from the host after backward): no cuda_graph or step")
+    is_main = True
+    if distributed:
+        from . import distributed as data_parallel
+        is_main = data_parallel.join_group(device) == 0
+        verbose = verbose if is_main else 0
+    if model.device != device:
+        model.to(device)
+    train_model = None
+    if distributed:
+        model, train_model = data_parallel.wrap(model)
+        train_loader = data_parallel.sharded_train_loader(train_loader)
+    loss_fn = losses_module.get(loss)
+    if not callable(loss_fn):
+        raise TypeError(f"loss must be a name or a callable, got {type(loss).__name__}")
+    opt = make_optimizer(model, optimizer, lr)
+    if step is None:
+        step = EagerStep
+        if cuda_graph:
+            from ..cuda import GraphedStep as step
+    train_step = step(model if train_model is None else train_model, with_targets(loss_fn), opt)
+    callbacks = list(callbacks)
+    for cb in callbacks:
+        if not isinstance(cb, Callback):
+            raise TypeError(f"callbacks must be Callback objects, got {type(cb).__name__}")
+    if scheduler is not None:
+        callbacks.append(LearningRateScheduler(scheduler))
+    if verbose:
+        callbacks.append(ProgressLogger(verbose))
+    if not any(isinstance(cb, WarnOnDivergence) for cb in callbacks):
+        callbacks.append(WarnOnDivergence())  # a finite loss far above its start
+    callbacks.sort(key=lambda cb: cb.order)  # stable: user order kept within a rank
+
+    history = History(params={"epochs": int(epochs), "loss": _describe(loss),
+                              "optimizer": _describe(optimizer), "device": device})
+    run = TrainingRun(model, opt, loss_fn, train_loader, val_loader, int(epochs), device,
+                      callbacks, history, train_step, train_model=train_model,
+                      is_main=is_main)
+    for cb in callbacks:
+        cb.set_run(run)
+    if resume is not None:
+        if not os.path.exists(resume):
+            raise FileNotFoundError(f"cannot resume: checkpoint {str(resume)!r} does not exist")
+        run.start_epoch = run.restore(load_checkpoint(resume), source=str(resume))
+        run.last_checkpoint = str(resume)
+    history.params.update(lr=run.lr(), batch_size=getattr(train_loader, "batch_size", None),
+                          steps=run.steps)
+    return run
+
+
+def _run_epoch(run):
+    """Train one epoch, check the weights, validate; returns the epoch's logs.
+
+    Nothing non-finite gets past here to the callbacks, so no checkpoint holds it.
+    """
+    epoch_lr = run.lr()  # after on_epoch_begin, which may set it (a warm-up)
+    start = time.perf_counter()
+    logs = _train_epoch(run, 1 if run.device == "cpu" else 20)
+    train_seconds = time.perf_counter() - start
+    _check_weights(run)
+    if run.val_loader is not None:
+        result = evaluate(run.model, run.val_loader, loss=run.loss_fn, device=run.device,
+                          distributed=run.distributed)
+        if not math.isfinite(result.loss):
+            _raise_diverged(run, run.step, result.loss,
+                            f"the validation loss became {result.loss} after epoch "
+                            f"{run.epoch + 1}/{run.epochs}")
+        logs["val_loss"] = result.loss
+        if result.accuracy is not None:
+            logs["val_accuracy"] = result.accuracy
+    logs["lr"] = epoch_lr
+    logs["seconds"] = time.perf_counter() - start
+    logs["images_per_second"] = run.images_seen / max(train_seconds, 1e-9)
+    if run.distributed:
+        from . import distributed as data_parallel
+        logs = data_parallel.combined_train_logs(logs)
+    return logs
 
 
 def _is_number(value):
@@ -370,37 +456,15 @@ def _record_callback_logs(history, logs, callback, left_out):
 
 def _train_epoch(run, check_every):
     """One pass over the training data; returns its running loss and accuracy."""
-    model, opt, loss_fn = run.model, run.optimizer, run.loss_fn
     run.meter = _EpochMeter(check_every)
     run.epoch_start, run.images_seen = time.perf_counter(), 0
-    model.train()
+    run.train_model.train()
     for step, batch in enumerate(run.train_loader):
         run.step = step
-        x, y = _split_batch(batch, run.device)
-        if run.cuda_graph:  # forward, backward and update in one replay
-            if run.graphed is None:
-                from ..cuda import graphed_step
-                run.graphed = graphed_step(
-                    model, lambda out, t: loss_fn(out, _loss_target(loss_fn, out, t)), opt, x, y)
-            loss_value = run.graphed(x, y)
-            output = run.graphed.output
-        else:
-            output = model(x)
-            loss_value = loss_fn(output, _loss_target(loss_fn, output, y))
-        correct = None
-        if y.dtype.kind in "iu":
-            correct = (_predicted_classes(loss_fn, output) == y.data.reshape(-1)).sum()
-        run.meter.add(step, loss_value.data, correct, x.shape[0])
-        if run.meter.due():
-            # An eager step is checked before its update, so the weights stay good; a
-            # CUDA-graph replay has already applied its update by now.
-            bad = run.meter.flush()
-            if bad is not None:
-                _raise_diverged(run, *bad)
-        if not run.cuda_graph:
-            opt.zero_grad()
-            loss_value.backward()
-            opt.step()
+        x, y = split_batch(batch, run.device)
+        # The meter checks the loss before an eager step's update, so the weights stay
+        # good; a CUDA-graph replay has applied its update by then.
+        run.train_step(x, y, check=lambda loss, output: run.record_step(loss, output, y))
         run.images_seen += x.shape[0]
         for cb in run.callbacks:
             cb.on_batch_end(step, {"size": x.shape[0]})

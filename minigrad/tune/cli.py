@@ -20,7 +20,7 @@ import os
 from .space import Choice, LogUniform, SearchSpace, Uniform
 
 __all__ = ["add_sweep_arguments", "run_sweep_cli", "sweep_main", "SWEEP_PARAMS",
-           "parse_values"]
+           "parse_values", "check_trials"]
 
 #: The hyperparameter options: (option, config key, value type, help).
 SWEEP_PARAMS = (
@@ -175,13 +175,31 @@ def _describe_space(space, trials):
     return f"grid of {space.size} trials over " + (", ".join(parts) or "one configuration")
 
 
-def run_sweep_cli(args, trial_fn):
+def check_trials(space, check, kind="grid", trials=None, seed=0):
+    """Call ``check(config)`` on every configuration the sweep would run, before any
+    runs: a bad value (an unknown optimizer in a list, say) is a ``ValueError`` now,
+    not a failed trial later. The error names the configuration's varied values."""
+    for config in space.expand(kind, trials, seed):
+        try:
+            check(config)
+        except (ValueError, TypeError) as exc:
+            varied = ", ".join(f"{name}={config[name]!r}" for name in space.varied)
+            raise type(exc)(f"{exc} (in the trial {varied})" if varied else str(exc)) from exc
+
+
+def run_sweep_cli(args, trial_fn, check=None):
     """Run the sweep that parsed ``args`` describe with ``trial_fn``; returns an exit status
-    (0: at least one trial finished, 1: none did, 2: bad options, 130: interrupted)."""
+    (0: at least one trial finished, 1: none did, 2: bad options, 130: interrupted).
+
+    ``check(config)``, if given, vets every trial's configuration first (see
+    :func:`check_trials`), as the script's own command would vet its options.
+    """
     from .sweep import Halving, Sweep, SweepMetricError, SweepResultsError
     try:
         space = space_from_args(args)
         kind = "random" if args.trials is not None else "grid"
+        if check is not None:
+            check_trials(space, check, kind, args.trials, args.seed)
         halving = Halving(min_epochs=args.min_epochs, eta=args.eta) if args.halving else None
         workers = args.workers
         if workers is None and str(space.fixed.get("device", "")).startswith("cuda"):
@@ -210,15 +228,20 @@ def run_sweep_cli(args, trial_fn):
         return 2
     if args.quiet:
         print(results.summary())
-    return 0 if results.best is not None else 1
+    if results.best is None:
+        counts = ", ".join(f"{n} {status}" for status, n in results.counts().items())
+        print(f"error: no trial finished ({counts}); see {sweep.out_dir / 'results.csv'}")
+        return 1
+    return 0
 
 
-def sweep_main(argv, trial_fn, prog=None):
-    """``add_sweep_arguments`` + ``run_sweep_cli`` in one call: a script's ``sweep`` command."""
+def sweep_main(argv, trial_fn, prog=None, check=None):
+    """``add_sweep_arguments`` + ``run_sweep_cli`` in one call: a script's ``sweep`` command
+    (``check``: see :func:`run_sweep_cli`)."""
     parser = argparse.ArgumentParser(
         prog=prog, description="Hyperparameter sweep: grid or random search, optional "
                                "successive halving, trials in parallel processes or on a "
                                "Dask cluster; results ranked in DIR/results.csv.")
     add_sweep_arguments(parser)
-    return run_sweep_cli(parser.parse_args(argv), trial_fn)
+    return run_sweep_cli(parser.parse_args(argv), trial_fn, check=check)
 

@@ -137,9 +137,28 @@ def plot_curves(results, path):
     ax.set_ylabel(key.replace("_", " "))
     ax.set_title(f"{key.replace('_', ' ')} of {drawn} trial(s)")
     ax.grid(True, alpha=0.3)
-    if best is not None:
+    _draw_chance(ax, results)
+    if ax.get_legend_handles_labels()[0]:  # the best trial's curve, the chance level
         ax.legend(loc="best", fontsize=8)
     return save_figure(fig, path)
+
+
+def chance_level(results):
+    """What guessing scores on the sweep's metric (the trials' ``chance_accuracy``,
+    e.g. 1/classes), or ``None`` when the metric is no accuracy or no trial says."""
+    if "accuracy" not in results.metric:
+        return None
+    levels = [row.get("chance_accuracy") for row in results.rows
+              if row.get("chance_accuracy") is not None]
+    return max(levels) if levels else None
+
+
+def _draw_chance(ax, results):
+    """A dotted line at the chance level, so a "winner" at chance is seen as one."""
+    level = chance_level(results)
+    if level is not None:
+        ax.axhline(level, color="0.4", linestyle=":", linewidth=1.2, zorder=1,
+                   label=f"chance ({level:.3g})")
 
 
 def _is_log_axis(values):
@@ -210,6 +229,7 @@ def plot_params(results, path):
         ax.set_xlabel(name)
         ax.set_ylabel(f"best {results.metric.replace('_', ' ')}")
         ax.grid(True, alpha=0.3)
+        _draw_chance(ax, results)
     for ax in axes[len(names):]:
         ax.set_visible(False)
     axes[0].legend(loc="best", fontsize=8)

@@ -344,6 +344,8 @@ class Sweep:
                "epochs_requested": outcome.get("epochs_requested", task.epochs),
                "epochs_run": before + trained}
         row.update(seconds=seconds, images_per_second=outcome.get("images_per_second"),
+                   chance_accuracy=outcome.get("chance_accuracy",
+                                               previous.get("chance_accuracy")),
                    error=outcome.get("error"), traceback=outcome.get("traceback"),
                    resumed=bool(outcome.get("resumed")), worker=outcome.get("worker"),
                    finished_at=time.strftime("%Y-%m-%dT%H:%M:%S"), history=history)

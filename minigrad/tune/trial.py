@@ -14,8 +14,9 @@ The trial-function protocol (what :class:`~minigrad.tune.Sweep` calls)::
   history from epoch 1. ``None``: start afresh.
 - The returned dict holds ``"history"``: per-epoch lists (``loss``, ``accuracy``,
   ``val_loss``, ``val_accuracy``, ``seconds``, ...; a ``minigrad.train.History``
-  is fine) and may hold ``"seconds"``, ``"images_per_second"``, ``"diverged"``
-  (bool) and ``"error"`` (text).
+  is fine) and may hold ``"seconds"``, ``"images_per_second"``, ``"chance_accuracy"``
+  (what guessing scores, e.g. 1/classes: the sweep's plots draw it), ``"diverged"``
+  (bool), ``"divergence"`` (what diverged, text) and ``"error"`` (text).
 - A NaN/infinite training loss in the history, ``"diverged": True``, or a raised
   ``FloatingPointError`` (``minigrad.train.TrainingDiverged`` is one) make the
   trial ``"diverged"``; any other exception, ``SystemExit`` included, makes it
@@ -37,7 +38,7 @@ __all__ = ["execute_trial", "ExperimentTrial", "normalise_history", "history_met
            "finite_loss_epochs", "limit_threads"]
 
 #: Result keys copied into a trial's row when the trial function provides them.
-_PASSTHROUGH = ("images_per_second", "seconds")
+_PASSTHROUGH = ("images_per_second", "seconds", "chance_accuracy")
 
 
 class ExperimentTrial:
@@ -183,7 +184,7 @@ def execute_trial(trial_fn, config, epochs, checkpoint_path=None, threads=None):
         bad_epoch = sound + 1 if sound < len(outcome["history"].get("loss", ())) else None
         if result.get("diverged") or result.get("status") == "diverged" or bad_epoch:
             outcome["status"] = "diverged"
-            outcome["error"] = str(result.get("error") or
+            outcome["error"] = str(result.get("error") or result.get("divergence") or
                                    f"the training loss became NaN or infinite at epoch "
                                    f"{bad_epoch}")
         elif result.get("error"):
