@@ -63,7 +63,7 @@ from minigrad.data import (DataLoader, SyntheticInsects, load_image_folder, trai
 from minigrad.io import atomic_write_json
 from minigrad.plot import PlotUnavailable, format_confusion, plot_confusion, plot_history
 from minigrad.train import (Callback, DivergenceWarning, EarlyStopping, ModelCheckpoint,
-                            TrainingDiverged, WarnOnDivergence, evaluate, fit,
+                            TensorBoard, TrainingDiverged, WarnOnDivergence, evaluate, fit,
                             load_checkpoint)
 from minigrad.tune import ExperimentTrial, sweep_main
 
@@ -230,11 +230,17 @@ def load_data(config, progress=False):
             description = SyntheticInsects.description
     except ValueError as exc:
         raise ExperimentError(str(exc)) from exc
-    if config.augment:
-        flip_crop = transforms.Compose([transforms.RandomHorizontalFlip(),
-                                        transforms.RandomCrop(config.size, padding=4)])
-        train_set.transform = flip_crop
+    if config.augment:  # the training split only: validation sees the photos as they are
+        train_set.transform = augmentation(config.size)
     return train_set, val_set, description
+
+
+def augmentation(size):
+    """``--augment``: torchvision's usual recipe, mild enough for small images."""
+    return transforms.Compose([transforms.RandomResizedCrop(size, scale=(0.6, 1.0)),
+                               transforms.RandomHorizontalFlip(),
+                               transforms.RandomRotation(10),
+                               transforms.ColorJitter(0.2, 0.2, 0.2)])
 
 
 def check_config(config):
@@ -610,7 +616,8 @@ def add_experiment_arguments(parser):
                              f"folder holding another run's files is refused unless "
                              f"--resume or --overwrite")
     parser.add_argument("--augment", action="store_true",
-                        help="random flips and shifts of the training images")
+                        help="augment the training images: random resized crops, flips, "
+                             "small rotations and colour jitter")
     parser.add_argument("--no-cache", dest="cache", action="store_false",
                         help="do not keep decoded images in the on-disk cache")
     parser.add_argument("--synthetic-images", type=int, default=SYNTHETIC_IMAGES,
@@ -657,6 +664,9 @@ def build_parser():
                         help="stop when the validation accuracy has not improved for "
                              "PATIENCE epochs")
     parser.add_argument("--quiet", action="store_true", help="print only the final result")
+    parser.add_argument("--tensorboard", metavar="DIR", default=None,
+                        help="also log curves, weight histograms and the confusion matrix "
+                             "for TensorBoard into DIR (needs minigrad[tensorboard])")
     parser.add_argument("--distributed", action="store_true",
                         help="data-parallel over the processes mpiexec or srun started "
                              "(MPI on the CPU, NCCL with --device cuda)")
@@ -680,15 +690,17 @@ def train_command(argv):
         parser.error(str(exc))  # prints usage and the message, exits with status 2
     interruption = Interruption()
     try:
+        logging = [TensorBoard(args.tensorboard)] if args.tensorboard else []
         with interruption.deferring_sigint(), warnings.catch_warnings():
             # Said once at the end, in one line, rather than as Python's warning text.
             warnings.simplefilter("ignore", DivergenceWarning)
             result = run_experiment(config, verbose=0 if args.quiet else 1,
-                                    callbacks=[interruption])
+                                    callbacks=[interruption, *logging])
     except KeyboardInterrupt:
         print(f"\n{interruption.describe()}", file=sys.stderr)
         return 130
-    except (FileNotFoundError, NotADirectoryError, TrainingDiverged, ExperimentError) as exc:
+    except (FileNotFoundError, NotADirectoryError, TrainingDiverged, ExperimentError,
+            ImportError) as exc:  # ImportError: --tensorboard without tensorboardX
         # What the user can fix (a path, the data, the settings, the learning rate): one
         # line. Anything else, a ValueError raised while training included, is a bug
         # and keeps its traceback.

@@ -3,11 +3,13 @@
 ``import minigrad as mg``; ``mg.tensor(...)``; layers in ``mg.nn``, ops in
 ``mg.functional``, losses in ``mg.losses``, optimizers in ``mg.optim``, datasets and
 loaders in ``mg.data``, ``fit``/``evaluate`` in ``mg.train``, data-parallel
-training over MPI/NCCL in ``mg.distributed``; ``mg.cuda`` (CUDA graphs,
-TF32) is imported on first use, since it needs CuPy.
+training over MPI/NCCL in ``mg.distributed``; ``mg.save``/``mg.load`` for state dicts
+(.npz, .safetensors); ``mg.onnx.export`` to ONNX; ``mg.cuda`` (CUDA graphs, TF32) is
+imported on first use, since it needs CuPy.
 """
-from . import backend, data, distributed, functional, losses, nn, optim, train
+from . import backend, data, distributed, functional, losses, nn, onnx, optim, train
 from .backend import cuda_available
+from .io import load_weights as load, save_weights
 from .random import manual_seed
 from .tensor import Tensor, as_tensor, from_numpy, is_grad_enabled, no_grad, tensor
 
@@ -28,6 +30,15 @@ def __getattr__(name):
         return cuda
     raise AttributeError(f"module 'minigrad' has no attribute {name!r}")
 
+
+
+def save(state_dict, path):
+    """Write ``state_dict`` (name -> array or Tensor) to ``path`` atomically, as ``.npz``
+    or ``.safetensors`` by its suffix (``torch.save``'s argument order); ``mg.load(path)``
+    reads it back."""
+    return save_weights(path, state_dict)
+
+
 __all__ = ["Tensor", "tensor", "as_tensor", "from_numpy", "no_grad", "is_grad_enabled",
-           "cuda_available", "manual_seed", "backend", "functional", "losses", "nn", "optim",
-           "data", "train", "distributed"]
+           "cuda_available", "manual_seed", "save", "load", "backend", "functional", "losses",
+           "nn", "onnx", "optim", "data", "train", "distributed"]

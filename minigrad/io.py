@@ -253,10 +253,26 @@ def _load_npz(path):
         return {key: archive[key] for key in archive.files}
 
 
+def _save_safetensors(path, state):
+    from .extras import require
+    data = require("safetensors.numpy", "saving .safetensors files", "safetensors").save(
+        state, metadata={"format": "pt"})  # the metadata PyTorch's own files carry
+    atomic_write(path, lambda f: f.write(data))
+
+
+def _load_safetensors(path):
+    from .extras import require
+    return require("safetensors.numpy", "loading .safetensors files",
+                   "safetensors").load_file(os.fspath(path))
+
+
 #: Weight-file formats by suffix (lower case, with the dot): ``(save(path, state),
 #: load(path) -> state)``. A format is one entry here; a name without a suffix is
-#: ``.npz`` (NumPy's archive, which ``np.load`` reads).
-WEIGHT_FORMATS = {".npz": (_save_npz, _load_npz)}
+#: ``.npz`` (NumPy's archive, which ``np.load`` reads). ``.safetensors`` is PyTorch's
+#: and Hugging Face's shared format (a JSON header and raw little-endian arrays, nothing
+#: to unpickle), with PyTorch's key names as the state dict has them.
+WEIGHT_FORMATS = {".npz": (_save_npz, _load_npz),
+                  ".safetensors": (_save_safetensors, _load_safetensors)}
 
 
 def _weight_format(path, verb):
@@ -273,12 +289,21 @@ def _weight_format(path, verb):
 
 
 def save_weights(path, state):
-    """Write a state dict (name -> NumPy array) to ``path`` atomically, in the format
-    its suffix names (see :data:`WEIGHT_FORMATS`). Returns ``path``."""
-    _weight_format(path, "save")[0](path, state)
+    """Write a state dict (name -> array or Tensor, on any device) to ``path``
+    atomically, in the format its suffix names (see :data:`WEIGHT_FORMATS`). Returns
+    ``path``."""
+    from . import backend
+    from .tensor import Tensor
+    arrays = {str(key): np.asarray(backend.to_numpy(
+        value.data if isinstance(value, Tensor) else value), order="C")
+              for key, value in state.items()}
+    _weight_format(path, "save")[0](path, arrays)
     return path
 
 
 def load_weights(path):
-    """Read a state dict written by :func:`save_weights` (the format from the suffix)."""
-    return _weight_format(path, "load")[1](path)
+    """Read a state dict (an ordered dict of NumPy arrays) written by
+    :func:`save_weights`, ``np.savez`` or ``safetensors.torch.save_file`` (the format
+    from the suffix)."""
+    from collections import OrderedDict
+    return OrderedDict(_weight_format(path, "load")[1](path).items())

@@ -55,3 +55,16 @@ def quiet_sweep(space, out, trial_fn, **kwargs):
     kwargs.setdefault("verbose", 0)
     kwargs.setdefault("plots", False)
     return Sweep(space, trial_fn, out, **kwargs)
+
+
+def load_demo(name):
+    """A script of ``demos/`` imported as a module (registered under its name, where
+    dataclasses look their module up)."""
+    import importlib.util
+    import sys
+    path = Path(__file__).resolve().parents[1] / "demos" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

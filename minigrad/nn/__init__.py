@@ -6,11 +6,12 @@ from .activation import (ELU, GELU, SELU, Hardsigmoid, Hardswish, Hardtanh, LogS
 from .attention import MultiheadAttention
 from .embedding import Embedding
 from .layers import (ACTIVATIONS, AvgPool2d, BatchNorm2d, Conv2d, Dense, Dropout, Flatten,
-                     Identity, LeakyReLU, Linear, MaxPool2d, ModuleList, ReLU, Sequential,
+                     Identity, LazyConv2d, LazyLinear, LeakyReLU, Linear,
+                     MaxPool2d, ModuleList, ReLU, Sequential,
                      Sigmoid, Softmax, SyncBatchNorm, Tanh, activation)
 from .norm import BatchNorm1d, Dropout2d, GroupNorm, LayerNorm
 from .module import Module
-from .parameter import Parameter
+from .parameter import Parameter, UninitializedParameter
 
 __all__ = ["Module", "Parameter", "init", "utils", "Dense", "Linear", "Conv2d", "MaxPool2d",
            "AvgPool2d", "Flatten", "Dropout", "BatchNorm2d", "ReLU", "LeakyReLU", "Tanh",
@@ -29,3 +30,5 @@ __all__ += ["Conv1d", "ConvTranspose2d", "MaxPool1d", "AvgPool1d", "MaxUnpool2d"
             "ReflectionPad2d", "ReplicationPad2d", "CircularPad2d"]
 
 __all__ += ["SyncBatchNorm", "parallel"]
+
+__all__ += ["UninitializedParameter", "LazyLinear", "LazyConv2d"]

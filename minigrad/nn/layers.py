@@ -13,8 +13,8 @@ from ..functional.pool import _window_args
 from . import init
 from .activation import (ELU, GELU, SELU, Hardsigmoid, Hardswish, Hardtanh, LogSigmoid,
                          Mish, PReLU, ReLU6, SiLU, Softplus)
-from .module import Module, _table, record_fused
-from .parameter import Parameter
+from .module import ANY_RANK, Module, _table, record_fused
+from .parameter import Parameter, UninitializedParameter, is_uninitialized
 
 # Activations a convolution's kernel applies itself, and their check.
 FUSABLE = kernel_module("reference.activation").FUSABLE
@@ -63,16 +63,35 @@ def _empty(*shape):
 
 
 class Dense(Module):
-    """Fully connected layer: y = x @ weight.T + bias, weight (out_features, in_features)."""
+    """Fully connected layer: y = x @ weight.T + bias, weight (out_features, in_features).
 
-    def __init__(self, in_features, out_features, bias=True):
+    ``Dense(in_features, out_features)`` as ``torch.nn.Linear``; ``Dense(units)`` with one
+    argument is Keras's Dense: ``units`` outputs, the input size read from the first
+    input (the weight is made and initialised then; see :class:`LazyLinear`).
+    """
+
+    input_rank = 2
+
+    def __init__(self, in_features, out_features=None, bias=True):
         super().__init__()
-        self.in_features, self.out_features = int(in_features), int(out_features)
-        self.weight = _empty(self.out_features, self.in_features)
-        self.bias = _empty(self.out_features) if bias else None
-        init.default_init_(self.weight, self.bias)
+        if out_features is None:  # Keras's Dense(units): the input size comes later
+            in_features, out_features = None, in_features
+        layer = f"{type(self).__name__}({in_features!r}, {out_features!r})"
+        self.out_features = _positive_int(out_features, "out_features", layer)
+        if in_features is None:
+            self.in_features = None
+            self.weight = UninitializedParameter()
+            self.bias = UninitializedParameter() if bias else None
+        else:
+            self.in_features = _positive_int(in_features, "in_features", layer)
+            self.weight = _empty(self.out_features, self.in_features)
+            self.bias = _empty(self.out_features) if bias else None
+            init.default_init_(self.weight, self.bias)
 
     def forward(self, x):
+        if self.in_features is None:
+            self.in_features = _materialize(self, x, x.shape[-1] if x.ndim else 0,
+                                            (self.out_features,), ())
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"{self!r}: expected input with {self.in_features} features in "
                              f"the last axis, got shape {tuple(x.shape)}")
@@ -85,6 +104,38 @@ class Dense(Module):
 
 
 Linear = Dense
+
+
+class LazyLinear(Dense):
+    """``torch.nn.LazyLinear(out_features)``: a Linear whose ``in_features`` is read from
+    its first input; it then becomes a plain :class:`Linear` (as in PyTorch)."""
+
+    def __init__(self, out_features, bias=True):
+        super().__init__(out_features, bias=bias)
+
+
+def _materialize(layer, x, fan_in, out_shape, kernel_shape):
+    """Give a lazy ``layer`` its weight ``(*out_shape, fan_in, *kernel_shape)`` and bias
+    from the first input ``x`` (on its device, in its floating dtype), initialised as
+    the eager layer would be; returns ``fan_in``. A parameter already given a shape (by
+    ``load_state_dict``) keeps its values."""
+    if fan_in < 1:
+        raise ValueError(f"{layer!r}: cannot infer the input size from an input of shape "
+                         f"{tuple(x.shape)}")
+    dtype = x.dtype if x.dtype.kind == "f" else np.float32
+    weight_shape = (*out_shape, fan_in, *kernel_shape)
+    fresh = is_uninitialized(layer.weight)
+    for param, shape in ((layer.weight, weight_shape), (layer.bias, out_shape)):
+        if param is not None and is_uninitialized(param):
+            param.materialize(shape, x.device, dtype)
+    if tuple(layer.weight.shape) != weight_shape:
+        raise ValueError(f"{layer!r}: its loaded weight has shape {tuple(layer.weight.shape)}, "
+                         f"but an input of shape {tuple(x.shape)} needs {weight_shape}")
+    if fresh:
+        init.default_init_(layer.weight, layer.bias)
+    if type(layer) in _LAZY_BECOMES:  # as torch's cls_to_become: now an ordinary layer
+        object.__setattr__(layer, "__class__", _LAZY_BECOMES[type(layer)])
+    return fan_in
 
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -132,17 +183,23 @@ class Conv2d(Module):
     ``ReLU``, ``Tanh`` or ``Sigmoid`` module.
     """
 
+    input_rank = 4
+
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
                  groups=1, bias=True, padding_mode="zeros", activation=None):
         super().__init__()
         self.activation = check_activation(activation, "Conv2d")
-        layer = f"Conv2d({in_channels!r}, {out_channels!r}, kernel_size={kernel_size!r})"
-        self.in_channels = _positive_int(in_channels, "in_channels", layer)
+        layer = f"{type(self).__name__}({in_channels!r}, {out_channels!r}, " \
+                f"kernel_size={kernel_size!r})"
+        lazy = in_channels is None and isinstance(self, LazyConv2d)
+        self.in_channels = None if lazy else _positive_int(in_channels, "in_channels", layer)
         self.out_channels = _positive_int(out_channels, "out_channels", layer)
         self.kernel_size = F._pair(kernel_size, "kernel_size", layer, 1)
         self.stride = F._pair(stride, "stride", layer, 1)
         self.dilation = F._pair(dilation, "dilation", layer, 1)
-        self.groups = _check_groups(layer, groups, self.in_channels, self.out_channels)
+        # A lazy layer (groups 1) learns in_channels at its first input.
+        self.groups = _check_groups(layer, groups, groups if lazy else self.in_channels,
+                                    self.out_channels)
         self.padding_mode = _check_padding_mode(layer, padding_mode)
         if isinstance(padding, str):  # "valid" or "same", checked as F.conv2d will
             _naming_layer(layer, F._conv_padding, padding, self.kernel_size, self.stride,
@@ -150,16 +207,23 @@ class Conv2d(Module):
             self.padding = padding
         else:
             self.padding = F._pair(padding, "padding", layer, 0)
-        self.weight = _empty(self.out_channels, self.in_channels // self.groups,
-                             *self.kernel_size)
-        self.bias = _empty(self.out_channels) if bias else None
-        init.default_init_(self.weight, self.bias)
+        if lazy:
+            self.weight = UninitializedParameter()
+            self.bias = UninitializedParameter() if bias else None
+        else:
+            self.weight = _empty(self.out_channels, self.in_channels // self.groups,
+                                 *self.kernel_size)
+            self.bias = _empty(self.out_channels) if bias else None
+            init.default_init_(self.weight, self.bias)
 
     def forward(self, x):
         return self.convolve(x, self.activation)
 
     def convolve(self, x, activation):
         """This layer's convolution followed by ``activation`` (None: none), in one kernel."""
+        if self.in_channels is None and x.ndim == 4:
+            self.in_channels = _materialize(self, x, x.shape[1], (self.out_channels,),
+                                            self.kernel_size)
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"{self!r}: expected input of shape (N, {self.in_channels}, H, W), "
                              f"got shape {tuple(x.shape)}")
@@ -189,7 +253,22 @@ def _conv_extras(conv):
     return extras
 
 
+class LazyConv2d(Conv2d):
+    """``torch.nn.LazyConv2d(out_channels, kernel_size, ...)``: a Conv2d whose
+    ``in_channels`` is read from its first input; it then becomes a plain :class:`Conv2d`."""
+
+    def __init__(self, out_channels, kernel_size, stride=1, padding=0, bias=True,
+                 activation=None):
+        super().__init__(None, out_channels, kernel_size, stride, padding, bias=bias,
+                         activation=activation)
+
+
+_LAZY_BECOMES = {LazyLinear: Linear, LazyConv2d: Conv2d}
+
+
 class _Pool2d(Module):
+    input_rank = 4
+
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1):
         super().__init__()
         layer = f"{type(self).__name__}(kernel_size={kernel_size!r})"
@@ -265,6 +344,8 @@ class Flatten(Module):
 class Dropout(Module):
     """Randomly zero elements with probability ``p`` while training."""
 
+    input_rank = ANY_RANK
+
     def __init__(self, p=0.5):
         super().__init__()
         if not 0 <= p < 1:
@@ -282,6 +363,8 @@ class _BatchNorm(Module):
     """Batch normalisation over axis 1 (the channels), with running statistics."""
 
     ndims, layout = (), ""  # the input ranks taken, and how to name them; set by subclasses
+
+    input_rank = 4
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True):
         super().__init__()
@@ -385,12 +468,16 @@ class ReLU(Module):
     def __init__(self, inplace=False):
         super().__init__()
 
+    input_rank = ANY_RANK
+
     def forward(self, x):
         return F.relu(x)
 
 
 class LeakyReLU(Module):
     """x for x > 0, negative_slope * x otherwise. ``inplace`` is accepted and ignored."""
+
+    input_rank = ANY_RANK
 
     def __init__(self, negative_slope=0.01, inplace=False):
         super().__init__()
@@ -406,6 +493,8 @@ class LeakyReLU(Module):
 class Tanh(Module):
     """Hyperbolic tangent."""
 
+    input_rank = ANY_RANK
+
     def forward(self, x):
         return F.tanh(x)
 
@@ -413,12 +502,16 @@ class Tanh(Module):
 class Sigmoid(Module):
     """Logistic sigmoid 1 / (1 + exp(-x))."""
 
+    input_rank = ANY_RANK
+
     def forward(self, x):
         return F.sigmoid(x)
 
 
 class Softmax(Module):
     """Softmax along ``dim`` (default: the last axis)."""
+
+    input_rank = ANY_RANK
 
     def __init__(self, dim=-1):
         super().__init__()

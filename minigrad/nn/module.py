@@ -12,7 +12,7 @@ import numpy as np
 from .. import backend
 from ..io import load_weights, save_weights
 from ..tensor import Tensor, as_tensor, no_grad
-from .parameter import Parameter
+from .parameter import Parameter, is_uninitialized
 
 
 def _is_array(value):
@@ -291,11 +291,15 @@ class Module:
             if unexpected:
                 parts.append(f"unexpected key(s) {unexpected}")
             raise KeyError(f"load_state_dict for {type(self).__name__}: " + "; ".join(parts))
-        values = OrderedDict()
+        values, pending_shapes = OrderedDict(), {}
         for key, (registry, name) in targets.items():
             if key not in state:
                 continue
             value = _loadable_array(state[key], key)
+            if is_uninitialized(registry[name]):  # a lazy layer takes the saved shape
+                pending_shapes[key] = value.shape
+                values[key] = value
+                continue
             current = _array_of(registry[name])
             if value.shape != current.shape:
                 raise ValueError(f"load_state_dict: key {key!r} has shape {value.shape} "
@@ -303,13 +307,15 @@ class Module:
             values[key] = value
         for key, value in values.items():
             registry, name = targets[key]
+            if key in pending_shapes:
+                registry[name].materialize(pending_shapes[key], self.device)
             current = _array_of(registry[name])
             current[...] = backend.array_module(current).asarray(value, dtype=current.dtype)
         return IncompatibleKeys(missing, unexpected)
 
     def save(self, path):
         """Write the state dict to ``path`` atomically (never half-written), in the
-        format the suffix names: ``.npz`` (also for a name without one); another
+        format the suffix names: ``.npz`` (also for a name without one) or ``.safetensors``; another
         suffix, ``.h5`` say, is a ``ValueError`` (see :data:`minigrad.io.WEIGHT_FORMATS`)."""
         save_weights(path, self.state_dict())
 
@@ -331,15 +337,24 @@ class Module:
             return "\n".join(lines) + "\n)"
         return lines[0] + ")"
 
+    #: The rank of the input this layer takes (4 for NCHW layers, 2 for Dense), read by
+    #: ``summary`` to tell whether a shape holds the batch axis; None: any, or unknown.
+    input_rank = None
+
     def summary(self, input_shape, print_fn=print):
         """Print (and return) each layer's output shape and parameter count.
 
-        ``input_shape`` includes the batch axis, e.g. ``(1, 3, 80, 80)``. The model
+        ``input_shape`` may leave out the batch axis, as Keras's ``input_shape`` does:
+        ``(3, 80, 80)`` for a model whose first layer takes NCHW input, ``(784,)`` for a
+        Dense one; ``(None, 3, 80, 80)`` or ``(1, 3, 80, 80)`` name it. Lazy layers
+        (``Dense(units)``, ``LazyConv2d``) get their shapes from this pass.
+        The model
         runs as it trains: layers a ``Sequential`` fuses into one kernel (a Conv2d and
         the activation after it) are one row, ``"0+1  Conv2d+ReLU"``, and listed under
         the table.
         """
         global _shape_trace
+        input_shape = self._with_batch_axis(input_shape)
         x = Tensor(backend.xp_for(self.device).zeros(input_shape, dtype=np.float32))
         # Each module's own mode, restored after: a model may keep, say, one Dropout in
         # eval mode while the rest trains.
@@ -379,6 +394,49 @@ class Module:
         return text
 
 
+    def _with_batch_axis(self, input_shape):
+        """``input_shape`` with a batch axis of 1 put in front where it lacks one: a
+        leading None, or one axis fewer than the first layer that fixes the input rank
+        takes (layers that keep any shape, such as activations, are looked past)."""
+        shape = tuple(input_shape)
+        if shape and shape[0] is None:
+            return (1,) + shape[1:]
+        for module in self.modules():
+            if module._modules:
+                continue
+            rank = module.input_rank
+            if rank == ANY_RANK:
+                continue
+            return (1,) + shape if rank is not None and len(shape) == rank - 1 else shape
+        return shape
+
+    # ------------------------------------------------------------ Keras-style training
+    # The training loop lives above nn (minigrad.train), so these import it when called.
+    def compile(self, optimizer="adam", loss="cross_entropy", metrics=("accuracy",), lr=None,
+                **optimizer_kwargs):
+        """Choose the optimizer, loss and metrics for :meth:`fit` and :meth:`evaluate`
+        (Keras's ``model.compile``); see :func:`minigrad.train.keras.compile`. Returns self."""
+        from ..train import keras
+        return keras.compile(self, optimizer, loss, metrics, lr, **optimizer_kwargs)
+
+    def fit(self, x, y=None, **kwargs):
+        """Train on arrays (or a dataset or loader), Keras-style; returns the History.
+        See :func:`minigrad.train.keras.fit` for the arguments."""
+        from ..train import keras
+        return keras.fit(self, x, y, **kwargs)
+
+    def evaluate(self, x, y=None, **kwargs):
+        """``{"loss": ..., "accuracy": ...}`` over arrays, a dataset or a loader
+        (:func:`minigrad.train.keras.evaluate`)."""
+        from ..train import keras
+        return keras.evaluate(self, x, y, **kwargs)
+
+    def predict(self, x, batch_size=32, verbose=0):
+        """The model's outputs for ``x`` (an array, dataset or loader) as a NumPy array."""
+        from ..train import keras
+        return keras.predict(self, x, batch_size=batch_size, verbose=verbose)
+
+
 builtin_sum = sum
 
 
@@ -388,6 +446,11 @@ def _output_shape(out):
     if isinstance(out, (tuple, list)):
         return tuple(_output_shape(o) for o in out)
     return tuple(out.shape)
+
+
+#: ``input_rank`` of layers that take input of any rank and keep its shape (activations,
+#: dropout): ``summary`` looks past them to find the batch axis.
+ANY_RANK = -1
 _shape_trace = None  # set by summary(): every Module call appends (module, output)
 
 

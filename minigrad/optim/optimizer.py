@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 
 from .. import backend
+from ..nn.parameter import is_uninitialized
 from ..tensor import Tensor, can_write_in_place
 from .replay import ReplayValues
 
@@ -474,6 +475,11 @@ def _as_param_list(params):
         if not _is_parameter(param):
             raise TypeError(f"parameter {i} is a {type(param).__name__}, not a parameter "
                             "(an object with .data and .grad, such as nn.Parameter)")
+        if is_uninitialized(param):
+            raise ValueError(f"parameter {i} belongs to a lazy layer (LazyLinear, LazyConv2d, "
+                             "Dense(units)) that has not seen an input yet, so it has no shape; "
+                             "run one forward pass (e.g. model(x) or model.summary(shape)) "
+                             "before building the optimizer")
         if type(param).__hash__ is None:
             raise TypeError(f"parameter {i} ({type(param).__name__}) is unhashable; the "
                             "optimizer keys its state by the parameter object itself")

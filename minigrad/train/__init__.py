@@ -24,7 +24,9 @@ metric_sign), :mod:`~minigrad.train.callbacks`, :mod:`~minigrad.train.checkpoint
 (format, versioning, atomic writes), :mod:`~minigrad.train.divergence` (the NaN/inf
 checks), :mod:`~minigrad.train.loop` (fit, TrainingRun), :mod:`~minigrad.train.step`
 (the training step: EagerStep) and
-:mod:`~minigrad.train.evaluation` (evaluate, predict).
+:mod:`~minigrad.train.evaluation` (evaluate, predict), :mod:`~minigrad.train.run_logging`
+(CSVLogger, TensorBoard) and :mod:`~minigrad.train.keras` (``model.compile``/``fit``/
+``evaluate``/``predict`` on NumPy arrays, over the functions above).
 """
 from .callbacks import (Callback, EarlyStopping, LearningRateScheduler, ModelCheckpoint,
                         ProgressLogger, WarnOnDivergence, format_epoch)
@@ -34,10 +36,12 @@ from .evaluation import (Evaluation, evaluate, loss_target, predict, split_batch
                          with_targets)
 from .history import History, history_dict, metric_sign
 from .loop import TrainingRun, make_optimizer, fit
+from .run_logging import CSVLogger, TensorBoard
 from .step import EagerStep
+from . import keras  # after fit, evaluate and predict, which it builds on
 
 __all__ = ["fit", "evaluate", "predict", "History", "Evaluation", "TrainingDiverged",
            "TrainingRun", "Callback", "EarlyStopping", "ModelCheckpoint",
            "LearningRateScheduler", "ProgressLogger", "WarnOnDivergence", "DivergenceWarning",
-           "save_checkpoint", "load_checkpoint",
+           "CSVLogger", "TensorBoard", "save_checkpoint", "load_checkpoint", "keras",
            "EagerStep", "with_targets", "loss_target", "split_batch", "make_optimizer"]
