@@ -21,7 +21,7 @@ from .. import backend, losses as losses_module, optim as optim_module
 from ..nn.parameter import is_uninitialized
 from ..tensor import Tensor, no_grad
 from .evaluation import evaluate as evaluate_loader, predict as predict_outputs
-from .loop import _make_optimizer, fit as fit_loader
+from .loop import make_optimizer, fit as fit_loader
 
 __all__ = ["compile", "fit", "evaluate", "predict", "METRICS"]
 
@@ -200,7 +200,7 @@ def fit(model, x, y=None, epochs=1, batch_size=32, validation_data=None,
             val_loader = _loader(model, validation_data, None, batch_size, False, 0, "fit")
     _build_lazy_layers(model, train_loader)
     if config.built is None:
-        config.built = _make_optimizer(model, config.optimizer, config.lr,
+        config.built = make_optimizer(model, config.optimizer, config.lr,
                                        **config.optimizer_kwargs)
     history = fit_loader(model, train_loader, val_loader, loss=config.loss,
                          optimizer=config.built, epochs=epochs, callbacks=callbacks,
