@@ -432,7 +432,7 @@ def run_experiment(config, verbose=1, callbacks=(), plots=True):
             f"{out} holds another run's files ({', '.join(run_files(out))}); pass --resume to "
             f"continue that run, --overwrite to replace it, or another --out (without --out "
             f"every run gets a new folder)")
-        check_memory(config, device)
+    check_memory(config, device)
     started = time.perf_counter()
 
     train_set, val_set, description = load_data(config, progress=bool(verbose))
