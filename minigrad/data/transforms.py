@@ -222,7 +222,7 @@ class RandomResizedCrop:
     """
 
     def __init__(self, size, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), interpolation="bilinear"):
-        self.size = _pair(size, "RandomResizedCrop size")
+        self.size = size_pair(size, "RandomResizedCrop size")
         self.scale = _range(scale, "scale", "RandomResizedCrop", bound=(1e-12, math.inf))
         self.ratio = _range(ratio, "ratio", "RandomResizedCrop", bound=(1e-12, math.inf))
         self.interpolation = interpolation

@@ -1,9 +1,9 @@
 """Data-parallel training of the exercise CNN: 1 against 2 MPI processes, and on paper
 the ring all-reduce's cost per step for N nodes against the step's compute.
 
-    python benchmarks/distributed.py [--batch-size 32] [--steps 8] [--rounds 2] [--json PATH]
+    python benchmarks/data_parallel.py [--batch-size 32] [--steps 8] [--rounds 2] [--json PATH]
 
-Each run is ``mpiexec -n P python benchmarks/distributed.py --worker``, every process
+Each run is ``mpiexec -n P python benchmarks/data_parallel.py --worker``, every process
 with one thread (OMP, OpenBLAS, Numba), its own batch of ``--batch-size`` images
 (weak scaling: the global batch grows with P) and the model wrapped in
 DistributedDataParallel over MPI. Per P it reports, as medians over the steps and
@@ -20,6 +20,9 @@ gradients' bytes. Against a step's compute c (no overlap: minigrad reduces after
 backward), the efficiency is c / (c + t(N)). Compute figures: this run's one-thread
 CPU step, and the GPU steps recorded in benchmarks/README.md (NVIDIA H200, batch 32
 and 256, eager), quoted, not measured here.
+
+(Named data_parallel, not distributed: tests put benchmarks/ on sys.path, where a module
+named "distributed" would hide Dask's.)
 """
 import argparse
 import json
