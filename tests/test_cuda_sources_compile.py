@@ -12,6 +12,9 @@ import pytest
 
 from kernels.cuda import compile as cuda_compile
 
+# Slow (still run in CI): compiles every CUDA source with NVRTC.
+pytestmark = pytest.mark.slow
+
 nvrtc = pytest.importorskip(
     "cuda.bindings.nvrtc",
     reason="cuda.bindings is not installed (pip install nvidia-cuda-nvrtc-cu12 "

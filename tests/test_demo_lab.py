@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+# Slow (still run in CI): draws the lab's figures and animations.
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("matplotlib")
 
 DEMO = Path(__file__).resolve().parents[1] / "demos" / "optimization_lab.py"

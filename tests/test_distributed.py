@@ -16,6 +16,9 @@ import pytest
 import minigrad as mg
 from minigrad import data, nn
 
+# Slow (still run in CI): starts MPI jobs under mpiexec.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 WORKERS = Path(__file__).resolve().parent / "distributed_workers.py"
 

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+# Slow (still run in CI): builds the API reference with pdoc in a subprocess.
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("pdoc")
 
 ROOT = Path(__file__).resolve().parents[1]

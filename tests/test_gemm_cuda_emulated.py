@@ -23,8 +23,10 @@ import cuda_kernel_checks as checks
 from cuda_emulator import EmulatedModule, FakeCuda, FakeStream, compiler, use_fake_cupy
 from kernels.reference import KERNELS as REFERENCE
 
-pytestmark = pytest.mark.skipif(compiler() is None,
-                                reason="no host C++ compiler (g++) to emulate CUDA with")
+# Slow (still run in CI): the CUDA kernels run in the CPU emulator.
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(compiler() is None,
+                                 reason="no host C++ compiler (g++) to emulate CUDA with")]
 
 DTYPES = [np.float32, np.float64]
 TRANSPOSES = [(False, False), (True, False), (False, True), (True, True)]

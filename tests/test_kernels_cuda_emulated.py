@@ -14,8 +14,10 @@ import cuda_kernel_checks as checks
 from cuda_emulator import (EmulatedModule, check_arguments, compiler, kernel_signatures,
                            use_fake_cupy)
 
-pytestmark = pytest.mark.skipif(compiler() is None,
-                                reason="no host C++ compiler (g++) to emulate CUDA with")
+# Slow (still run in CI): the CUDA kernels run in the CPU emulator.
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(compiler() is None,
+                                 reason="no host C++ compiler (g++) to emulate CUDA with")]
 
 @pytest.fixture
 def device(monkeypatch):

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+# Slow (still run in CI): starts a Jupyter kernel.
+pytestmark = pytest.mark.slow
+
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
