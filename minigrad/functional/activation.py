@@ -6,6 +6,7 @@ import numpy as np
 
 from .. import backend
 from ._core import _dim_alias, _dims, _record, _xp, unbroadcast
+from .elementwise import _erf
 
 
 def leaky_relu(x, negative_slope=0.01):
@@ -107,34 +108,6 @@ def _softplus_array(xp, x):
     return xp.maximum(x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
 
 
-def _erf_array(xp, x):
-    """erf elementwise, to the last bit of libm (NumPy has no erf, CuPy's is in cupyx).
-
-    Private to GELU: the elementwise family's ``erf`` op, when it lands, is the one
-    place for it."""
-    if xp.__name__ == "numpy":
-        return _numba_erf()(x)
-    from cupyx.scipy.special import erf
-    return erf(x)
-
-
-_ERF = []
-
-
-def _numba_erf():
-    """libm's erf as a Numba ufunc, compiled on first use (np.vectorize of math.erf
-    was 60 times slower: half a second for 262,144 floats)."""
-    if not _ERF:
-        import math
-
-        import numba
-
-        def erf(v):
-            return math.erf(v)
-        _ERF.append(numba.vectorize(["float32(float32)", "float64(float64)"], cache=True)(erf))
-    return _ERF[0]
-
-
 _SQRT_2_OVER_PI = 0.7978845608028654
 _INV_SQRT_2 = 0.7071067811865476
 _INV_SQRT_2PI = 0.3989422804014327
@@ -146,10 +119,10 @@ def gelu(x, approximate="none"):
     0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3))), as torch."""
     if approximate == "none":
         def forward(xp, v):
-            return v * (0.5 * (1 + _erf_array(xp, v * _INV_SQRT_2)))
+            return v * (0.5 * (1 + _erf(v * _INV_SQRT_2)))
 
         def derivative(xp, v, y):
-            cdf = 0.5 * (1 + _erf_array(xp, v * _INV_SQRT_2))
+            cdf = 0.5 * (1 + _erf(v * _INV_SQRT_2))
             return cdf + v * (_INV_SQRT_2PI * xp.exp(-0.5 * v * v))
     elif approximate == "tanh":
         def inner(xp, v):
