@@ -30,17 +30,6 @@ def exercise_cnn(num_classes=4, activation="relu", size=80):
     )
 
 
-class GlobalAvgPool2d(nn.Module):
-    """The mean over H and W of (N, C, H, W) input, as (N, C): torch's
-    ``AdaptiveAvgPool2d(1)`` followed by ``Flatten()``."""
-
-    def forward(self, x):
-        if x.ndim != 4:
-            raise ValueError(f"GlobalAvgPool2d: expected a 4-D input (N, C, H, W), got shape "
-                             f"{tuple(x.shape)}")
-        return x.mean(axis=(2, 3))
-
-
 class BasicBlock(nn.Module):
     """A residual block: two 3x3 Conv-BN (the first with ``stride``), ReLU between
     and after the sum; the shortcut is a 1x1 Conv-BN projection where the shape
@@ -83,7 +72,7 @@ def resnet_small(num_classes=4, in_channels=3, width=16):
                                nn.BatchNorm2d(width), nn.ReLU())
     model.blocks = nn.Sequential(BasicBlock(width, width), BasicBlock(width, 2 * width, 2),
                                  BasicBlock(2 * width, 4 * width, 2))
-    model.pool = GlobalAvgPool2d()
+    model.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
     model.fc = nn.Linear(4 * width, num_classes)
     return model
 
