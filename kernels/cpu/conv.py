@@ -52,10 +52,11 @@ WINOGRAD_MIN_CHANNELS = 16
 
 
 @cpu_kernel
-def _im2col(x, kh, kw, sh, sw, ph, pw, oh, ow, cols):
-    """cols[n, (c*kh + i)*kw + j, oy*ow + ox] = xpad[n, c, oy*sh + i, ox*sw + j].
+def _im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols):
+    """cols[n, (c*kh + i)*kw + j, oy*ow + ox] = xpad[n, c, oy*sh + i*dh, ox*sw + j*dw].
 
-    Rows past C*kh*kw (the bias row) are set to one. Parallel over (image, channel):
+    ``oh``/``ow`` may be fewer windows than the input admits (a transposed
+    convolution's output_padding). Rows past C*kh*kw (the bias row) are set to one. Parallel over (image, channel):
     each task reads one input plane (cache resident) and writes kh*kw whole rows; the
     channel-0 task also writes its image's bias row (an input with no channels still
     has one task per image, for that row). Written the plain way on purpose:
@@ -74,14 +75,14 @@ def _im2col(x, kh, kw, sh, sw, ph, pw, oh, ow, cols):
                 for j in range(kw):
                     r = (c * kh + i) * kw + j
                     for oy in range(oh):
-                        iy = oy * sh + i - ph
+                        iy = oy * sh + i * dh - ph
                         base = oy * ow
                         if iy < 0 or iy >= h:
                             for ox in range(ow):
                                 cols[b, r, base + ox] = 0
                         else:
                             for ox in range(ow):
-                                ix = ox * sw + j - pw
+                                ix = ox * sw + j * dw - pw
                                 if ix >= 0 and ix < w:
                                     cols[b, r, base + ox] = x[b, c, iy, ix]
                                 else:
@@ -93,7 +94,7 @@ def _im2col(x, kh, kw, sh, sw, ph, pw, oh, ow, cols):
 
 
 @cpu_kernel
-def _col2im(gcols, kh, kw, sh, sw, ph, pw, oh, ow, gx):
+def _col2im(gcols, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, gx):
     """gx[n, c] = sum of the window rows of gcols scattered back (adjoint of _im2col).
 
     Parallel over (image, channel): each task owns one output plane, so no two
@@ -108,12 +109,12 @@ def _col2im(gcols, kh, kw, sh, sw, ph, pw, oh, ow, gx):
             for j in range(kw):
                 r = (c * kh + i) * kw + j
                 for oy in range(oh):
-                    iy = oy * sh + i - ph
+                    iy = oy * sh + i * dh - ph
                     if iy < 0 or iy >= h:
                         continue
                     base = oy * ow
                     for ox in range(ow):
-                        ix = ox * sw + j - pw
+                        ix = ox * sw + j * dw - pw
                         if ix >= 0 and ix < w:
                             gx[b, c, iy, ix] += gcols[b, r, base + ox]
 
@@ -164,7 +165,7 @@ def conv2d_forward(x, w, b, stride, padding, activation=None):
 
     def work(lo, hi):
         # Slice by slice, the GEMM reads columns im2col has just left in the cache.
-        _im2col(x[lo:hi], kh, kw, sh, sw, ph, pw, oh, ow, cols[lo:hi])
+        _im2col(x[lo:hi], kh, kw, sh, sw, ph, pw, 1, 1, oh, ow, cols[lo:hi])
         if activation is None:
             np.matmul(w2, cols[lo:hi], out=y[lo:hi])
         else:  # and the activation reads what the GEMM has just written
@@ -215,7 +216,7 @@ def conv2d_backward(gy, cache, need_input_grad=True):
             # Input-gradient columns live one slice at a time, in a cache-sized buffer.
             gcols = POOL.empty("conv.gcols", (slice_images, k, oh * ow), dtype)[:hi - lo]
             np.matmul(w_t, g, out=gcols)
-            _col2im(gcols, kh, kw, sh, sw, ph, pw, oh, ow, gx[lo:hi])
+            _col2im(gcols, kh, kw, sh, sw, ph, pw, 1, 1, oh, ow, gx[lo:hi])
     run_slices(work, chunks)
     gw2 = per_image.sum(axis=0)  # (rows, out_ch)
     gw = np.ascontiguousarray(gw2[:k].T).reshape(w.shape)

@@ -19,59 +19,8 @@ from ..reference.windows import output_size
 
 from .._xp import fast_dtype
 from ._buffers import POOL
+from .conv import _col2im, _im2col
 from ._jit import cpu_kernel, serial_kernel
-
-
-@cpu_kernel
-def _im2col_dilated(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols):
-    """cols[n, (c*kh + i)*kw + j, oy*ow + ox] = xpad[n, c, oy*sh + i*dh, ox*sw + j*dw].
-
-    Parallel over (image, channel) planes, as conv.py's _im2col; ``oh``/``ow`` may be
-    fewer windows than the input admits (a transposed convolution's output_padding).
-    """
-    n_img, n_ch, h, w = x.shape
-    for task in prange(n_img * n_ch):
-        b = task // n_ch
-        c = task % n_ch
-        for i in range(kh):
-            for j in range(kw):
-                r = (c * kh + i) * kw + j
-                for oy in range(oh):
-                    iy = oy * sh + i * dh - ph
-                    base = oy * ow
-                    if iy < 0 or iy >= h:
-                        for ox in range(ow):
-                            cols[b, r, base + ox] = 0
-                    else:
-                        for ox in range(ow):
-                            ix = ox * sw + j * dw - pw
-                            if ix >= 0 and ix < w:
-                                cols[b, r, base + ox] = x[b, c, iy, ix]
-                            else:
-                                cols[b, r, base + ox] = 0
-
-
-@cpu_kernel
-def _col2im_dilated(gcols, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, gx):
-    """gx[n, c] = the window rows of gcols added back (the adjoint of _im2col_dilated);
-    each task owns one output plane."""
-    n_img, n_ch, h, w = gx.shape
-    for task in prange(n_img * n_ch):
-        b = task // n_ch
-        c = task % n_ch
-        gx[b, c] = 0
-        for i in range(kh):
-            for j in range(kw):
-                r = (c * kh + i) * kw + j
-                for oy in range(oh):
-                    iy = oy * sh + i * dh - ph
-                    if iy < 0 or iy >= h:
-                        continue
-                    base = oy * ow
-                    for ox in range(ow):
-                        ix = ox * sw + j * dw - pw
-                        if ix >= 0 and ix < w:
-                            gx[b, c, iy, ix] += gcols[b, r, base + ox]
 
 
 def im2col(x, kernel, stride, padding, dilation, out_hw, tag="conv_general.cols"):
@@ -79,7 +28,7 @@ def im2col(x, kernel, stride, padding, dilation, out_hw, tag="conv_general.cols"
     n, c = x.shape[:2]
     (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow) = kernel, stride, padding, dilation, out_hw
     cols = POOL.empty(tag, (n, c * kh * kw, oh * ow), x.dtype)
-    _im2col_dilated(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols)
+    _im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols)
     return cols
 
 
@@ -87,7 +36,7 @@ def col2im(gcols, x_shape, kernel, stride, padding, dilation, out_hw):
     """The adjoint of ``im2col``: (N, C*kh*kw, OH*OW) -> (N, C, H, W)."""
     (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow) = kernel, stride, padding, dilation, out_hw
     gx = POOL.empty("conv_general.gx", x_shape, gcols.dtype)
-    _col2im_dilated(np.ascontiguousarray(gcols), kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, gx)
+    _col2im(np.ascontiguousarray(gcols), kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, gx)
     return gx
 
 
