@@ -14,7 +14,8 @@ once per epoch (or per iteration, for a warm-up), after ``optimizer.step()``::
 import math
 import numbers
 
-from .optimizer import Optimizer, _host_value, check_number
+from .optimizer import Optimizer, check_number
+from .state_dict import host_value
 
 
 class LRScheduler:
@@ -82,7 +83,7 @@ class LRScheduler:
             raise ValueError(f"{type(self).__name__}.load_state_dict: missing key(s) "
                              f"{missing}, unexpected key(s) {unexpected}")
         for name in expected:
-            setattr(self, name, _host_value(state_dict[name], like=getattr(self, name)))
+            setattr(self, name, host_value(state_dict[name], like=getattr(self, name)))
 
     def _current_lrs(self):
         return [group["lr"] for group in self.optimizer.param_groups]
@@ -277,7 +278,7 @@ class ReduceLROnPlateau(LRScheduler):
         its ``default_min_lr`` is taken to be that number (else None, a list).
         """
         if "default_min_lr" not in state_dict and "min_lrs" in state_dict:
-            min_lrs = list(_host_value(state_dict["min_lrs"]))
+            min_lrs = list(host_value(state_dict["min_lrs"]))
             same = bool(min_lrs) and all(value == min_lrs[0] for value in min_lrs)
             state_dict = dict(state_dict, default_min_lr=min_lrs[0] if same else None)
         super().load_state_dict(state_dict)

@@ -1,14 +1,11 @@
-"""The optimizer base class: parameter groups, the shared update loop, state save/load.
+"""The optimizer base class: parameter groups, the shared update loop and its checks.
 
 A parameter is any object with ``.data`` (a NumPy or CuPy float array, updated in
 place: other code holds references to it, so it is never rebound) and ``.grad``
 (an array of the same shape on the same device, or None). ``minigrad.nn.Parameter``
 is one.
 """
-import functools
-import inspect
 import numbers
-import warnings
 
 import numpy as np
 
@@ -16,15 +13,7 @@ from .. import backend
 from ..nn.parameter import is_uninitialized
 from ..tensor import Tensor, can_write_in_place
 from .replay import ReplayValues
-
-# Group entries that describe the group rather than tune the update: saved with it,
-# but never restored over the parameters this optimizer was built with.
-_STRUCTURAL_KEYS = ("params", "param_names")
-# PyTorch's group flags that choose how torch computes a step, not what it computes
-# (name -> whether None is a value): taken from a torch-style group and ignored.
-_TORCH_FLAGS = {"foreach": True, "fused": True, "capturable": False, "differentiable": False}
-# Other group keys with a known owner: a scheduler's record of the starting lr.
-_KNOWN_GROUP_EXTRAS = ("initial_lr",)
+from .state_dict import TORCH_FLAGS, is_array, load_optimizer_state, optimizer_state
 
 
 class Optimizer:
@@ -206,7 +195,7 @@ class Optimizer:
 
     def _validate_group(self, group):
         """Check ``group`` (torch's flags, then :meth:`_check_group`), in place."""
-        for key, none_allowed in _TORCH_FLAGS.items():
+        for key, none_allowed in TORCH_FLAGS.items():
             if key in group and not (none_allowed and group[key] is None):
                 group[key] = check_flag(type(self).__name__, key, group[key])
         self._check_group(group)
@@ -256,21 +245,9 @@ class Optimizer:
         "param_groups": [{"lr": ..., ..., "params": [index, ...]}]}`` where ``index``
         numbers the parameters in group order. Every array is a host copy, so the
         dict can go straight into an ``.npz`` checkpoint (``minigrad.io.save_tree``)
-        and later steps do not change it.
+        and later steps do not change it (module ``optim.state_dict`` holds the format).
         """
-        index = {}
-        groups = []
-        for group in self.param_groups:
-            saved = {name: value for name, value in group.items() if name != "params"}
-            saved["params"] = [index.setdefault(p, len(index)) for p in group["params"]]
-            groups.append(saved)
-        state = {}
-        for group in self.param_groups:
-            for param in group["params"]:
-                if param in self.state:
-                    state[index[param]] = {
-                        name: _host_copy(value) for name, value in self.state[param].items()}
-        return {"state": state, "param_groups": groups}
+        return optimizer_state(self)
 
     def load_state_dict(self, state_dict):
         """Restore hyper-parameters and per-parameter state saved by :meth:`state_dict`.
@@ -289,88 +266,7 @@ class Optimizer:
         device in its dtype. Everything is checked before anything changes, so a bad
         state dict leaves the optimizer as it was.
         """
-        name = type(self).__name__
-        for key in ("state", "param_groups"):
-            if key not in state_dict:
-                raise ValueError(f"{name}.load_state_dict: missing key {key!r}")
-        saved_groups = list(state_dict["param_groups"])
-        if len(saved_groups) != len(self.param_groups):
-            raise ValueError(f"{name}.load_state_dict: the state has {len(saved_groups)} "
-                             f"parameter group(s), this optimizer has {len(self.param_groups)}")
-
-        param_of = {}
-        new_groups = []
-        for g, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
-            foreign = self._foreign_keys(saved, _hyperparameter_names,
-                                         _hyperparameter_names(type(self)) | set(self.defaults))
-            if foreign:
-                raise ValueError(
-                    f"{name}.load_state_dict: group {g} of the state has hyper-parameter(s) "
-                    f"{foreign} that {name} does not have (its own: "
-                    f"{', '.join(sorted(self.defaults))}); is it another optimizer's "
-                    "state dict?")
-            saved_ids = [int(i) for i in _host_value(saved["params"])]
-            if len(saved_ids) != len(group["params"]):
-                raise ValueError(f"{name}.load_state_dict: group {g} has {len(saved_ids)} "
-                                 f"parameter(s) in the state, {len(group['params'])} here")
-            param_of.update(zip(saved_ids, group["params"]))
-            new_group = dict(group)
-            unknown = sorted(str(key) for key, value in saved.items() if key not in group
-                             and key not in _hyperparameter_names(type(self))
-                             and key not in _STRUCTURAL_KEYS and key not in _TORCH_FLAGS
-                             and key not in _KNOWN_GROUP_EXTRAS and _looks_numeric(value))
-            # Loaded, as PyTorch does; but a number under a name this optimizer does not
-            # use is most likely a misspelt setting ("betass"), which should not hide.
-            if unknown:
-                warnings.warn(f"{name}.load_state_dict: group {g} of the state has key(s) "
-                              f"{unknown} that {name} does not use; they are kept in the "
-                              "group", stacklevel=2)
-            for key, value in saved.items():
-                if key not in _STRUCTURAL_KEYS and key not in self._fixed_hyperparameters:
-                    new_group[key] = _host_value(value, like=group.get(key))
-            self._validate_group(new_group)
-            new_groups.append(new_group)
-
-        new_state = {}
-        for index, saved in state_dict["state"].items():
-            param = param_of.get(int(index))
-            if param is None:
-                raise ValueError(f"{name}.load_state_dict: state for parameter {index}, "
-                                 "which is in no parameter group")
-            # Only this optimizer's own entries: one it does not keep means another
-            # optimizer's state (torch's Adadelta, NAdam, ...), never something to carry.
-            unknown = sorted(set(map(str, saved)) - _state_entry_names(type(self)))
-            missing = [key for key in self._required_state if key not in saved]
-            if unknown or missing:
-                foreign = self._foreign_keys(saved, _state_entry_names,
-                                             _state_entry_names(type(self)))
-                raise ValueError(
-                    f"{name}.load_state_dict: the state of parameter {index} has entries "
-                    f"{sorted(map(str, saved))}; {name} keeps "
-                    f"{', '.join(self._required_state + self._optional_state) or 'none'}"
-                    + (f" (another optimizer's: {foreign})" if foreign else
-                       f" (not {name}'s: {unknown})" if unknown else "")
-                    + (f" (missing: {missing})" if missing else "")
-                    + "; is it another optimizer's state dict?")
-            new_state[param] = {key: _restore_state_value(value, param, key, index, name)
-                                    for key, value in saved.items()}
-
-        for group, new_group in zip(self.param_groups, new_groups):
-            group.update(new_group)  # in place: code holding a group dict sees the change
-        self.state = new_state
-
-    @staticmethod
-    def _foreign_keys(saved, names_of, own):
-        """Keys of ``saved`` that ``names_of`` gives a registered optimizer class and
-        that are not in ``own``, each with the classes that have it (``"momentum (SGD,
-        RMSprop)"``), sorted; empty if none."""
-        from . import OPTIMIZERS  # the registry's module imports this one
-        owners = {}
-        for cls in OPTIMIZERS.values():
-            for key in names_of(cls) - own:
-                if key in saved:
-                    owners.setdefault(key, []).append(cls.__name__)
-        return [f"{key} ({', '.join(owners[key])})" for key in sorted(owners)]
+        load_optimizer_state(self, state_dict)
 
     def __repr__(self):
         lines = [f"{type(self).__name__} ("]
@@ -410,37 +306,11 @@ def check_flag(owner, name, value):
     raise TypeError(f"{owner}: {name} must be True or False (or 1 or 0), got {value!r}")
 
 
-@functools.cache
-def _hyperparameter_names(cls):
-    """What a group of ``cls`` may hold as hyper-parameters: the keywords its
-    constructor takes besides ``params``, as PyTorch saves them (``foreach`` too),
-    and the ones it passes its base class itself (AdamW's decoupled_weight_decay)."""
-    taken = {name for name, parameter in inspect.signature(cls).parameters.items()
-             if name != "params" and parameter.kind not in (parameter.VAR_POSITIONAL,
-                                                            parameter.VAR_KEYWORD)}
-    return frozenset(taken) | frozenset(cls._fixed_hyperparameters)
-
-
-def _state_entry_names(cls):
-    """The per-parameter state entries ``cls`` keeps."""
-    return frozenset(cls._required_state) | frozenset(cls._optional_state)
-
-
 def buffer_like(param, fill_value=0.0):
     """A new C-ordered state array like ``param.data`` (shape, dtype, device), filled
     with ``fill_value`` (the fused CUDA updates take C-contiguous arrays only)."""
     return backend.array_module(param.data).full(param.data.shape, fill_value,
                                                  dtype=param.data.dtype)
-
-
-def _looks_numeric(value):
-    """A number, or a tuple/list/array of numbers: what a hyper-parameter looks like
-    (a user's tag is usually a string)."""
-    if isinstance(value, (tuple, list)):
-        return bool(value) and all(_looks_numeric(v) for v in value)
-    if isinstance(value, (np.ndarray, np.generic)):
-        return value.dtype.kind in "biuf"
-    return isinstance(value, numbers.Number)
 
 
 def _is_parameter(obj):
@@ -515,44 +385,9 @@ def _describe_param(group, g, i):
     return f"parameter {i}{label} of group {g}"
 
 
-def _is_array(value):
-    """True for a NumPy or CuPy array (not for Python or NumPy scalars such as step counts)."""
-    return hasattr(value, "shape") and hasattr(value, "dtype") and not isinstance(value, np.generic)
-
-
-def _host_copy(value):
-    """A NumPy copy of a state array (scalars such as step counts pass through)."""
-    return backend.host_copy(value) if _is_array(value) else value
-
-
 def _follow_device(param, state):
     """Move ``state``'s arrays onto ``param``'s device where they are elsewhere (in place)."""
     device = backend.device_of(param.data)
     for key, value in state.items():
-        if _is_array(value):  # to_device leaves an array already there as it is
+        if is_array(value):  # to_device leaves an array already there as it is
             state[key] = backend.to_device(value, device)  # same key: the dict keeps its size
-
-
-def _host_value(value, like=None):
-    """A saved hyper-parameter as a Python value (arrays from a checkpoint become
-    scalars or lists); a tuple stays a tuple when the current value is one."""
-    if isinstance(value, (np.ndarray, np.generic)):
-        value = value.item() if np.ndim(value) == 0 else value.tolist()
-    if isinstance(like, tuple) and isinstance(value, list):
-        value = tuple(value)
-    return value
-
-
-def _restore_state_value(value, param, key, index, optimizer_name):
-    """One saved state entry, back on the parameter's device and in its dtype."""
-    if key == "step":  # the only scalar entry; every other one is shaped like the parameter
-        return int(_host_value(value))
-    array = np.asarray(backend.to_numpy(value))
-    if array.shape != tuple(param.data.shape):
-        raise ValueError(f"{optimizer_name}.load_state_dict: state {key!r} of parameter "
-                         f"{index} has shape {array.shape}, the parameter has "
-                         f"{tuple(param.data.shape)}")
-    xp = backend.array_module(param.data)
-    # A C-ordered copy: never alias the caller's arrays, and the fused CUDA updates
-    # take C-contiguous state only (a torch tensor's may be laid out otherwise).
-    return xp.array(array, dtype=param.data.dtype, order="C")
