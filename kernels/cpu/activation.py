@@ -17,7 +17,7 @@ from numba import prange
 
 from ..reference import activation as reference
 
-from .._xp import fast_dtype
+from .._fallback import falls_back_to, one_fast_dtype
 from ._buffers import POOL
 from ._jit import cpu_kernel
 
@@ -105,23 +105,20 @@ def backward_into(name, gy, y, out):
     _BACKWARD[reference.require_activation(name, "backward_into")](gy, y, out)
 
 
+@falls_back_to(reference.activation_forward, arrays=("x",))
 def activation_forward(name, x):
     """y = name(x) for a name in ``reference.FUSABLE``, one pass into a reused buffer (other dtypes:
     the reference)."""
-    if fast_dtype(x) is None:
-        return reference.activation_forward(name, x)
     # y takes x's own shape: ascontiguousarray makes a 0-d array 1-d.
     y = POOL.empty(f"{name}.y", x.shape, x.dtype)
     forward_into(name, np.ascontiguousarray(x).reshape(-1), y.reshape(-1))
     return y
 
 
+@falls_back_to(reference.activation_backward, arrays=("gy", "y"), accepts=one_fast_dtype)
 def activation_backward(name, gy, y):
     """gx from gy and the activation's output y, one pass into a reused buffer."""
-    dtype = fast_dtype(gy)
-    if dtype is None or y.dtype != dtype or y.shape != gy.shape:
-        return reference.activation_backward(name, gy, y)
-    gx = POOL.empty(f"{name}.gx", gy.shape, dtype)  # gy's shape, 0-d included
+    gx = POOL.empty(f"{name}.gx", gy.shape, gy.dtype)  # gy's shape, 0-d included
     backward_into(name, np.ascontiguousarray(gy).reshape(-1),
                   np.ascontiguousarray(y).reshape(-1), gx.reshape(-1))
     return gx

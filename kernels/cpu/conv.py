@@ -31,6 +31,7 @@ from ..reference import conv as reference
 from ..reference.activation import check_activation
 from ..reference.windows import output_size
 
+from .._fallback import backward_falls_back, falls_back_to
 from .._xp import fast_dtype
 from . import winograd
 from ._buffers import POOL
@@ -132,6 +133,7 @@ class ConvCache(NamedTuple):
     y: Optional[np.ndarray]
 
 
+@falls_back_to(reference.conv2d_forward, arrays=("x", "w"))
 def conv2d_forward(x, w, b, stride, padding, activation=None):
     """y = act(conv2d(x, w) + b) (NCHW, OIHW), act None, "relu", "tanh" or "sigmoid";
     see ``kernels`` for the contract."""
@@ -139,8 +141,6 @@ def conv2d_forward(x, w, b, stride, padding, activation=None):
     # The output takes x and w's dtype and the bias is cast to it, as the
     # reference's in-place ``y += b`` does.
     dtype = fast_dtype(x, w)
-    if dtype is None:
-        return reference.conv2d_forward(x, w, b, stride, padding, activation)
     x = np.ascontiguousarray(x, dtype=dtype)
     w = np.ascontiguousarray(w, dtype=dtype)
     n, c, h, wd = x.shape
@@ -179,12 +179,11 @@ def conv2d_forward(x, w, b, stride, padding, activation=None):
     return y, cache
 
 
+@backward_falls_back(reference.conv2d_backward, cache_type=(ConvCache, winograd.WinogradCache))
 def conv2d_backward(gy, cache, need_input_grad=True):
     """(gx or None, gw, gb or None) of ``conv2d_forward``; reads the cached columns."""
     if isinstance(cache, winograd.WinogradCache):
         return winograd.conv2d_backward(gy, cache, need_input_grad)
-    if not isinstance(cache, ConvCache):  # the forward went to the reference kernel
-        return reference.conv2d_backward(gy, cache, need_input_grad)
     cols, x_shape, w, has_bias, (sh, sw), (ph, pw), activation, y = cache
     dtype = cols.dtype
     n, out_ch, oh, ow = gy.shape

@@ -17,6 +17,7 @@ from ..reference.conv import (grouped_forward, grouped_input_columns,
                                     grouped_weight_grad)
 from ..reference.windows import output_size
 
+from .._fallback import backward_falls_back, falls_back_to
 from .._xp import fast_dtype
 from ._buffers import POOL
 from .conv import _col2im, _im2col
@@ -75,11 +76,9 @@ def _depthwise_backward(gy, cache, need_input_grad):
 
 
 def _floats(*arrays):
-    """The arrays as C-contiguous arrays of their common float dtype, or None (the
-    reference's job: float16, integers)."""
+    """The arrays as C-contiguous arrays of their common dtype (float32 or float64:
+    ``falls_back_to`` sent the others to the reference)."""
     dtype = fast_dtype(*arrays)
-    if dtype is None:
-        return None
     return [np.ascontiguousarray(a, dtype=dtype) for a in arrays]
 
 
@@ -96,12 +95,10 @@ def _biased(y, b):
     return y
 
 
+@falls_back_to(reference.conv2d_general_forward, arrays=("x", "w"))
 def conv2d_general_forward(x, w, b, stride, padding, dilation, groups):
     """conv2d with dilation and groups; the contract of the reference's."""
-    arrays = _floats(x, w)
-    if arrays is None:
-        return reference.conv2d_general_forward(x, w, b, stride, padding, dilation, groups)
-    x, w = arrays
+    x, w = _floats(x, w)
     n, c, h, wd = x.shape
     out_ch, _, kh, kw = w.shape
     oh = output_size(h, kh, stride[0], padding[0], dilation[0])
@@ -118,12 +115,12 @@ def conv2d_general_forward(x, w, b, stride, padding, dilation, groups):
                                        tuple(padding), tuple(dilation), groups)
 
 
+@backward_falls_back(reference.conv2d_general_backward,
+                     cache_type=(GeneralCache, DepthwiseCache))
 def conv2d_general_backward(gy, cache, need_input_grad=True):
     """(gx or None, gw, gb or None) of ``conv2d_general_forward``."""
     if isinstance(cache, DepthwiseCache):
         return _depthwise_backward(gy, cache, need_input_grad)
-    if not isinstance(cache, GeneralCache):
-        return reference.conv2d_general_backward(gy, cache, need_input_grad)
     cols, _, x_shape, w, has_bias, stride, padding, dilation, groups = cache
     n, out_ch, oh, ow = gy.shape
     gy2 = np.ascontiguousarray(gy, dtype=w.dtype).reshape(n, out_ch, oh * ow)
@@ -137,13 +134,10 @@ def conv2d_general_backward(gy, cache, need_input_grad=True):
     return gx, gw, gb
 
 
+@falls_back_to(reference.conv_transpose2d_forward, arrays=("x", "w"))
 def conv_transpose2d_forward(x, w, b, stride, padding, dilation, groups, out_hw):
     """Transposed convolution; the contract of the reference's."""
-    arrays = _floats(x, w)
-    if arrays is None:
-        return reference.conv_transpose2d_forward(x, w, b, stride, padding, dilation, groups,
-                                                  out_hw)
-    x, w = arrays
+    x, w = _floats(x, w)
     n, c, h, wd = x.shape
     out_shape = (n, w.shape[1] * groups) + tuple(out_hw)
     gcols = grouped_input_columns(x.reshape(n, c, h * wd), w, groups, _pooled(
@@ -153,10 +147,9 @@ def conv_transpose2d_forward(x, w, b, stride, padding, dilation, groups, out_hw)
                                        tuple(padding), tuple(dilation), groups)
 
 
+@backward_falls_back(reference.conv_transpose2d_backward, cache_type=GeneralCache)
 def conv_transpose2d_backward(gy, cache, need_input_grad=True):
     """(gx or None, gw, gb or None) of ``conv_transpose2d_forward``."""
-    if not isinstance(cache, GeneralCache):
-        return reference.conv_transpose2d_backward(gy, cache, need_input_grad)
     _, x, _, w, has_bias, stride, padding, dilation, groups = cache
     n, c, h, wd = x.shape
     gy = np.ascontiguousarray(gy, dtype=w.dtype)

@@ -15,6 +15,7 @@ from numba import prange
 
 from ..reference import optim as reference
 
+from .._fallback import falls_back_to
 from .._xp import FLOAT_DTYPES
 from ._jit import cpu_kernel
 
@@ -101,49 +102,40 @@ def _adagrad(param, grad, state_sum, clr, eps, weight_decay, use_weight_decay):
         param[i] = param[i] - clr * (g / std)
 
 
-def _flat(param, grad, *state):
-    """1-D views of param, grad and the state arrays, or None if any cannot be one.
-
-    A fused kernel needs every array C-contiguous (so the flat views alias the
-    originals, for the in-place writes) and of the parameter's float dtype.
-    """
-    dtype = param.dtype
-    if dtype not in FLOAT_DTYPES:
-        return None
-    views = []
-    for array in (param, grad) + state:
-        if array is None:
-            views.append(param.reshape(-1))  # a never-read stand-in keeps one signature
-            continue
-        if not isinstance(array, np.ndarray) or array.dtype != dtype \
-                or array.shape != param.shape or not array.flags.c_contiguous:
-            return None
-        views.append(array.reshape(-1))
-    return views
+def _fusable(param, *arrays):
+    """True when the fused loops take these arrays: ``param`` float32/float64 and each
+    array (None: not given) a C-contiguous NumPy array of its shape and dtype, so that
+    the flat views alias the originals, for the in-place writes."""
+    dtype, shape = param.dtype, param.shape
+    return dtype in FLOAT_DTYPES and all(
+        array is None or (isinstance(array, np.ndarray) and array.dtype == dtype
+                          and array.shape == shape and array.flags.c_contiguous)
+        for array in (param,) + arrays)
 
 
+def _flat(*arrays):
+    """1-D views of the arrays (checked by ``_fusable``); the first, the parameter,
+    stands in for a None, which the kernel never reads: one signature for all calls."""
+    return [(arrays[0] if array is None else array).reshape(-1) for array in arrays]
+
+
+@falls_back_to(reference.sgd_update, arrays=("param", "grad", "momentum_buffer"),
+               accepts=_fusable)
 def sgd_update(param, grad, momentum_buffer, *, lr, momentum, dampening, nesterov,
                weight_decay, first_step):
     """In-place SGD step; see ``kernels.reference.optim.sgd_update``."""
     views = _flat(param, grad, momentum_buffer if momentum != 0 else None)
-    if views is None:
-        return reference.sgd_update(param, grad, momentum_buffer, lr=lr, momentum=momentum,
-                                    dampening=dampening, nesterov=nesterov,
-                                    weight_decay=weight_decay, first_step=first_step)
     cast = param.dtype.type
     _sgd(*views, cast(lr), cast(momentum), cast(1 - dampening), cast(weight_decay),
          weight_decay != 0, momentum != 0, bool(nesterov), bool(first_step))
 
 
+@falls_back_to(reference.adam_update, arrays=("param", "grad", "exp_avg", "exp_avg_sq"),
+               accepts=_fusable)
 def adam_update(param, grad, exp_avg, exp_avg_sq, *, lr, beta1, beta2, eps, weight_decay,
                 step, decoupled_weight_decay):
     """In-place Adam/AdamW step; see ``kernels.reference.optim.adam_update``."""
     views = _flat(param, grad, exp_avg, exp_avg_sq)
-    if views is None:
-        return reference.adam_update(param, grad, exp_avg, exp_avg_sq, lr=lr, beta1=beta1,
-                                     beta2=beta2, eps=eps, weight_decay=weight_decay,
-                                     step=step,
-                                     decoupled_weight_decay=decoupled_weight_decay)
     cast = param.dtype.type
     # The scalars the reference computes in Python (double) before NumPy rounds them.
     bias_correction1 = 1 - beta1 ** step
@@ -154,28 +146,24 @@ def adam_update(param, grad, exp_avg, exp_avg_sq, *, lr, beta1, beta2, eps, weig
           cast(bias_correction2_sqrt))
 
 
+@falls_back_to(reference.rmsprop_update,
+               arrays=("param", "grad", "square_avg", "momentum_buffer", "grad_avg"),
+               accepts=_fusable)
 def rmsprop_update(param, grad, square_avg, momentum_buffer, grad_avg, *, lr, alpha, eps,
                    weight_decay, momentum, centered):
     """In-place RMSprop step; see ``kernels.reference.optim.rmsprop_update``."""
     views = _flat(param, grad, square_avg, momentum_buffer if momentum > 0 else None,
                   grad_avg if centered else None)
-    if views is None:
-        return reference.rmsprop_update(param, grad, square_avg, momentum_buffer, grad_avg,
-                                        lr=lr, alpha=alpha, eps=eps,
-                                        weight_decay=weight_decay, momentum=momentum,
-                                        centered=centered)
     cast = param.dtype.type
     _rmsprop(*views, cast(lr), cast(alpha), cast(1 - alpha), cast(eps), cast(weight_decay),
              weight_decay != 0, cast(momentum), momentum > 0, bool(centered))
 
 
+@falls_back_to(reference.adagrad_update, arrays=("param", "grad", "state_sum"),
+               accepts=_fusable)
 def adagrad_update(param, grad, state_sum, *, lr, eps, weight_decay, lr_decay, step):
     """In-place Adagrad step; see ``kernels.reference.optim.adagrad_update``."""
     views = _flat(param, grad, state_sum)
-    if views is None:
-        return reference.adagrad_update(param, grad, state_sum, lr=lr, eps=eps,
-                                        weight_decay=weight_decay, lr_decay=lr_decay,
-                                        step=step)
     cast = param.dtype.type
     clr = lr / (1 + (step - 1) * lr_decay)
     _adagrad(*views, cast(clr), cast(eps), cast(weight_decay), weight_decay != 0)

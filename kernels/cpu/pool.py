@@ -16,7 +16,7 @@ from numba import prange
 from ..reference import pool as reference
 from ..reference.windows import output_size
 
-from .._xp import fast_dtype
+from .._fallback import backward_falls_back, falls_back_to
 from ._buffers import POOL
 from ._jit import cpu_kernel
 
@@ -193,10 +193,10 @@ def _reference_cache(cache):
     return geometry if cache.index is None else (cache.index,) + geometry
 
 
+# Integer images keep their dtype: the reference pools them.
+@falls_back_to(reference.max_pool2d_forward, arrays=("x",))
 def max_pool2d_forward(x, kernel, stride, padding):
     """Window maxima (padding counts as -inf) and the argmax kept for backward."""
-    if fast_dtype(x) is None:  # integer images keep their dtype: the reference's job
-        return reference.max_pool2d_forward(x, kernel, stride, padding)
     x = np.ascontiguousarray(x)
     kernel, stride, padding, out_shape = _geometry(x, kernel, stride, padding)
     y = POOL.empty("pool.y", out_shape, x.dtype)
@@ -210,12 +210,11 @@ def max_pool2d_forward(x, kernel, stride, padding):
     return y, PoolCache(index, x.shape, kernel, stride, padding)
 
 
+# A float16 or integer gradient keeps the reference's dtype: the reference takes it.
+@backward_falls_back(reference.max_pool2d_backward, cache_type=PoolCache, arrays=("gy",),
+                     reference_cache=_reference_cache)
 def max_pool2d_backward(gy, cache):
     """Route each output gradient to the input element that held the maximum."""
-    if not isinstance(cache, PoolCache):
-        return reference.max_pool2d_backward(gy, cache)
-    if fast_dtype(gy) is None:  # a float16 or integer gradient keeps the reference's dtype
-        return reference.max_pool2d_backward(gy, _reference_cache(cache))
     gy, gx = _gradient(gy, cache)
     (_, kw), (sh, sw), (ph, pw) = cache.kernel, cache.stride, cache.padding
     if cache.index.dtype == np.uint8:
@@ -225,10 +224,9 @@ def max_pool2d_backward(gy, cache):
     return gx
 
 
+@falls_back_to(reference.avg_pool2d_forward, arrays=("x",))
 def avg_pool2d_forward(x, kernel, stride, padding):
     """Window means; zero padding counts in the divisor (count_include_pad=True)."""
-    if fast_dtype(x) is None:
-        return reference.avg_pool2d_forward(x, kernel, stride, padding)
     x = np.ascontiguousarray(x)
     kernel, stride, padding, out_shape = _geometry(x, kernel, stride, padding)
     y = POOL.empty("pool.y", out_shape, x.dtype)
@@ -236,12 +234,10 @@ def avg_pool2d_forward(x, kernel, stride, padding):
     return y, PoolCache(None, x.shape, kernel, stride, padding)
 
 
+@backward_falls_back(reference.avg_pool2d_backward, cache_type=PoolCache, arrays=("gy",),
+                     reference_cache=_reference_cache)
 def avg_pool2d_backward(gy, cache):
     """Spread each output gradient evenly over its window."""
-    if not isinstance(cache, PoolCache):
-        return reference.avg_pool2d_backward(gy, cache)
-    if fast_dtype(gy) is None:
-        return reference.avg_pool2d_backward(gy, _reference_cache(cache))
     gy, gx = _gradient(gy, cache)
     (kh, kw), (sh, sw), (ph, pw) = cache.kernel, cache.stride, cache.padding
     _avg_pool_backward(gy, kh, kw, sh, sw, ph, pw, gx)

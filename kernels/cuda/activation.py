@@ -7,24 +7,17 @@ reference's CuPy expressions.
 """
 import numpy as np
 
+from .._fallback import falls_back_to, one_fast_dtype
 from ..reference import activation as reference
-from .compile import ACTIVATION_CODES, DTYPE_SUFFIX, cp, grid_1d, kernel, launch
+from .compile import ACTIVATION_CODES, cp, grid_1d, kernel, launch
 
 _SOURCE = "activation.cu"
 
 
-def _fast(*arrays):
-    """True when the kernels take these arrays: one float32/float64 dtype, one shape."""
-    dtype = arrays[0].dtype
-    return dtype in DTYPE_SUFFIX and all(a.dtype == dtype and a.shape == arrays[0].shape
-                                         for a in arrays[1:])
-
-
+@falls_back_to(reference.activation_forward, arrays=("x",))
 def activation_forward(name, x):
     """y = name(x) for a name in ``reference.FUSABLE``."""
     code = ACTIVATION_CODES[reference.require_activation(name, "activation_forward")]
-    if not _fast(x):
-        return reference.activation_forward(name, x)
     # y takes x's own shape: ascontiguousarray may make a 0-d array 1-d.
     y = cp.empty(x.shape, dtype=x.dtype)
     x = cp.ascontiguousarray(x)
@@ -33,11 +26,10 @@ def activation_forward(name, x):
     return y
 
 
+@falls_back_to(reference.activation_backward, arrays=("gy", "y"), accepts=one_fast_dtype)
 def activation_backward(name, gy, y):
     """gx from gy and the activation's output y (relu: gy where y > 0, else 0)."""
     code = ACTIVATION_CODES[reference.require_activation(name, "activation_backward")]
-    if not _fast(gy, y):
-        return reference.activation_backward(name, gy, y)
     gx = cp.empty(gy.shape, dtype=gy.dtype)  # gy's shape, 0-d included
     gy, y = cp.ascontiguousarray(gy), cp.ascontiguousarray(y)
     launch(kernel(_SOURCE, "activation_backward", gy.dtype), grid_1d(gy.size),

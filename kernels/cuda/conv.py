@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .._fallback import backward_falls_back, falls_back_to
 from .._xp import fast_dtype
 from ..reference import conv as reference
 from ..reference.activation import check_activation
@@ -136,6 +137,7 @@ class ConvCache(NamedTuple):
     act: int
 
 
+@falls_back_to(reference.conv2d_forward, arrays=("x", "w"))
 def conv2d_forward(x, w, b, stride, padding, activation=None):
     """y[n, o] = act(sum_{c,i,j} w[o, c, i, j] * xpad[n, c, s*y + i, s*x + j] + b[o]).
 
@@ -158,8 +160,6 @@ def conv2d_forward(x, w, b, stride, padding, activation=None):
         raise ValueError(f"conv2d_forward: input {x.shape} with padding {padding} is "
                          f"smaller than the kernel ({kh}, {kw})")
     dtype = fast_dtype(x, w)
-    if dtype is None:
-        return reference.conv2d_forward(x, w, b, stride, padding, activation)
     x = cp.ascontiguousarray(x, dtype=dtype)  # a copy only to convert or compact
     w = cp.ascontiguousarray(w, dtype=dtype)
     rows, row_len = c * kh * kw, n * oh * ow
@@ -180,11 +180,10 @@ def conv2d_forward(x, w, b, stride, padding, activation=None):
     return y, ConvCache(cols, x.shape, w, b is not None, stride, padding, y, act)
 
 
+@backward_falls_back(reference.conv2d_backward, cache_type=ConvCache)
 def conv2d_backward(gy, cache, need_input_grad=True):
     """Gradients of conv2d_forward with respect to x, w and b, in the forward's dtype
     (a gradient of another dtype is cast to it, as on the CPU)."""
-    if not isinstance(cache, ConvCache):  # the forward went to the reference kernel
-        return reference.conv2d_backward(gy, cache, need_input_grad)
     cols, x_shape, w, has_bias, (sh, sw), (ph, pw), y, act = cache
     if gy.shape != y.shape:  # the kernels index by the forward's sizes
         raise ValueError(f"conv2d_backward: gradient of shape {gy.shape} does not match "

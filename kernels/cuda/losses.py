@@ -1,13 +1,13 @@
 """Fused softmax + cross-entropy on the GPU (CUDA kernels in softmax_ce.cu).
 
 float32 and float64 logits run here; others (float16) go to the reference kernel,
-as on the CPU (``kernels._xp.fast_dtype``), and their backward follows them there.
+as on the CPU (``kernels._fallback``), and their backward follows them there.
 """
 from typing import NamedTuple
 
 import numpy as np
 
-from .._xp import fast_dtype
+from .._fallback import backward_falls_back, falls_back_to
 from ..reference import losses as reference
 from .compile import BLOCK, check_int32, cp, grid_1d, kernel, launch
 
@@ -23,24 +23,18 @@ class SoftmaxCrossEntropyCache(NamedTuple):
     log_sum: object
 
 
+@falls_back_to(reference.softmax_cross_entropy_forward, arrays=("logits",))
 def softmax_cross_entropy_forward(logits, labels):
     """Per-sample -log softmax(logits)[label], via the log-sum-exp shift.
 
     A label outside [0, classes) gives a NaN loss rather than an error, because
     checking it would wait for the GPU; the reference path for float16 does the same.
     """
-    if logits.ndim != 2:
-        raise ValueError("softmax_cross_entropy_forward: expected logits of shape "
-                         f"(N, classes), got {logits.shape}")
-    rows, classes = logits.shape
     labels = cp.ascontiguousarray(cp.asarray(labels), dtype=np.int64)
-    if labels.shape != (rows,):
-        raise ValueError(f"softmax_cross_entropy_forward: labels of shape {labels.shape} "
-                         f"do not match {rows} rows of logits")
-    dtype = fast_dtype(logits)
-    if dtype is None:
-        return reference.softmax_cross_entropy_forward(logits, labels)
+    reference.check_labels(logits, labels, "softmax_cross_entropy_forward")
+    rows, classes = logits.shape
     logits = cp.ascontiguousarray(logits)
+    dtype = logits.dtype
     check_int32("softmax_cross_entropy_forward", classes=classes)
     losses = cp.empty(rows, dtype=dtype)
     row_max = cp.empty(rows, dtype=dtype)
@@ -50,10 +44,10 @@ def softmax_cross_entropy_forward(logits, labels):
     return losses, SoftmaxCrossEntropyCache(logits, labels, row_max, log_sum)
 
 
+@backward_falls_back(reference.softmax_cross_entropy_backward,
+                     cache_type=SoftmaxCrossEntropyCache)
 def softmax_cross_entropy_backward(gloss, cache):
     """d loss_n / d logits = gloss_n * (softmax - onehot(label_n))."""
-    if not isinstance(cache, SoftmaxCrossEntropyCache):  # a reference forward's cache
-        return reference.softmax_cross_entropy_backward(gloss, cache)
     logits, labels, row_max, log_sum = cache
     rows, classes = logits.shape
     gloss = cp.ascontiguousarray(gloss, dtype=logits.dtype)

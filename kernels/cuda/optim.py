@@ -7,11 +7,9 @@ so that a captured CUDA graph replays the update correctly while the caller
 advances the step counter and sets the learning rate there between replays.
 Parameters of another dtype (float16) take the reference update, as on the CPU.
 """
-import functools
-
 import numpy as np
 
-from .._xp import FLOAT_DTYPES
+from .._fallback import falls_back_to
 from ..reference import optim as reference
 from .compile import cp, float_dtype, grid_1d, kernel, launch
 
@@ -35,19 +33,6 @@ def _operands(what, param, grad, *state):
     return grad, dtype, param.size
 
 
-def _other_dtypes_to(reference_update):
-    """Decorator: a parameter of a dtype the kernels are not built for (float16) takes
-    ``reference_update`` (array-module generic, so on the GPU too), as on the CPU."""
-    def wrap(update):
-        @functools.wraps(update)
-        def dispatch(param, *args, **kwargs):
-            if param.dtype not in FLOAT_DTYPES:
-                return reference_update(param, *args, **kwargs)
-            return update(param, *args, **kwargs)
-        return dispatch
-    return wrap
-
-
 def _device_scalar(what, name, value, unused_pointer):
     """Kernel arguments (pointer, on-device flag, host value) for a hyper-parameter
     given as a Python number or as a one-element float64 device array.
@@ -63,7 +48,7 @@ def _device_scalar(what, name, value, unused_pointer):
     return value, np.int32(1), np.float64(0.0)
 
 
-@_other_dtypes_to(reference.sgd_update)
+@falls_back_to(reference.sgd_update, arrays=("param",))
 def sgd_update(param, grad, momentum_buffer, *, lr, momentum, dampening, nesterov,
                weight_decay, first_step):
     """SGD with optional momentum/dampening/Nesterov and L2 weight decay (torch.optim.SGD)."""
@@ -80,7 +65,7 @@ def sgd_update(param, grad, momentum_buffer, *, lr, momentum, dampening, nestero
             np.int32(bool(nesterov)), np.int32(bool(first_step))))
 
 
-@_other_dtypes_to(reference.adam_update)
+@falls_back_to(reference.adam_update, arrays=("param",))
 def adam_update(param, grad, exp_avg, exp_avg_sq, *, lr, beta1, beta2, eps, weight_decay,
                 step, decoupled_weight_decay):
     """Adam (L2 weight decay) or, with ``decoupled_weight_decay=True``, AdamW."""
@@ -101,7 +86,7 @@ def adam_update(param, grad, exp_avg, exp_avg_sq, *, lr, beta1, beta2, eps, weig
             np.float64(bias_correction2_sqrt)))
 
 
-@_other_dtypes_to(reference.rmsprop_update)
+@falls_back_to(reference.rmsprop_update, arrays=("param",))
 def rmsprop_update(param, grad, square_avg, momentum_buffer, grad_avg, *, lr, alpha, eps,
                    weight_decay, momentum, centered):
     """RMSprop, optionally centered and with momentum (torch.optim.RMSprop)."""
@@ -125,7 +110,7 @@ def rmsprop_update(param, grad, square_avg, momentum_buffer, grad_avg, *, lr, al
             np.float64(weight_decay), np.float64(momentum), np.int32(bool(centered))))
 
 
-@_other_dtypes_to(reference.adagrad_update)
+@falls_back_to(reference.adagrad_update, arrays=("param",))
 def adagrad_update(param, grad, state_sum, *, lr, eps, weight_decay, lr_decay, step):
     """Adagrad with learning-rate decay and L2 weight decay (torch.optim.Adagrad)."""
     what = "adagrad_update"

@@ -1,13 +1,14 @@
 """Max and average pooling on the GPU (CUDA kernels in pool.cu).
 
 float32 and float64 inputs run here; others (integer images, float16) go to the
-reference kernel, as on the CPU (``kernels._xp.fast_dtype``), and their backward follows
+reference kernel, as on the CPU (``kernels._fallback``), and their backward follows
 them there: the cache says which kernel made it.
 """
 from typing import NamedTuple
 
 import numpy as np
 
+from .._fallback import backward_falls_back, falls_back_to
 from .._xp import fast_dtype
 from ..reference import pool as reference
 from ..reference.windows import output_size
@@ -58,13 +59,13 @@ def _output_grad(what, gy, y_shape, forward_dtype):
     return cp.ascontiguousarray(gy, dtype=dtype), dtype
 
 
+# Integer images keep their dtype: the reference pools them.
+@falls_back_to(reference.max_pool2d_forward, arrays=("x",))
 def max_pool2d_forward(x, kernel_size, stride, padding):
     """Window maxima; padding counts as -inf, as in PyTorch. Keeps the argmax."""
     y_shape, sizes = _geometry("max_pool2d_forward", x.shape, kernel_size, stride, padding)
-    dtype = fast_dtype(x)
-    if dtype is None:  # integer images keep their dtype: the reference's job
-        return reference.max_pool2d_forward(x, kernel_size, stride, padding)
     x = cp.ascontiguousarray(x)
+    dtype = x.dtype
     y = cp.empty(y_shape, dtype=dtype)
     argmax = cp.empty(y_shape, dtype=np.int32)  # flat index in the input plane
     launch(kernel(_SOURCE, "max_pool_forward", dtype),
@@ -73,10 +74,9 @@ def max_pool2d_forward(x, kernel_size, stride, padding):
     return y, MaxPoolCache(argmax, x.shape, dtype, sizes)
 
 
+@backward_falls_back(reference.max_pool2d_backward, cache_type=MaxPoolCache)
 def max_pool2d_backward(gy, cache):
     """Each input element gathers the output gradients of the windows it won."""
-    if not isinstance(cache, MaxPoolCache):  # the forward ran on the reference kernel
-        return reference.max_pool2d_backward(gy, cache)
     argmax, x_shape, forward_dtype, sizes = cache
     gy, dtype = _output_grad("max_pool2d_backward", gy, argmax.shape, forward_dtype)
     gx = cp.empty(x_shape, dtype=dtype)
@@ -86,23 +86,21 @@ def max_pool2d_backward(gy, cache):
     return gx
 
 
+@falls_back_to(reference.avg_pool2d_forward, arrays=("x",))
 def avg_pool2d_forward(x, kernel_size, stride, padding):
     """Window means; zero padding counts in the divisor (count_include_pad=True)."""
     y_shape, sizes = _geometry("avg_pool2d_forward", x.shape, kernel_size, stride, padding)
-    dtype = fast_dtype(x)
-    if dtype is None:
-        return reference.avg_pool2d_forward(x, kernel_size, stride, padding)
     x = cp.ascontiguousarray(x)
+    dtype = x.dtype
     y = cp.empty(y_shape, dtype=dtype)
     launch(kernel(_SOURCE, "avg_pool_forward", dtype),
            grid_2d(y_shape[2] * y_shape[3], y_shape[0] * y_shape[1]), (x, y) + sizes)
     return y, AvgPoolCache(x.shape, y_shape, dtype, sizes)
 
 
+@backward_falls_back(reference.avg_pool2d_backward, cache_type=AvgPoolCache)
 def avg_pool2d_backward(gy, cache):
     """Each input element gathers an equal share of every window that covers it."""
-    if not isinstance(cache, AvgPoolCache):
-        return reference.avg_pool2d_backward(gy, cache)
     x_shape, y_shape, forward_dtype, sizes = cache
     gy, dtype = _output_grad("avg_pool2d_backward", gy, y_shape, forward_dtype)
     gx = cp.empty(x_shape, dtype=dtype)

@@ -4,6 +4,15 @@ import numpy as np
 from .._xp import array_module
 
 
+def check_labels(logits, labels, what):
+    """ValueError naming ``what`` unless ``logits`` is (N, classes) and ``labels`` (N,)."""
+    if logits.ndim != 2:
+        raise ValueError(f"{what}: expected logits of shape (N, classes), got {logits.shape}")
+    if labels.shape != logits.shape[:1]:
+        raise ValueError(f"{what}: labels of shape {labels.shape} do not match logits of "
+                         f"shape {logits.shape}")
+
+
 def softmax_cross_entropy_forward(logits, labels):
     """Per-sample -log softmax(logits)[label], via the log-sum-exp shift.
 
@@ -11,6 +20,7 @@ def softmax_cross_entropy_forward(logits, labels):
     nothing may read the labels back to check them, and CuPy's indexing would wrap
     such a label round to another class (the op layer checks labels on the CPU).
     """
+    check_labels(logits, labels, "softmax_cross_entropy_forward")
     xp = array_module(logits)
     shifted = logits - logits.max(axis=1, keepdims=True)
     log_norm = xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
