@@ -5,7 +5,8 @@ Each sub-package exports ``KERNELS``, a dict from kernel name to function:
 
 - ``kernels.reference``: plain NumPy/CuPy code (array-module generic). The ground
   truth every fast kernel is tested against, and the fallback for any name a
-  device table does not fill in.
+  device table does not fill in, and for any call a fast kernel is not built for
+  (float16 or integer arrays, a cache the reference made: ``kernels._fallback``).
 - ``kernels.cpu``: Numba ``@njit(cache=True)`` kernels for the CPU hot loops.
 - ``kernels.cuda``: CUDA C sources (``*.cu``) compiled through CuPy ``RawModule``.
 
