@@ -8,7 +8,6 @@ gradient is wanted, attaches a ``Node`` to the output: the input tensors and a
 and then releases them (their closures and inputs), unless asked to retain the graph.
 """
 import contextlib
-import sys
 import threading
 
 import numpy as np
@@ -51,7 +50,15 @@ def queue_callback(callback):
 
 
 class Node:
-    """One recorded op: its input tensors and the closure that back-propagates it."""
+    """One recorded op: its input tensors and the closure that back-propagates it.
+
+    ``backward(g)`` returns one gradient array (or None) per input. Each array is new
+    (nothing outside the returned tuple refers to it: the engine may then hand it to a
+    leaf as its ``.grad`` without a copy) or it is ``g`` itself, a view of ``g``, or of
+    an input's or the output's data: the engine sees those (see :func:`_handed_on`)
+    and copies before a leaf keeps one. A backward that returns an array it or a
+    cache keeps must copy it first.
+    """
 
     __slots__ = ("inputs", "backward", "name")
 
@@ -192,16 +199,19 @@ class Tensor:
         ``grad`` is the gradient of some scalar with respect to this tensor; it may
         be left out only when this tensor holds one element. Leaves accumulate
         (``+=``) across calls until their grad is reset, as in PyTorch. Each leaf's
-        ``.grad`` is stored as an array that may be written in place (see
-        :func:`_owned_gradient` for exactly what is checked): never the caller's
-        ``grad``, another leaf's array or a read-only or broadcast view. The graph's
-        closures are released afterwards unless ``retain_graph``; a second backward
-        through a released graph is an error, raised before any ``.grad`` changes.
+        ``.grad`` is an array of its own that may be written in place: never the
+        caller's ``grad``, a forward value, a parameter's data or another leaf's
+        gradient (see :func:`_handed_on` and :func:`_leaf_gradient` for the rule). The
+        graph's closures are released afterwards unless ``retain_graph``; a second
+        backward through a released graph is an error, raised before any ``.grad``
+        changes.
         """
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad "
                                "(was it computed under no_grad, or from constants only?)")
         xp = backend.array_module(self.data)
+        # ``owned``: ids of the tensors whose pending gradient the engine made (an
+        # array nothing outside the engine holds), which a leaf may keep as it is.
         if grad is None:
             if self.data.size != 1:
                 raise RuntimeError(
@@ -209,35 +219,46 @@ class Tensor:
                     f"got shape {self.shape}; pass grad= of the same shape, or reduce first "
                     f"(e.g. .sum() or .mean())")
             grad = xp.ones_like(self.data)
+            owned = {id(self)}
         else:
-            # Stays bound here, so a leaf it reaches sees a second reference and copies it.
             grad = grad.data if isinstance(grad, Tensor) else xp.asarray(grad, self.dtype)
             if grad.shape != self.shape:
                 raise ValueError(f"backward(): gradient shape {grad.shape} does not match "
                                  f"tensor shape {self.shape}")
+            owned = set()  # the caller's array: a leaf it reaches copies it
         order = _reverse_topological_order(self)  # raises if it meets a released node
         grads = {id(self): grad}
         outer_callbacks = getattr(_grad_state, "callbacks", None)
         _grad_state.callbacks = callbacks = []
         try:
-            # When a leaf's gradient is checked, ``grads`` no longer holds it and this frame
-            # refers to it by ``g`` alone: _owned_gradient's reference count relies on that.
             for tensor in order:
-                g = grads.pop(id(tensor), None)  # freed as soon as it is used
+                key = id(tensor)
+                g = grads.pop(key, None)  # freed as soon as it is used
                 if g is None:
                     continue
                 node = tensor.node
                 if node is None:  # a leaf: keep the gradient
                     if tensor.grad is not None:
-                        g = tensor.grad + g  # a new array
-                    tensor.grad = _owned_gradient(g, tensor)
+                        tensor.grad = _leaf_gradient(tensor.grad + g, tensor, True)
+                    else:
+                        tensor.grad = _leaf_gradient(g, tensor, key in owned)
                     continue
-                for inp, ig in zip(node.inputs, node.backward(g)):
+                g_owned = key in owned
+                owned.discard(key)
+                igs = node.backward(g)
+                handed_on = _handed_on(g, g_owned, tensor, node.inputs, igs)
+                for inp, ig, shared in zip(node.inputs, igs, handed_on):
                     if ig is None or not inp.requires_grad:
                         continue
                     key = id(inp)
-                    grads[key] = ig if key not in grads else grads[key] + ig
-                ig = None  # the loop's last gradient, which a leaf may be about to take
+                    if key in grads:  # a sum: a new array, the engine's
+                        grads[key] = grads[key] + ig
+                        owned.add(key)
+                    else:
+                        grads[key] = ig
+                        if not shared:
+                            owned.add(key)
+                igs = ig = None  # the last gradients, which a leaf may be about to keep
                 if not retain_graph:
                     node.release()
         finally:
@@ -603,7 +624,7 @@ def can_write_in_place(array):
     element, where one write would show in several; CuPy cannot mark one read-only).
 
     What ``zero_grad(set_to_none=False)`` zeroes in place rather than replaces, and
-    part of what :func:`_owned_gradient` asks of a gradient it keeps.
+    part of what :func:`_leaf_gradient` asks of a gradient it keeps.
     """
     if not isinstance(array, backend.array_module(array).ndarray):
         return False  # a NumPy scalar, a Tensor, a list
@@ -613,97 +634,70 @@ def can_write_in_place(array):
                for stride, length in zip(array.strides, array.shape))
 
 
-_getrefcount = sys.getrefcount
+def _memory(array):
+    """The array whose memory ``array`` uses: itself, or the array it is a view of."""
+    base = getattr(array, "base", None)
+    return array if base is None else base
 
 
-def _refcount_of_base(view):
-    return _getrefcount(view.base)
+def _handed_on(g, g_owned, output, inputs, igs):
+    """For each gradient a node's backward returned (``igs``, one per input): True
+    when it may share memory with an array held outside it, so a leaf must copy it.
 
-
-def _sole_reference_probe(g):
-    return _getrefcount(g)  # as _owned_gradient measures it: one frame below its caller's
-
-
-def _sole_reference_count():
-    g = np.empty(1)  # as backward holds a leaf's gradient: one local, nothing else
-    return _sole_reference_probe(g)
-
-
-def _measured_untraced(measure):
-    """``measure()`` with no Python tracer or profiler installed.
-
-    A debugger or tracer that reads frame locals while minigrad is imported (pdb
-    stepping, a conditional breakpoint) adds references to the probe's array. The
-    counts below would then come out too high, and a gradient that something else
-    still holds would pass as held by nothing: kept, and shared. A tracer active
-    later, during backward, only raises the counts measured there: a copy, never a
-    share.
+    That is a gradient on the memory of an input's or the output's data (a forward
+    value, a parameter), of another gradient in ``igs`` (``a + b`` hands ``g`` to both),
+    or of ``g`` when the engine does not own ``g`` (the caller's). A gradient on
+    ``g``'s memory alone, when the engine owns ``g``, takes over that ownership (a
+    reshape's backward: still no copy). Anything else is new, by the contract of
+    :class:`Node`.
     """
-    trace, profile = sys.gettrace(), sys.getprofile()
-    sys.settrace(None)
-    sys.setprofile(None)
-    try:
-        return measure()
-    finally:
-        sys.settrace(trace)
-        sys.setprofile(profile)
+    # Every array compared is alive during this call, so equal ids mean the same array.
+    memories = [None if ig is None else id(_memory(ig)) for ig in igs]
+    held = {id(_memory(inp.data)) for inp in inputs}
+    held.add(id(_memory(output.data)))
+    if not g_owned:
+        held.add(id(_memory(g)))
+    if len(set(memories)) == len(memories):  # no two gradients on one array: the usual
+        return [m in held for m in memories]
+    return [m is not None and (m in held or memories.count(m) > 1) for m in memories]
 
 
-# The counts that mean "nothing else refers to it", measured the same way they are
-# measured below (as kernels/cpu/_buffers.py measures its own): of a gradient held
-# only by backward's ``g`` and _owned_gradient's argument, and of an array held only
-# by one view of it. Measured, not assumed: they depend on the interpreter.
-_SOLE_REFERENCE = _measured_untraced(_sole_reference_count)
-_SOLE_VIEW_REFCOUNT = _measured_untraced(lambda: _refcount_of_base(np.empty(1).reshape(1)))
-
-
-def _is_sole_whole_view(view):
-    """True if ``view`` is a view of all of an array that owns its memory and that
-    nothing but ``view`` refers to (``view`` itself is checked by the caller)."""
-    # No local name for the base: it would add to the count measured.
-    return (isinstance(view.base, type(view)) and view.base.flags.owndata
-            and view.base.nbytes == view.nbytes
-            and _refcount_of_base(view) == _SOLE_VIEW_REFCOUNT)
-
-
-def _owned_gradient(g, leaf):
+def _leaf_gradient(g, leaf, owned):
     """``g`` as an array ``leaf`` can keep as its ``.grad``, copied only when needed.
 
-    ``g`` is kept as it is only if it is an array of its backend's own type (not a
-    NumPy scalar or subclass), writable and contiguous (each element written alone,
-    see :func:`can_write_in_place`), referred to by nothing but backward's local
-    name (no other leaf, caller, cache or buffer pool: its reference count), and
-    owns its memory or is a view of all of an array that does and that nothing else
-    refers to. A fresh op result, or the one reshaped view of one (a convolution's
-    weight gradient), passes; anything else costs one copy of the leaf's size (a
-    sum's broadcast gradient, ``a + b``'s gradient handed to two leaves, the
-    caller's ``grad=``). For NumPy this guarantees that the kept array shares its
-    memory with no other object: every NumPy view refers to the array that owns its
-    memory, and memory NumPy did not allocate (``owndata`` False, a base that is no
-    array) is copied. CuPy caveat: CuPy's ``owndata`` only means that ``base`` is
-    None, so a CuPy array built on another's memory (``cupy.ndarray(memptr=...)``,
-    ``as_strided``, ``from_dlpack``, ``cupy.asarray`` of a torch tensor) counts as
+    ``g`` is kept as it is only if the engine owns it (``owned``: it made it, or an
+    op's backward did, see :func:`_handed_on`), it is an array of its backend's own
+    type (not a NumPy scalar or subclass), writable and contiguous (each element
+    written alone, see :func:`can_write_in_place`), and it owns its memory or is a
+    view of all of an array that does (a convolution's reshaped weight gradient). A
+    part of a bigger array is copied, so that the leaf does not pin the whole buffer.
+    CuPy caveat: CuPy's ``owndata`` only means that ``base`` is None, so a CuPy array
+    built on another's memory (``cupy.ndarray(memptr=...)``, ``from_dlpack``) counts as
     owning it; no minigrad op's backward returns one, and a custom op must not.
     """
-    # First, and here: the count of references is only known at this depth.
-    sole = _getrefcount(g) == _SOLE_REFERENCE
     if type(g) is np.ndarray:  # every CPU gradient: flags read directly, no dispatch
         xp = np
         flags = g.flags
         # Writeable and contiguous: what can_write_in_place asks, and more.
-        keep = (sole and flags.writeable and (flags.c_contiguous or flags.f_contiguous)
-                and (flags.owndata or _is_sole_whole_view(g)))
+        keep = (owned and flags.writeable and (flags.c_contiguous or flags.f_contiguous)
+                and (flags.owndata or _is_whole_view(g)))
     else:
         xp = backend.array_module(g)
-        keep = (sole and type(g) is xp.ndarray and can_write_in_place(g)
+        keep = (owned and type(g) is xp.ndarray and can_write_in_place(g)
                 and (g.flags.c_contiguous or g.flags.f_contiguous)
-                and (g.flags.owndata or _is_sole_whole_view(g)))
+                and (g.flags.owndata or _is_whole_view(g)))
     if not keep:
         g = xp.array(g)  # a NumPy scalar becomes a 0-d array; a subclass, the base class
     if g.shape != leaf.data.shape:  # .data.shape: the property would cost a call per leaf
         raise RuntimeError(f"internal error: a gradient of shape {g.shape} reached a leaf "
                            f"of shape {leaf.shape}")
     return g
+
+
+def _is_whole_view(view):
+    """True if ``view`` is a view of all of an array that owns its memory."""
+    base = view.base
+    return isinstance(base, type(view)) and base.flags.owndata and base.nbytes == view.nbytes
 
 
 def _array_for(data, device, dtype, copy):
