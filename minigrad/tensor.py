@@ -6,6 +6,10 @@ gradient is wanted, attaches a ``Node`` to the output: the input tensors and a
 ``backward`` closure that turns the output's gradient into the inputs' gradients.
 ``Tensor.backward()`` walks those nodes in reverse topological order, iteratively,
 and then releases them (their closures and inputs), unless asked to retain the graph.
+
+Elsewhere: the op methods Tensor inherits (``_tensor_methods``), the constructors
+(``creation``: ``tensor``, ``as_tensor``, ``from_numpy``) and the result-dtype rules
+(``dtypes``).
 """
 import contextlib
 import threading
@@ -13,6 +17,7 @@ import threading
 import numpy as np
 
 from . import backend
+from ._tensor_methods import TensorMethods
 
 _grad_state = threading.local()
 
@@ -78,8 +83,12 @@ class Node:
         return self.backward is None
 
 
-class Tensor:
-    """An n-dimensional array that can record the ops applied to it."""
+class Tensor(TensorMethods):
+    """An n-dimensional array that can record the ops applied to it.
+
+    Its op methods and arithmetic operators (``x + y``, ``x.sum()``) are inherited from
+    :class:`~minigrad._tensor_methods.TensorMethods`.
+    """
 
     __slots__ = ("data", "grad", "requires_grad", "node", "__weakref__")
     __array_priority__ = 1000  # numpy scalar (op) Tensor defers to Tensor's operators
@@ -175,16 +184,6 @@ class Tensor:
         """The same data, cut from the graph."""
         return Tensor(self.data)
 
-    def astype(self, dtype):
-        """This tensor as ``dtype``; a non-float result requires no grad."""
-        return _F().cast(self, dtype)
-
-    def float(self):
-        return self.astype(np.float32)
-
-    def double(self):
-        return self.astype(np.float64)
-
     def requires_grad_(self, flag=True):
         self.requires_grad = flag
         return self
@@ -266,65 +265,6 @@ class Tensor:
         for callback in callbacks:
             callback()
 
-    # ----------------------------------------------------------------- operators
-    # Bodies live in functional/; these are the spellings users expect.
-    def __add__(self, other):
-        return _F().add(self, other)
-
-    def __radd__(self, other):
-        return _F().add(other, self)
-
-    def __sub__(self, other):
-        return _F().sub(self, other)
-
-    def __rsub__(self, other):
-        return _F().sub(other, self)
-
-    def __mul__(self, other):
-        return _F().mul(self, other)
-
-    def __rmul__(self, other):
-        return _F().mul(other, self)
-
-    def __truediv__(self, other):
-        return _F().div(self, other)
-
-    def __rtruediv__(self, other):
-        return _F().div(other, self)
-
-    def __pow__(self, exponent):
-        return _F().pow(self, exponent)
-
-    def __rpow__(self, base):
-        return _F().pow(base, self)
-
-    def __matmul__(self, other):
-        return _F().matmul(self, other)
-
-    def __rmatmul__(self, other):
-        return _F().matmul(other, self)
-
-    def __floordiv__(self, other):
-        return _F().floor_divide(self, other)
-
-    def __rfloordiv__(self, other):
-        return _F().floor_divide(other, self)
-
-    def __mod__(self, other):
-        return _F().remainder(self, other)
-
-    def __rmod__(self, other):
-        return _F().remainder(other, self)
-
-    def __neg__(self):
-        return _F().neg(self)
-
-    def __abs__(self):
-        return _F().abs(self)
-
-    def __getitem__(self, index):
-        return _F().getitem(self, index)
-
     # Comparisons give plain boolean tensors (no gradient), as in PyTorch.
     def __eq__(self, other):
         return Tensor(self.data == _raw(other))
@@ -345,234 +285,6 @@ class Tensor:
         return Tensor(self.data >= _raw(other))
 
     __hash__ = object.__hash__
-
-    # ----------------------------------------------------------------- methods
-    # torch's names and arguments (dim=, keepdim=; NumPy's axis=, keepdims= as aliases).
-    def sum(self, dim=None, keepdim=False, **aliases):
-        return _F().sum(self, dim, keepdim, **aliases)
-
-    def mean(self, dim=None, keepdim=False, **aliases):
-        return _F().mean(self, dim, keepdim, **aliases)
-
-    def prod(self, dim=None, keepdim=False, **aliases):
-        return _F().prod(self, dim, keepdim, **aliases)
-
-    def max(self, dim=None, keepdim=False, **aliases):
-        """The largest element (0-d); with ``dim``, the named tuple (values, indices);
-        with a tensor, the elementwise maximum (as torch.max)."""
-        return _F().max(self, dim, keepdim, **aliases)
-
-    def min(self, dim=None, keepdim=False, **aliases):
-        """As :meth:`max`, for the smallest."""
-        return _F().min(self, dim, keepdim, **aliases)
-
-    def amax(self, dim=None, keepdim=False, **aliases):
-        return _F().amax(self, dim, keepdim, **aliases)
-
-    def amin(self, dim=None, keepdim=False, **aliases):
-        return _F().amin(self, dim, keepdim, **aliases)
-
-    def argmax(self, dim=None, keepdim=False, **aliases):
-        return _F().argmax(self, dim, keepdim, **aliases)
-
-    def argmin(self, dim=None, keepdim=False, **aliases):
-        return _F().argmin(self, dim, keepdim, **aliases)
-
-    def var(self, dim=None, unbiased=None, keepdim=False, **kwargs):
-        return _F().var(self, dim, unbiased, keepdim, **kwargs)
-
-    def std(self, dim=None, unbiased=None, keepdim=False, **kwargs):
-        return _F().std(self, dim, unbiased, keepdim, **kwargs)
-
-    def logsumexp(self, dim, keepdim=False, **aliases):
-        return _F().logsumexp(self, dim, keepdim, **aliases)
-
-    def norm(self, p="fro", dim=None, keepdim=False, **aliases):
-        return _F().norm(self, p, dim, keepdim, **aliases)
-
-    def cumsum(self, dim, **aliases):
-        return _F().cumsum(self, dim, **aliases)
-
-    def any(self, dim=None, keepdim=False, **aliases):
-        return _F().any(self, dim, keepdim, **aliases)
-
-    def all(self, dim=None, keepdim=False, **aliases):
-        return _F().all(self, dim, keepdim, **aliases)
-
-    def reshape(self, *shape):
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = tuple(shape[0])
-        return _F().reshape(self, shape)
-
-    def view(self, *shape):
-        return self.reshape(*shape)
-
-    def flatten(self, start_dim=0, end_dim=-1):
-        return _F().flatten(self, start_dim, end_dim)
-
-    def unflatten(self, dim, sizes):
-        return _F().unflatten(self, dim, sizes)
-
-    def squeeze(self, dim=None):
-        return _F().squeeze(self, dim)
-
-    def unsqueeze(self, dim):
-        return _F().unsqueeze(self, dim)
-
-    def expand(self, *sizes):
-        return _F().expand(self, *sizes)
-
-    def expand_as(self, other):
-        return _F().expand(self, other.shape)
-
-    def flip(self, *dims):
-        return _F().flip(self, dims[0] if len(dims) == 1 else dims)
-
-    def repeat(self, *sizes):
-        return _F().repeat(self, *sizes)
-
-    def split(self, split_size, dim=0):
-        return _F().split(self, split_size, dim)
-
-    def chunk(self, chunks, dim=0):
-        return _F().chunk(self, chunks, dim)
-
-    def gather(self, dim, index):
-        return _F().gather(self, dim, index)
-
-    def scatter_add(self, dim, index, src):
-        return _F().scatter_add(self, dim, index, src)
-
-    def index_select(self, dim, index):
-        return _F().index_select(self, dim, index)
-
-    def masked_fill(self, mask, value):
-        return _F().masked_fill(self, mask, value)
-
-    def sort(self, dim=-1, descending=False, stable=False):
-        return _F().sort(self, dim, descending, stable)
-
-    def topk(self, k, dim=-1, largest=True, sorted=True):
-        return _F().topk(self, k, dim, largest, sorted)
-
-    def transpose(self, *axes):
-        """Reorder the axes, in NumPy's or torch's spelling.
-
-        No argument reverses the axes, as NumPy; one tuple or list, or ``ndim`` ints
-        other than two, permutes them as NumPy does; two ints swap those two axes, as
-        ``torch.transpose(x, dim0, dim1)``. Two ints on a matrix therefore always
-        transpose it (``m.transpose(0, 1)`` is ``m.T``, as in torch, where NumPy would
-        read the identity permutation); pass a tuple, ``m.transpose((0, 1))``, for
-        NumPy's reading. Negative axes count from the end.
-        """
-        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-            return _F().transpose(self, axes[0])
-        if not axes:
-            return _F().transpose(self, None)
-        if len(axes) == 2:
-            return _F().swapaxes(self, *axes)
-        return _F().transpose(self, axes)
-
-    def permute(self, *dims):
-        """The axes in the order ``dims`` (a full permutation), as ``torch.permute``."""
-        if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
-            dims = tuple(dims[0])
-        return _F().transpose(self, dims)
-
-    @property
-    def T(self):
-        return _F().transpose(self, None)
-
-    def exp(self):
-        return _F().exp(self)
-
-    def exp2(self):
-        return _F().exp2(self)
-
-    def log(self):
-        return _F().log(self)
-
-    def log2(self):
-        return _F().log2(self)
-
-    def log10(self):
-        return _F().log10(self)
-
-    def sqrt(self):
-        return _F().sqrt(self)
-
-    def rsqrt(self):
-        return _F().rsqrt(self)
-
-    def sin(self):
-        return _F().sin(self)
-
-    def cos(self):
-        return _F().cos(self)
-
-    def erf(self):
-        return _F().erf(self)
-
-    def abs(self):
-        return _F().abs(self)
-
-    def sign(self):
-        return _F().sign(self)
-
-    def pow(self, exponent):
-        return _F().pow(self, exponent)
-
-    def maximum(self, other):
-        return _F().maximum(self, other)
-
-    def minimum(self, other):
-        return _F().minimum(self, other)
-
-    def clamp(self, min=None, max=None):
-        return _F().clamp(self, min, max)
-
-    clip = clamp
-
-    def where(self, condition, other):
-        """``self`` where ``condition`` holds, else ``other`` (torch's Tensor.where)."""
-        return _F().where(condition, self, other)
-
-    def floor_divide(self, other):
-        return _F().floor_divide(self, other)
-
-    def remainder(self, other):
-        return _F().remainder(self, other)
-
-    def isnan(self):
-        return _F().isnan(self)
-
-    def isinf(self):
-        return _F().isinf(self)
-
-    def isfinite(self):
-        return _F().isfinite(self)
-
-    def relu(self):
-        return _F().relu(self)
-
-    def sigmoid(self):
-        return _F().sigmoid(self)
-
-    def tanh(self):
-        return _F().tanh(self)
-
-    def softmax(self, dim=-1, **aliases):
-        return _F().softmax(self, dim, **aliases)
-
-    def log_softmax(self, dim=-1, **aliases):
-        return _F().log_softmax(self, dim, **aliases)
-
-
-def _F():
-    # functional imports tensor; import it lazily here to keep one direction of import.
-    from . import functional
-    return functional
-
 
 def _raw(value):
     return value.data if isinstance(value, Tensor) else value
@@ -700,135 +412,15 @@ def _is_whole_view(view):
     return isinstance(base, type(view)) and base.flags.owndata and base.nbytes == view.nbytes
 
 
-def _array_for(data, device, dtype, copy):
-    """The backend array ``tensor`` and ``as_tensor`` wrap (see their docstrings)."""
-    device = backend.check_device(device)
-    if isinstance(data, Tensor):
-        data = data.data
-    is_array = hasattr(data, "dtype") and hasattr(data, "shape")
-    if dtype is None:
-        if is_array:
-            dtype = data.dtype
-            if dtype.kind == "f" and dtype.itemsize < 4:
-                dtype = np.float32
-        else:
-            probe = np.asarray(data)
-            dtype = np.float32 if probe.dtype.kind == "f" else probe.dtype
-            if probe.dtype.kind in "iu":
-                dtype = np.int64
-    xp = backend.xp_for(device)
-    if is_array and backend.device_of(data) != device:
-        data = backend.to_device(data, device)  # a copy already
-        copy = False
-    # xp.array copies (and casts in the same pass); xp.asarray copies only to cast.
-    return xp.array(data, dtype=dtype) if copy else xp.asarray(data, dtype=dtype)
+# The constructors and the dtype rules have their own modules (which import Tensor from
+# here); these names stay importable from minigrad.tensor, where they used to live.
+_MOVED = {"tensor": "creation", "as_tensor": "creation", "from_numpy": "creation",
+          "constant_like": "creation", "is_scalar": "dtypes", "is_number_like": "dtypes",
+          "scalar_result_dtype": "dtypes"}
 
 
-def tensor(data, requires_grad=False, device="cpu", dtype=None):
-    """Make a Tensor from a list, scalar, NumPy/CuPy array or Tensor: always a copy.
-
-    As ``torch.tensor``, the new tensor never shares memory with ``data`` (changing
-    the array afterwards leaves the tensor alone; a Tensor given is copied and cut
-    from its graph). Use :func:`as_tensor` or :func:`from_numpy` to wrap an array
-    without copying it (data loaders, hot paths).
-
-    Floating data becomes float32 unless it is already a float64 array (kept, for
-    gradient checks) or ``dtype`` says otherwise; integer data becomes int64 unless it
-    is already an integer array (kept: uint8 images stay uint8).
-    """
-    array = _array_for(data, device, dtype, copy=True)
-    if requires_grad and array.dtype.kind != "f":
-        raise TypeError(f"only floating-point tensors can require grad, got {array.dtype}")
-    return Tensor(array, requires_grad)
-
-
-def as_tensor(data, dtype=None, device="cpu"):
-    """``data`` as a Tensor, sharing its memory where it can (``torch.as_tensor``).
-
-    A Tensor already of that dtype and device is returned as it is; an array of the
-    right dtype on the right device is wrapped without a copy (so a change to one
-    shows in the other); anything else is converted, as :func:`tensor` does.
-    """
-    if isinstance(data, Tensor) and (dtype is None or np.dtype(dtype) == data.dtype) \
-            and backend.check_device(device) == data.device:
-        return data
-    return Tensor(_array_for(data, device, dtype, copy=False))
-
-
-def from_numpy(array):
-    """A CPU Tensor sharing ``array``'s memory and dtype (``torch.from_numpy``)."""
-    if not isinstance(array, np.ndarray):
-        raise TypeError(f"from_numpy expects a NumPy array, got {type(array).__name__}")
-    return Tensor(array)
-
-
-# torch's kinds of numbers, lowest first: a Python number of a higher kind than a
-# tensor promotes it (to the kind's default dtype); one of the same or a lower kind
-# takes the tensor's dtype (so x * 2.0 stays float32, and uint8 * 2 stays uint8).
-_KIND_RANK = {"b": 0, "u": 1, "i": 1, "f": 2}
-_KIND_DEFAULT_DTYPE = {1: np.dtype(np.int64), 2: np.dtype(np.float32)}
-
-
-def is_scalar(value):
-    """True for a Python or NumPy number (what torch calls a wrapped scalar)."""
-    return isinstance(value, (bool, int, float, complex, np.number, np.bool_))
-
-
-def is_number_like(value):
-    """A number, or a 0-d NumPy/CuPy array of a real kind: what combines with a tensor
-    by the rule for numbers (:func:`scalar_result_dtype`), as torch treats 0-d tensors.
-
-    Without it, ``t_float32 * arr.mean()`` would stay float32 on the CPU (NumPy's
-    reductions give scalars) but turn float64 on the GPU (CuPy's give 0-d arrays).
-    """
-    return is_scalar(value) or (getattr(value, "ndim", None) == 0 and not isinstance(value, Tensor)
-                                and getattr(value, "dtype", None) is not None
-                                and value.dtype.kind in "biuf")
-
-
-def scalar_result_dtype(dtype, value):
-    """The dtype of a tensor of ``dtype`` combined with the number ``value``, as torch.
-
-    int tensor * 0.5 -> float32; bool tensor * 2 -> int64; float32 tensor * 2.0 ->
-    float32 (a Python float never widens a float tensor). A 0-d array of a higher
-    kind gives its own dtype (torch's rule for 0-d tensors: int tensor * a 0-d
-    float64 array -> float64); of the same or a lower kind, the tensor's.
-    """
-    rank = _KIND_RANK.get(_scalar_kind(value))
-    if rank is None:
-        raise TypeError(f"cannot combine a tensor with {value!r} of type "
-                        f"{type(value).__name__}: minigrad handles real numbers only")
-    if rank <= _KIND_RANK.get(np.dtype(dtype).kind, 2):
-        return np.dtype(dtype)
-    if not is_scalar(value):  # a 0-d array
-        return np.dtype(value.dtype)
-    return _KIND_DEFAULT_DTYPE[rank]
-
-
-def _scalar_kind(value):
-    """NumPy's kind letter of a number or 0-d array: "b", "i"/"u", "f" or "c"."""
-    if not isinstance(value, (bool, int, float, complex)):  # NumPy or CuPy: its dtype
-        return value.dtype.kind
-    if isinstance(value, bool):  # before int: bool is an int
-        return "b"
-    if isinstance(value, int):
-        return "i"
-    return "f" if isinstance(value, float) else "c"
-
-
-def constant_like(value, like):
-    """Wrap a constant (a number or an array) as a Tensor beside ``like``, no copy.
-
-    A number takes ``scalar_result_dtype(like.dtype, value)`` (``like`` itself is
-    promoted by the op, see ``functional._operands``); an array keeps its dtype.
-    """
-    if isinstance(value, Tensor):
-        return value
-    if hasattr(value, "shape") and not isinstance(value, np.generic) \
-            and backend.device_of(value) != like.device:
-        raise ValueError(f"an array on {backend.device_of(value)} cannot be combined with "
-                         f"a tensor on {like.device}; move one with .to()")
-    if is_number_like(value):
-        dtype = scalar_result_dtype(like.dtype, value)
-        return Tensor(backend.xp_for(like.device).asarray(value, dtype=dtype))
-    return as_tensor(value, device=like.device)
+def __getattr__(name):
+    if name in _MOVED:
+        import importlib
+        return getattr(importlib.import_module(f"{__package__}.{_MOVED[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -563,3 +563,21 @@ def test_a_zero_dimensional_array_combines_as_a_number_does():
     (t * np.array(3.0)).sum().backward()
     assert t.grad.dtype == np.float32 and list(t.grad) == [3.0, 3.0]
     assert (t * np.ones(2)).dtype == np.float64  # arrays with a shape keep NumPy's rule
+
+
+def test_the_old_import_paths_of_the_constructors_and_dtype_rules_still_work():
+    """They moved out of tensor.py (to creation.py and dtypes.py); the names stay."""
+    import importlib
+    from minigrad import creation, dtypes
+    tensor_module = importlib.import_module("minigrad.tensor")
+    for name, home in (("tensor", creation), ("as_tensor", creation), ("from_numpy", creation),
+                       ("constant_like", creation), ("is_scalar", dtypes),
+                       ("is_number_like", dtypes), ("scalar_result_dtype", dtypes)):
+        assert getattr(tensor_module, name) is getattr(home, name)
+    from minigrad.tensor import as_tensor, tensor  # noqa: F401
+    assert mg.tensor is creation.tensor and mg.as_tensor is creation.as_tensor
+    with pytest.raises(AttributeError, match="no_such_name"):
+        tensor_module.no_such_name
+    # The inherited op methods add no per-tensor dictionary: __slots__ only.
+    with pytest.raises(AttributeError):
+        mg.tensor([1.0]).anything = 1
