@@ -9,9 +9,10 @@ imported on first use, since it needs CuPy.
 """
 from . import backend, data, distributed, functional, losses, nn, onnx, optim, train
 from .backend import cuda_available
+from .creation import as_tensor, from_numpy, tensor
 from .io import load_weights as load, save_weights
 from .random import manual_seed
-from .tensor import Tensor, as_tensor, from_numpy, is_grad_enabled, no_grad, tensor
+from .tensor import Tensor, is_grad_enabled, no_grad
 
 # torch's top-level tensor functions (torch.cat, torch.where, ...): the ops of F.
 from .functional import (abs, all, amax, amin, any, argmax, argmin, cat, chunk,  # noqa: E402,F401

@@ -48,7 +48,8 @@ import numpy as np
 from . import backend
 from ._kernels import kernel_module
 from . import random as mg_random
-from .tensor import Tensor, as_tensor
+from .creation import as_tensor
+from .tensor import Tensor
 from .train.step import EagerStep
 
 cuda_gemm = kernel_module("cuda.gemm")

@@ -6,14 +6,18 @@ gradient is wanted, attaches a ``Node`` to the output: the input tensors and a
 ``backward`` closure that turns the output's gradient into the inputs' gradients.
 ``Tensor.backward()`` walks those nodes in reverse topological order, iteratively,
 and then releases them (their closures and inputs), unless asked to retain the graph.
+
+Elsewhere: the op methods Tensor inherits (``_tensor_methods``), the constructors
+(``creation``: ``tensor``, ``as_tensor``, ``from_numpy``) and the result-dtype rules
+(``dtypes``).
 """
 import contextlib
-import sys
 import threading
 
 import numpy as np
 
 from . import backend
+from ._tensor_methods import TensorMethods
 
 _grad_state = threading.local()
 
@@ -51,7 +55,15 @@ def queue_callback(callback):
 
 
 class Node:
-    """One recorded op: its input tensors and the closure that back-propagates it."""
+    """One recorded op: its input tensors and the closure that back-propagates it.
+
+    ``backward(g)`` returns one gradient array (or None) per input. Each array is new
+    (nothing outside the returned tuple refers to it: the engine may then hand it to a
+    leaf as its ``.grad`` without a copy) or it is ``g`` itself, a view of ``g``, or of
+    an input's or the output's data: the engine sees those (see :func:`_handed_on`)
+    and copies before a leaf keeps one. A backward that returns an array it or a
+    cache keeps must copy it first.
+    """
 
     __slots__ = ("inputs", "backward", "name")
 
@@ -71,8 +83,12 @@ class Node:
         return self.backward is None
 
 
-class Tensor:
-    """An n-dimensional array that can record the ops applied to it."""
+class Tensor(TensorMethods):
+    """An n-dimensional array that can record the ops applied to it.
+
+    Its op methods and arithmetic operators (``x + y``, ``x.sum()``) are inherited from
+    :class:`~minigrad._tensor_methods.TensorMethods`.
+    """
 
     __slots__ = ("data", "grad", "requires_grad", "node", "__weakref__")
     __array_priority__ = 1000  # numpy scalar (op) Tensor defers to Tensor's operators
@@ -168,16 +184,6 @@ class Tensor:
         """The same data, cut from the graph."""
         return Tensor(self.data)
 
-    def astype(self, dtype):
-        """This tensor as ``dtype``; a non-float result requires no grad."""
-        return _F().cast(self, dtype)
-
-    def float(self):
-        return self.astype(np.float32)
-
-    def double(self):
-        return self.astype(np.float64)
-
     def requires_grad_(self, flag=True):
         self.requires_grad = flag
         return self
@@ -192,16 +198,19 @@ class Tensor:
         ``grad`` is the gradient of some scalar with respect to this tensor; it may
         be left out only when this tensor holds one element. Leaves accumulate
         (``+=``) across calls until their grad is reset, as in PyTorch. Each leaf's
-        ``.grad`` is stored as an array that may be written in place (see
-        :func:`_owned_gradient` for exactly what is checked): never the caller's
-        ``grad``, another leaf's array or a read-only or broadcast view. The graph's
-        closures are released afterwards unless ``retain_graph``; a second backward
-        through a released graph is an error, raised before any ``.grad`` changes.
+        ``.grad`` is an array of its own that may be written in place: never the
+        caller's ``grad``, a forward value, a parameter's data or another leaf's
+        gradient (see :func:`_handed_on` and :func:`_leaf_gradient` for the rule). The
+        graph's closures are released afterwards unless ``retain_graph``; a second
+        backward through a released graph is an error, raised before any ``.grad``
+        changes.
         """
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad "
                                "(was it computed under no_grad, or from constants only?)")
         xp = backend.array_module(self.data)
+        # ``owned``: ids of the tensors whose pending gradient the engine made (an
+        # array nothing outside the engine holds), which a leaf may keep as it is.
         if grad is None:
             if self.data.size != 1:
                 raise RuntimeError(
@@ -209,100 +218,52 @@ class Tensor:
                     f"got shape {self.shape}; pass grad= of the same shape, or reduce first "
                     f"(e.g. .sum() or .mean())")
             grad = xp.ones_like(self.data)
+            owned = {id(self)}
         else:
-            # Stays bound here, so a leaf it reaches sees a second reference and copies it.
             grad = grad.data if isinstance(grad, Tensor) else xp.asarray(grad, self.dtype)
             if grad.shape != self.shape:
                 raise ValueError(f"backward(): gradient shape {grad.shape} does not match "
                                  f"tensor shape {self.shape}")
+            owned = set()  # the caller's array: a leaf it reaches copies it
         order = _reverse_topological_order(self)  # raises if it meets a released node
         grads = {id(self): grad}
         outer_callbacks = getattr(_grad_state, "callbacks", None)
         _grad_state.callbacks = callbacks = []
         try:
-            # When a leaf's gradient is checked, ``grads`` no longer holds it and this frame
-            # refers to it by ``g`` alone: _owned_gradient's reference count relies on that.
             for tensor in order:
-                g = grads.pop(id(tensor), None)  # freed as soon as it is used
+                key = id(tensor)
+                g = grads.pop(key, None)  # freed as soon as it is used
                 if g is None:
                     continue
                 node = tensor.node
                 if node is None:  # a leaf: keep the gradient
                     if tensor.grad is not None:
-                        g = tensor.grad + g  # a new array
-                    tensor.grad = _owned_gradient(g, tensor)
+                        tensor.grad = _leaf_gradient(tensor.grad + g, tensor, True)
+                    else:
+                        tensor.grad = _leaf_gradient(g, tensor, key in owned)
                     continue
-                for inp, ig in zip(node.inputs, node.backward(g)):
+                g_owned = key in owned
+                owned.discard(key)
+                igs = node.backward(g)
+                handed_on = _handed_on(g, g_owned, tensor, node.inputs, igs)
+                for inp, ig, shared in zip(node.inputs, igs, handed_on):
                     if ig is None or not inp.requires_grad:
                         continue
                     key = id(inp)
-                    grads[key] = ig if key not in grads else grads[key] + ig
-                ig = None  # the loop's last gradient, which a leaf may be about to take
+                    if key in grads:  # a sum: a new array, the engine's
+                        grads[key] = grads[key] + ig
+                        owned.add(key)
+                    else:
+                        grads[key] = ig
+                        if not shared:
+                            owned.add(key)
+                igs = ig = None  # the last gradients, which a leaf may be about to keep
                 if not retain_graph:
                     node.release()
         finally:
             _grad_state.callbacks = outer_callbacks
         for callback in callbacks:
             callback()
-
-    # ----------------------------------------------------------------- operators
-    # Bodies live in functional/; these are the spellings users expect.
-    def __add__(self, other):
-        return _F().add(self, other)
-
-    def __radd__(self, other):
-        return _F().add(other, self)
-
-    def __sub__(self, other):
-        return _F().sub(self, other)
-
-    def __rsub__(self, other):
-        return _F().sub(other, self)
-
-    def __mul__(self, other):
-        return _F().mul(self, other)
-
-    def __rmul__(self, other):
-        return _F().mul(other, self)
-
-    def __truediv__(self, other):
-        return _F().div(self, other)
-
-    def __rtruediv__(self, other):
-        return _F().div(other, self)
-
-    def __pow__(self, exponent):
-        return _F().pow(self, exponent)
-
-    def __rpow__(self, base):
-        return _F().pow(base, self)
-
-    def __matmul__(self, other):
-        return _F().matmul(self, other)
-
-    def __rmatmul__(self, other):
-        return _F().matmul(other, self)
-
-    def __floordiv__(self, other):
-        return _F().floor_divide(self, other)
-
-    def __rfloordiv__(self, other):
-        return _F().floor_divide(other, self)
-
-    def __mod__(self, other):
-        return _F().remainder(self, other)
-
-    def __rmod__(self, other):
-        return _F().remainder(other, self)
-
-    def __neg__(self):
-        return _F().neg(self)
-
-    def __abs__(self):
-        return _F().abs(self)
-
-    def __getitem__(self, index):
-        return _F().getitem(self, index)
 
     # Comparisons give plain boolean tensors (no gradient), as in PyTorch.
     def __eq__(self, other):
@@ -324,234 +285,6 @@ class Tensor:
         return Tensor(self.data >= _raw(other))
 
     __hash__ = object.__hash__
-
-    # ----------------------------------------------------------------- methods
-    # torch's names and arguments (dim=, keepdim=; NumPy's axis=, keepdims= as aliases).
-    def sum(self, dim=None, keepdim=False, **aliases):
-        return _F().sum(self, dim, keepdim, **aliases)
-
-    def mean(self, dim=None, keepdim=False, **aliases):
-        return _F().mean(self, dim, keepdim, **aliases)
-
-    def prod(self, dim=None, keepdim=False, **aliases):
-        return _F().prod(self, dim, keepdim, **aliases)
-
-    def max(self, dim=None, keepdim=False, **aliases):
-        """The largest element (0-d); with ``dim``, the named tuple (values, indices);
-        with a tensor, the elementwise maximum (as torch.max)."""
-        return _F().max(self, dim, keepdim, **aliases)
-
-    def min(self, dim=None, keepdim=False, **aliases):
-        """As :meth:`max`, for the smallest."""
-        return _F().min(self, dim, keepdim, **aliases)
-
-    def amax(self, dim=None, keepdim=False, **aliases):
-        return _F().amax(self, dim, keepdim, **aliases)
-
-    def amin(self, dim=None, keepdim=False, **aliases):
-        return _F().amin(self, dim, keepdim, **aliases)
-
-    def argmax(self, dim=None, keepdim=False, **aliases):
-        return _F().argmax(self, dim, keepdim, **aliases)
-
-    def argmin(self, dim=None, keepdim=False, **aliases):
-        return _F().argmin(self, dim, keepdim, **aliases)
-
-    def var(self, dim=None, unbiased=None, keepdim=False, **kwargs):
-        return _F().var(self, dim, unbiased, keepdim, **kwargs)
-
-    def std(self, dim=None, unbiased=None, keepdim=False, **kwargs):
-        return _F().std(self, dim, unbiased, keepdim, **kwargs)
-
-    def logsumexp(self, dim, keepdim=False, **aliases):
-        return _F().logsumexp(self, dim, keepdim, **aliases)
-
-    def norm(self, p="fro", dim=None, keepdim=False, **aliases):
-        return _F().norm(self, p, dim, keepdim, **aliases)
-
-    def cumsum(self, dim, **aliases):
-        return _F().cumsum(self, dim, **aliases)
-
-    def any(self, dim=None, keepdim=False, **aliases):
-        return _F().any(self, dim, keepdim, **aliases)
-
-    def all(self, dim=None, keepdim=False, **aliases):
-        return _F().all(self, dim, keepdim, **aliases)
-
-    def reshape(self, *shape):
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = tuple(shape[0])
-        return _F().reshape(self, shape)
-
-    def view(self, *shape):
-        return self.reshape(*shape)
-
-    def flatten(self, start_dim=0, end_dim=-1):
-        return _F().flatten(self, start_dim, end_dim)
-
-    def unflatten(self, dim, sizes):
-        return _F().unflatten(self, dim, sizes)
-
-    def squeeze(self, dim=None):
-        return _F().squeeze(self, dim)
-
-    def unsqueeze(self, dim):
-        return _F().unsqueeze(self, dim)
-
-    def expand(self, *sizes):
-        return _F().expand(self, *sizes)
-
-    def expand_as(self, other):
-        return _F().expand(self, other.shape)
-
-    def flip(self, *dims):
-        return _F().flip(self, dims[0] if len(dims) == 1 else dims)
-
-    def repeat(self, *sizes):
-        return _F().repeat(self, *sizes)
-
-    def split(self, split_size, dim=0):
-        return _F().split(self, split_size, dim)
-
-    def chunk(self, chunks, dim=0):
-        return _F().chunk(self, chunks, dim)
-
-    def gather(self, dim, index):
-        return _F().gather(self, dim, index)
-
-    def scatter_add(self, dim, index, src):
-        return _F().scatter_add(self, dim, index, src)
-
-    def index_select(self, dim, index):
-        return _F().index_select(self, dim, index)
-
-    def masked_fill(self, mask, value):
-        return _F().masked_fill(self, mask, value)
-
-    def sort(self, dim=-1, descending=False, stable=False):
-        return _F().sort(self, dim, descending, stable)
-
-    def topk(self, k, dim=-1, largest=True, sorted=True):
-        return _F().topk(self, k, dim, largest, sorted)
-
-    def transpose(self, *axes):
-        """Reorder the axes, in NumPy's or torch's spelling.
-
-        No argument reverses the axes, as NumPy; one tuple or list, or ``ndim`` ints
-        other than two, permutes them as NumPy does; two ints swap those two axes, as
-        ``torch.transpose(x, dim0, dim1)``. Two ints on a matrix therefore always
-        transpose it (``m.transpose(0, 1)`` is ``m.T``, as in torch, where NumPy would
-        read the identity permutation); pass a tuple, ``m.transpose((0, 1))``, for
-        NumPy's reading. Negative axes count from the end.
-        """
-        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-            return _F().transpose(self, axes[0])
-        if not axes:
-            return _F().transpose(self, None)
-        if len(axes) == 2:
-            return _F().swapaxes(self, *axes)
-        return _F().transpose(self, axes)
-
-    def permute(self, *dims):
-        """The axes in the order ``dims`` (a full permutation), as ``torch.permute``."""
-        if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
-            dims = tuple(dims[0])
-        return _F().transpose(self, dims)
-
-    @property
-    def T(self):
-        return _F().transpose(self, None)
-
-    def exp(self):
-        return _F().exp(self)
-
-    def exp2(self):
-        return _F().exp2(self)
-
-    def log(self):
-        return _F().log(self)
-
-    def log2(self):
-        return _F().log2(self)
-
-    def log10(self):
-        return _F().log10(self)
-
-    def sqrt(self):
-        return _F().sqrt(self)
-
-    def rsqrt(self):
-        return _F().rsqrt(self)
-
-    def sin(self):
-        return _F().sin(self)
-
-    def cos(self):
-        return _F().cos(self)
-
-    def erf(self):
-        return _F().erf(self)
-
-    def abs(self):
-        return _F().abs(self)
-
-    def sign(self):
-        return _F().sign(self)
-
-    def pow(self, exponent):
-        return _F().pow(self, exponent)
-
-    def maximum(self, other):
-        return _F().maximum(self, other)
-
-    def minimum(self, other):
-        return _F().minimum(self, other)
-
-    def clamp(self, min=None, max=None):
-        return _F().clamp(self, min, max)
-
-    clip = clamp
-
-    def where(self, condition, other):
-        """``self`` where ``condition`` holds, else ``other`` (torch's Tensor.where)."""
-        return _F().where(condition, self, other)
-
-    def floor_divide(self, other):
-        return _F().floor_divide(self, other)
-
-    def remainder(self, other):
-        return _F().remainder(self, other)
-
-    def isnan(self):
-        return _F().isnan(self)
-
-    def isinf(self):
-        return _F().isinf(self)
-
-    def isfinite(self):
-        return _F().isfinite(self)
-
-    def relu(self):
-        return _F().relu(self)
-
-    def sigmoid(self):
-        return _F().sigmoid(self)
-
-    def tanh(self):
-        return _F().tanh(self)
-
-    def softmax(self, dim=-1, **aliases):
-        return _F().softmax(self, dim, **aliases)
-
-    def log_softmax(self, dim=-1, **aliases):
-        return _F().log_softmax(self, dim, **aliases)
-
-
-def _F():
-    # functional imports tensor; import it lazily here to keep one direction of import.
-    from . import functional
-    return functional
-
 
 def _raw(value):
     return value.data if isinstance(value, Tensor) else value
@@ -603,7 +336,7 @@ def can_write_in_place(array):
     element, where one write would show in several; CuPy cannot mark one read-only).
 
     What ``zero_grad(set_to_none=False)`` zeroes in place rather than replaces, and
-    part of what :func:`_owned_gradient` asks of a gradient it keeps.
+    part of what :func:`_leaf_gradient` asks of a gradient it keeps.
     """
     if not isinstance(array, backend.array_module(array).ndarray):
         return False  # a NumPy scalar, a Tensor, a list
@@ -613,91 +346,58 @@ def can_write_in_place(array):
                for stride, length in zip(array.strides, array.shape))
 
 
-_getrefcount = sys.getrefcount
+def _memory(array):
+    """The array whose memory ``array`` uses: itself, or the array it is a view of."""
+    base = getattr(array, "base", None)
+    return array if base is None else base
 
 
-def _refcount_of_base(view):
-    return _getrefcount(view.base)
+def _handed_on(g, g_owned, output, inputs, igs):
+    """For each gradient a node's backward returned (``igs``, one per input): True
+    when it may share memory with an array held outside it, so a leaf must copy it.
 
-
-def _sole_reference_probe(g):
-    return _getrefcount(g)  # as _owned_gradient measures it: one frame below its caller's
-
-
-def _sole_reference_count():
-    g = np.empty(1)  # as backward holds a leaf's gradient: one local, nothing else
-    return _sole_reference_probe(g)
-
-
-def _measured_untraced(measure):
-    """``measure()`` with no Python tracer or profiler installed.
-
-    A debugger or tracer that reads frame locals while minigrad is imported (pdb
-    stepping, a conditional breakpoint) adds references to the probe's array. The
-    counts below would then come out too high, and a gradient that something else
-    still holds would pass as held by nothing: kept, and shared. A tracer active
-    later, during backward, only raises the counts measured there: a copy, never a
-    share.
+    That is a gradient on the memory of an input's or the output's data (a forward
+    value, a parameter), of another gradient in ``igs`` (``a + b`` hands ``g`` to both),
+    or of ``g`` when the engine does not own ``g`` (the caller's). A gradient on
+    ``g``'s memory alone, when the engine owns ``g``, takes over that ownership (a
+    reshape's backward: still no copy). Anything else is new, by the contract of
+    :class:`Node`.
     """
-    trace, profile = sys.gettrace(), sys.getprofile()
-    sys.settrace(None)
-    sys.setprofile(None)
-    try:
-        return measure()
-    finally:
-        sys.settrace(trace)
-        sys.setprofile(profile)
+    # Every array compared is alive during this call, so equal ids mean the same array.
+    memories = [None if ig is None else id(_memory(ig)) for ig in igs]
+    held = {id(_memory(inp.data)) for inp in inputs}
+    held.add(id(_memory(output.data)))
+    if not g_owned:
+        held.add(id(_memory(g)))
+    if len(set(memories)) == len(memories):  # no two gradients on one array: the usual
+        return [m in held for m in memories]
+    return [m is not None and (m in held or memories.count(m) > 1) for m in memories]
 
 
-# The counts that mean "nothing else refers to it", measured the same way they are
-# measured below (as kernels/cpu/_buffers.py measures its own): of a gradient held
-# only by backward's ``g`` and _owned_gradient's argument, and of an array held only
-# by one view of it. Measured, not assumed: they depend on the interpreter.
-_SOLE_REFERENCE = _measured_untraced(_sole_reference_count)
-_SOLE_VIEW_REFCOUNT = _measured_untraced(lambda: _refcount_of_base(np.empty(1).reshape(1)))
-
-
-def _is_sole_whole_view(view):
-    """True if ``view`` is a view of all of an array that owns its memory and that
-    nothing but ``view`` refers to (``view`` itself is checked by the caller)."""
-    # No local name for the base: it would add to the count measured.
-    return (isinstance(view.base, type(view)) and view.base.flags.owndata
-            and view.base.nbytes == view.nbytes
-            and _refcount_of_base(view) == _SOLE_VIEW_REFCOUNT)
-
-
-def _owned_gradient(g, leaf):
+def _leaf_gradient(g, leaf, owned):
     """``g`` as an array ``leaf`` can keep as its ``.grad``, copied only when needed.
 
-    ``g`` is kept as it is only if it is an array of its backend's own type (not a
-    NumPy scalar or subclass), writable and contiguous (each element written alone,
-    see :func:`can_write_in_place`), referred to by nothing but backward's local
-    name (no other leaf, caller, cache or buffer pool: its reference count), and
-    owns its memory or is a view of all of an array that does and that nothing else
-    refers to. A fresh op result, or the one reshaped view of one (a convolution's
-    weight gradient), passes; anything else costs one copy of the leaf's size (a
-    sum's broadcast gradient, ``a + b``'s gradient handed to two leaves, the
-    caller's ``grad=``). For NumPy this guarantees that the kept array shares its
-    memory with no other object: every NumPy view refers to the array that owns its
-    memory, and memory NumPy did not allocate (``owndata`` False, a base that is no
-    array) is copied. CuPy caveat: CuPy's ``owndata`` only means that ``base`` is
-    None, so a CuPy array built on another's memory (``cupy.ndarray(memptr=...)``,
-    ``as_strided``, ``from_dlpack``, ``cupy.asarray`` of a torch tensor) counts as
+    ``g`` is kept as it is only if the engine owns it (``owned``: it made it, or an
+    op's backward did, see :func:`_handed_on`), it is an array of its backend's own
+    type (not a NumPy scalar or subclass), writable and contiguous (each element
+    written alone, see :func:`can_write_in_place`), and it owns its memory or is a
+    view of all of an array that does (a convolution's reshaped weight gradient). A
+    part of a bigger array is copied, so that the leaf does not pin the whole buffer.
+    CuPy caveat: CuPy's ``owndata`` only means that ``base`` is None, so a CuPy array
+    built on another's memory (``cupy.ndarray(memptr=...)``, ``from_dlpack``) counts as
     owning it; no minigrad op's backward returns one, and a custom op must not.
     """
-    # First, and here: the count of references is only known at this depth.
-    sole = _getrefcount(g) == _SOLE_REFERENCE
     if type(g) is np.ndarray:  # every CPU gradient: flags read directly, no dispatch
         xp = np
         flags = g.flags
         # Writeable and contiguous: what can_write_in_place asks, and more.
-        keep = (sole and flags.writeable and (flags.c_contiguous or flags.f_contiguous)
-                and (flags.owndata or _is_sole_whole_view(g)))
+        keep = (owned and flags.writeable and (flags.c_contiguous or flags.f_contiguous)
+                and (flags.owndata or _is_whole_view(g)))
     else:
         xp = backend.array_module(g)
-        keep = (sole and type(g) is xp.ndarray and can_write_in_place(g)
+        keep = (owned and type(g) is xp.ndarray and can_write_in_place(g)
                 and (g.flags.c_contiguous or g.flags.f_contiguous)
-                and (g.flags.owndata or _is_sole_whole_view(g)))
+                and (g.flags.owndata or _is_whole_view(g)))
     if not keep:
         g = xp.array(g)  # a NumPy scalar becomes a 0-d array; a subclass, the base class
     if g.shape != leaf.data.shape:  # .data.shape: the property would cost a call per leaf
@@ -706,135 +406,21 @@ def _owned_gradient(g, leaf):
     return g
 
 
-def _array_for(data, device, dtype, copy):
-    """The backend array ``tensor`` and ``as_tensor`` wrap (see their docstrings)."""
-    device = backend.check_device(device)
-    if isinstance(data, Tensor):
-        data = data.data
-    is_array = hasattr(data, "dtype") and hasattr(data, "shape")
-    if dtype is None:
-        if is_array:
-            dtype = data.dtype
-            if dtype.kind == "f" and dtype.itemsize < 4:
-                dtype = np.float32
-        else:
-            probe = np.asarray(data)
-            dtype = np.float32 if probe.dtype.kind == "f" else probe.dtype
-            if probe.dtype.kind in "iu":
-                dtype = np.int64
-    xp = backend.xp_for(device)
-    if is_array and backend.device_of(data) != device:
-        data = backend.to_device(data, device)  # a copy already
-        copy = False
-    # xp.array copies (and casts in the same pass); xp.asarray copies only to cast.
-    return xp.array(data, dtype=dtype) if copy else xp.asarray(data, dtype=dtype)
+def _is_whole_view(view):
+    """True if ``view`` is a view of all of an array that owns its memory."""
+    base = view.base
+    return isinstance(base, type(view)) and base.flags.owndata and base.nbytes == view.nbytes
 
 
-def tensor(data, requires_grad=False, device="cpu", dtype=None):
-    """Make a Tensor from a list, scalar, NumPy/CuPy array or Tensor: always a copy.
-
-    As ``torch.tensor``, the new tensor never shares memory with ``data`` (changing
-    the array afterwards leaves the tensor alone; a Tensor given is copied and cut
-    from its graph). Use :func:`as_tensor` or :func:`from_numpy` to wrap an array
-    without copying it (data loaders, hot paths).
-
-    Floating data becomes float32 unless it is already a float64 array (kept, for
-    gradient checks) or ``dtype`` says otherwise; integer data becomes int64 unless it
-    is already an integer array (kept: uint8 images stay uint8).
-    """
-    array = _array_for(data, device, dtype, copy=True)
-    if requires_grad and array.dtype.kind != "f":
-        raise TypeError(f"only floating-point tensors can require grad, got {array.dtype}")
-    return Tensor(array, requires_grad)
+# The constructors and the dtype rules have their own modules (which import Tensor from
+# here); these names stay importable from minigrad.tensor, where they used to live.
+_MOVED = {"tensor": "creation", "as_tensor": "creation", "from_numpy": "creation",
+          "constant_like": "creation", "is_scalar": "dtypes", "is_number_like": "dtypes",
+          "scalar_result_dtype": "dtypes"}
 
 
-def as_tensor(data, dtype=None, device="cpu"):
-    """``data`` as a Tensor, sharing its memory where it can (``torch.as_tensor``).
-
-    A Tensor already of that dtype and device is returned as it is; an array of the
-    right dtype on the right device is wrapped without a copy (so a change to one
-    shows in the other); anything else is converted, as :func:`tensor` does.
-    """
-    if isinstance(data, Tensor) and (dtype is None or np.dtype(dtype) == data.dtype) \
-            and backend.check_device(device) == data.device:
-        return data
-    return Tensor(_array_for(data, device, dtype, copy=False))
-
-
-def from_numpy(array):
-    """A CPU Tensor sharing ``array``'s memory and dtype (``torch.from_numpy``)."""
-    if not isinstance(array, np.ndarray):
-        raise TypeError(f"from_numpy expects a NumPy array, got {type(array).__name__}")
-    return Tensor(array)
-
-
-# torch's kinds of numbers, lowest first: a Python number of a higher kind than a
-# tensor promotes it (to the kind's default dtype); one of the same or a lower kind
-# takes the tensor's dtype (so x * 2.0 stays float32, and uint8 * 2 stays uint8).
-_KIND_RANK = {"b": 0, "u": 1, "i": 1, "f": 2}
-_KIND_DEFAULT_DTYPE = {1: np.dtype(np.int64), 2: np.dtype(np.float32)}
-
-
-def is_scalar(value):
-    """True for a Python or NumPy number (what torch calls a wrapped scalar)."""
-    return isinstance(value, (bool, int, float, complex, np.number, np.bool_))
-
-
-def is_number_like(value):
-    """A number, or a 0-d NumPy/CuPy array of a real kind: what combines with a tensor
-    by the rule for numbers (:func:`scalar_result_dtype`), as torch treats 0-d tensors.
-
-    Without it, ``t_float32 * arr.mean()`` would stay float32 on the CPU (NumPy's
-    reductions give scalars) but turn float64 on the GPU (CuPy's give 0-d arrays).
-    """
-    return is_scalar(value) or (getattr(value, "ndim", None) == 0 and not isinstance(value, Tensor)
-                                and getattr(value, "dtype", None) is not None
-                                and value.dtype.kind in "biuf")
-
-
-def scalar_result_dtype(dtype, value):
-    """The dtype of a tensor of ``dtype`` combined with the number ``value``, as torch.
-
-    int tensor * 0.5 -> float32; bool tensor * 2 -> int64; float32 tensor * 2.0 ->
-    float32 (a Python float never widens a float tensor). A 0-d array of a higher
-    kind gives its own dtype (torch's rule for 0-d tensors: int tensor * a 0-d
-    float64 array -> float64); of the same or a lower kind, the tensor's.
-    """
-    rank = _KIND_RANK.get(_scalar_kind(value))
-    if rank is None:
-        raise TypeError(f"cannot combine a tensor with {value!r} of type "
-                        f"{type(value).__name__}: minigrad handles real numbers only")
-    if rank <= _KIND_RANK.get(np.dtype(dtype).kind, 2):
-        return np.dtype(dtype)
-    if not is_scalar(value):  # a 0-d array
-        return np.dtype(value.dtype)
-    return _KIND_DEFAULT_DTYPE[rank]
-
-
-def _scalar_kind(value):
-    """NumPy's kind letter of a number or 0-d array: "b", "i"/"u", "f" or "c"."""
-    if not isinstance(value, (bool, int, float, complex)):  # NumPy or CuPy: its dtype
-        return value.dtype.kind
-    if isinstance(value, bool):  # before int: bool is an int
-        return "b"
-    if isinstance(value, int):
-        return "i"
-    return "f" if isinstance(value, float) else "c"
-
-
-def constant_like(value, like):
-    """Wrap a constant (a number or an array) as a Tensor beside ``like``, no copy.
-
-    A number takes ``scalar_result_dtype(like.dtype, value)`` (``like`` itself is
-    promoted by the op, see ``functional._operands``); an array keeps its dtype.
-    """
-    if isinstance(value, Tensor):
-        return value
-    if hasattr(value, "shape") and not isinstance(value, np.generic) \
-            and backend.device_of(value) != like.device:
-        raise ValueError(f"an array on {backend.device_of(value)} cannot be combined with "
-                         f"a tensor on {like.device}; move one with .to()")
-    if is_number_like(value):
-        dtype = scalar_result_dtype(like.dtype, value)
-        return Tensor(backend.xp_for(like.device).asarray(value, dtype=dtype))
-    return as_tensor(value, device=like.device)
+def __getattr__(name):
+    if name in _MOVED:
+        import importlib
+        return getattr(importlib.import_module(f"{__package__}.{_MOVED[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

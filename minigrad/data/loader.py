@@ -15,7 +15,7 @@ import threading
 import numpy as np
 
 from .. import backend
-from ..tensor import as_tensor
+from ..creation import as_tensor
 from .dataset import Dataset, _fresh_seed
 
 __all__ = ["DataLoader"]

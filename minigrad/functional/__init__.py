@@ -9,11 +9,12 @@ Every op follows one pattern::
         return _record(y, (x,), backward)
 
 ``backward`` receives the output's gradient array and returns one gradient array (or
-None) per input. Device-specific hot loops (convolution, pooling, fused losses) come
-from the device's kernel table (``backend.kernel``; an op whose backward reads its
-forward's cache takes both kernels from one table when the forward runs,
-``backend.kernels``); everything else is array-module code that runs unchanged on
-NumPy and CuPy. Names follow ``torch.nn.functional``.
+None) per input: a new array, or the gradient received or a view of it
+(``tensor.Node`` says what the engine then copies). Device-specific hot loops
+(convolution, pooling, fused losses) come from the device's kernel table
+(``backend.kernel``; an op whose backward reads its forward's cache takes both
+kernels from one table when the forward runs, ``backend.kernels``); everything else
+is array-module code that runs unchanged on NumPy and CuPy. Names follow ``torch.nn.functional``.
 
 The families: ``elementwise`` (arithmetic, matmul, linear), ``reduce``, ``shape``,
 ``activation``, ``conv``, ``pool``, ``norm`` (batch norm, dropout), ``loss``; what they

@@ -4,8 +4,9 @@ operands, and the dtype cast that promotion uses."""
 import numpy as np
 
 from .. import backend
-from ..tensor import (_KIND_RANK, Node, Tensor, constant_like, is_grad_enabled, is_number_like,
-                      scalar_result_dtype)
+from ..creation import constant_like
+from ..dtypes import is_number_like, scalar_result_dtype
+from ..tensor import Node, Tensor, is_grad_enabled
 
 
 def _record(data, inputs, backward, name=None):
@@ -71,15 +72,6 @@ def _as_float(x):
     return x if x.dtype.kind == "f" else cast(x, np.float32)
 
 
-def _result_dtype(*dtypes):
-    """The dtype torch gives tensors of ``dtypes`` combined: the highest kind (bool <
-    integer < float) decides, and within that kind NumPy's promotion (so int64 with
-    float32 is float32, not NumPy's float64)."""
-    dtypes = [np.dtype(d) for d in dtypes]
-    top = max(_KIND_RANK.get(d.kind, 3) for d in dtypes)
-    return np.result_type(*[d for d in dtypes if _KIND_RANK.get(d.kind, 3) == top])
-
-
 def _pair(value, what, op, minimum):
     """An int or a pair of ints, each at least ``minimum`` -> (a, b); else a clear error."""
     pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
@@ -123,7 +115,7 @@ def _operands(a, b, op, broadcast=True):
     """Two Tensors on one device (whose shapes broadcast), or a clear error.
 
     A number (or 0-d array) beside a tensor takes the tensor's dtype, or promotes the
-    tensor when it is of a higher kind (see ``tensor.scalar_result_dtype``); an array
+    tensor when it is of a higher kind (see ``dtypes.scalar_result_dtype``); an array
     keeps its own.
     """
     if not isinstance(a, Tensor):

@@ -3,7 +3,8 @@ differentiable ops (matmul, softmax, dropout), so its gradient needs no code her
 import math
 
 from .. import backend
-from ..tensor import Tensor, constant_like
+from ..creation import constant_like
+from ..tensor import Tensor
 from ._core import _same_device
 from .activation import softmax
 from .elementwise import add, matmul, mul

@@ -8,7 +8,8 @@ import numpy as np
 
 from .. import backend
 from ..backend import array_module as _array_module
-from ..tensor import Tensor, is_scalar
+from ..dtypes import is_scalar
+from ..tensor import Tensor
 from ._core import (_as_float, _check_bias, _operands, _promoted, _record, _same_device, _xp,
                     cast, unbroadcast)
 from .shape import reshape

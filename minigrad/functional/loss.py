@@ -9,7 +9,8 @@ import math
 import numpy as np
 
 from .. import backend
-from ..tensor import Tensor, constant_like
+from ..creation import constant_like
+from ..tensor import Tensor
 from ._core import _record, _xp, unbroadcast
 from .activation import log_softmax, relu
 from .elementwise import abs

@@ -9,9 +9,9 @@ import math
 import numpy as np
 
 from .. import backend
+from ..dtypes import result_dtype
 from ..tensor import Tensor
-from ._core import (_axis, _dim_alias, _dims, _is_int, _record, _result_dtype, _same_device, _xp,
-                    unbroadcast)
+from ._core import _axis, _dim_alias, _dims, _is_int, _record, _same_device, _xp, unbroadcast
 
 
 def reshape(x, shape):
@@ -128,7 +128,7 @@ def cat(tensors, dim=0, *, axis=None):
             raise ValueError(f"cat: shapes {[t.shape for t in tensors]} differ outside dim "
                              f"{dim}")
     xp = _xp(tensors[0])
-    dtype = _result_dtype(*[t.dtype for t in tensors])
+    dtype = result_dtype(*[t.dtype for t in tensors])
     ends = np.cumsum([t.shape[axis] for t in tensors])
 
     def cat_backward(g):

@@ -10,8 +10,9 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import backend
+from ..creation import as_tensor
 from ..io import load_weights, save_weights
-from ..tensor import Tensor, as_tensor, no_grad
+from ..tensor import Tensor, no_grad
 from .parameter import Parameter, is_uninitialized
 
 

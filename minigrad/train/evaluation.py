@@ -4,7 +4,8 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import backend, losses as losses_module
-from ..tensor import Tensor, as_tensor, no_grad
+from ..creation import as_tensor
+from ..tensor import Tensor, no_grad
 
 
 def loss_target(loss_fn, output, y):
