@@ -56,3 +56,20 @@ def test_a_checkout_shares_one_kernels_package_with_minigrad():
     for path in root.rglob("*.py"):
         text = path.read_text(encoding="utf-8")
         assert "from kernels" not in text and "import kernels" not in text, path
+
+
+def test_a_kernel_lookup_needs_its_device():
+    """No CPU default: a lookup that forgot the device would run CUDA data on the CPU.
+    Names come first and the device last, for one kernel as for several."""
+    with pytest.raises(TypeError, match="device"):
+        backend.kernel("matmul")
+    with pytest.raises(TypeError, match="device"):
+        backend.kernels("conv2d_forward", "conv2d_backward")
+    with pytest.raises(ValueError, match="unknown device 'matmul'"):
+        backend.kernel("cpu", "matmul")  # the order swapped
+    with pytest.raises(KeyError, match="no kernel named 'matmull' in the cpu table"):
+        backend.kernel("matmull", "cpu")
+    forward, backward = backend.kernels("conv2d_forward", "conv2d_backward", device="cpu")
+    table = backend.kernel_table("cpu")
+    assert (forward, backward) == (table["conv2d_forward"], table["conv2d_backward"])
+    assert backend.kernel("matmul", "cpu") is table["matmul"]

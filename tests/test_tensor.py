@@ -178,7 +178,7 @@ def test_unknown_device_is_named():
 def test_kernel_switch_is_validated(monkeypatch):
     monkeypatch.setenv("MINIGRAD_KERNELS", "fastest")
     with pytest.raises(ValueError, match="MINIGRAD_KERNELS"):
-        backend.kernel("conv2d_forward")
+        backend.kernel("conv2d_forward", "cpu")
 
 
 # ------------------------------------------------------------ numbers beside tensors

@@ -89,12 +89,13 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, acti
     b = None if bias is None else bias.data
     inputs = (x, weight) if bias is None else (x, weight, bias)
     if groups == 1 and dilation == (1, 1):  # the exercise's path: the tuned kernels
-        forward, backward = backend.kernels(x.device, "conv2d_forward", "conv2d_backward")
+        forward, backward = backend.kernels("conv2d_forward", "conv2d_backward",
+                                            device=x.device)
         y, cache = forward(x.data, weight.data, b, stride, padding, activation)
         activation = None
     else:
-        forward, backward = backend.kernels(x.device, "conv2d_general_forward",
-                                            "conv2d_general_backward")
+        forward, backward = backend.kernels("conv2d_general_forward",
+                                            "conv2d_general_backward", device=x.device)
         y, cache = forward(x.data, weight.data, b, stride, padding, dilation, groups)
 
     def conv2d_backward(g):
@@ -173,8 +174,8 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     # Each input pixel must be a window of the convolution this is the adjoint of.
     assert all(output_size(out_hw[a], weight.shape[2 + a], stride[a], padding[a],
                            dilation[a]) >= x.shape[2 + a] for a in range(2))
-    forward, backward = backend.kernels(x.device, "conv_transpose2d_forward",
-                                        "conv_transpose2d_backward")
+    forward, backward = backend.kernels("conv_transpose2d_forward",
+                                        "conv_transpose2d_backward", device=x.device)
     y, cache = forward(x.data, weight.data, None if bias is None else bias.data, stride,
                        padding, dilation, groups, out_hw)
 

@@ -213,8 +213,9 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         losses, total = _weighted_nll(log_softmax(rows, axis=1), labels, weight, ignore_index,
                                       label_smoothing)
         return _reduce_rows(losses, shape, total, reduction)
-    forward, backward = backend.kernels(input.device, "softmax_cross_entropy_forward",
-                                        "softmax_cross_entropy_backward")
+    forward, backward = backend.kernels("softmax_cross_entropy_forward",
+                                        "softmax_cross_entropy_backward",
+                                        device=input.device)
     losses, cache = forward(rows.data, labels)
 
     def cross_entropy_backward(g):

@@ -33,8 +33,8 @@ def _window_args(op, kernel_size, stride, padding, dilation=1):
 
 
 def _fixed_window_pool(kind, x, kernel, stride, padding):
-    forward, backward = backend.kernels(x.device, f"{kind}_pool2d_forward",
-                                        f"{kind}_pool2d_backward")
+    forward, backward = backend.kernels(f"{kind}_pool2d_forward",
+                                        f"{kind}_pool2d_backward", device=x.device)
     y, cache = forward(x.data, kernel, stride, padding)
 
     def pool2d_backward(g):
@@ -55,7 +55,8 @@ def _windows(op, x, kernel, stride, padding, dilation, ceil_mode):
 
 
 def _window_max(x, windows, return_indices):
-    forward, backward = backend.kernels(x.device, "window_max_forward", "window_max_backward")
+    forward, backward = backend.kernels("window_max_forward", "window_max_backward",
+                                        device=x.device)
     y, index = forward(x.data, windows)
 
     def max_pool2d_backward(g):
@@ -102,7 +103,8 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
 
 
 def _window_avg(x, windows, divisor, name):
-    forward, backward = backend.kernels(x.device, "window_avg_forward", "window_avg_backward")
+    forward, backward = backend.kernels("window_avg_forward", "window_avg_backward",
+                                        device=x.device)
     y, cache = forward(x.data, windows, divisor)
 
     def avg_pool2d_backward(g):
