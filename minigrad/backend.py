@@ -69,6 +69,12 @@ def device_of(array):
     return "cuda" if isinstance(array, _cupy.ndarray) else "cpu"
 
 
+def is_array(value):
+    """True for a NumPy or CuPy array: not a Tensor, a list, a number or a NumPy scalar.
+    CuPy is recognised by its module name, so asking never imports it."""
+    return isinstance(value, np.ndarray) or type(value).__module__.startswith("cupy")
+
+
 def xp_for(device):
     """The array module of a device: ``numpy`` or ``cupy``."""
     if device == "cpu":

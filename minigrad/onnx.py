@@ -17,6 +17,7 @@ from . import backend, nn
 from .extras import require
 from .functional.conv import conv_padding
 from .tensor import Tensor, no_grad
+from .utils import as_numpy
 
 __all__ = ["export", "OPSET"]
 
@@ -143,8 +144,7 @@ def export(model, example_input, path):
     from .io import atomic_write
     floating = [p.dtype for p in model.parameters() if p.dtype.kind == "f" and p.size]
     dtype = np.dtype(floating[0] if floating else np.float32)
-    array = backend.to_numpy(example_input.data if isinstance(example_input, Tensor)
-                             else np.asarray(example_input))
+    array = as_numpy(example_input)
     x = Tensor(array.astype(dtype, copy=False))
     layers = list(_layers(model))
     modes = [(module, module.training) for module in model.modules()]

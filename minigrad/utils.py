@@ -1,6 +1,13 @@
 """Small helpers shared across minigrad, each in one place: argument checks
-(:func:`is_int`, :func:`pair`) used by ``functional``, ``nn`` and ``data``."""
+(:func:`is_int`, :func:`pair`), "is it a number" (:func:`is_number`) and "unwrap a
+tensor" (:func:`unwrap`, :func:`as_numpy`). "Is it an array" is :func:`minigrad.backend.is_array`."""
+import numbers
+
 import numpy as np
+
+from . import backend
+# The module, not the class: tensor may import this module without a cycle.
+from . import tensor as _tensor
 
 
 def is_int(value):
@@ -18,3 +25,23 @@ def pair(value, what, op, minimum=0):
     if min(both) < minimum:
         raise ValueError(f"{op}: {what} must be at least {minimum}, got {value!r}")
     return int(both[0]), int(both[1])
+
+
+def is_number(value):
+    """True for a real number: a Python or NumPy bool, int or float, or a 0-d array
+    (NumPy, CuPy: what a reduction gives on the GPU) or 0-d Tensor of one; not complex."""
+    if isinstance(value, numbers.Real):
+        return True
+    kind = getattr(getattr(value, "dtype", None), "kind", None)
+    return getattr(value, "ndim", None) == 0 and kind in ("b", "i", "u", "f")
+
+
+def unwrap(value):
+    """The array a Tensor holds; anything else as it is."""
+    return value.data if isinstance(value, _tensor.Tensor) else value
+
+
+def as_numpy(value):
+    """A NumPy array of a Tensor, a NumPy or CuPy array (copied to the host), or anything
+    array-like (a list, a number, a CPU torch tensor)."""
+    return backend.to_numpy(unwrap(value))

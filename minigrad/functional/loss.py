@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import backend
 from ..tensor import Tensor, constant_like
+from ..utils import unwrap
 from ._core import _record, _xp, unbroadcast
 from .activation import log_softmax, relu
 from .elementwise import abs
@@ -39,7 +40,7 @@ def _class_labels(target, logits, loss, ignore_index=None):
     label round to another class), and a NaN loss stops ``fit`` at its next check.
     While ``backend.capturing()`` the CPU check is skipped too.
     """
-    labels = target.data if isinstance(target, Tensor) else target
+    labels = unwrap(target)
     xp = _xp(logits)
     labels = xp.asarray(labels)
     if labels.dtype.kind not in "iu":

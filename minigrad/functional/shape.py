@@ -10,8 +10,9 @@ import numpy as np
 
 from .. import backend
 from ..tensor import Tensor
-from ..utils import is_int
-from ._core import _axis, _dim_alias, _dims, _record, _result_dtype, _same_device, unbroadcast, _xp
+from ..utils import is_int, unwrap
+from ._core import (_axis, _dim_alias, _dims, _record, _result_dtype, _same_device, _xp,
+                    unbroadcast)
 
 
 def reshape(x, shape):
@@ -191,7 +192,7 @@ def chunk(x, chunks, dim=0):
 def _index_array(index, op, x=None):
     """The integer array of a Tensor or array ``index`` (on ``x``'s device), or a clear
     error."""
-    data = index.data if isinstance(index, Tensor) else index
+    data = unwrap(index)
     if getattr(data, "dtype", None) is None or data.dtype.kind not in "iu":
         raise TypeError(f"{op}: index must be an integer tensor, got "
                         f"{getattr(data, 'dtype', type(data).__name__)}")
@@ -280,7 +281,7 @@ def masked_fill(x, mask, value):
     """``x`` with ``value`` (a number or a 0-d tensor) where the bool ``mask``
     (broadcastable to x) is True; the gradient flows where it is False."""
     from .elementwise import where
-    data = mask.data if isinstance(mask, Tensor) else mask
+    data = unwrap(mask)
     if getattr(data, "dtype", None) != np.bool_:
         raise TypeError(f"masked_fill: mask must be a bool tensor, got "
                         f"{getattr(data, 'dtype', type(data).__name__)}")
@@ -406,11 +407,10 @@ def getitem(x, index):
 
 
 def _unwrapped(index):
-    if isinstance(index, Tensor):
-        return index.data
+    """An index with its Tensors (alone or in a tuple) replaced by their arrays."""
     if isinstance(index, tuple):
-        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
-    return index
+        return tuple(unwrap(i) for i in index)
+    return unwrap(index)
 
 
 def _is_advanced(part):
