@@ -295,7 +295,7 @@ def test_a_fresh_kernel_gradient_is_kept_without_a_copy(monkeypatch):
     made = []  # weak references: a strong one would make the leaf copy it
     real = mg.backend.kernel
 
-    def recording(name, device="cpu"):
+    def recording(name, device):
         fn = real(name, device)
         if name != "matmul":
             return fn
