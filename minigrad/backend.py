@@ -69,6 +69,12 @@ def device_of(array):
     return "cuda" if isinstance(array, _cupy.ndarray) else "cpu"
 
 
+def is_array(value):
+    """True for a NumPy or CuPy array: not a Tensor, a list, a number or a NumPy scalar.
+    CuPy is recognised by its module name, so asking never imports it."""
+    return isinstance(value, np.ndarray) or type(value).__module__.startswith("cupy")
+
+
 def xp_for(device):
     """The array module of a device: ``numpy`` or ``cupy``."""
     if device == "cpu":
@@ -167,20 +173,32 @@ def _fast_kernels(device):
     return KERNELS
 
 
-def kernel(name, device="cpu"):
-    """Look up one kernel by name for a device."""
-    return kernel_table(device)[name]
+def kernel(name, device):
+    """The kernel ``name`` of ``device``'s table: ``kernel("matmul", x.device)``."""
+    return kernels(name, device=device)[0]
 
 
-def kernels(device, *names):
-    """Look up several kernels by name from one and the same table of a device.
+def kernels(*names, device):
+    """Several kernels by name, from one and the same table of ``device`` (keyword):
+    ``forward, backward = kernels("conv2d_forward", "conv2d_backward", device=x.device)``.
 
     An op takes its forward and backward kernels together when its forward runs:
     the backward must read the cache its own table's forward wrote, even if
-    ``MINIGRAD_KERNELS`` changes before backward runs.
+    ``MINIGRAD_KERNELS`` changes before backward runs. The device is required (no
+    CPU default): a lookup that forgot it would silently run CUDA data on the CPU.
     """
+    if device not in DEVICES:
+        raise ValueError(f"backend.kernels: unknown device {device!r} (one of {DEVICES}); "
+                         f"names come first, the device last: kernel(name, device), "
+                         f"kernels(*names, device=device)")
+    if not names:
+        raise TypeError("backend.kernels: give at least one kernel name")
     table = kernel_table(device)
-    return tuple(table[name] for name in names)
+    try:
+        return tuple(table[name] for name in names)
+    except KeyError as exc:
+        raise KeyError(f"backend.kernels: no kernel named {exc.args[0]!r} in the "
+                       f"{device} table") from None
 
 
 def is_capturing():

@@ -51,6 +51,7 @@ from . import random as mg_random
 from .creation import as_tensor
 from .tensor import Tensor
 from .train.step import EagerStep
+from .utils import unwrap
 
 cuda_gemm = kernel_module("cuda.gemm")
 
@@ -333,8 +334,7 @@ def _batch_key(x_data, y_data):
 
 def _array(value):
     """The backend array of a Tensor, or the value itself if it is already an array."""
-    if isinstance(value, Tensor):
-        return value.data
+    value = unwrap(value)
     return value if hasattr(value, "shape") and hasattr(value, "dtype") else np.asarray(value)
 
 

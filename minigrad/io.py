@@ -292,10 +292,8 @@ def save_weights(path, state):
     """Write a state dict (name -> array or Tensor, on any device) to ``path``
     atomically, in the format its suffix names (see :data:`WEIGHT_FORMATS`). Returns
     ``path``."""
-    from . import backend
-    from .tensor import Tensor
-    arrays = {str(key): np.asarray(backend.to_numpy(
-        value.data if isinstance(value, Tensor) else value), order="C")
+    from .utils import as_numpy
+    arrays = {str(key): np.asarray(as_numpy(value), order="C")
               for key, value in state.items()}
     _weight_format(path, "save")[0](path, arrays)
     return path

@@ -15,8 +15,9 @@ import numpy as np
 
 from . import backend, nn
 from .extras import require
-from .functional.conv import _conv_padding
+from .functional.conv import conv_padding
 from .tensor import Tensor, no_grad
+from .utils import as_numpy
 
 __all__ = ["export", "OPSET"]
 
@@ -35,6 +36,7 @@ class _Graph:
         self.helper, self.numpy_helper, self.dtype = helper, numpy_helper, dtype
         self.nodes, self.initializers = [], []
         self.value = "input"
+        self.input_shape = None  # the current layer's input shape in the example, set by export
 
     def constant(self, name, array, dtype=None):
         array = np.asarray(backend.to_numpy(array), dtype=dtype or self.dtype)
@@ -60,7 +62,7 @@ def _layers(model):
 
 
 def _conv(graph, layer, name, rank):
-    (ph, pw), (crop_h, crop_w) = _conv_padding(layer.padding, layer.kernel_size, layer.stride)
+    (ph, pw), (crop_h, crop_w) = conv_padding(layer.padding, layer.kernel_size, layer.stride)
     inputs = [graph.constant(f"{name}.weight", layer.weight.data)]
     if layer.bias is not None:
         inputs.append(graph.constant(f"{name}.bias", layer.bias.data))
@@ -101,11 +103,13 @@ def _batch_norm(graph, layer, name, rank):
 
 
 def _flatten(graph, layer, name, rank):
-    start = layer.start_dim % rank
-    if start == 1:
+    start, end = layer.start_dim % rank, layer.end_dim % rank
+    if start == 1 and end == rank - 1:
         graph.add("Flatten", [], name, axis=1)
-    else:  # keep the axes before start_dim (0 copies a dimension), merge the rest
-        shape = graph.constant(f"{name}.shape", [0] * start + [-1], dtype=np.int64)
+    else:  # keep the axes before start_dim (0 copies a dimension), merge up to end_dim,
+        # then the axes after it, at their sizes (never the batch axis: end_dim >= 0)
+        after = [int(n) for n in graph.input_shape[end + 1:]]
+        shape = graph.constant(f"{name}.shape", [0] * start + [-1] + after, dtype=np.int64)
         graph.add("Reshape", [shape], name)
 
 
@@ -140,17 +144,16 @@ def export(model, example_input, path):
     from .io import atomic_write
     floating = [p.dtype for p in model.parameters() if p.dtype.kind == "f" and p.size]
     dtype = np.dtype(floating[0] if floating else np.float32)
-    array = backend.to_numpy(example_input.data if isinstance(example_input, Tensor)
-                             else np.asarray(example_input))
+    array = as_numpy(example_input)
     x = Tensor(array.astype(dtype, copy=False))
     layers = list(_layers(model))
     modes = [(module, module.training) for module in model.modules()]
     model.eval()
-    ranks = []
+    shapes = []
     try:
         with no_grad():
             for layer in layers:  # each layer's input rank decides Gemm vs MatMul
-                ranks.append(x.ndim)
+                shapes.append(tuple(x.shape))
                 x = layer(x)
     finally:
         for module, mode in modes:
@@ -162,9 +165,10 @@ def export(model, example_input, path):
                             f"exportable layers: {known}")
     graph = _Graph(helper, numpy_helper, dtype)
     names = {id(m): n for n, m in model.named_modules()}
-    for layer, rank in zip(layers, ranks):
+    for layer, shape in zip(layers, shapes):
         name = names.get(id(layer)) or type(layer).__name__
-        _CONVERTERS[type(layer)](graph, layer, name, rank)
+        graph.input_shape = shape  # the layer's input in the example (batch axis first)
+        _CONVERTERS[type(layer)](graph, layer, name, len(shape))
     elem = helper.np_dtype_to_tensor_dtype(dtype)
     shape_in = ["batch", *(int(n) for n in array.shape[1:])]
     shape_out = ["batch", *(int(n) for n in x.shape[1:])]

@@ -433,7 +433,7 @@ def test_an_empty_kernel_mode_means_the_default(monkeypatch):
     from minigrad import backend
     monkeypatch.setenv("MINIGRAD_KERNELS", "")
     assert backend.kernel_mode() == "fast"
-    assert backend.kernel("conv2d_forward") is backend.kernel_table("cpu", "fast")[
+    assert backend.kernel("conv2d_forward", "cpu") is backend.kernel_table("cpu", "fast")[
         "conv2d_forward"]
 
 

@@ -138,6 +138,14 @@ def test_onnx_export_of_dense_layers_on_other_ranks_and_nested_sequentials(tmp_p
     _check_export(model, x, x[:1], tmp_path)
 
 
+def test_onnx_export_of_a_flatten_that_keeps_trailing_axes(tmp_path):
+    """Flatten(1, 2) of (N, 3, 4, 4) keeps the last axis: a Reshape to (N, 12, 4)."""
+    mg.manual_seed(3)
+    model = nn.Sequential(nn.Flatten(1, 2), nn.Dense(4, 5), nn.ReLU(), nn.Flatten(1, 2))
+    x = np.random.default_rng(4).normal(size=(2, 3, 4, 4)).astype(np.float32)
+    _check_export(model, x, x[:1], tmp_path)
+
+
 def test_onnx_export_builds_lazy_layers_from_the_example(tmp_path):
     mg.manual_seed(2)
     model = nn.Sequential(nn.LazyConv2d(4, 3), nn.ReLU(), nn.Flatten(), nn.Dense(3))

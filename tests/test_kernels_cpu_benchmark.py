@@ -141,3 +141,20 @@ def test_peak_gpu_memory_is_the_pools_high_water_mark():
     assert _common.cupy_peak_allocated_bytes(cp, run) == (1800, 1800)
     assert allocator == [pool.malloc]  # the wrapper is gone afterwards
     weights.free()
+
+
+def test_the_design_measurements_run_and_name_what_they_compare(tmp_path, capsys):
+    """benchmarks/design_measurements.py, which the kernels' comments point to, runs
+    (the cheap measurements, one call each) and refuses an unknown name."""
+    path = SCRIPT.parent / "design_measurements.py"
+    spec = importlib.util.spec_from_file_location("design_measurements", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "design.json"
+    module.main(["shape-product", "relu-in-place", "--repeat", "1", "--json", str(out)])
+    result = json.loads(out.read_text())
+    assert set(result["shape-product"]) == {"np.prod x1000", "math.prod x1000"}
+    assert all(t["min_ms"] > 0 for t in result["relu-in-place"].values())
+    with pytest.raises(SystemExit):
+        module.main(["relu-inplace"])
+    assert "unknown measurement 'relu-inplace'" in capsys.readouterr().err

@@ -102,9 +102,9 @@ def test_plain_convolution_keeps_the_tuned_kernels(monkeypatch):
     asked = []
     real = backend.kernels
 
-    def recording(device, *names):
+    def recording(*names, device):
         asked.extend(names)
-        return real(device, *names)
+        return real(*names, device=device)
     monkeypatch.setattr(backend, "kernels", recording)
     x, w = mg.tensor(np.ones((1, 4, 6, 6), np.float32)), mg.tensor(np.ones((4, 4, 3, 3), np.float32))
     F.conv2d(x, w, None, 1, 1)

@@ -248,7 +248,8 @@ def test_forward_errors_from_ops_name_the_layer():
         nn.Sequential(nn.Conv2d(1, 1, 3), nn.ReLU())(small)  # the fused path too
     with pytest.raises(ValueError, match=r"^MaxPool2d\(kernel_size=\(3, 3\).*smaller"):
         nn.MaxPool2d(3)(small)
-    with pytest.raises(IndexError, match=r"^Flatten\(start_dim=1\).*dim 1 is out of range.*1 dim"):
+    with pytest.raises(IndexError,
+                       match=r"^Flatten\(start_dim=1, end_dim=-1\).*dim 1 is out of range.*1 dim"):
         nn.Flatten()(mg.tensor(np.zeros(3, np.float32)))  # torch raises too
 
 
@@ -269,7 +270,8 @@ def test_an_op_errors_subclass_keeps_its_type_the_layer_and_the_chain(monkeypatc
         raise original
 
     monkeypatch.setattr(F, "flatten", failing)
-    with pytest.raises(_DataError, match=r"^Flatten\(start_dim=1\): inputs are odd$") as info:
+    with pytest.raises(_DataError,
+                       match=r"^Flatten\(start_dim=1, end_dim=-1\): inputs are odd$") as info:
         nn.Flatten()(mg.tensor(np.zeros((2, 3), np.float32)))
     assert info.value.__cause__ is original  # the traceback shows where it came from
     # A subclass that cannot be rebuilt from a message is re-raised itself, with a note.
@@ -277,7 +279,7 @@ def test_an_op_errors_subclass_keeps_its_type_the_layer_and_the_chain(monkeypatc
     with pytest.raises(_BuiltFromTwoArguments) as info:
         nn.Flatten()(mg.tensor(np.zeros((2, 3), np.float32)))
     assert info.value is original
-    assert info.value.__notes__ == ["raised in Flatten(start_dim=1)"]
+    assert info.value.__notes__ == ["raised in Flatten(start_dim=1, end_dim=-1)"]
 
 
 @pytest.mark.parametrize("layer,shape", [(lambda: nn.Dense(3, 2), (2, 3)),

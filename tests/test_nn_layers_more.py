@@ -290,3 +290,26 @@ def test_norms_embedding_and_attention_on_gpu_match_cpu():
     cpu = emb(mg.tensor(np.array([1, 4]))).numpy()
     np.testing.assert_array_equal(emb.to("cuda")(mg.tensor(np.array([1, 4]), device="cuda"))
                                   .numpy(), cpu)
+
+
+# ------------------------------------------------------------------ flatten
+@pytest.mark.parametrize("start_dim,end_dim", [(1, -1), (0, -1), (1, 2), (2, 3), (-3, -2),
+                                               (0, 0), (3, -1)])
+def test_flatten_start_and_end_dim_match_torch(start_dim, end_dim):
+    torch = _torch()
+    x = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
+    ours, theirs = nn.Flatten(start_dim, end_dim), torch.nn.Flatten(start_dim, end_dim)
+    y = ours(mg.tensor(x))
+    np.testing.assert_array_equal(y.numpy(), theirs(torch.tensor(x)).numpy())
+    assert repr(ours) == repr(theirs)  # Flatten(start_dim=1, end_dim=-1), torch's words
+    check_layer_gradients(ours, x.astype(np.float64))
+
+
+def test_flatten_with_end_before_start_is_a_clear_error():
+    torch = _torch()
+    x = np.zeros((2, 3, 4), np.float32)
+    with pytest.raises(RuntimeError):
+        torch.nn.Flatten(2, 1)(torch.tensor(x))
+    with pytest.raises(ValueError, match=r"^Flatten\(start_dim=2, end_dim=1\): flatten: "
+                                         r"start_dim 2 comes after end_dim 1"):
+        nn.Flatten(2, 1)(mg.tensor(x))

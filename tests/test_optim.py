@@ -263,7 +263,7 @@ def test_updates_go_through_the_kernel_table(monkeypatch):
     calls = []
     lookup = backend.kernel
 
-    def spy(name, device="cpu"):
+    def spy(name, device):
         calls.append((name, device))
         return lookup(name, device)
 

@@ -178,7 +178,7 @@ def test_unknown_device_is_named():
 def test_kernel_switch_is_validated(monkeypatch):
     monkeypatch.setenv("MINIGRAD_KERNELS", "fastest")
     with pytest.raises(ValueError, match="MINIGRAD_KERNELS"):
-        backend.kernel("conv2d_forward")
+        backend.kernel("conv2d_forward", "cpu")
 
 
 # ------------------------------------------------------------ numbers beside tensors
@@ -295,7 +295,7 @@ def test_a_fresh_kernel_gradient_is_kept_without_a_copy(monkeypatch):
     made = []  # weak references: a strong one would make the leaf copy it
     real = mg.backend.kernel
 
-    def recording(name, device="cpu"):
+    def recording(name, device):
         fn = real(name, device)
         if name != "matmul":
             return fn

@@ -59,6 +59,10 @@ def test_resized_crop_repeats_with_the_generator_and_handles_grey_and_alpha():
         T.RandomResizedCrop(8, interpolation="lanczos2")
     with pytest.raises(ValueError, match="scale"):
         T.RandomResizedCrop(8, scale=(0.5, 0.1))
+    with pytest.raises(ValueError, match=r"^RandomResizedCrop: size must be at least 1"):
+        T.RandomResizedCrop((8, 0))
+    with pytest.raises(TypeError, match=r"^RandomCrop: size must be an int or a pair of ints"):
+        T.RandomCrop("8")
 
 
 # --------------------------------------------------------------------------- RandomRotation

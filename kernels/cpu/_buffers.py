@@ -49,7 +49,8 @@ class BufferPool:
         """An uninitialised C-contiguous array; never one that someone still holds."""
         dtype = np.dtype(dtype)
         shape = tuple(int(s) for s in shape)
-        nbytes = math.prod(shape) * dtype.itemsize  # math.prod: np.prod costs ~3 us a call
+        # math.prod: np.prod is slow a call (shape-product in benchmarks/README.md)
+        nbytes = math.prod(shape) * dtype.itemsize
         if nbytes < MIN_POOLED_BYTES:
             return np.empty(shape, dtype)
         key = (tag, shape, dtype.str)

@@ -4,9 +4,8 @@ which the fused convolution applies to its own output slices.
 
 NumPy's ``maximum(x, 0)`` and ``where(y > 0, g, 0)`` cost a fresh output (page
 faults on every step for the 26 MB first-layer activation) and, backward, a boolean
-temporary and a second pass; in the exercise CNN's training step they took ~16 ms
-of ~85 (a scratch script, not kept: see benchmarks/README.md). The Numba loops here
-are one pass each; tanh and exp are NumPy's SIMD ufuncs (see ``forward_into``).
+temporary and a second pass (their share of the training step: benchmarks/README.md,
+"Design measurements", ``relu``). The Numba loops here are one pass each; tanh and exp are NumPy's SIMD ufuncs (see ``forward_into``).
 Semantics are the reference's, bit for bit: NaN propagates forward; ReLU's backward
 passes the gradient where the output is positive and zero elsewhere (even an
 infinite or NaN gradient); every derivative is taken from the output y, computed in
@@ -76,11 +75,10 @@ def forward_into(name, x, out):
 
     Why not in place: LLVM guards each vectorised loop with a runtime check that
     the arrays do not overlap, so with one array as input and output the scalar
-    loop runs (conv1's fused ReLU on cache-resident slices: 1.5 ms against 0.7 ms).
-    tanh and exp are NumPy's ufuncs, not Numba loops: Numba calls the scalar libm
-    functions, which measured 68x (tanh: 95 vs 1.4 ms) and 4x (exp: 12 vs 3.2 ms)
-    slower than NumPy's SIMD loops on a 26 MB float32 array (these timings and the
-    ReLU's above: scratch scripts, not kept).
+    loop runs, several times slower. tanh and exp are NumPy's ufuncs, not Numba
+    loops: Numba calls the scalar libm functions, far slower than NumPy's SIMD loops.
+    Both measured by ``benchmarks/design_measurements.py`` (``relu-in-place``,
+    ``tanh-exp``; numbers in benchmarks/README.md, "Design measurements").
     """
     reference.require_activation(name, "forward_into")
     if np.may_share_memory(x, out):

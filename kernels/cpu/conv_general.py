@@ -84,7 +84,8 @@ def _floats(*arrays):
 
 def _pooled(tag, shape, like):
     """A reused array of ``shape`` in ``like``'s dtype: a GEMM writing into fresh
-    memory of tens of MB paid its page faults, and ran 2-3x slower on the 2-core box."""
+    memory of tens of MB pays its page faults whenever the allocator hands back new
+    pages (``gemm-fresh-output`` in benchmarks/README.md, "Design measurements")."""
     return POOL.empty(tag, shape, like.dtype)
 
 

@@ -51,9 +51,9 @@ _sm_counts = {}
 
 # The GEMMs a capture can use, and where the default choice comes from.
 CAPTURE_GEMMS = ("custom", "cublas")
-# cuBLAS through minigrad's own handle: verified on an H200 (graphed step 1.39 ms vs the
-# tiled GEMM's 1.98 at batch 32: benchmarks/cuda_graph.py, table in benchmarks/README.md);
-# "custom" remains for libraries without a usable cuBLAS.
+# cuBLAS through minigrad's own handle: the faster graphed step where measured
+# (benchmarks/cuda_graph.py; its table in benchmarks/README.md, "GPU"); "custom"
+# remains for libraries without a usable cuBLAS.
 DEFAULT_CAPTURE_GEMM = "cublas"
 CAPTURE_GEMM_VARIABLE = "MINIGRAD_CAPTURE_GEMM"
 

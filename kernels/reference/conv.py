@@ -71,8 +71,9 @@ def grouped_input_columns(gy, w, groups, out=None):
     n, out_ch, length = gy.shape
     wg = w.reshape(groups, out_ch // groups, -1)
     rows = wg.shape[2]
-    # A contiguous copy of the (small) transposed weight: NumPy's stacked matmul left a
-    # transposed operand broadcast over images to its slow non-BLAS loop (40x slower).
+    # A contiguous copy of the (small) transposed weight: NumPy's stacked matmul can leave
+    # a transposed operand broadcast over images to its slow non-BLAS loop
+    # (``matmul-transposed`` in benchmarks/README.md, "Design measurements").
     wt = xp.ascontiguousarray(wg.transpose(0, 2, 1))
     gcols = xp.matmul(wt, gy.reshape(n, groups, out_ch // groups, length),
                       out=None if out is None else out.reshape(n, groups, rows, length))

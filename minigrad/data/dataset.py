@@ -15,6 +15,7 @@ import numbers
 import numpy as np
 
 from .. import random as mg_random
+from ..utils import as_numpy
 
 __all__ = ["Dataset", "ImageDataset", "TensorDataset", "Subset", "random_split",
            "train_val_split", "IMAGENET_MEAN", "IMAGENET_STD"]
@@ -30,15 +31,6 @@ _INHERIT = object()
 def _fresh_seed():
     """A seed drawn from minigrad's global generator, so ``manual_seed`` governs it."""
     return int(mg_random.generator().integers(0, 2**63 - 1))
-
-
-def _as_numpy(value):
-    """NumPy view of an array, a minigrad Tensor or a CuPy array."""
-    if hasattr(value, "numpy") and callable(value.numpy) and not isinstance(value, np.ndarray):
-        return value.numpy()
-    if hasattr(value, "get") and hasattr(value, "shape") and not isinstance(value, np.ndarray):
-        return value.get()
-    return np.asarray(value)
 
 
 class Dataset:
@@ -66,7 +58,7 @@ class Dataset:
         samples = [self[int(i)] for i in indices]
         if not isinstance(samples[0], (tuple, list)):
             samples = [(s,) for s in samples]
-        columns = [np.stack([_as_numpy(sample[k]) for sample in samples])
+        columns = [np.stack([as_numpy(sample[k]) for sample in samples])
                    for k in range(len(samples[0]))]
         if transform is not _INHERIT and transform is not None:
             rng = rng if rng is not None else np.random.default_rng()
@@ -196,7 +188,7 @@ class TensorDataset(Dataset):
     def __init__(self, *arrays, transform=None):
         if not arrays:
             raise ValueError("TensorDataset needs at least one array")
-        self.arrays = tuple(_as_numpy(a) for a in arrays)
+        self.arrays = tuple(as_numpy(a) for a in arrays)
         lengths = [a.shape[0] if a.ndim else None for a in self.arrays]
         if None in lengths or len(set(lengths)) != 1:
             shapes = ", ".join(str(a.shape) for a in self.arrays)

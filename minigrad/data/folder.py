@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from .. import io as mg_io
+from ..utils import pair
 from .dataset import (IMAGENET_MEAN, IMAGENET_STD, ImageDataset, check_val_fraction,
                       train_val_split)
 from .progress import progress_bar
-from .transforms import size_pair
 
 __all__ = ["ImageFolder", "load_image_folder", "find_split_folders", "default_cache_dir",
            "save_image_folder", "MISSING_DATA_HINT"]
@@ -162,7 +162,7 @@ class ImageFolder(ImageDataset):
     def __init__(self, root, size=(80, 80), mean=IMAGENET_MEAN, std=IMAGENET_STD,
                  transform=None, classes=None, cache=False, workers=None, progress=False):
         self.root = Path(root)
-        size = size_pair(size, "size")
+        size = pair(size, "size", "ImageFolder", 1)
         class_names, files = _scan(self.root, classes)
         images, labels, paths, skipped, cached = None, None, None, None, None
         cache_path = self._cache_path(cache, class_names, files, size)

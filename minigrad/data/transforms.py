@@ -36,6 +36,8 @@ import numbers
 
 import numpy as np
 
+from ..utils import pair
+
 __all__ = ["Compose", "RandomHorizontalFlip", "RandomVerticalFlip", "RandomCrop",
            "RandomResizedCrop", "RandomRotation", "ColorJitter", "Normalize"]
 
@@ -60,17 +62,6 @@ def _check_batch(images, name):
     if last not in _CHANNELS:
         raise ValueError(f"{name} expects images (B, H, W, C) with C = 1, 3 or 4 channels, "
                          f"got shape {images.shape}")
-
-
-def size_pair(value, name):
-    """An image size as ``(height, width)``: an int ``n`` is ``(n, n)``; anything that
-    is not two positive ints is a ValueError naming ``name``."""
-    if isinstance(value, (int, np.integer)):
-        value = (int(value), int(value))
-    value = tuple(int(v) for v in value)
-    if len(value) != 2 or min(value) <= 0:
-        raise ValueError(f"{name} must be a positive int or (height, width), got {value}")
-    return value
 
 
 class Compose:
@@ -134,7 +125,7 @@ class RandomCrop:
     _MODES = ("constant", "reflect", "edge")
 
     def __init__(self, size, padding=0, fill=0, padding_mode="constant"):
-        self.size = size_pair(size, "RandomCrop size")
+        self.size = pair(size, "size", "RandomCrop", 1)
         if int(padding) < 0:
             raise ValueError(f"RandomCrop padding must be >= 0, got {padding}")
         if padding_mode not in self._MODES:
@@ -222,7 +213,7 @@ class RandomResizedCrop:
     """
 
     def __init__(self, size, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), interpolation="bilinear"):
-        self.size = size_pair(size, "RandomResizedCrop size")
+        self.size = pair(size, "size", "RandomResizedCrop", 1)
         self.scale = _range(scale, "scale", "RandomResizedCrop", bound=(1e-12, math.inf))
         self.ratio = _range(ratio, "ratio", "RandomResizedCrop", bound=(1e-12, math.inf))
         self.interpolation = interpolation

@@ -19,7 +19,7 @@ import traceback
 import numpy as np
 
 from .. import backend
-from ..tensor import Tensor
+from ..utils import unwrap
 
 __all__ = ["ReduceOp", "is_available", "is_initialized", "init_process_group",
            "destroy_process_group", "get_rank", "get_world_size", "get_backend",
@@ -146,7 +146,7 @@ def _checked_op(op):
 def _in_place(tensor, collective):
     """Run ``collective`` on the array behind ``tensor``; a strided array goes through a
     contiguous copy, written back, so the caller's object holds the result either way."""
-    array = tensor.data if isinstance(tensor, Tensor) else tensor
+    array = unwrap(tensor)
     if not hasattr(array, "dtype") or not hasattr(array, "flags"):
         raise TypeError(f"expected a Tensor or a NumPy/CuPy array, got {type(tensor).__name__}")
     if array.flags.c_contiguous:

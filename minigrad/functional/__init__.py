@@ -20,10 +20,10 @@ The families: ``elementwise`` (arithmetic, matmul, linear), ``reduce``, ``shape`
 ``activation``, ``conv``, ``pool``, ``norm`` (batch norm, dropout), ``loss``; what they
 share is in ``_core``. ``minigrad.functional`` (``F``) is the one import path.
 """
-from ._core import (_axis, _check_bias, _is_int, _operands, _pair, _promoted, _record,  # noqa: F401
-                    _same_device, _xp, cast, unbroadcast)
+from ._core import (_axis, _check_bias, _operands, _promoted, _record, _same_device,  # noqa: F401
+                    _xp, cast, unbroadcast)
 from .activation import _activation, leaky_relu, log_softmax, relu, sigmoid, softmax, tanh  # noqa: F401
-from .conv import _check_nchw, _conv_padding, conv2d  # noqa: F401
+from .conv import _check_nchw, conv2d  # noqa: F401
 from .elementwise import (abs, add, div, exp, linear, log, matmul, mul, neg, pow,  # noqa: F401
                           sub)
 from .loss import (_check_logits, _checked_on_device, _class_labels,  # noqa: F401

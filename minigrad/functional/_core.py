@@ -1,5 +1,5 @@
 """What every op family shares: recording an op's output and backward in the graph,
-the array module, argument checks (ints, axes, pairs), broadcasting and promotion of
+the array module, axis checks, broadcasting and promotion of
 operands, and the dtype cast that promotion uses."""
 import numpy as np
 
@@ -7,6 +7,7 @@ from .. import backend
 from ..creation import constant_like
 from ..dtypes import is_number_like, scalar_result_dtype
 from ..tensor import Node, Tensor, is_grad_enabled
+from ..utils import is_int
 
 
 def _record(data, inputs, backward, name=None):
@@ -24,14 +25,10 @@ def _xp(t):
     return backend.array_module(t.data)
 
 
-def _is_int(value):
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
 def _axis(axis, ndim, op):
     """One ``dim`` as an index in [0, ndim), or an error as torch's: IndexError when
     out of range. A 0-d tensor takes dim 0 or -1 (torch's rule), given back as 0."""
-    if not _is_int(axis):
+    if not is_int(axis):
         raise TypeError(f"{op}: dim must be an int, got {axis!r}")
     span = ndim or 1
     if not -span <= axis < span:
@@ -46,9 +43,9 @@ def _dims(dim, ndim, op):
     torch; a 0-d tensor takes dim 0 or -1 and reduces over nothing."""
     if dim is None:
         return tuple(range(ndim))
-    if not _is_int(dim) and not isinstance(dim, (tuple, list)):
+    if not is_int(dim) and not isinstance(dim, (tuple, list)):
         raise TypeError(f"{op}: dim must be an int or a tuple of ints, got {dim!r}")
-    axes = tuple(_axis(d, ndim, op) for d in ((dim,) if _is_int(dim) else dim))
+    axes = tuple(_axis(d, ndim, op) for d in ((dim,) if is_int(dim) else dim))
     if len(set(axes)) != len(axes):
         raise RuntimeError(f"{op}: dim {dim!r} names an axis more than once")
     return axes if ndim else ()
@@ -72,14 +69,6 @@ def _as_float(x):
     return x if x.dtype.kind == "f" else cast(x, np.float32)
 
 
-def _pair(value, what, op, minimum):
-    """An int or a pair of ints, each at least ``minimum`` -> (a, b); else a clear error."""
-    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
-    if len(pair) != 2 or not all(_is_int(v) for v in pair):
-        raise TypeError(f"{op}: {what} must be an int or a pair of ints, got {value!r}")
-    if min(pair) < minimum:
-        raise ValueError(f"{op}: {what} must be at least {minimum}, got {value!r}")
-    return int(pair[0]), int(pair[1])
 
 
 def unbroadcast(grad, shape):

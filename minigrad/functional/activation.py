@@ -20,8 +20,8 @@ def leaky_relu(x, negative_slope=0.01):
 
 def _activation(name, x):
     """An activation whose derivative the kernel table takes from its output."""
-    forward, backward = backend.kernels(x.device, "activation_forward",
-                                        "activation_backward")
+    forward, backward = backend.kernels("activation_forward",
+                                        "activation_backward", device=x.device)
     y = forward(name, x.data)
 
     def activation_backward(g):

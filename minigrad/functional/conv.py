@@ -2,7 +2,8 @@
 through the device's kernel table."""
 from .. import backend
 from .._kernels import kernel_module
-from ._core import _check_bias, _is_int, _pair, _record, _same_device
+from ..utils import is_int, pair
+from ._core import _check_bias, _record, _same_device
 from .activation import _activation
 from .shape import getitem, reshape
 
@@ -15,7 +16,7 @@ def _check_nchw(x, what):
         raise ValueError(f"{what}: expected a 4-D input (N, C, H, W), got shape {x.shape}")
 
 
-def _conv_padding(padding, kernel, stride, dilation=(1, 1)):
+def conv_padding(padding, kernel, stride, dilation=(1, 1)):
     """conv2d's ``padding`` -> ((ph, pw), (crop_h, crop_w)) for the symmetric kernels.
 
     ``"valid"`` is no padding. ``"same"`` (stride 1 only, as torch) keeps the spatial
@@ -35,12 +36,12 @@ def _conv_padding(padding, kernel, stride, dilation=(1, 1)):
                              f"stride {stride}")
         total = [d * (k - 1) for k, d in zip(kernel, dilation)]
         return tuple((t + 1) // 2 for t in total), tuple(t % 2 for t in total)
-    return _pair(padding, "padding", "conv2d", 0), (0, 0)
+    return pair(padding, "padding", "conv2d", 0), (0, 0)
 
 
 def _check_groups(op, groups, in_channels, out_channels):
     """``groups`` as an int that divides both channel counts, or a clear error."""
-    if not _is_int(groups) or groups < 1:
+    if not is_int(groups) or groups < 1:
         raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
     for what, count in (("in_channels", in_channels), ("out_channels", out_channels)):
         if count % groups:
@@ -79,9 +80,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, acti
     check_activation(activation, "conv2d")
     kh, kw = weight.shape[2:]
     _check_bias("conv2d", bias, weight.shape[0])
-    stride = _pair(stride, "stride", "conv2d", 1)
-    dilation = _pair(dilation, "dilation", "conv2d", 1)
-    padding, crop = _conv_padding(padding, (kh, kw), stride, dilation)
+    stride = pair(stride, "stride", "conv2d", 1)
+    dilation = pair(dilation, "dilation", "conv2d", 1)
+    padding, crop = conv_padding(padding, (kh, kw), stride, dilation)
     span = (dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1)
     if x.shape[2] + 2 * padding[0] < span[0] or x.shape[3] + 2 * padding[1] < span[1]:
         raise ValueError(f"conv2d: input of spatial size {x.shape[2:]} with padding {padding} "
@@ -89,19 +90,20 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, acti
     b = None if bias is None else bias.data
     inputs = (x, weight) if bias is None else (x, weight, bias)
     if groups == 1 and dilation == (1, 1):  # the exercise's path: the tuned kernels
-        forward, backward = backend.kernels(x.device, "conv2d_forward", "conv2d_backward")
+        forward, backward = backend.kernels("conv2d_forward", "conv2d_backward",
+                                            device=x.device)
         y, cache = forward(x.data, weight.data, b, stride, padding, activation)
         activation = None
     else:
-        forward, backward = backend.kernels(x.device, "conv2d_general_forward",
-                                            "conv2d_general_backward")
+        forward, backward = backend.kernels("conv2d_general_forward",
+                                            "conv2d_general_backward", device=x.device)
         y, cache = forward(x.data, weight.data, b, stride, padding, dilation, groups)
 
     def conv2d_backward(g):
         gx, gw, gb = backward(g, cache, x.requires_grad)
         return gx, gw, gb
     out = _record(y, inputs, conv2d_backward)
-    if crop != (0, 0):  # "same" with an odd total padding: see _conv_padding
+    if crop != (0, 0):  # "same" with an odd total padding: see conv_padding
         out = getitem(out, (slice(None), slice(None), slice(crop[0], None),
                             slice(crop[1], None)))
     return out if activation is None else _activation(activation, out)
@@ -113,7 +115,7 @@ def _single(value, what, op, minimum):
         if len(value) != 1:
             raise TypeError(f"{op}: {what} must be an int or a 1-tuple, got {value!r}")
         value = value[0]
-    return _pair(value, what, op, minimum)[0]
+    return pair(value, what, op, minimum)[0]
 
 
 def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
@@ -156,10 +158,10 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
                          f"weight expects {weight.shape[0]} (weight shape {weight.shape})")
     out_ch = weight.shape[1] * groups
     _check_bias(op, bias, out_ch)
-    stride = _pair(stride, "stride", op, 1)
-    padding = _pair(padding, "padding", op, 0)
-    output_padding = _pair(output_padding, "output_padding", op, 0)
-    dilation = _pair(dilation, "dilation", op, 1)
+    stride = pair(stride, "stride", op, 1)
+    padding = pair(padding, "padding", op, 0)
+    output_padding = pair(output_padding, "output_padding", op, 0)
+    dilation = pair(dilation, "dilation", op, 1)
     for o, s, d in zip(output_padding, stride, dilation):
         if o >= s and o >= d:
             raise ValueError(f"{op}: output_padding {output_padding} must be smaller than "
@@ -173,8 +175,8 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     # Each input pixel must be a window of the convolution this is the adjoint of.
     assert all(output_size(out_hw[a], weight.shape[2 + a], stride[a], padding[a],
                            dilation[a]) >= x.shape[2 + a] for a in range(2))
-    forward, backward = backend.kernels(x.device, "conv_transpose2d_forward",
-                                        "conv_transpose2d_backward")
+    forward, backward = backend.kernels("conv_transpose2d_forward",
+                                        "conv_transpose2d_backward", device=x.device)
     y, cache = forward(x.data, weight.data, None if bias is None else bias.data, stride,
                        padding, dilation, groups, out_hw)
 

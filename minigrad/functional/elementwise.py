@@ -10,6 +10,7 @@ from .. import backend
 from ..backend import array_module as _array_module
 from ..dtypes import is_scalar
 from ..tensor import Tensor
+from ..utils import unwrap
 from ._core import (_as_float, _check_bias, _operands, _promoted, _record, _same_device, _xp,
                     cast, unbroadcast)
 from .shape import reshape
@@ -304,7 +305,7 @@ def where(condition, input, other):
     """``input`` where ``condition`` holds, else ``other`` (torch.where); either may be
     a number. Each gets the gradient where it was chosen."""
     a, b = _operands(input, other, "where")
-    cond = condition.data if isinstance(condition, Tensor) else condition
+    cond = unwrap(condition)
     if hasattr(cond, "shape") and backend.device_of(cond) != a.device:
         raise ValueError(f"where: condition is on {backend.device_of(cond)}, the values on "
                          f"{a.device}; move them to one device with .to()")

@@ -1,6 +1,7 @@
 """Lookup tables: ``embedding`` (torch.nn.functional.embedding)."""
 from .. import backend
-from ._core import _is_int, _record, _same_device, _xp
+from ..utils import is_int
+from ._core import _record, _same_device, _xp
 
 
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
@@ -23,7 +24,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
     if index.dtype.kind not in "iu":
         raise TypeError(f"embedding: indices must be integers, got dtype {index.dtype}")
     if padding_idx is not None:
-        if not _is_int(padding_idx) or not -rows <= padding_idx < rows:
+        if not is_int(padding_idx) or not -rows <= padding_idx < rows:
             raise ValueError(f"embedding: padding_idx must be an int in [-{rows}, {rows}), "
                              f"got {padding_idx!r}")
         padding_idx %= rows

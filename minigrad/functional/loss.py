@@ -11,6 +11,7 @@ import numpy as np
 from .. import backend
 from ..creation import constant_like
 from ..tensor import Tensor
+from ..utils import unwrap
 from ._core import _record, _xp, unbroadcast
 from .activation import log_softmax, relu
 from .elementwise import abs
@@ -40,7 +41,7 @@ def _class_labels(target, logits, loss, ignore_index=None):
     label round to another class), and a NaN loss stops ``fit`` at its next check.
     While ``backend.capturing()`` the CPU check is skipped too.
     """
-    labels = target.data if isinstance(target, Tensor) else target
+    labels = unwrap(target)
     xp = _xp(logits)
     labels = xp.asarray(labels)
     if labels.dtype.kind not in "iu":
@@ -214,8 +215,9 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         losses, total = _weighted_nll(log_softmax(rows, axis=1), labels, weight, ignore_index,
                                       label_smoothing)
         return _reduce_rows(losses, shape, total, reduction)
-    forward, backward = backend.kernels(input.device, "softmax_cross_entropy_forward",
-                                        "softmax_cross_entropy_backward")
+    forward, backward = backend.kernels("softmax_cross_entropy_forward",
+                                        "softmax_cross_entropy_backward",
+                                        device=input.device)
     losses, cache = forward(rows.data, labels)
 
     def cross_entropy_backward(g):

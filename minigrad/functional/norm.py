@@ -4,7 +4,8 @@ import math
 
 from .. import backend
 from .. import random as mg_random
-from ._core import _is_int, _record, _xp
+from ..utils import is_int
+from ._core import _record, _xp
 from .elementwise import add, mul
 from .shape import reshape
 
@@ -80,8 +81,8 @@ def _check_eps(eps, op):
 def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
     """Normalise over the last ``len(normalized_shape)`` axes, which must have that
     shape; then scale by ``weight`` and shift by ``bias`` (each of that shape)."""
-    shape = (normalized_shape,) if _is_int(normalized_shape) else tuple(normalized_shape)
-    if not shape or not all(_is_int(n) and n > 0 for n in shape):
+    shape = (normalized_shape,) if is_int(normalized_shape) else tuple(normalized_shape)
+    if not shape or not all(is_int(n) and n > 0 for n in shape):
         raise ValueError(f"layer_norm: normalized_shape must be a positive int or a non-empty "
                          f"tuple of them, got {normalized_shape!r}")
     _check_eps(eps, "layer_norm")
@@ -101,7 +102,7 @@ def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5):
     if x.ndim < 2:
         raise ValueError(f"group_norm: expected an input (N, C, ...), got shape {x.shape}")
     channels = x.shape[1]
-    if not _is_int(num_groups) or num_groups < 1 or channels % num_groups:
+    if not is_int(num_groups) or num_groups < 1 or channels % num_groups:
         raise ValueError(f"group_norm: num_groups must be a positive int dividing the "
                          f"{channels} channels, got {num_groups!r}")
     _check_eps(eps, "group_norm")

@@ -9,7 +9,8 @@ import numpy as np
 from .. import backend
 from .._kernels import kernel_module
 from ..tensor import Tensor
-from ._core import _is_int, _pair, _record
+from ..utils import is_int, pair
+from ._core import _record
 from .conv import _check_nchw, _single
 from .resize import adaptive_mean
 from .shape import reshape
@@ -20,11 +21,11 @@ plane_windows, sliding_positions = _windows.plane_windows, _windows.sliding_posi
 
 
 def _window_args(op, kernel_size, stride, padding, dilation=1):
-    kernel = _pair(kernel_size, "kernel_size", op, 1)
+    kernel = pair(kernel_size, "kernel_size", op, 1)
     stride = kernel if stride is None or stride == [] or stride == () else \
-        _pair(stride, "stride", op, 1)
-    padding = _pair(padding, "padding", op, 0)
-    dilation = _pair(dilation, "dilation", op, 1)
+        pair(stride, "stride", op, 1)
+    padding = pair(padding, "padding", op, 0)
+    dilation = pair(dilation, "dilation", op, 1)
     for p, k, d in zip(padding, kernel, dilation):
         if p > (d * (k - 1) + 1) // 2:
             raise ValueError(f"{op}: padding {padding} must be at most half the kernel "
@@ -33,8 +34,8 @@ def _window_args(op, kernel_size, stride, padding, dilation=1):
 
 
 def _fixed_window_pool(kind, x, kernel, stride, padding):
-    forward, backward = backend.kernels(x.device, f"{kind}_pool2d_forward",
-                                        f"{kind}_pool2d_backward")
+    forward, backward = backend.kernels(f"{kind}_pool2d_forward",
+                                        f"{kind}_pool2d_backward", device=x.device)
     y, cache = forward(x.data, kernel, stride, padding)
 
     def pool2d_backward(g):
@@ -55,7 +56,8 @@ def _windows(op, x, kernel, stride, padding, dilation, ceil_mode):
 
 
 def _window_max(x, windows, return_indices):
-    forward, backward = backend.kernels(x.device, "window_max_forward", "window_max_backward")
+    forward, backward = backend.kernels("window_max_forward", "window_max_backward",
+                                        device=x.device)
     y, index = forward(x.data, windows)
 
     def max_pool2d_backward(g):
@@ -86,7 +88,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     input itself, or ``divisor_override``."""
     _check_nchw(x, "avg_pool2d")
     kernel, stride, padding, _ = _window_args("avg_pool2d", kernel_size, stride, padding)
-    if divisor_override is not None and (not _is_int(divisor_override) or divisor_override < 1):
+    if divisor_override is not None and (not is_int(divisor_override) or divisor_override < 1):
         raise ValueError(f"avg_pool2d: divisor_override must be a positive int, got "
                          f"{divisor_override!r}")
     if not ceil_mode and count_include_pad and divisor_override is None:
@@ -102,7 +104,8 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
 
 
 def _window_avg(x, windows, divisor, name):
-    forward, backward = backend.kernels(x.device, "window_avg_forward", "window_avg_backward")
+    forward, backward = backend.kernels("window_avg_forward", "window_avg_backward",
+                                        device=x.device)
     y, cache = forward(x.data, windows, divisor)
 
     def avg_pool2d_backward(g):
@@ -171,7 +174,7 @@ def max_unpool2d(x, indices, kernel_size, stride=None, padding=0, output_size=No
                  for a in range(2))
     if output_size is not None:
         wanted = tuple(output_size)[-2:]
-        if len(tuple(output_size)) not in (2, 4) or not all(_is_int(v) for v in wanted):
+        if len(tuple(output_size)) not in (2, 4) or not all(is_int(v) for v in wanted):
             raise ValueError(f"{op}: output_size must be (H, W) or (N, C, H, W), got "
                              f"{output_size!r}")
         for a in range(2):
@@ -206,7 +209,7 @@ def _adaptive_size(op, x, output_size):
     if len(sizes) != 2:
         raise ValueError(f"{op}: output_size must be an int or a pair, got {output_size!r}")
     sizes = tuple(x.shape[2 + a] if s is None else s for a, s in enumerate(sizes))
-    if not all(_is_int(s) and s >= 1 for s in sizes):
+    if not all(is_int(s) and s >= 1 for s in sizes):
         raise ValueError(f"{op}: output_size must hold positive ints (or None), got "
                          f"{output_size!r}")
     if min(x.shape[2:]) < 1:

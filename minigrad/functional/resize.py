@@ -10,7 +10,8 @@ import math
 import numpy as np
 
 from .._kernels import kernel_module
-from ._core import _is_int, _record, _xp
+from ..utils import is_int
+from ._core import _record, _xp
 
 adaptive_positions = kernel_module("reference.windows").adaptive_positions
 
@@ -90,7 +91,7 @@ def pad(x, pad, mode="constant", value=None):
     if mode not in PAD_MODES:
         raise ValueError(f"pad: unknown mode {mode!r}; choose one of {PAD_MODES}")
     pad = tuple(pad)
-    if len(pad) % 2 or not all(_is_int(p) for p in pad):
+    if len(pad) % 2 or not all(is_int(p) for p in pad):
         raise ValueError(f"pad: pad must be an even-length sequence of ints, got {pad!r}")
     dims = len(pad) // 2
     if dims > x.ndim:
@@ -173,7 +174,7 @@ def _output_sizes(x, size, scale_factor, spatial):
     in_sizes = x.shape[2:]
     if size is not None:
         sizes = tuple(size) if isinstance(size, (tuple, list)) else (size,) * spatial
-        if len(sizes) != spatial or not all(_is_int(s) and s >= 1 for s in sizes):
+        if len(sizes) != spatial or not all(is_int(s) and s >= 1 for s in sizes):
             raise ValueError(f"interpolate: size must be a positive int or {spatial} of "
                              f"them for a {x.ndim}-D input, got {size!r}")
         return tuple(int(s) for s in sizes), [i / o for i, o in zip(in_sizes, sizes)]

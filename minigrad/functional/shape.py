@@ -11,7 +11,8 @@ import numpy as np
 from .. import backend
 from ..dtypes import result_dtype
 from ..tensor import Tensor
-from ._core import _axis, _dim_alias, _dims, _is_int, _record, _same_device, _xp, unbroadcast
+from ..utils import is_int, unwrap
+from ._core import _axis, _dim_alias, _dims, _record, _same_device, _xp, unbroadcast
 
 
 def reshape(x, shape):
@@ -100,7 +101,7 @@ def repeat(x, *sizes):
     sizes; extra ones add leading dims)."""
     if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
         sizes = tuple(sizes[0])
-    if len(sizes) < x.ndim or not all(_is_int(n) and n >= 0 for n in sizes):
+    if len(sizes) < x.ndim or not all(is_int(n) and n >= 0 for n in sizes):
         raise ValueError(f"repeat: needs at least {x.ndim} non-negative int sizes for a "
                          f"tensor of shape {x.shape}, got {sizes}")
     shape = (1,) * (len(sizes) - x.ndim) + x.shape
@@ -164,14 +165,14 @@ def split(x, split_size_or_sections, dim=0):
     the listed sizes (which must add up to the dim's size), as torch.split."""
     axis = _axis(dim, x.ndim, "split")
     n = x.shape[axis]
-    if _is_int(split_size_or_sections):
+    if is_int(split_size_or_sections):
         size = split_size_or_sections
         if size <= 0 and n:
             raise ValueError(f"split: split_size must be positive, got {size}")
         sizes = [builtins.min(size, n - i) for i in range(0, n, size)] if n else [0]
     else:
         sizes = list(split_size_or_sections)
-        if builtins.sum(sizes) != n or not all(_is_int(s) and s >= 0 for s in sizes):
+        if builtins.sum(sizes) != n or not all(is_int(s) and s >= 0 for s in sizes):
             raise ValueError(f"split: sections {sizes} must be non-negative and add up to "
                              f"{n}, the size of dim {dim} (shape {x.shape})")
     starts = np.cumsum([0] + sizes[:-1]).tolist()
@@ -182,7 +183,7 @@ def split(x, split_size_or_sections, dim=0):
 def chunk(x, chunks, dim=0):
     """``x`` in ``chunks`` pieces along ``dim``, each of ceil(size / chunks) but the last
     (so there may be fewer pieces), as torch.chunk."""
-    if not _is_int(chunks) or chunks <= 0:
+    if not is_int(chunks) or chunks <= 0:
         raise ValueError(f"chunk: chunks must be a positive int, got {chunks!r}")
     n = x.shape[_axis(dim, x.ndim, "chunk")]
     return split(x, builtins.max(-(-n // chunks), 1), dim)
@@ -191,7 +192,7 @@ def chunk(x, chunks, dim=0):
 def _index_array(index, op, x=None):
     """The integer array of a Tensor or array ``index`` (on ``x``'s device), or a clear
     error."""
-    data = index.data if isinstance(index, Tensor) else index
+    data = unwrap(index)
     if getattr(data, "dtype", None) is None or data.dtype.kind not in "iu":
         raise TypeError(f"{op}: index must be an integer tensor, got "
                         f"{getattr(data, 'dtype', type(data).__name__)}")
@@ -280,7 +281,7 @@ def masked_fill(x, mask, value):
     """``x`` with ``value`` (a number or a 0-d tensor) where the bool ``mask``
     (broadcastable to x) is True; the gradient flows where it is False."""
     from .elementwise import where
-    data = mask.data if isinstance(mask, Tensor) else mask
+    data = unwrap(mask)
     if getattr(data, "dtype", None) != np.bool_:
         raise TypeError(f"masked_fill: mask must be a bool tensor, got "
                         f"{getattr(data, 'dtype', type(data).__name__)}")
@@ -335,7 +336,7 @@ def topk(x, k, dim=-1, largest=True, sorted=True):
     largest first (torch.topk); the gradient goes back to where each came from."""
     axis = _axis(dim, x.ndim, "topk")
     n = x.shape[axis] if x.ndim else 1
-    if not _is_int(k) or not 0 <= k <= n:
+    if not is_int(k) or not 0 <= k <= n:
         raise ValueError(f"topk: k must be an int in [0, {n}], got {k!r}")
     values, index = sort(x, dim, descending=largest)
     if x.ndim == 0:
@@ -371,7 +372,7 @@ def transpose(x, axes=None):
     """
     if axes is not None:
         given = tuple(axes)
-        axes = tuple(int(a) % x.ndim for a in given if _is_int(a) and -x.ndim <= a < x.ndim)
+        axes = tuple(int(a) % x.ndim for a in given if is_int(a) and -x.ndim <= a < x.ndim)
         if len(given) != x.ndim or sorted(axes) != list(range(x.ndim)):
             raise ValueError(f"transpose: axes {given} are not a permutation of the "
                              f"{x.ndim} axes of a tensor of shape {x.shape}")
@@ -399,18 +400,17 @@ def getitem(x, index):
     index = _unwrapped(index)
     parts = index if isinstance(index, tuple) else (index,)
     advanced = [_is_advanced(p) for p in parts]
-    if any(advanced) and any(_is_int(p) for p in parts):
+    if any(advanced) and any(is_int(p) for p in parts):
         basic, rest = _split_integers_first(parts, advanced, x.ndim)
         return _getitem(_getitem(x, basic), rest)
     return _getitem(x, index)
 
 
 def _unwrapped(index):
-    if isinstance(index, Tensor):
-        return index.data
+    """An index with its Tensors (alone or in a tuple) replaced by their arrays."""
     if isinstance(index, tuple):
-        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
-    return index
+        return tuple(unwrap(i) for i in index)
+    return unwrap(index)
 
 
 def _is_advanced(part):
@@ -435,14 +435,14 @@ def _split_integers_first(parts, advanced, ndim):
             rest.extend([slice(None)] * (ndim - consumed))
         else:
             basic.append(part)
-            if not _is_int(part):  # a slice or None leaves one dim in the result
+            if not is_int(part):  # a slice or None leaves one dim in the result
                 rest.append(slice(None))
     return tuple(basic), tuple(rest)
 
 
 def _dims_consumed(part):
     """How many dims of the indexed tensor an index part reads."""
-    if _is_int(part) or isinstance(part, slice):
+    if is_int(part) or isinstance(part, slice):
         return 1
     array = np.asarray(part) if isinstance(part, list) else part
     return array.ndim if array.dtype == np.bool_ else 1

@@ -1,15 +1,15 @@
 """Neural-network building blocks: Module, Parameter, layers, Sequential, ModuleList, init,
 utils, parallel (DistributedDataParallel)."""
 from . import init, parallel, utils
-from .activation import (ELU, GELU, SELU, Hardsigmoid, Hardswish, Hardtanh, LogSigmoid, Mish,
-                         PReLU, ReLU6, SiLU, Softplus)
+from .activation import (ACTIVATIONS, ELU, GELU, SELU, Hardsigmoid, Hardswish, Hardtanh,
+                         LeakyReLU, LogSigmoid, Mish, PReLU, ReLU, ReLU6, Sigmoid, SiLU, Softmax,
+                         Softplus, Tanh, activation)
 from .attention import MultiheadAttention
+from .containers import ModuleList, Sequential
+from .conv_pool import AvgPool2d, Conv2d, LazyConv2d, MaxPool2d
 from .embedding import Embedding
-from .layers import (ACTIVATIONS, AvgPool2d, BatchNorm2d, Conv2d, Dense, Dropout, Flatten,
-                     Identity, LazyConv2d, LazyLinear, LeakyReLU, Linear,
-                     MaxPool2d, ModuleList, ReLU, Sequential,
-                     Sigmoid, Softmax, SyncBatchNorm, Tanh, activation)
-from .norm import BatchNorm1d, Dropout2d, GroupNorm, LayerNorm
+from .layers import Dense, Dropout, Flatten, Identity, LazyLinear, Linear
+from .norm import BatchNorm1d, BatchNorm2d, Dropout2d, GroupNorm, LayerNorm, SyncBatchNorm
 from .module import Module
 from .parameter import Parameter, UninitializedParameter
 

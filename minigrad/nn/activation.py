@@ -1,10 +1,12 @@
-"""Activation modules beyond the exercise's, with torch.nn's names, arguments and
-defaults. ``inplace`` is accepted and ignored (see ``functional.activation``)."""
+"""Activation modules, with torch.nn's names, arguments and defaults: the exercise's
+(ReLU, LeakyReLU, Tanh, Sigmoid, Softmax) and more; ``ACTIVATIONS`` and
+:func:`activation` find one by name. ``inplace`` is accepted and ignored (see
+``functional.activation``)."""
 import numpy as np
 
 from .. import functional as F
 from ..tensor import Tensor
-from .module import Module
+from .module import ANY_RANK, Module
 from .parameter import Parameter
 
 
@@ -129,3 +131,80 @@ class PReLU(Module):
 
     def extra_repr(self):
         return f"num_parameters={self.num_parameters}"
+
+
+class ReLU(Module):
+    """max(x, 0). ``inplace`` is accepted (torch's argument) and ignored."""
+
+    def __init__(self, inplace=False):
+        super().__init__()
+
+    input_rank = ANY_RANK
+
+    def forward(self, x):
+        return F.relu(x)
+
+
+class LeakyReLU(Module):
+    """x for x > 0, negative_slope * x otherwise. ``inplace`` is accepted and ignored."""
+
+    input_rank = ANY_RANK
+
+    def __init__(self, negative_slope=0.01, inplace=False):
+        super().__init__()
+        self.negative_slope = negative_slope
+
+    def forward(self, x):
+        return F.leaky_relu(x, self.negative_slope)
+
+    def extra_repr(self):
+        return f"negative_slope={self.negative_slope}"
+
+
+class Tanh(Module):
+    """Hyperbolic tangent."""
+
+    input_rank = ANY_RANK
+
+    def forward(self, x):
+        return F.tanh(x)
+
+
+class Sigmoid(Module):
+    """Logistic sigmoid 1 / (1 + exp(-x))."""
+
+    input_rank = ANY_RANK
+
+    def forward(self, x):
+        return F.sigmoid(x)
+
+
+class Softmax(Module):
+    """Softmax along ``dim`` (default: the last axis)."""
+
+    input_rank = ANY_RANK
+
+    def __init__(self, dim=-1):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x):
+        return F.softmax(x, self.dim)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
+ACTIVATIONS = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid, "leaky_relu": LeakyReLU,
+               "gelu": GELU, "silu": SiLU, "elu": ELU, "selu": SELU, "softplus": Softplus,
+               "mish": Mish, "hardtanh": Hardtanh, "relu6": ReLU6, "hardswish": Hardswish,
+               "hardsigmoid": Hardsigmoid, "logsigmoid": LogSigmoid, "prelu": PReLU}
+
+
+def activation(name):
+    """An activation module by name ("relu", "tanh", "sigmoid", "leaky_relu", "gelu", ...:
+    the keys of ``ACTIVATIONS``), with its default arguments."""
+    try:
+        return ACTIVATIONS[name.lower()]()
+    except KeyError:
+        raise ValueError(f"unknown activation {name!r}; known: {sorted(ACTIVATIONS)}") from None

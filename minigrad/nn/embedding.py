@@ -3,7 +3,7 @@ import numpy as np
 
 from .. import functional as F
 from .. import random as mg_random
-from .layers import _naming_layer
+from .layer_utils import naming_layer
 from .module import Module
 from .parameter import Parameter
 
@@ -34,7 +34,7 @@ class Embedding(Module):
         self.weight = Parameter(weight.astype(np.float32))
 
     def forward(self, input):
-        return _naming_layer(self, F.embedding, input, self.weight, self.padding_idx)
+        return naming_layer(self, F.embedding, input, self.weight, self.padding_idx)
 
     def extra_repr(self):
         padding = "" if self.padding_idx is None else f", padding_idx={self.padding_idx}"

@@ -13,12 +13,8 @@ from .. import backend
 from ..creation import as_tensor
 from ..io import load_weights, save_weights
 from ..tensor import Tensor, no_grad
+from ..utils import as_numpy, unwrap
 from .parameter import Parameter, is_uninitialized
-
-
-def _is_array(value):
-    """True for a NumPy or CuPy array (not a Tensor, a list or a number)."""
-    return isinstance(value, np.ndarray) or type(value).__module__.startswith("cupy")
 
 
 class IncompatibleKeys(NamedTuple):
@@ -244,7 +240,7 @@ class Module:
 
     def __call__(self, *inputs, **kwargs):
         # A NumPy or CuPy array is an input as a constant tensor, as a user expects.
-        inputs = tuple(as_tensor(v, device=backend.device_of(v)) if _is_array(v) else v
+        inputs = tuple(as_tensor(v, device=backend.device_of(v)) if backend.is_array(v) else v
                        for v in inputs)
         out = self.forward(*inputs, **kwargs)
         if _shape_trace is not None:
@@ -256,7 +252,7 @@ class Module:
         """Key -> NumPy array copy of every parameter and buffer (PyTorch's keys and order)."""
         state = OrderedDict()
         for key, registry, name in self._state_entries():
-            state[key] = backend.host_copy(_array_of(registry[name]))
+            state[key] = backend.host_copy(unwrap(registry[name]))
         return state
 
     def load_state_dict(self, state, strict=True):
@@ -301,7 +297,7 @@ class Module:
                 pending_shapes[key] = value.shape
                 values[key] = value
                 continue
-            current = _array_of(registry[name])
+            current = unwrap(registry[name])
             if value.shape != current.shape:
                 raise ValueError(f"load_state_dict: key {key!r} has shape {value.shape} "
                                  f"but the model expects {tuple(current.shape)}")
@@ -310,7 +306,7 @@ class Module:
             registry, name = targets[key]
             if key in pending_shapes:
                 registry[name].materialize(pending_shapes[key], self.device)
-            current = _array_of(registry[name])
+            current = unwrap(registry[name])
             current[...] = backend.array_module(current).asarray(value, dtype=current.dtype)
         return IncompatibleKeys(missing, unexpected)
 
@@ -455,15 +451,10 @@ ANY_RANK = -1
 _shape_trace = None  # set by summary(): every Module call appends (module, output)
 
 
-def _array_of(value):
-    """The backend array of a registered value (a Parameter's data, or a buffer itself)."""
-    return value.data if isinstance(value, Tensor) else value
-
-
 def _loadable_array(value, key):
     """A state-dict value as a NumPy array of numbers, or a TypeError naming ``key``."""
     try:
-        array = backend.to_numpy(_array_of(value))
+        array = as_numpy(value)
     except (TypeError, ValueError, RuntimeError) as exc:
         raise TypeError(f"load_state_dict: key {key!r} holds {type(value).__name__}, which "
                         f"cannot become an array ({exc})") from None

@@ -6,6 +6,7 @@ import numpy as np
 from .. import backend, losses as losses_module
 from ..creation import as_tensor
 from ..tensor import Tensor, no_grad
+from ..utils import unwrap
 
 
 def loss_target(loss_fn, output, y):
@@ -137,7 +138,7 @@ def predict(model, data, batch_size=32, device=None):
     from ..data import DataLoader
     device = backend.check_device(device or model.device)
     if isinstance(data, (np.ndarray, Tensor)) or hasattr(data, "__array__"):
-        array = data.data if isinstance(data, Tensor) else data
+        array = unwrap(data)
         batches = ((as_tensor(array[i:i + batch_size]),)
                    for i in range(0, len(array), batch_size))
     elif hasattr(data, "__iter__") and not hasattr(data, "__getitem__"):

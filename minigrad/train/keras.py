@@ -17,9 +17,10 @@ continues with its state, as in Keras; ``compile`` again to start afresh.
 """
 import numpy as np
 
-from .. import backend, losses as losses_module, optim as optim_module
+from .. import losses as losses_module, optim as optim_module
 from ..nn.parameter import is_uninitialized
 from ..tensor import Tensor, no_grad
+from ..utils import as_numpy
 from .evaluation import evaluate as evaluate_loader, predict as predict_outputs
 from .loop import make_optimizer, fit as fit_loader
 
@@ -89,7 +90,7 @@ def _model_dtype(model):
 
 def _inputs(model, x):
     """``x`` as a NumPy array of the model's floating dtype (Keras casts to float32)."""
-    array = backend.to_numpy(x.data) if isinstance(x, Tensor) else np.asarray(x)
+    array = as_numpy(x)
     if array.ndim == 0:
         raise ValueError("expected an array of samples (first axis: the batch), got a scalar")
     dtype = _model_dtype(model)
@@ -97,7 +98,7 @@ def _inputs(model, x):
 
 
 def _targets(y, n, what):
-    array = backend.to_numpy(y.data) if isinstance(y, Tensor) else np.asarray(y)
+    array = as_numpy(y)
     if array.ndim == 0 or array.shape[0] != n:
         raise ValueError(f"{what}: x has {n} samples but y has shape {array.shape}")
     if array.dtype.kind in "biu":
@@ -114,14 +115,15 @@ def _is_loader(data):
     return hasattr(data, "__iter__") and not hasattr(data, "__getitem__")
 
 
-def _is_array(data):
+def _is_array_like(data):
+    """Samples given as an array (NumPy, CuPy, a Tensor, a list), not a dataset or loader."""
     return isinstance(data, (np.ndarray, Tensor, list)) or hasattr(data, "__array__")
 
 
 def _loader(model, x, y, batch_size, shuffle, seed, what):
     """A loader of ``(x, y)`` batches from arrays, a dataset or a loader."""
     from ..data import DataLoader, TensorDataset
-    if _is_array(x):
+    if _is_array_like(x):
         if y is None:
             raise ValueError(f"{what}: arrays x need their targets y")
         inputs = _inputs(model, x)
@@ -175,7 +177,7 @@ def fit(model, x, y=None, epochs=1, batch_size=32, validation_data=None,
     if not 0.0 <= float(validation_split) < 1.0:
         raise ValueError(f"fit: validation_split must be in [0, 1), got {validation_split}")
     if validation_split:
-        if not _is_array(x):
+        if not _is_array_like(x):
             raise ValueError("fit: validation_split needs arrays x and y (as in Keras); give "
                              "a dataset or loader its validation set with validation_data")
         if validation_data is not None:
@@ -228,5 +230,5 @@ def predict(model, x, batch_size=32, verbose=0):
     """The outputs of ``model`` (e.g. logits) for ``x`` as a NumPy array: an array of
     inputs, a dataset or a loader (its inputs are used). Needs no ``compile``;
     ``verbose`` is taken for Keras's sake and prints nothing."""
-    data = _inputs(model, x) if _is_array(x) else x
+    data = _inputs(model, x) if _is_array_like(x) else x
     return predict_outputs(model, data, batch_size=batch_size)

@@ -1,6 +1,5 @@
 """The training loop: :func:`fit`, the :class:`TrainingRun` callbacks see, one epoch."""
 import math
-import numbers
 import os
 import time
 import warnings
@@ -9,6 +8,7 @@ import numpy as np
 
 from .. import backend, losses as losses_module, optim as optim_module
 from .. import random as mg_random
+from ..utils import is_number
 from .callbacks import Callback, LearningRateScheduler, ProgressLogger, WarnOnDivergence
 from .checkpoint import (_CHECKPOINT_FORMAT, _CHECKPOINT_VERSION, _checkpoint_version,
                          load_checkpoint)
@@ -427,14 +427,6 @@ def _run_epoch(run):
     return logs
 
 
-def _is_number(value):
-    """Whether ``value`` is a real number (a Python or NumPy scalar, or a 0-d array)."""
-    if isinstance(value, numbers.Real):
-        return True
-    kind = getattr(getattr(value, "dtype", None), "kind", None)
-    return getattr(value, "ndim", None) == 0 and kind in ("b", "i", "u", "f")
-
-
 def _record_callback_logs(history, logs, callback, left_out):
     """Put into the history's last epoch the numbers in ``logs`` after ``callback``'s
     ``on_epoch_end`` (what it added or changed, as Keras records them).
@@ -444,7 +436,7 @@ def _record_callback_logs(history, logs, callback, left_out):
     """
     numbers_only = {}
     for key, value in logs.items():
-        if _is_number(value):
+        if is_number(value):
             numbers_only[key] = value
         elif key not in left_out:
             left_out.add(key)

@@ -27,7 +27,8 @@ from .cli import add_sweep_arguments, run_sweep_cli, sweep_main
 from .executors import DaskExecutor, LocalPool, Sequential, available_cores, core_shares
 from .space import (Choice, Distribution, LogUniform, SearchSpace, Uniform, choice,
                     loguniform, trial_id, uniform)
-from .sweep import Halving, Sweep, SweepMetricError, SweepResults, SweepResultsError
+from .results import SweepMetricError, SweepResults, SweepResultsError
+from .sweep import Halving, Sweep
 from .trial import ExperimentTrial, execute_trial
 
 __all__ = ["SearchSpace", "Distribution", "Choice", "Uniform", "LogUniform", "choice",

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from ..plot import figure_class, save_figure
 from ..train import metric_sign
-from .space import canonical_json, is_number
+from ..utils import is_number
+from .space import canonical_json
 
 __all__ = ["format_value", "format_table", "format_summary", "plot_sweep"]
 
@@ -198,7 +199,8 @@ def plot_params(results, path):
         for row in results.rows:
             distinct.setdefault(canonical_json(value_of(row)), value_of(row))
         keys = list(distinct)
-        numeric = all(is_number(v) for v in distinct.values())
+        numeric = all(is_number(v) and not isinstance(v, bool)  # True/False: categories
+                      for v in distinct.values())
         if numeric:
             keys.sort(key=distinct.get)
         categorical = not numeric or len(keys) <= 8

@@ -18,7 +18,6 @@ import hashlib
 import itertools
 import json
 import math
-import numbers
 
 import numpy as np
 
@@ -269,8 +268,3 @@ class SearchSpace:
     def __repr__(self):
         inner = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         return f"SearchSpace({inner})"
-
-
-def is_number(value):
-    """True for ints and floats (not bools)."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
