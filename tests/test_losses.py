@@ -4,8 +4,8 @@ import pytest
 
 import minigrad as mg
 import minigrad.functional as F
-from gradcheck import check_gradients
 from minigrad import losses
+from tests.helpers.gradcheck import check_gradients
 
 R = np.random.default_rng(2)
 

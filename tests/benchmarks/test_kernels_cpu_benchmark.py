@@ -2,14 +2,15 @@
 import importlib.util
 import json
 import sys
-from pathlib import Path
 
 import pytest
+
+from tests.helpers.repo import ROOT
 
 # The benchmark reports Numba's version and thread settings.
 pytest.importorskip("numba", reason="Numba (a declared dependency) is not installed")
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "train_step.py"
+SCRIPT = ROOT / "benchmarks" / "train_step.py"
 
 
 def load_benchmark():

@@ -7,9 +7,9 @@ import pytest
 
 Image = pytest.importorskip("PIL.Image", reason="Pillow (a declared dependency) is not installed")
 
-from conftest import shared_data
 from minigrad.data import (ImageFolder, SyntheticInsects, find_split_folders,
                            load_image_folder, save_image_folder)
+from tests.helpers.repo import shared_data
 
 
 def _write(path, colour, size=(12, 10), mode="RGB", fmt=None):

@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import load_demo
+from tests.helpers.repo import load_demo
 
 Image = pytest.importorskip("PIL.Image")
 

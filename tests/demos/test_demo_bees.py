@@ -11,9 +11,7 @@ import pytest
 Image = pytest.importorskip("PIL.Image", reason="Pillow (a declared dependency) is not installed")
 
 import minigrad as mg
-from conftest import shared_data
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers.repo import ROOT, shared_data
 
 
 def _load_demo():

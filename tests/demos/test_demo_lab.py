@@ -6,16 +6,17 @@ asserted in test_lab.py and test_lr_finder.py; here each subcommand must write i
 figures as real, non-trivial PNG/GIF files and print what they show.
 """
 import importlib.util
-from pathlib import Path
 
 import pytest
+
+from tests.helpers.repo import ROOT
 
 # Slow (still run in CI): draws the lab's figures and animations.
 pytestmark = pytest.mark.slow
 
 pytest.importorskip("matplotlib")
 
-DEMO = Path(__file__).resolve().parents[1] / "demos" / "optimization_lab.py"
+DEMO = ROOT / "demos" / "optimization_lab.py"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MIN_BYTES = 20_000  # a blank 1000-pixel-wide figure is far smaller than any of these
 

@@ -3,9 +3,10 @@ small settings by a real Jupyter kernel (nbclient + ipykernel)."""
 import csv
 import json
 import os
-from pathlib import Path
 
 import pytest
+
+from tests.helpers.repo import ROOT
 
 # Slow (still run in CI): starts a Jupyter kernel.
 pytestmark = pytest.mark.slow
@@ -14,7 +15,6 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 
-ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "demos" / "bees_vs_wasps.ipynb"
 WIDGET = "application/vnd.jupyter.widget-view+json"
 

@@ -1,5 +1,5 @@
 """Data-parallel training: the sampler in-process; the process group, DDP and
-SyncBatchNorm as 2 ranks under ``mpiexec`` (the programs are tests/distributed_workers.py).
+SyncBatchNorm as 2 ranks under ``mpiexec`` (the programs are tests/helpers/distributed_workers.py).
 
 The MPI tests skip where mpi4py or an ``mpiexec`` beside this Python is missing
 (``pip install 'minigrad[distributed]'`` gives both).
@@ -15,12 +15,12 @@ import pytest
 
 import minigrad as mg
 from minigrad import data, nn
+from tests.helpers.repo import ROOT
 
 # Slow (still run in CI): starts MPI jobs under mpiexec.
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parent.parent
-WORKERS = Path(__file__).resolve().parent / "distributed_workers.py"
+WORKERS = ROOT / "tests" / "helpers" / "distributed_workers.py"
 
 
 def mpiexec():

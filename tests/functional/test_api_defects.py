@@ -7,7 +7,7 @@ import pytest
 import minigrad as mg
 from minigrad import functional as F
 from minigrad import nn
-from torch_oracle import check_against_torch
+from tests.helpers.torch_oracle import check_against_torch
 
 
 def ones(*shape):

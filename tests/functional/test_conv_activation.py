@@ -2,7 +2,7 @@
 Sequential's fusing of a Conv2d directly followed by an activation module."""
 import numpy as np
 import pytest
-from gradcheck import check_gradients
+from tests.helpers.gradcheck import check_gradients
 
 import minigrad as mg
 import minigrad.functional as F

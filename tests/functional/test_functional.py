@@ -6,7 +6,7 @@ import pytest
 
 import minigrad as mg
 import minigrad.functional as F
-from gradcheck import check_gradients
+from tests.helpers.gradcheck import check_gradients
 
 R = np.random.default_rng(1)
 

@@ -7,7 +7,7 @@ import pytest
 import minigrad as mg
 from minigrad import functional as F
 from minigrad import losses
-from tests.gradcheck import check_gradients
+from tests.helpers.gradcheck import check_gradients
 
 rng = np.random.default_rng(0)
 LOGITS = rng.standard_normal((5, 4))
@@ -43,7 +43,7 @@ def _as_torch(kwargs):
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_cross_entropy_matches_torch(case, reduction):
     torch = _torch()
-    from torch_oracle import compare_with_torch
+    from tests.helpers.torch_oracle import compare_with_torch
     logits, labels, kwargs = CE_CASES[case]
     compare_with_torch(
         lambda x: F.cross_entropy(x, labels, reduction=reduction, **kwargs),
@@ -60,7 +60,7 @@ def test_cross_entropy_gradient(case):
 
 def test_cross_entropy_probability_targets_with_weight_and_smoothing():
     torch = _torch()
-    from torch_oracle import compare_with_torch
+    from tests.helpers.torch_oracle import compare_with_torch
     probs = rng.dirichlet(np.ones(4), (2, 3, 2)).transpose(0, 3, 1, 2)  # (N, C, d1, d2)
     for kwargs in ({}, {"weight": WEIGHT, "label_smoothing": 0.2}):
         compare_with_torch(
@@ -85,7 +85,7 @@ def test_plain_cross_entropy_keeps_the_fused_kernel():
                                     {"reduction": "none"}])
 def test_nll_loss_matches_torch_and_finite_differences(kwargs):
     torch = _torch()
-    from torch_oracle import compare_with_torch
+    from tests.helpers.torch_oracle import compare_with_torch
     for scores, labels in ((LOGITS, np.array([0, 3, 2, 1, 3])), (LOGITS_ND, LABELS_ND)):
         compare_with_torch(lambda x: F.nll_loss(x, labels, **kwargs),
                            lambda x: torch.nn.functional.nll_loss(x, torch.tensor(labels),
@@ -112,7 +112,7 @@ BCE_CASES = {
 @pytest.mark.parametrize("reduction", ["mean", "none"])
 def test_bce_with_logits_matches_torch(case, reduction):
     torch = _torch()
-    from torch_oracle import compare_with_torch
+    from tests.helpers.torch_oracle import compare_with_torch
     kwargs = BCE_CASES[case]
     compare_with_torch(
         lambda x, t: F.binary_cross_entropy_with_logits(x, t, reduction=reduction, **kwargs),
@@ -130,7 +130,7 @@ def test_bce_with_logits_pos_weight_gradient():
 
 def test_binary_cross_entropy_on_probabilities():
     torch = _torch()
-    from torch_oracle import compare_with_torch
+    from tests.helpers.torch_oracle import compare_with_torch
     p = np.array([[0.1, 0.5, 0.93], [0.3, 0.02, 0.7]])
     t = np.array([[0.0, 1.0, 0.7], [1.0, 0.2, 0.0]])
     for kwargs in ({}, {"weight": np.array([1.0, 2.0, 0.5])}, {"reduction": "sum"}):
@@ -151,7 +151,7 @@ def test_binary_cross_entropy_on_probabilities():
 @pytest.mark.parametrize("log_target", [False, True])
 def test_kl_div_matches_torch(reduction, log_target):
     torch = _torch()
-    from torch_oracle import compare_with_torch
+    from tests.helpers.torch_oracle import compare_with_torch
     log_q = np.log(rng.dirichlet(np.ones(4), 3))
     p = rng.dirichlet(np.ones(4), 3)
     p[0, 1] = 0.0  # 0 * log 0 counts as 0
@@ -167,7 +167,7 @@ def test_kl_div_matches_torch(reduction, log_target):
 @pytest.mark.parametrize("beta", [1.0, 0.3, 0.0])
 def test_smooth_l1_matches_torch(beta):
     torch = _torch()
-    from torch_oracle import compare_with_torch
+    from tests.helpers.torch_oracle import compare_with_torch
     a, b = rng.standard_normal(7), rng.standard_normal(7)
     for reduction in ("mean", "none"):
         compare_with_torch(lambda x, y: F.smooth_l1_loss(x, y, reduction=reduction, beta=beta),

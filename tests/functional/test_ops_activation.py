@@ -5,7 +5,7 @@ import pytest
 import minigrad as mg
 from minigrad import functional as F
 from minigrad import nn
-from tests.gradcheck import check_gradients, check_layer_gradients
+from tests.helpers.gradcheck import check_gradients, check_layer_gradients
 
 # Points away from the kinks (so finite differences are smooth) and beyond the
 # thresholds and saturations, in float64.
@@ -30,7 +30,7 @@ def test_gradient_matches_finite_differences(name, kwargs):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_matches_torch(name, kwargs, dtype):
     torch = pytest.importorskip("torch")
-    from torch_oracle import compare_with_torch
+    from tests.helpers.torch_oracle import compare_with_torch
     # The kinks too: torch's derivative at x = 0, +-3, 6 is what to match.
     x = np.concatenate([X, [-3.0, 0.0, 3.0, 6.0, -1.0, 1.0, 2.0]]).astype(dtype)
     tol = 1e-6 if dtype == np.float32 else 1e-12
@@ -42,7 +42,7 @@ def test_matches_torch(name, kwargs, dtype):
 
 def test_prelu_gradient_and_torch():
     torch = pytest.importorskip("torch")
-    from torch_oracle import compare_with_torch
+    from tests.helpers.torch_oracle import compare_with_torch
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 3, 4))
     for w in (np.array([0.25]), np.array([0.1, -0.2, 0.5])):
@@ -67,7 +67,7 @@ def test_modules_match_functional_and_take_torch_arguments():
 
 def test_prelu_module_learns_its_slopes_and_loads_torch_weights():
     torch = pytest.importorskip("torch")
-    from torch_oracle import load_torch_state
+    from tests.helpers.torch_oracle import load_torch_state
     layer = nn.PReLU(3, init=0.1)
     assert [n for n, _ in layer.named_parameters()] == ["weight"]
     np.testing.assert_allclose(layer.weight.data, [0.1] * 3)

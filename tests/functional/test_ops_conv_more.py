@@ -10,7 +10,7 @@ import minigrad as mg
 from minigrad import backend
 from minigrad import functional as F
 from minigrad import nn
-from tests.gradcheck import check_gradients, check_layer_gradients
+from tests.helpers.gradcheck import check_gradients, check_layer_gradients
 
 CONV_CASES = [  # (x shape, weight shape, stride, padding, dilation, groups)
     ((2, 4, 6, 7), (6, 2, 3, 3), 1, 1, 2, 2),

@@ -7,7 +7,7 @@ import pytest
 import minigrad as mg
 from minigrad import functional as F
 from minigrad import nn
-from tests.gradcheck import check_gradients
+from tests.helpers.gradcheck import check_gradients
 
 
 def _distinct(rng, *shape):

@@ -7,8 +7,8 @@ import pytest
 
 import minigrad as mg
 from minigrad import functional as F
-from gradcheck import check_gradients
-from torch_oracle import check_against_torch
+from tests.helpers.gradcheck import check_gradients
+from tests.helpers.torch_oracle import check_against_torch
 
 R = np.random.default_rng(7)
 X = R.standard_normal((3, 4, 5))

@@ -6,7 +6,7 @@ import pytest
 import minigrad as mg
 from minigrad import functional as F
 from minigrad import nn
-from tests.gradcheck import check_gradients
+from tests.helpers.gradcheck import check_gradients
 
 
 def _against_torch(ours, theirs, x, rng, tol=1e-6):

@@ -5,8 +5,8 @@ import pytest
 
 import minigrad as mg
 from minigrad import functional as F
-from gradcheck import check_gradients
-from torch_oracle import check_against_torch
+from tests.helpers.gradcheck import check_gradients
+from tests.helpers.torch_oracle import check_against_torch
 
 R = np.random.default_rng(5)
 X = R.standard_normal((2, 3, 4))

@@ -1,7 +1,7 @@
 """Checks of the kernels.cuda table against kernels.reference, shared by two test files.
 
-``tests/test_kernels_cuda.py`` runs them on a real GPU (CuPy arrays) and
-``tests/test_kernels_cuda_emulated.py`` on the CPU emulation of the same CUDA C
+``tests/kernels/test_kernels_cuda.py`` runs them on a real GPU (CuPy arrays) and
+``tests/kernels/test_kernels_cuda_emulated.py`` on the CPU emulation of the same CUDA C
 (NumPy arrays). Each check takes a ``Device``: how to move arrays there and back,
 and the tolerance its arithmetic earns (cuBLAS and CUDA's exp/log round
 differently from NumPy's).

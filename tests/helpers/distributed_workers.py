@@ -1,6 +1,6 @@
-"""Programs that tests/test_distributed.py starts under ``mpiexec -n 2``.
+"""Programs that tests/distributed/test_distributed.py starts under ``mpiexec -n 2``.
 
-``python tests/distributed_workers.py NAME OUTDIR``: every rank runs ``NAME`` and rank 0
+``python tests/helpers/distributed_workers.py NAME OUTDIR``: every rank runs ``NAME`` and rank 0
 writes what the test checks to ``OUTDIR/NAME.json``. The references (one process on
 the concatenated batches) are computed on rank 0 in the same program.
 """

@@ -1,5 +1,5 @@
 """The graph-safe GEMM (kernels/cuda/gemm.cu) and the other graph-capture hooks of
-kernels.cuda, run on the CPU by tests/cuda_emulator.py.
+kernels.cuda, run on the CPU by tests/helpers/cuda_emulator.py.
 
 The same CUDA C text NVRTC compiles, built for the host: tile index math, bounds on
 odd sizes, every transpose combination, strided and batched operands, split-K and
@@ -19,9 +19,10 @@ import subprocess
 import numpy as np
 import pytest
 
-import cuda_kernel_checks as checks
-from cuda_emulator import EmulatedModule, FakeCuda, FakeStream, compiler, use_fake_cupy
 from kernels.reference import KERNELS as REFERENCE
+from tests.helpers import cuda_kernel_checks as checks
+from tests.helpers.cuda_emulator import (EmulatedModule, FakeCuda, FakeStream, compiler,
+                                         use_fake_cupy)
 
 # Slow (still run in CI): the CUDA kernels run in the CPU emulator.
 pytestmark = [pytest.mark.slow,

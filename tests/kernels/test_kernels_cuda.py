@@ -1,7 +1,7 @@
 """The CUDA kernel table (kernels.cuda) against the reference, on a real GPU.
 
 Marked ``gpu``: skipped where CuPy or a GPU is missing. The same checks run on the
-CPU emulation of the CUDA C in tests/test_kernels_cuda_emulated.py; here they run
+CPU emulation of the CUDA C in tests/kernels/test_kernels_cuda_emulated.py; here they run
 on the GPU, through NVRTC, cuBLAS and CUDA's own math library, plus what only a
 GPU can show: the exercise's full-size shapes, repeatability of the gathers, and
 replay of the kernels inside a captured CUDA graph.
@@ -9,7 +9,7 @@ replay of the kernels inside a captured CUDA graph.
 import numpy as np
 import pytest
 
-import cuda_kernel_checks as checks
+from tests.helpers import cuda_kernel_checks as checks
 
 pytestmark = pytest.mark.gpu
 

@@ -1,6 +1,6 @@
-"""The CUDA kernels and their Python wrappers, run on the CPU by tests/cuda_emulator.py.
+"""The CUDA kernels and their Python wrappers, run on the CPU by tests/helpers/cuda_emulator.py.
 
-Not a substitute for tests/test_kernels_cuda.py on a GPU, but it runs the same
+Not a substitute for tests/kernels/test_kernels_cuda.py on a GPU, but it runs the same
 checks, on the same CUDA C text, in CI: the index math, bounds checks, window
 ranges of the gathers, tie-breaking, block and warp reductions, the hash, and the
 wrappers' argument lists and launch geometry. Needs a host C++20 compiler (g++).
@@ -10,9 +10,9 @@ import types
 import numpy as np
 import pytest
 
-import cuda_kernel_checks as checks
-from cuda_emulator import (EmulatedModule, check_arguments, compiler, kernel_signatures,
-                           use_fake_cupy)
+from tests.helpers import cuda_kernel_checks as checks
+from tests.helpers.cuda_emulator import (EmulatedModule, check_arguments, compiler,
+                                         kernel_signatures, use_fake_cupy)
 
 # Slow (still run in CI): the CUDA kernels run in the CPU emulator.
 pytestmark = [pytest.mark.slow,

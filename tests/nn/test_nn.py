@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 
 import minigrad as mg
-from gradcheck import check_layer_gradients
 from minigrad import nn
 from minigrad.models import exercise_cnn
+from tests.helpers.gradcheck import check_layer_gradients
 
 R = np.random.default_rng(3)
 

@@ -6,7 +6,7 @@ import pytest
 import minigrad as mg
 from minigrad import functional as F
 from minigrad import nn
-from tests.gradcheck import check_gradients, check_layer_gradients
+from tests.helpers.gradcheck import check_gradients, check_layer_gradients
 
 rng = np.random.default_rng(0)
 
@@ -37,7 +37,7 @@ def test_layer_norm_and_group_norm_gradients():
 ])
 def test_norm_layers_match_torch(shape, make):
     torch = _torch()
-    from torch_oracle import compare_with_torch, load_torch_state
+    from tests.helpers.torch_oracle import compare_with_torch, load_torch_state
     theirs = make(torch.nn).double()
     with torch.no_grad():
         for p in theirs.parameters():
@@ -53,7 +53,7 @@ def test_norm_layers_match_torch(shape, make):
 @pytest.mark.parametrize("shape", [(6, 4), (5, 4, 3)])
 def test_batchnorm1d_trains_and_evaluates_as_torch(shape):
     torch = _torch()
-    from torch_oracle import compare_with_torch
+    from tests.helpers.torch_oracle import compare_with_torch
     mine, theirs = nn.BatchNorm1d(4).double(), torch.nn.BatchNorm1d(4).double()
     for _ in range(2):
         compare_with_torch(mine, theirs, rng.standard_normal(shape) * 3 + 1, atol=1e-10)
@@ -94,7 +94,7 @@ def test_embedding_gradient_scatters_and_skips_padding():
 
 def test_embedding_module_matches_torch():
     torch = _torch()
-    from torch_oracle import compare_with_torch, load_torch_state
+    from tests.helpers.torch_oracle import compare_with_torch, load_torch_state
     mine = nn.Embedding(7, 4, padding_idx=-1)
     assert mine.padding_idx == 6 and not mine.weight.data[6].any()
     theirs = torch.nn.Embedding(7, 4, padding_idx=6)
@@ -171,7 +171,7 @@ def test_scaled_dot_product_attention_gradient():
 ])
 def test_scaled_dot_product_attention_matches_torch(kwargs):
     torch = _torch()
-    from torch_oracle import compare_with_torch
+    from tests.helpers.torch_oracle import compare_with_torch
     masks = {"bool": rng.random((4, 5)) > 0.3, "float": rng.standard_normal((4, 5)),
              "bool-batched": rng.random((2, 1, 4, 5)) > 0.3}
     masks["bool"][:, 0] = masks["bool-batched"][..., 0] = True  # no fully masked row
@@ -210,7 +210,7 @@ def test_scaled_dot_product_attention_errors():
 @pytest.mark.parametrize("case", ["self", "cross-masked", "unbatched", "heads-mask", "no-bias"])
 def test_multihead_attention_matches_torch(batch_first, case):
     torch = _torch()
-    from torch_oracle import load_torch_state
+    from tests.helpers.torch_oracle import load_torch_state
     bias = case != "no-bias"
     theirs = torch.nn.MultiheadAttention(8, 2, batch_first=batch_first, bias=bias).double()
     mine = nn.MultiheadAttention(8, 2, batch_first=batch_first, bias=bias).double()

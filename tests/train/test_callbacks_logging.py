@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import load_demo
+from tests.helpers.repo import load_demo
 
 import minigrad as mg
 from minigrad import nn

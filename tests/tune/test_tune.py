@@ -17,14 +17,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import quiet_sweep, shared_data
 from minigrad.io import atomic_write_json
 from minigrad.tune import (Halving, SearchSpace, Sweep, SweepResults, choice, core_shares,
                            execute_trial, loguniform, trial_id, uniform)
 from minigrad.tune.cli import add_sweep_arguments, parse_values, run_sweep_cli, space_from_args
 from minigrad.tune.space import Choice, LogUniform, Uniform
+from tests.helpers.repo import ROOT, shared_data
+from tests.helpers.sweep import quiet_sweep
 
-TESTS = Path(__file__).resolve().parent
 VOLATILE = {"seconds", "images_per_second", "worker", "finished_at", "epoch_seconds",
             "traceback", "resumed"}
 
@@ -338,7 +338,8 @@ def test_restart_skips_finished_trials(tmp_path):
 def test_results_are_valid_after_a_kill_mid_trial_and_the_rerun_completes(tmp_path):
     out, log = tmp_path / "out", tmp_path / "calls.jsonl"
     space = {"x": [1, 2, 3], "epochs": 3, "log": str(log)}
-    script = (f"import sys; sys.path.insert(0, {str(TESTS)!r}); import test_tune as t; "
+    script = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
+              f"from tests.tune import test_tune as t; "
               f"from minigrad.tune import Sweep; "
               f"Sweep({space!r}, t.fake_trial, {str(out)!r}, workers=1, verbose=0, "
               f"plots=False).run()")
@@ -609,7 +610,7 @@ def test_cli_runs_a_sweep_and_continues_it(tmp_path, capsys):
 
 
 # --------------------------------------------------------------------------- the real demo
-DEMO = TESTS.parent / "demos" / "bees_vs_wasps.py"
+DEMO = ROOT / "demos" / "bees_vs_wasps.py"
 
 
 def _demo_module():

@@ -6,12 +6,12 @@ import argparse
 import numpy as np
 import pytest
 
-from conftest import quiet_sweep
 from minigrad.tune import (Halving, SearchSpace, SweepMetricError, SweepResults,
                            execute_trial)
 from minigrad.tune import report
 from minigrad.tune.cli import add_sweep_arguments, run_sweep_cli
 from minigrad.tune.trial import history_metrics
+from tests.helpers.sweep import quiet_sweep
 
 
 def scored_trial(config, epochs, resume_from=None, checkpoint_path=None):

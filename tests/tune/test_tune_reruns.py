@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import quiet_sweep
 from minigrad.tune import Halving, Sweep, execute_trial
 from minigrad.tune.executors import Sequential, _crash_outcome
+from tests.helpers.sweep import quiet_sweep
 
 
 def curve_trial(config, epochs, resume_from=None, checkpoint_path=None):
