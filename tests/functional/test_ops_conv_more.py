@@ -11,6 +11,7 @@ from minigrad import backend
 from minigrad import functional as F
 from minigrad import nn
 from tests.helpers.gradcheck import check_gradients, check_layer_gradients
+from tests.helpers.torch_oracle import check_against_torch
 
 CONV_CASES = [  # (x shape, weight shape, stride, padding, dilation, groups)
     ((2, 4, 6, 7), (6, 2, 3, 3), 1, 1, 2, 2),
@@ -18,6 +19,8 @@ CONV_CASES = [  # (x shape, weight shape, stride, padding, dilation, groups)
     ((2, 4, 7, 7), (4, 1, 3, 3), 2, 2, (2, 1), 4),
     ((1, 2, 6, 6), (4, 2, 3, 2), (2, 1), 0, (1, 2), 1),
 ]
+
+EXACT = dict(atol=1e-10, rtol=1e-10)  # float64 throughout: torch's numbers to rounding
 
 
 def randn(rng, *shape):
@@ -32,15 +35,12 @@ def test_conv2d_groups_and_dilation_gradients(rng, kernel_mode, xs, ws, stride, 
 
 
 @pytest.mark.parametrize("xs, ws, stride, padding, dilation, groups", CONV_CASES)
-def test_conv2d_groups_and_dilation_agree_with_pytorch(rng, kernel_mode, xs, ws, stride,
-                                                       padding, dilation, groups):
+def test_conv2d_groups_and_dilation_agree_with_pytorch(kernel_mode, xs, ws, stride, padding,
+                                                       dilation, groups):
     torch = pytest.importorskip("torch")
-    x, w, b = (randn(rng, *xs).astype(np.float32), randn(rng, *ws).astype(np.float32),
-               randn(rng, ws[0]).astype(np.float32))
-    ours = F.conv2d(mg.tensor(x), mg.tensor(w), mg.tensor(b), stride, padding, dilation, groups)
-    theirs = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w), torch.tensor(b),
-                                        stride, padding, dilation, groups)
-    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-5, atol=1e-5)
+    args = (stride, padding, dilation, groups)
+    check_against_torch([xs, ws, (ws[0],)], lambda *t: torch.nn.functional.conv2d(*t, *args),
+                        lambda *t: F.conv2d(*t, *args), dtype=np.float32, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("kernel, dilation", [(3, 2), (4, 1), (4, 3), (2, 2), (5, 1)])
@@ -51,29 +51,29 @@ def test_same_padding_with_dilation_keeps_the_size_as_torch(rng, kernel, dilatio
     torch = pytest.importorskip("torch")
     with warnings.catch_warnings():  # torch's note on even kernels, once per process
         warnings.simplefilter("ignore")
-        theirs = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w), None, 1, "same",
-                                            dilation)
-    np.testing.assert_allclose(out, theirs.numpy(), rtol=1e-10, atol=1e-10)
+        args = (None, 1, "same", dilation)
+        check_against_torch([x, w], lambda *t: torch.nn.functional.conv2d(*t, *args),
+                            lambda *t: F.conv2d(*t, *args), **EXACT)
 
 
 def test_per_side_padding_is_pad_then_conv(rng):
     torch = pytest.importorskip("torch")
     x, w = randn(rng, 1, 2, 5, 6), randn(rng, 3, 2, 3, 3)
-    out = check_gradients(lambda xt, wt: F.conv2d(F.pad(xt, (0, 2, 1, 0)), wt), x, w)
-    theirs = torch.nn.functional.conv2d(torch.nn.functional.pad(torch.tensor(x), (0, 2, 1, 0)),
-                                        torch.tensor(w))
-    np.testing.assert_allclose(out, theirs.numpy(), rtol=1e-10, atol=1e-10)
+    check_gradients(lambda xt, wt: F.conv2d(F.pad(xt, (0, 2, 1, 0)), wt), x, w)
+    tf = torch.nn.functional
+    check_against_torch([x, w], lambda xt, wt: tf.conv2d(tf.pad(xt, (0, 2, 1, 0)), wt),
+                        lambda xt, wt: F.conv2d(F.pad(xt, (0, 2, 1, 0)), wt), **EXACT)
 
 
 @pytest.mark.parametrize("stride, padding, dilation, groups", [(1, 0, 1, 1), (2, 1, 2, 2),
                                                                (1, "same", 3, 4)])
 def test_conv1d_gradients_and_pytorch(rng, stride, padding, dilation, groups):
     x, w, b = randn(rng, 2, 4, 9), randn(rng, 4, 4 // groups, 3), randn(rng, 4)
-    out = check_gradients(lambda *t: F.conv1d(*t, stride, padding, dilation, groups), x, w, b)
+    args = (stride, padding, dilation, groups)
+    check_gradients(lambda *t: F.conv1d(*t, *args), x, w, b)
     torch = pytest.importorskip("torch")
-    theirs = torch.nn.functional.conv1d(*map(torch.tensor, (x, w, b)), stride, padding,
-                                        dilation, groups)
-    np.testing.assert_allclose(out, theirs.numpy(), rtol=1e-10, atol=1e-10)
+    check_against_torch([x, w, b], lambda *t: torch.nn.functional.conv1d(*t, *args),
+                        lambda *t: F.conv1d(*t, *args), **EXACT)
 
 
 TRANSPOSE_CASES = [  # (x shape, weight shape, stride, padding, output_padding, groups, dilation)
@@ -89,12 +89,11 @@ TRANSPOSE_CASES = [  # (x shape, weight shape, stride, padding, output_padding, 
 def test_conv_transpose2d_gradients_and_pytorch(rng, kernel_mode, xs, ws, stride, padding,
                                                 output_padding, groups, dilation):
     x, w, b = randn(rng, *xs), randn(rng, *ws), randn(rng, ws[1] * groups)
-    out = check_gradients(lambda *t: F.conv_transpose2d(*t, stride, padding, output_padding,
-                                                        groups, dilation), x, w, b)
+    args = (stride, padding, output_padding, groups, dilation)
+    check_gradients(lambda *t: F.conv_transpose2d(*t, *args), x, w, b)
     torch = pytest.importorskip("torch")
-    theirs = torch.nn.functional.conv_transpose2d(*map(torch.tensor, (x, w, b)), stride, padding,
-                                                  output_padding, groups, dilation)
-    np.testing.assert_allclose(out, theirs.numpy(), rtol=1e-10, atol=1e-10)
+    check_against_torch([x, w, b], lambda *t: torch.nn.functional.conv_transpose2d(*t, *args),
+                        lambda *t: F.conv_transpose2d(*t, *args), **EXACT)
 
 
 def test_conv_transpose2d_is_the_adjoint_of_conv2d(rng):

@@ -8,27 +8,15 @@ import minigrad as mg
 from minigrad import functional as F
 from minigrad import nn
 from tests.helpers.gradcheck import check_gradients
+from tests.helpers.torch_oracle import check_against_torch
+
+
+EXACT = dict(atol=1e-12, rtol=1e-12)  # float64 throughout: torch's numbers to rounding
 
 
 def _distinct(rng, *shape):
     """Values far enough apart that a finite difference never changes a maximum."""
     return rng.permutation(np.prod(shape)).reshape(shape) * 0.1
-
-
-def _torch_pair(ours, theirs, x, rng, indices=False):
-    """Compare the outputs, the indices (if any) and the input gradients with torch."""
-    torch = pytest.importorskip("torch")
-    xt, tt = mg.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
-    y, ty = ours(xt), theirs(tt)
-    if indices:
-        np.testing.assert_array_equal(y[1].numpy(), ty[1].numpy())
-        assert y[1].dtype == np.int64
-        y, ty = y[0], ty[0]
-    g = rng.standard_normal(ty.shape)
-    (y * mg.tensor(g)).sum().backward()
-    (ty * torch.tensor(g)).sum().backward()
-    np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(xt.grad, tt.grad.numpy(), rtol=1e-12, atol=1e-12)
 
 
 WINDOWS = [  # kernel, stride, padding, dilation, ceil_mode
@@ -43,9 +31,9 @@ def test_max_pool2d_options(rng, kernel, stride, padding, dilation, ceil_mode):
     args = (kernel, stride, padding, dilation, ceil_mode)
     check_gradients(lambda t: F.max_pool2d(t, *args), x)
     torch = pytest.importorskip("torch")
-    _torch_pair(lambda t: F.max_pool2d(t, *args, return_indices=True),
-                lambda t: torch.nn.functional.max_pool2d(t, *args, return_indices=True),
-                rng.standard_normal((2, 3, 7, 9)), rng, indices=True)
+    check_against_torch([rng.standard_normal((2, 3, 7, 9))],
+                        lambda t: torch.nn.functional.max_pool2d(t, *args, return_indices=True),
+                        lambda t: F.max_pool2d(t, *args, return_indices=True), **EXACT)
 
 
 @pytest.mark.parametrize("kernel, stride, padding, _, ceil_mode", WINDOWS)
@@ -56,9 +44,9 @@ def test_avg_pool2d_options(rng, kernel, stride, padding, _, ceil_mode, count_in
     args = (kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
     check_gradients(lambda t: F.avg_pool2d(t, *args), rng.standard_normal((1, 1, 7, 6)))
     torch = pytest.importorskip("torch")
-    _torch_pair(lambda t: F.avg_pool2d(t, *args),
-                lambda t: torch.nn.functional.avg_pool2d(t, *args),
-                rng.standard_normal((2, 3, 7, 9)), rng)
+    check_against_torch([rng.standard_normal((2, 3, 7, 9))],
+                        lambda t: torch.nn.functional.avg_pool2d(t, *args),
+                        lambda t: F.avg_pool2d(t, *args), **EXACT)
 
 
 def test_one_dimensional_pooling(rng):
@@ -67,11 +55,11 @@ def test_one_dimensional_pooling(rng):
     check_gradients(lambda t: F.avg_pool1d(t, 4, 3, 2, True, False), x)
     torch = pytest.importorskip("torch")
     tf = torch.nn.functional
-    _torch_pair(lambda t: F.max_pool1d(t, 3, 2, 1, 1, True, True),
-                lambda t: tf.max_pool1d(t, 3, 2, 1, 1, True, True), x, rng, indices=True)
-    _torch_pair(lambda t: F.max_pool1d(t, 2), lambda t: tf.max_pool1d(t, 2), x, rng)
-    _torch_pair(lambda t: F.avg_pool1d(t, 3, 2, 1, True, False),
-                lambda t: tf.avg_pool1d(t, 3, 2, 1, True, False), x, rng)
+    for args in [(3, 2, 1, 1, True, True), (2,)]:  # the first returns indices too
+        check_against_torch([x], lambda t: tf.max_pool1d(t, *args),
+                            lambda t: F.max_pool1d(t, *args), **EXACT)
+    check_against_torch([x], lambda t: tf.avg_pool1d(t, 3, 2, 1, True, False),
+                        lambda t: F.avg_pool1d(t, 3, 2, 1, True, False), **EXACT)
 
 
 def test_padding_never_wins_and_nan_propagates(rng):
@@ -97,9 +85,11 @@ def test_max_unpool2d_inverts_max_pool2d(rng, kernel, stride, padding, output_si
                                                  output_size), values.numpy())
     torch = pytest.importorskip("torch")
     t_idx = torch.tensor(indices.numpy())
-    _torch_pair(lambda t: F.max_unpool2d(t, indices, kernel, stride, padding, output_size),
-                lambda t: torch.nn.functional.max_unpool2d(t, t_idx, kernel, stride, padding,
-                                                           output_size), values.numpy(), rng)
+    check_against_torch([values.numpy()],
+                        lambda t: torch.nn.functional.max_unpool2d(t, t_idx, kernel, stride,
+                                                                   padding, output_size),
+                        lambda t: F.max_unpool2d(t, indices, kernel, stride, padding, output_size),
+                        **EXACT)
 
 
 @pytest.mark.parametrize("output_size", [1, (3, 4), (None, 2), (5, 7), (7, 9), (4, None)])
@@ -110,10 +100,10 @@ def test_adaptive_pooling(rng, output_size):
     torch = pytest.importorskip("torch")
     tf = torch.nn.functional
     x = rng.standard_normal((2, 3, 7, 9))
-    _torch_pair(lambda t: F.adaptive_avg_pool2d(t, output_size),
-                lambda t: tf.adaptive_avg_pool2d(t, output_size), x, rng)
-    _torch_pair(lambda t: F.adaptive_max_pool2d(t, output_size, True),
-                lambda t: tf.adaptive_max_pool2d(t, output_size, True), x, rng, indices=True)
+    check_against_torch([x], lambda t: tf.adaptive_avg_pool2d(t, output_size),
+                        lambda t: F.adaptive_avg_pool2d(t, output_size), **EXACT)
+    check_against_torch([x], lambda t: tf.adaptive_max_pool2d(t, output_size, True),  # + indices
+                        lambda t: F.adaptive_max_pool2d(t, output_size, True), **EXACT)
 
 
 @pytest.mark.parametrize("call, error, match", [
@@ -143,22 +133,22 @@ def test_pool_layers_match_pytorch(rng):
     torch = pytest.importorskip("torch")
     pairs = [
         (nn.MaxPool2d(3, 2, 1, ceil_mode=True, return_indices=True),
-         torch.nn.MaxPool2d(3, 2, 1, ceil_mode=True, return_indices=True), 4, True),
-        (nn.MaxPool2d(2, dilation=2), torch.nn.MaxPool2d(2, dilation=2), 4, False),
+         torch.nn.MaxPool2d(3, 2, 1, ceil_mode=True, return_indices=True), 4),
+        (nn.MaxPool2d(2, dilation=2), torch.nn.MaxPool2d(2, dilation=2), 4),
         (nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False),
-         torch.nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False), 4, False),
+         torch.nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False), 4),
         (nn.AvgPool2d(3, 2, 1, divisor_override=2),
-         torch.nn.AvgPool2d(3, 2, 1, divisor_override=2), 4, False),
+         torch.nn.AvgPool2d(3, 2, 1, divisor_override=2), 4),
         (nn.MaxPool1d(3, 2, 1, return_indices=True),
-         torch.nn.MaxPool1d(3, 2, 1, return_indices=True), 3, True),
-        (nn.AvgPool1d(3, 2, 1), torch.nn.AvgPool1d(3, 2, 1), 3, False),
-        (nn.AdaptiveAvgPool2d((3, None)), torch.nn.AdaptiveAvgPool2d((3, None)), 4, False),
+         torch.nn.MaxPool1d(3, 2, 1, return_indices=True), 3),
+        (nn.AvgPool1d(3, 2, 1), torch.nn.AvgPool1d(3, 2, 1), 3),
+        (nn.AdaptiveAvgPool2d((3, None)), torch.nn.AdaptiveAvgPool2d((3, None)), 4),
         (nn.AdaptiveMaxPool2d(4, return_indices=True),
-         torch.nn.AdaptiveMaxPool2d(4, return_indices=True), 4, True),
+         torch.nn.AdaptiveMaxPool2d(4, return_indices=True), 4),
     ]
-    for ours, theirs, ndim, indices in pairs:
+    for ours, theirs, ndim in pairs:  # indices too where the layer returns them
         x = rng.standard_normal((2, 3, 8, 9)[:ndim - 1] + (9,))
-        _torch_pair(ours, theirs, x, rng, indices)
+        check_against_torch([x], theirs, ours, **EXACT)
         assert ours.state_dict() == {}
 
 

@@ -7,18 +7,7 @@ import minigrad as mg
 from minigrad import functional as F
 from minigrad import nn
 from tests.helpers.gradcheck import check_gradients
-
-
-def _against_torch(ours, theirs, x, rng, tol=1e-6):
-    torch = pytest.importorskip("torch")
-    xt, tt = mg.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
-    y, ty = ours(xt), theirs(tt)
-    g = rng.standard_normal(ty.shape).astype(x.dtype)
-    (y * mg.tensor(g)).sum().backward()
-    (ty * torch.tensor(g)).sum().backward()
-    assert y.dtype == x.dtype
-    np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=tol, atol=tol)
-    np.testing.assert_allclose(xt.grad, tt.grad.numpy(), rtol=tol, atol=tol)
+from tests.helpers.torch_oracle import check_against_torch
 
 
 PADS = [
@@ -38,9 +27,9 @@ PADS = [
 def test_pad(rng, amounts, mode, value, shape):
     check_gradients(lambda t: F.pad(t, amounts, mode, value), rng.standard_normal(shape))
     torch = pytest.importorskip("torch")
-    _against_torch(lambda t: F.pad(t, amounts, mode, value),
-                   lambda t: torch.nn.functional.pad(t, amounts, mode, value),
-                   rng.standard_normal(shape).astype(np.float32), rng)
+    check_against_torch([rng.standard_normal(shape).astype(np.float32)],
+                        lambda t: torch.nn.functional.pad(t, amounts, mode, value),
+                        lambda t: F.pad(t, amounts, mode, value), atol=1e-6, rtol=1e-6)
 
 
 @pytest.mark.parametrize("amounts, mode, value, shape, match", [
@@ -70,9 +59,9 @@ MODES = [("nearest", None), ("nearest-exact", None), ("bilinear", False), ("bili
 def test_interpolate_matches_pytorch(rng, mode, align_corners, how):
     torch = pytest.importorskip("torch")
     args = dict(mode=mode, align_corners=align_corners, **how)
-    _against_torch(lambda t: F.interpolate(t, **args),
-                   lambda t: torch.nn.functional.interpolate(t, **args),
-                   rng.standard_normal((2, 3, 7, 9)).astype(np.float32), rng, tol=1e-5)
+    check_against_torch([rng.standard_normal((2, 3, 7, 9)).astype(np.float32)],
+                        lambda t: torch.nn.functional.interpolate(t, **args),
+                        lambda t: F.interpolate(t, **args), atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("mode, align_corners", MODES[:4])
@@ -87,11 +76,11 @@ def test_linear_interpolation_of_sequences(rng):
     check_gradients(lambda t: F.interpolate(t, scale_factor=2.5, mode="linear"), x)
     torch = pytest.importorskip("torch")
     for align in (False, True):
-        _against_torch(lambda t: F.interpolate(t, size=11, mode="linear", align_corners=align),
-                       lambda t: torch.nn.functional.interpolate(t, size=11, mode="linear",
-                                                                 align_corners=align), x, rng)
-    _against_torch(lambda t: F.interpolate(t, scale_factor=3), lambda t: torch.nn.functional
-                   .interpolate(t, scale_factor=3), x, rng)
+        args = dict(size=11, mode="linear", align_corners=align)
+        check_against_torch([x], lambda t: torch.nn.functional.interpolate(t, **args),
+                            lambda t: F.interpolate(t, **args), atol=1e-6, rtol=1e-6)
+    check_against_torch([x], lambda t: torch.nn.functional.interpolate(t, scale_factor=3),
+                        lambda t: F.interpolate(t, scale_factor=3), atol=1e-6, rtol=1e-6)
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -122,8 +111,8 @@ def test_resize_and_padding_layers_match_pytorch(rng):
         (nn.CircularPad2d(1), torch.nn.CircularPad2d(1)),
     ]
     for ours, theirs in pairs:
-        _against_torch(ours, theirs, rng.standard_normal((2, 3, 4, 5)).astype(np.float32), rng,
-                       tol=1e-6)
+        check_against_torch([rng.standard_normal((2, 3, 4, 5)).astype(np.float32)], theirs,
+                            ours, atol=1e-6, rtol=1e-6)
         assert ours.state_dict() == {}
     model = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(2, 2, 3), nn.Upsample(scale_factor=2))
     assert "(1, 2, 10, 12)" in model.summary((1, 2, 5, 6), print_fn=None)
