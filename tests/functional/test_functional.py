@@ -7,6 +7,7 @@ import pytest
 import minigrad as mg
 import minigrad.functional as F
 from tests.helpers.gradcheck import check_gradients
+from tests.helpers.torch_oracle import check_against_torch
 
 R = np.random.default_rng(1)
 
@@ -250,9 +251,8 @@ def test_conv2d_same_padding_keeps_the_size_and_pads_as_torch(kernel):
 def test_conv2d_same_padding_agrees_with_pytorch():
     torch = pytest.importorskip("torch")
     x, w = randn(1, 2, 7, 6), randn(3, 2, 4, 3)
-    ours = F.conv2d(mg.tensor(x), mg.tensor(w), None, 1, "same").numpy()
-    theirs = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w), padding="same")
-    np.testing.assert_allclose(ours, theirs.numpy(), atol=1e-12)
+    check_against_torch([x, w], lambda *t: torch.nn.functional.conv2d(*t, padding="same"),
+                        lambda *t: F.conv2d(*t, None, 1, "same"), atol=1e-12)
 
 
 @pytest.mark.parametrize("kwargs,error,match", [
@@ -502,18 +502,11 @@ def test_max_pool_gradient_of_minus_inf_windows_with_padding(kernel_mode, kernel
 def test_edge_cases_agree_with_pytorch():
     torch = pytest.importorskip("torch")
     tf = torch.nn.functional
-    x = np.full((1, 1, 2, 2), -np.inf, np.float32)
-    xt = torch.tensor(x, requires_grad=True)
-    tf.max_pool2d(xt, 2, 1, 1).sum().backward()
-    ours = mg.tensor(x, requires_grad=True)
-    F.max_pool2d(ours, 2, 1, 1).sum().backward()
-    np.testing.assert_array_equal(ours.grad, xt.grad.numpy())
-    empty = torch.zeros((0, 3, 8, 8))
-    assert tuple(tf.conv2d(empty, torch.ones((4, 3, 3, 3)), padding=1).shape) == \
-        F.conv2d(mg.tensor(empty.numpy()), mg.tensor(np.ones((4, 3, 3, 3), np.float32)),
-                 padding=1).shape
-    ints = torch.tensor([-3, 0, 1, 2])
-    assert torch.sigmoid(ints).dtype == torch.float32
+    check_against_torch([np.full((1, 1, 2, 2), -np.inf, np.float32)],
+                        lambda t: tf.max_pool2d(t, 2, 1, 1), lambda t: F.max_pool2d(t, 2, 1, 1))
+    check_against_torch([np.zeros((0, 3, 8, 8), np.float32), np.ones((4, 3, 3, 3), np.float32)],
+                        lambda *t: tf.conv2d(*t, padding=1), lambda *t: F.conv2d(*t, padding=1))
+    check_against_torch([np.array([-3, 0, 1, 2])], torch.sigmoid, F.sigmoid)  # float32 out
 
 
 # ------------------------------------------------------------ PyTorch as a second oracle
@@ -521,14 +514,13 @@ def test_ops_agree_with_pytorch():
     torch = pytest.importorskip("torch")
     tf = torch.nn.functional
     x, w, b = randn(2, 3, 9, 8), randn(4, 3, 3, 3), randn(4)
-    ours = F.conv2d(mg.tensor(x), mg.tensor(w), mg.tensor(b), 2, 1).numpy()
-    theirs = tf.conv2d(torch.tensor(x), torch.tensor(w), torch.tensor(b), stride=2, padding=1)
-    np.testing.assert_allclose(ours, theirs.numpy(), atol=1e-10)
-    for ours, theirs in [(F.max_pool2d(mg.tensor(x), 3, 2, 1), tf.max_pool2d(torch.tensor(x), 3, 2, 1)),
-                         (F.avg_pool2d(mg.tensor(x), 3, 2, 1), tf.avg_pool2d(torch.tensor(x), 3, 2, 1)),
-                         (F.log_softmax(mg.tensor(x), 1), tf.log_softmax(torch.tensor(x), 1)),
-                         (F.leaky_relu(mg.tensor(x), 0.2), tf.leaky_relu(torch.tensor(x), 0.2))]:
-        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), atol=1e-10)
+    check_against_torch([x, w, b], lambda *t: tf.conv2d(*t, stride=2, padding=1),
+                        lambda *t: F.conv2d(*t, 2, 1), atol=1e-10)
+    for ours, theirs in [(lambda t: F.max_pool2d(t, 3, 2, 1), lambda t: tf.max_pool2d(t, 3, 2, 1)),
+                         (lambda t: F.avg_pool2d(t, 3, 2, 1), lambda t: tf.avg_pool2d(t, 3, 2, 1)),
+                         (lambda t: F.log_softmax(t, 1), lambda t: tf.log_softmax(t, 1)),
+                         (lambda t: F.leaky_relu(t, 0.2), lambda t: tf.leaky_relu(t, 0.2))]:
+        check_against_torch([x], theirs, ours, atol=1e-10)
 
 
 # ------------------------------------------------------------ class labels out of range
