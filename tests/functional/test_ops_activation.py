@@ -6,6 +6,7 @@ import minigrad as mg
 from minigrad import functional as F
 from minigrad import nn
 from tests.helpers.gradcheck import check_gradients, check_layer_gradients
+from tests.helpers.torch_oracle import check_against_torch, load_torch_state
 
 # Points away from the kinks (so finite differences are smooth) and beyond the
 # thresholds and saturations, in float64.
@@ -30,24 +31,21 @@ def test_gradient_matches_finite_differences(name, kwargs):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_matches_torch(name, kwargs, dtype):
     torch = pytest.importorskip("torch")
-    from tests.helpers.torch_oracle import compare_with_torch
     # The kinks too: torch's derivative at x = 0, +-3, 6 is what to match.
     x = np.concatenate([X, [-3.0, 0.0, 3.0, 6.0, -1.0, 1.0, 2.0]]).astype(dtype)
     tol = 1e-6 if dtype == np.float32 else 1e-12
-    out = compare_with_torch(lambda t: getattr(F, name)(t, **kwargs),
-                             lambda t: getattr(torch.nn.functional, name)(t, **kwargs),
-                             x, atol=tol, rtol=tol)
+    out, = check_against_torch([x], lambda t: getattr(torch.nn.functional, name)(t, **kwargs),
+                               lambda t: getattr(F, name)(t, **kwargs), atol=tol, rtol=tol)
     assert out.dtype == dtype
 
 
 def test_prelu_gradient_and_torch():
     torch = pytest.importorskip("torch")
-    from tests.helpers.torch_oracle import compare_with_torch
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 3, 4))
     for w in (np.array([0.25]), np.array([0.1, -0.2, 0.5])):
         check_gradients(F.prelu, x, w)
-        compare_with_torch(F.prelu, torch.nn.functional.prelu, x, w, atol=1e-12)
+        check_against_torch([x, w], torch.nn.functional.prelu, F.prelu, atol=1e-12, rtol=1e-5)
 
 
 def test_modules_match_functional_and_take_torch_arguments():
@@ -67,7 +65,6 @@ def test_modules_match_functional_and_take_torch_arguments():
 
 def test_prelu_module_learns_its_slopes_and_loads_torch_weights():
     torch = pytest.importorskip("torch")
-    from tests.helpers.torch_oracle import load_torch_state
     layer = nn.PReLU(3, init=0.1)
     assert [n for n, _ in layer.named_parameters()] == ["weight"]
     np.testing.assert_allclose(layer.weight.data, [0.1] * 3)

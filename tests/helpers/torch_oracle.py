@@ -77,13 +77,6 @@ def check_against_torch(inputs, torch_fn, mg_fn, *, grad=True, atol=1e-7, rtol=1
     return m_out
 
 
-def compare_with_torch(mg_fn, torch_fn, *arrays, atol=1e-6, rtol=1e-5, seed=0, grad=True):
-    """:func:`check_against_torch` spelled with the op first and the arrays as arguments,
-    for ops of one output; returns minigrad's output."""
-    return check_against_torch(list(arrays), torch_fn, mg_fn, grad=grad, atol=atol, rtol=rtol,
-                               seed=seed, check_dtype=False)[0]
-
-
 def load_torch_state(module, torch_module):
     """Copy ``torch_module``'s state dict (parameters and buffers) into ``module``."""
     module.load_state_dict({k: v.detach().numpy().copy()
