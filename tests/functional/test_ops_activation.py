@@ -74,8 +74,7 @@ def test_prelu_module_learns_its_slopes_and_loads_torch_weights():
     with torch.no_grad():
         theirs.weight.copy_(torch.tensor([0.3, -0.1, 0.7]))
     load_torch_state(layer, theirs)
-    np.testing.assert_allclose(layer(mg.tensor(x)).numpy(),
-                               theirs(torch.tensor(x)).detach().numpy(), atol=1e-7)
+    check_against_torch([x], theirs, layer, atol=1e-7)
 
 
 def test_bad_arguments_are_clear_errors():

@@ -11,7 +11,7 @@ from minigrad import backend
 from minigrad import functional as F
 from minigrad import nn
 from tests.helpers.gradcheck import check_gradients, check_layer_gradients
-from tests.helpers.torch_oracle import check_against_torch
+from tests.helpers.torch_oracle import check_against_torch, load_torch_state
 
 CONV_CASES = [  # (x shape, weight shape, stride, padding, dilation, groups)
     ((2, 4, 6, 7), (6, 2, 3, 3), 1, 1, 2, 2),
@@ -162,11 +162,10 @@ def test_conv1d_and_conv_transpose2d_layers_match_pytorch(rng):
     _torch_twin(layer, torch.nn.ConvTranspose2d(4, 6, 3, **args), (2, 4, 4, 5), rng)
     theirs = torch.nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1)
     ours = nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1)
-    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+    load_torch_state(ours, theirs)
     x = rng.standard_normal((1, 4, 4, 5)).astype(np.float32)
-    y = ours(mg.tensor(x), output_size=(8, 10))
-    np.testing.assert_allclose(y.numpy(), theirs(torch.tensor(x), output_size=(8, 10))
-                               .detach().numpy(), rtol=1e-5, atol=1e-5)
+    check_against_torch([x], lambda t: theirs(t, output_size=(8, 10)),
+                        lambda t: ours(t, output_size=(8, 10)), atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="output_size .* not reachable"):
         ours(mg.tensor(x), output_size=(11, 10))
 
