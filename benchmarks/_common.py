@@ -2,7 +2,7 @@
 
 The scripts import it as ``_common`` after putting their own folder on ``sys.path``
 (they run as ``python benchmarks/x.py``, as worker subprocesses of themselves, and
-train_step.py is also loaded by path from tests/test_kernels_cpu_benchmark.py).
+train_step.py is also loaded by path from tests/benchmarks/test_kernels_cpu_benchmark.py).
 """
 import json
 import platform

@@ -167,7 +167,7 @@ cat "$OUT/headline.txt" >> "$SUMMARY"
 
 # 3. Every other gpu-marked test file.
 others=()
-for file in tests/test_*.py; do
+for file in tests/test_*.py tests/*/test_*.py; do
     [ "$file" = tests/test_cuda_graph_gpu.py ] && continue
     grep -q "mark.gpu" "$file" && others+=("$file")
 done

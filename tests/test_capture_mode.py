@@ -2,7 +2,7 @@
 consult it, the "matmul" kernel-table entry, and graphed_step's refusal of a CPU model.
 
 The graph itself (capture, replay, schedulers, fallback, memory) is tested on a GPU in
-tests/test_cuda_graph_gpu.py; the CUDA kernels it uses in tests/test_gemm_cuda_emulated.py.
+tests/test_cuda_graph_gpu.py; the CUDA kernels it uses in tests/kernels/test_gemm_cuda_emulated.py.
 """
 import numpy as np
 import pytest

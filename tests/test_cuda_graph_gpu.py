@@ -2,7 +2,7 @@
 
 Marked ``gpu``: skipped where CuPy or a GPU is missing. What runs without a GPU is in
 tests/test_capture_mode.py (the flag and the ops that read it) and
-tests/test_gemm_cuda_emulated.py (the same CUDA C on the CPU emulator, and the cuBLAS
+tests/kernels/test_gemm_cuda_emulated.py (the same CUDA C on the CPU emulator, and the cuBLAS
 capture path against a stand-in libcublas).
 
 The graphed-step tests run with both GEMMs a capture can use: ``"custom"`` (gemm.cu)

@@ -4,8 +4,9 @@ import pytest
 
 import minigrad as mg
 import minigrad.functional as F
-from gradcheck import check_gradients
 from minigrad import losses
+from tests.helpers.gradcheck import check_gradients
+from tests.helpers.torch_oracle import check_against_torch
 
 R = np.random.default_rng(2)
 
@@ -98,17 +99,14 @@ def test_losses_agree_with_pytorch():
     z, labels = R.standard_normal((6, 5)) * 3, R.integers(0, 5, 6)
     p, t = R.standard_normal((6, 5)), R.standard_normal((6, 5)) * 2
     b = (R.random((6, 5)) > 0.5).astype(float)
-    tz, tl, tp, tt, tb = map(torch.tensor, (z, labels, p, t, b))
-    pairs = [
-        (losses.get("cross_entropy")(mg.tensor(z), mg.tensor(labels)), nn.CrossEntropyLoss()(tz, tl)),
-        (losses.get("hinge")(mg.tensor(z), mg.tensor(labels)), nn.MultiMarginLoss()(tz, tl)),
-        (losses.get("mse")(mg.tensor(p), mg.tensor(t)), nn.MSELoss()(tp, tt)),
-        (losses.get("mae")(mg.tensor(p), mg.tensor(t)), nn.L1Loss()(tp, tt)),
-        (losses.get("huber")(mg.tensor(p), mg.tensor(t)), nn.HuberLoss()(tp, tt)),
-        (losses.get("logistic")(mg.tensor(p), mg.tensor(b)), nn.BCEWithLogitsLoss()(tp, tb)),
-    ]
-    for ours, theirs in pairs:
-        assert ours.item() == pytest.approx(theirs.item(), rel=1e-10)
+    cases = [("cross_entropy", nn.CrossEntropyLoss(), z, labels),
+             ("hinge", nn.MultiMarginLoss(), z, labels), ("mse", nn.MSELoss(), p, t),
+             ("mae", nn.L1Loss(), p, t), ("huber", nn.HuberLoss(), p, t),
+             ("logistic", nn.BCEWithLogitsLoss(), p, b)]
+    for name, theirs, prediction, target in cases:  # the target is a constant in both
+        check_against_torch([prediction], lambda x: theirs(x, torch.tensor(target)),
+                            lambda x: losses.get(name)(x, mg.tensor(target)), atol=1e-12,
+                            rtol=1e-10)
 
 
 @pytest.mark.parametrize("name", ["mse", "mae", "huber", "logistic"])
@@ -148,6 +146,5 @@ def test_hinge_margins_agree_with_pytorch():
     torch = pytest.importorskip("torch")
     z, labels = R.standard_normal((6, 5)), R.integers(0, 5, 6)
     for margin in (-1.0, -0.3, 0.0, 0.5, 2.0):
-        ours = losses.MultiMarginLoss(margin=margin)(mg.tensor(z), mg.tensor(labels)).item()
-        theirs = torch.nn.MultiMarginLoss(margin=margin)(torch.tensor(z), torch.tensor(labels))
-        assert ours == pytest.approx(theirs.item(), rel=1e-10, abs=1e-12)
+        check_against_torch([z, labels], torch.nn.MultiMarginLoss(margin=margin),
+                            losses.MultiMarginLoss(margin=margin), atol=1e-12, rtol=1e-10)

@@ -27,7 +27,7 @@ def train_both(mine, theirs, batches, make_optimizers):
     torch runs on one thread: on a small shared machine its thread pool, competing
     with everything else, made these few small steps take tens of seconds."""
     import torch
-    from torch_oracle import load_torch_state
+    from tests.helpers.torch_oracle import load_torch_state
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -1,0 +1,1 @@
+"""Tests of kernels/ (reference, cpu, cuda): against the reference, emulated, compiled."""
