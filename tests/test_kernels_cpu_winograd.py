@@ -122,14 +122,6 @@ def test_algorithm_setting_rejects_unknown_names():
         conv.algorithm_setting({"MINIGRAD_CONV_ALGO": "fft"})
 
 
-def test_thread_count_setting():
-    assert _threads.choose_threads({}, cores=6) == 6
-    assert _threads.choose_threads({"MINIGRAD_CONV_THREADS": "1"}, cores=6) == 1
-    for bad in ("0", "two", "-1"):
-        with pytest.raises(ValueError, match="MINIGRAD_CONV_THREADS"):
-            _threads.choose_threads({"MINIGRAD_CONV_THREADS": bad}, cores=2)
-
-
 @pytest.mark.parametrize("algo", ["im2col", "winograd"])
 def test_slices_on_threads_match_one_thread(monkeypatch, algo):
     """Many one-image slices shared by three threads give one thread's numbers."""
