@@ -22,15 +22,26 @@ CLASSES = 4
 
 
 def cpu_model():
-    """The CPU's name as /proc/cpuinfo gives it ("model name"), else the platform's."""
+    """The CPU's name as /proc/cpuinfo gives it ("model name"), with its family and
+    model numbers and widest vector extension where the name alone is vague (a
+    virtual machine's "AMD EPYC" spans several generations), else the platform's."""
+    fields = {}
     try:
         with open("/proc/cpuinfo") as info:
             for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                if not line.strip():
+                    break  # the first processor is enough
+                key, _, value = line.partition(":")
+                fields[key.strip()] = value.strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    name = fields.get("model name") or platform.processor() or platform.machine()
+    if "cpu family" in fields and "model" in fields:
+        flags = set(fields.get("flags", "").split())
+        vector = next((v for v in ("avx512f", "avx2", "avx", "sse4_2") if v in flags), None)
+        name += f" (family {fields['cpu family']} model {fields['model']}"
+        name += f", {vector})" if vector else ")"
+    return name
 
 
 def make_batch(batch_size, seed=0, size=IMAGE_SIZE):

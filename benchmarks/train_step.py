@@ -89,21 +89,20 @@ def parse_args(argv=None):
 
 
 def blas_threads():
-    """OpenBLAS's thread count: its variables as OpenBLAS reads them, else every core."""
-    for name in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS"):
-        value = os.environ.get(name, "").strip()
-        if value.isdigit() and int(value) > 0:
-            return int(value)
-    return os.cpu_count() or 1
+    """OpenBLAS's thread count as it stands (minigrad holds it to one while its own
+    threads share out the work), or None where no OpenBLAS was found."""
+    from kernels.cpu import _threads
+    return None if _threads._BLAS is None else _threads._BLAS[0]()
 
 
 def cpu_threads():
-    """How many cores minigrad's CPU step may keep busy: the BLAS threads, or Numba's
-    when its kernels run parallel (MINIGRAD_CPU_PARALLEL=1) with more."""
+    """How many cores minigrad's CPU step may keep busy: its kernels' threads, or
+    Numba's when its kernels run parallel (MINIGRAD_CPU_PARALLEL=1) with more."""
     import numba
+    import minigrad as mg
     from kernels.cpu import PARALLEL
     numba_threads = int(numba.config.NUMBA_NUM_THREADS) if PARALLEL else 1
-    return max(blas_threads(), numba_threads)
+    return max(mg.get_num_threads(), numba_threads)
 
 
 def peak_rss_mib():
@@ -418,7 +417,8 @@ def describe_environment(args, threads):
            if k.startswith(("OPENBLAS", "NUMBA", "OMP", "MKL", "MINIGRAD"))}
     info = {"python": platform.python_version(), "numpy": np.__version__,
             "numba": numba.__version__, "machine": platform.machine(),
-            "cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "threads": threads, "blas_threads": blas_threads(),
+            "cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "threads": threads,
+            "blas_threads": blas_threads(),
             "numba_threads": int(numba.config.NUMBA_NUM_THREADS), "environment": env,
             "minigrad": getattr(mg, "__version__", "?")}
     if args.device == "cpu":

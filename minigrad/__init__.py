@@ -8,7 +8,7 @@ training over MPI/NCCL in ``mg.distributed``; ``mg.save``/``mg.load`` for state 
 imported on first use, since it needs CuPy.
 """
 from . import backend, data, distributed, functional, losses, nn, onnx, optim, train
-from .backend import cuda_available
+from .backend import cuda_available, get_num_threads, set_num_threads
 from .creation import as_tensor, from_numpy, tensor
 from .io import load_weights as load, save_weights
 from .random import manual_seed
@@ -41,5 +41,6 @@ def save(state_dict, path):
 
 
 __all__ = ["Tensor", "tensor", "as_tensor", "from_numpy", "no_grad", "is_grad_enabled",
-           "cuda_available", "manual_seed", "save", "load", "backend", "functional", "losses",
+           "cuda_available", "get_num_threads", "set_num_threads", "manual_seed", "save",
+           "load", "backend", "functional", "losses",
            "nn", "onnx", "optim", "data", "train", "distributed"]

@@ -246,3 +246,14 @@ def available_memory(device):
         return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (AttributeError, ValueError, OSError):
         return None
+
+
+def set_num_threads(threads):
+    """Threads the CPU kernels spread their work over (as ``torch.set_num_threads``);
+    the default is every core this process may use (``MINIGRAD_NUM_THREADS``)."""
+    kernel_module("cpu._threads").set_num_threads(threads)
+
+
+def get_num_threads():
+    """Threads the CPU kernels spread their work over."""
+    return kernel_module("cpu._threads").get_num_threads()

@@ -3,12 +3,13 @@ cross-entropy and the fused optimizer updates, with the contract of ``kernels``;
 also the activations (``activation_forward(name, x)``, ``activation_backward(name,
 gy, y)`` for relu, tanh and sigmoid), one pass each.
 
-Convolutions are im2col (Numba) + batched BLAS GEMMs; large outputs and scratch
-arrays are reused between steps (``_buffers``); the kernels run serially between
-OpenBLAS's multi-threaded GEMMs unless ``MINIGRAD_CPU_PARALLEL=1`` (``_jit``).
+Convolutions are im2col or Winograd transforms (Numba) + batched BLAS GEMMs; large
+outputs and scratch arrays are reused between steps (``_buffers``). The work is
+spread over the cores by batch slices (``_threads``), OpenBLAS held to one thread;
+each Numba kernel runs serially unless ``MINIGRAD_CPU_PARALLEL=1`` (``_jit``).
 Names missing here fall back to ``kernels.reference``.
 """
-from . import activation, conv, conv_general, losses, optim, pool
+from . import activation, conv, conv_general, linalg, losses, optim, pool
 from ._jit import PARALLEL
 
 KERNELS = {
@@ -31,6 +32,7 @@ KERNELS = {
     "adagrad_update": optim.adagrad_update,
     "activation_forward": activation.activation_forward,
     "activation_backward": activation.activation_backward,
+    "matmul": linalg.matmul,
 }
 
 __all__ = ["KERNELS", "PARALLEL"]

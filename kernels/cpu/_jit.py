@@ -1,15 +1,12 @@
 """How the CPU kernels are compiled: Numba, cached on disk, serial unless asked.
 
-Why serial (measured on the 2-core development machine, see benchmarks/README.md):
-after every GEMM, OpenBLAS keeps its worker threads spin-waiting for about 0.1 s (its
-THREAD_TIMEOUT). A training step calls a GEMM every few milliseconds, so a parallel
-Numba kernel always shared a core with a spinning thread and ran 3-5x slower than
-its serial version. Even with the spinning switched off before NumPy loads
-(``OPENBLAS_THREAD_TIMEOUT=4``), parallel kernels made the whole step slower (93 ms
-with Numba's workqueue threads, far worse with its OpenMP threads, against 82 ms
-serial): waking threads around every GEMM costs more than the second core gains.
-So the Numba kernels run on the calling thread while OpenBLAS uses the cores for
-the GEMMs, one after the other, never both at once.
+Why serial: the cores are shared out by batch slices on Python threads (``_threads``),
+each slice's Numba loops and GEMMs on one core, so a kernel that made threads of its
+own would only compete with the other slices. Before the slices, parallel Numba
+kernels were measured against OpenBLAS's multi-threaded GEMMs and lost: OpenBLAS
+keeps its workers spin-waiting for about 0.1 s after every GEMM, so a parallel loop
+always shared a core with a spinning thread and ran 3-5x slower than its serial
+version (benchmarks/README.md, "Design measurements").
 
 ``MINIGRAD_CPU_PARALLEL=1`` (read once, at import) compiles the kernels with
 ``parallel=True`` instead, for machines where that measures faster; they then use

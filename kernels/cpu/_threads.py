@@ -1,21 +1,24 @@
-"""Batch slices of a convolution on all cores: one Python thread per core, each
-running whole slices (transform or im2col, its GEMMs, the back-transform) with
-OpenBLAS held to one thread meanwhile.
+"""The CPU kernels' threads: minigrad spreads work over the cores itself, one Python
+thread per core, each running whole slices of a batch (a convolution's transform or
+im2col, its GEMMs, the back-transform; the row blocks of a large matrix product),
+with OpenBLAS held to one thread.
 
-Why (measured on the 2-core development machine, see benchmarks/README.md): with
-OpenBLAS's own threads the GEMMs use both cores but every Numba loop between them
-runs on one (parallel Numba loops lose to OpenBLAS's spinning threads, see
-``_jit``); the Winograd transforms are half of a convolution's work, so one core
-idled for half of it. Here each core does its own slices end to end and nothing
+Why: after every multi-threaded GEMM, OpenBLAS keeps its worker threads spin-waiting
+for about 0.1 s (its THREAD_TIMEOUT, fixed when the library loads). A training step
+calls a GEMM every few milliseconds, so those workers never slept and took the core
+that a slice thread needed: the exercise's step measured 119 ms with OpenBLAS left at
+two threads against 79 ms with it held to one (benchmarks/README.md, "Design
+measurements"). So while these kernels are loaded, OpenBLAS runs on one thread and
+the parallelism is the slices'; each core does its own slices end to end and nothing
 spins. The Numba kernels release the GIL (``nogil``) and so does ``np.matmul``.
 
-``MINIGRAD_CONV_THREADS``: threads for this (default: the cores this process may
-use); 1 runs the slices on the calling thread with OpenBLAS's threads, as before.
-Only OpenBLAS's thread count can be set here (found among the loaded libraries);
-with another BLAS, or parallel Numba kernels (``MINIGRAD_CPU_PARALLEL=1``), the
-slices always run on the calling thread.
+``MINIGRAD_NUM_THREADS`` (read once, at import): threads for the slices (default: the
+cores this process may use); 1 runs everything on the calling thread and leaves
+OpenBLAS's thread count as it found it. ``set_num_threads`` changes it later. Only
+OpenBLAS's thread count can be set here (found among the loaded libraries); with
+another BLAS, or parallel Numba kernels (``MINIGRAD_CPU_PARALLEL=1``), the slices
+always run on the calling thread.
 """
-import contextlib
 import ctypes
 import os
 import threading
@@ -54,44 +57,66 @@ def _find_openblas():
     return None
 
 
+def usable_cores():
+    """Cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def choose_threads(environ=None, cores=None):
-    """Threads for batch slices: ``MINIGRAD_CONV_THREADS`` or every usable core."""
+    """Threads for batch slices: ``MINIGRAD_NUM_THREADS`` or every usable core."""
     environ = os.environ if environ is None else environ
     if cores is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
-            os.cpu_count() or 1)
-    value = environ.get("MINIGRAD_CONV_THREADS", "").strip()
+        cores = usable_cores()
+    value = environ.get("MINIGRAD_NUM_THREADS", "").strip()
     if not value:
         return cores
     if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"MINIGRAD_CONV_THREADS={value!r}; use a positive integer")
+        raise ValueError(f"MINIGRAD_NUM_THREADS={value!r}; use a positive integer")
     return int(value)
 
 
 _BLAS = _find_openblas()
-THREADS = 1 if PARALLEL or _BLAS is None else choose_threads()
+THREADS = 1
+_blas_threads_found = None  # OpenBLAS's own count, given back when THREADS returns to 1
 _executors = {}  # worker count -> its pool (made at first use)
 _lock = threading.Lock()  # one sliced run at a time sets OpenBLAS's thread count
 
 
-@contextlib.contextmanager
-def _one_blas_thread():
-    if _BLAS is None:  # THREADS set by hand (tests) without OpenBLAS: nothing to hold
-        yield
-        return
-    get, put = _BLAS
-    before = get()
-    put(1)
-    try:
-        yield
-    finally:
-        put(before)
+def set_num_threads(threads):
+    """Run the kernels' slices on ``threads`` threads; above 1, OpenBLAS is held to one
+    thread (see the module's docstring), at 1 it gets back the count it had."""
+    global THREADS, _blas_threads_found
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"set_num_threads: threads must be a positive integer, got {threads!r}")
+    if PARALLEL or _BLAS is None:
+        threads = 1
+    if _BLAS is not None:
+        get, put = _BLAS
+        if threads > 1 and _blas_threads_found is None:
+            _blas_threads_found = get()
+            put(1)
+        elif threads == 1 and _blas_threads_found is not None:
+            put(_blas_threads_found)
+            _blas_threads_found = None
+    THREADS = threads
+
+
+def get_num_threads():
+    """Threads the kernels' slices run on."""
+    return THREADS
+
+
+set_num_threads(choose_threads())
 
 
 def batch_slices(n, bytes_per_image, chunk_bytes):
-    """(start, stop) slices of a batch of n images, each with about ``chunk_bytes`` of
-    per-image data (at least one image; none for an empty batch)."""
+    """(start, stop) slices of a batch of n images, each with at most about
+    ``chunk_bytes`` of per-image data (at least one image; none for an empty batch),
+    and at least one per thread where the batch has the images for it."""
     step = max(1, chunk_bytes // max(bytes_per_image, 1))
+    step = min(step, -(-n // THREADS)) if n else step
     return [(lo, min(n, lo + step)) for lo in range(0, n, step)]
 
 
@@ -99,7 +124,7 @@ def run_slices(work, slices):
     """Call ``work(lo, hi)`` for every (lo, hi) in ``slices``, on all threads at once
     when there are at least as many slices as threads (calls must touch disjoint
     data; scratch arrays from the pool are never shared, see ``_buffers``), else on
-    the calling thread, OpenBLAS multi-threaded: one slice is all a small batch has."""
+    the calling thread (one slice is all a one-image batch has)."""
     threads = THREADS
     if threads == 1 or len(slices) < threads or not _lock.acquire(blocking=False):
         for lo, hi in slices:
@@ -115,17 +140,16 @@ def run_slices(work, slices):
         executor = _executors.get(threads)
         if executor is None:
             executor = _executors[threads] = ThreadPoolExecutor(threads - 1)
-        with _one_blas_thread():
-            futures = [executor.submit(share, k) for k in range(1, threads)]
-            error = None
-            try:
-                share(0)
-            except BaseException as exc:  # wait for the others before raising
-                error = exc
-            for future in futures:
-                exc = future.exception()
-                error = error or exc
-            if error is not None:
-                raise error
+        futures = [executor.submit(share, k) for k in range(1, threads)]
+        error = None
+        try:
+            share(0)
+        except BaseException as exc:  # wait for the others before raising
+            error = exc
+        for future in futures:
+            exc = future.exception()
+            error = error or exc
+        if error is not None:
+            raise error
     finally:
         _lock.release()

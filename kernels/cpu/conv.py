@@ -22,6 +22,7 @@ pre-activation gradient (taken from the cached ``y``) in another slice-sized scr
 buffer just before the slice's GEMMs read it.
 """
 import os
+import time
 from typing import NamedTuple, Optional
 
 import numpy as np
@@ -46,10 +47,18 @@ from .activation import backward_into, forward_into
 # a scratch script, not kept: see benchmarks/README.md).
 CHUNK_BYTES = 4 << 20
 
-# "auto" takes Winograd for 3x3 / stride 1 convolutions with at least this many input
-# channels: with fewer, its GEMMs are too thin (K = C) to repay the transforms
-# (conv1 of the exercise, C = 3: slower than im2col; see benchmarks/README.md).
-WINOGRAD_MIN_CHANNELS = 16
+# "auto" picks between im2col and Winograd (where Winograd applies: 3x3, stride 1) by
+# timing both on the first convolution of each geometry, as cuDNN's benchmark mode
+# does: which one wins depends on the CPU, the channel counts (Winograd's GEMMs have
+# K = C, too thin for conv1's 3 channels), the image size and the batch (Winograd's
+# weight transform costs the same for one image as for 256). Convolutions of fewer
+# multiply-adds than this are not worth a measurement (or the cost of Winograd's
+# weight transform) and take im2col, the exact path.
+MEASURE_MIN_WORK = 1 << 25
+# The trial runs this many of the batch's images (all of a smaller batch) through
+# each algorithm's forward and backward, twice, and keeps the faster's best time.
+MEASURE_IMAGES = 8
+_measured = {}  # (x shape, w shape, padding, dtype, activation) -> algorithm
 
 
 @cpu_kernel
@@ -143,11 +152,18 @@ def conv2d_forward(x, w, b, stride, padding, activation=None):
     dtype = fast_dtype(x, w)
     x = np.ascontiguousarray(x, dtype=dtype)
     w = np.ascontiguousarray(w, dtype=dtype)
+    choice = algorithm(x.shape, w.shape, stride, padding, dtype, activation,
+                       trial=lambda algo: _trial_seconds(algo, x, w, b, padding, activation))
+    if choice == "winograd":
+        return winograd.conv2d_forward(x, w, b, tuple(padding), activation, dtype)
+    return _im2col_forward(x, w, b, stride, padding, activation, dtype)
+
+
+def _im2col_forward(x, w, b, stride, padding, activation, dtype):
+    """``conv2d_forward`` through im2col and GEMMs; x, w contiguous of ``dtype``."""
     n, c, h, wd = x.shape
     out_ch, _, kh, kw = w.shape
     (sh, sw), (ph, pw) = stride, padding
-    if algorithm(x.shape, w.shape, stride) == "winograd":
-        return winograd.conv2d_forward(x, w, b, (ph, pw), activation, dtype)
     oh, ow = output_size(h, kh, sh, ph), output_size(wd, kw, sw, pw)
     k = c * kh * kw
     has_bias = b is not None
@@ -184,6 +200,11 @@ def conv2d_backward(gy, cache, need_input_grad=True):
     """(gx or None, gw, gb or None) of ``conv2d_forward``; reads the cached columns."""
     if isinstance(cache, winograd.WinogradCache):
         return winograd.conv2d_backward(gy, cache, need_input_grad)
+    return _im2col_backward(gy, cache, need_input_grad)
+
+
+def _im2col_backward(gy, cache, need_input_grad):
+    """``conv2d_backward`` of ``_im2col_forward``'s cache."""
     cols, x_shape, w, has_bias, (sh, sw), (ph, pw), activation, y = cache
     dtype = cols.dtype
     n, out_ch, oh, ow = gy.shape
@@ -236,16 +257,51 @@ def algorithm_setting(environ=None):
     return value
 
 
-def algorithm(x_shape, w_shape, stride):
-    """"winograd" or "im2col" for a convolution of these shapes (read per call, so
-    the variable can change between calls)."""
+def algorithm(x_shape, w_shape, stride, padding=(0, 0), dtype=np.float32, activation=None,
+              trial=None):
+    """"winograd" or "im2col" for a convolution of these shapes (the setting is read per
+    call, so the variable can change between calls). Under "auto", a geometry worth
+    measuring is decided once per process by ``trial(algorithm) -> seconds`` (without
+    one, and until it has run, im2col)."""
     setting = algorithm_setting()
     out_ch, c, kh, kw = w_shape
     if (kh, kw) != (3, 3) or tuple(stride) != (1, 1) or c == 0 or setting == "im2col":
         return "im2col"
     if setting == "winograd":
         return "winograd"
-    return "winograd" if c >= WINOGRAD_MIN_CHANNELS else "im2col"
+    n, _, h, wd = x_shape
+    work = n * out_ch * c * 9 * (h + 2 * padding[0] - 2) * (wd + 2 * padding[1] - 2)
+    if work < MEASURE_MIN_WORK:
+        return "im2col"
+    key = (tuple(x_shape), tuple(w_shape), tuple(padding), np.dtype(dtype).str, activation)
+    if key not in _measured:
+        if trial is None:
+            return "im2col"
+        _measured[key] = min(("im2col", "winograd"), key=trial)
+    return _measured[key]
+
+
+def measured_choices():
+    """What "auto" has measured in this process: {geometry: algorithm}, a copy."""
+    return dict(_measured)
+
+
+def _trial_seconds(algo, x, w, b, padding, activation):
+    """Best of two timed forward + backward passes of ``algo`` on the first
+    MEASURE_IMAGES images of x (after one untimed pass: first calls load code)."""
+    x = x[:MEASURE_IMAGES]
+    best = float("inf")
+    for attempt in range(3):
+        start = time.perf_counter()
+        if algo == "winograd":
+            y, cache = winograd.conv2d_forward(x, w, b, tuple(padding), activation, x.dtype)
+            winograd.conv2d_backward(y, cache, True)
+        else:
+            y, cache = _im2col_forward(x, w, b, (1, 1), padding, activation, x.dtype)
+            _im2col_backward(y, cache, True)
+        if attempt:
+            best = min(best, time.perf_counter() - start)
+    return best
 
 
 def _chunks(n, bytes_per_image):

@@ -42,8 +42,9 @@ ACTIVATION_CODES = {None: 0, "relu": 1, "tanh": 2, "sigmoid": 3}
 
 # G (4x3), the weight transform; B^T and A^T are written out in the kernels.
 _G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
-# (G w G^T)[k, l] = sum_ij G[k, i] G[l, j] w[i, j] = (kron(G, G) @ w.ravel())[4k + l]
-_KRON_G = np.kron(_G, _G)
+# (G w G^T)[k, l] = sum_ij G[k, i] G[l, j] w[i, j] = (kron(G, G) @ w.ravel())[4k + l],
+# kept in both float widths (a cast per call cost a tenth of a batch-1 convolution).
+_KRON_G = {np.dtype(t): np.kron(_G, _G).astype(t) for t in (np.float32, np.float64)}
 
 
 def tiles(oh, ow):
@@ -299,14 +300,14 @@ def weight_transform(w):
     """U[4k + l, o, c] = (G w[o, c] G^T)[k, l], in w's dtype: one small GEMM with
     kron(G, G) (np.einsum's path search alone cost more than this)."""
     out_ch, c = w.shape[:2]
-    u = _KRON_G.astype(w.dtype) @ w.reshape(out_ch * c, 9).T  # (16, O*C)
+    u = _KRON_G[w.dtype] @ w.reshape(out_ch * c, 9).T  # (16, O*C)
     return u.reshape(16, out_ch, c)
 
 
 def weight_transform_adjoint(du):
     """gw[o, c] = G^T dU[o, c] G: the adjoint of ``weight_transform``."""
     out_ch, c = du.shape[1:]
-    gw = du.reshape(16, out_ch * c).T @ _KRON_G.astype(du.dtype)  # (O*C, 9)
+    gw = du.reshape(16, out_ch * c).T @ _KRON_G[du.dtype]  # (O*C, 9)
     return gw.reshape(out_ch, c, 3, 3)
 
 

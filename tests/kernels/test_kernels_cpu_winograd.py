@@ -101,8 +101,7 @@ def test_winograd_float32_error_against_float64_on_a_wide_layer(winograd_everywh
 
 
 @pytest.mark.parametrize("setting, shape, stride, expected", [
-    ("auto", ((2, 32, 8, 8), (4, 32, 3, 3)), (1, 1), "winograd"),
-    ("auto", ((2, 3, 8, 8), (4, 3, 3, 3)), (1, 1), "im2col"),        # too few channels
+    ("auto", ((2, 32, 8, 8), (4, 32, 3, 3)), (1, 1), "im2col"),      # too little work
     ("auto", ((2, 32, 8, 8), (4, 32, 3, 3)), (2, 1), "im2col"),      # strided
     ("auto", ((2, 32, 8, 8), (4, 32, 5, 5)), (1, 1), "im2col"),      # not 3x3
     ("im2col", ((2, 32, 8, 8), (4, 32, 3, 3)), (1, 1), "im2col"),
@@ -112,7 +111,49 @@ def test_winograd_float32_error_against_float64_on_a_wide_layer(winograd_everywh
 ])
 def test_algorithm_choice(monkeypatch, setting, shape, stride, expected):
     monkeypatch.setenv("MINIGRAD_CONV_ALGO", setting)
-    assert conv.algorithm(*shape, stride) == expected
+    never = lambda algo: pytest.fail("no measurement expected")  # noqa: E731
+    assert conv.algorithm(*shape, stride, trial=never) == expected
+
+
+@pytest.mark.parametrize("faster", ["im2col", "winograd"])
+def test_auto_measures_each_geometry_once_and_keeps_the_faster(monkeypatch, faster):
+    monkeypatch.setenv("MINIGRAD_CONV_ALGO", "auto")
+    monkeypatch.setattr(conv, "_measured", {})
+    monkeypatch.setattr(conv, "MEASURE_MIN_WORK", 1)
+    tried = []
+
+    def trial(algo):
+        tried.append(algo)
+        return 1.0 if algo == faster else 2.0
+    shape = ((2, 32, 8, 8), (4, 32, 3, 3))
+    assert conv.algorithm(*shape, (1, 1), (1, 1), trial=trial) == faster
+    assert conv.algorithm(*shape, (1, 1), (1, 1), trial=trial) == faster
+    assert sorted(tried) == ["im2col", "winograd"]  # measured once
+    # another geometry (here: no padding) is measured on its own
+    assert conv.algorithm(*shape, (1, 1), (0, 0), trial=trial) == faster
+    assert len(tried) == 4
+    assert set(conv.measured_choices().values()) == {faster}
+    # without a trial, an unmeasured geometry takes the exact path
+    assert conv.algorithm((3, 32, 8, 8), (4, 32, 3, 3), (1, 1), (1, 1)) == "im2col"
+
+
+def test_auto_really_times_both_algorithms_on_a_real_call(monkeypatch):
+    """The first call of a geometry worth measuring runs both algorithms (on at most
+    MEASURE_IMAGES images), records a choice, and returns the same numbers as either."""
+    monkeypatch.setenv("MINIGRAD_CONV_ALGO", "auto")
+    monkeypatch.setattr(conv, "_measured", {})
+    monkeypatch.setattr(conv, "MEASURE_MIN_WORK", 1)
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((11, 16, 7, 9)).astype(np.float32)
+    weight = rng.standard_normal((8, 16, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(8).astype(np.float32)
+    y, cache = conv.conv2d_forward(x, weight, b, (1, 1), (1, 1), "relu")
+    [(key, chosen)] = conv.measured_choices().items()
+    assert key[0] == x.shape and chosen in ("im2col", "winograd")
+    assert isinstance(cache, winograd.WinogradCache) == (chosen == "winograd")
+    expected, _ = ref.KERNELS["conv2d_forward"](x.astype(np.float64), weight.astype(np.float64),
+                                                b.astype(np.float64), (1, 1), (1, 1), "relu")
+    np.testing.assert_allclose(y, expected, rtol=2e-4, atol=2e-4)
 
 
 def test_algorithm_setting_rejects_unknown_names():
@@ -120,14 +161,6 @@ def test_algorithm_setting_rejects_unknown_names():
     assert conv.algorithm_setting({"MINIGRAD_CONV_ALGO": " Im2Col "}) == "im2col"
     with pytest.raises(ValueError, match="MINIGRAD_CONV_ALGO"):
         conv.algorithm_setting({"MINIGRAD_CONV_ALGO": "fft"})
-
-
-def test_thread_count_setting():
-    assert _threads.choose_threads({}, cores=6) == 6
-    assert _threads.choose_threads({"MINIGRAD_CONV_THREADS": "1"}, cores=6) == 1
-    for bad in ("0", "two", "-1"):
-        with pytest.raises(ValueError, match="MINIGRAD_CONV_THREADS"):
-            _threads.choose_threads({"MINIGRAD_CONV_THREADS": bad}, cores=2)
 
 
 @pytest.mark.parametrize("algo", ["im2col", "winograd"])
