@@ -121,9 +121,129 @@ def shape_product(repeat):
             "math.prod x1000": _times(lambda: [math.prod(shape) for _ in range(1000)], repeat)}
 
 
+# conv2 of the exercise at batch 32 (32 -> 64 channels, 40x40, padding 1), float32.
+CONV2 = ((32, 32, 40, 40), (64, 32, 3, 3))
+
+
+def _conv2_arrays(seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(CONV2[0], dtype=np.float32)
+    w = rng.standard_normal(CONV2[1], dtype=np.float32) * 0.1
+    return x, w, np.zeros(CONV2[1][0], np.float32)
+
+
+def _im2col_pass(conv, x, w, b):
+    y, cache = conv._im2col_forward(x, w, b, (1, 1), (1, 1), "relu", x.dtype)
+    conv._im2col_backward(y, cache, True)
+
+
+def conv_slices(repeat):
+    """conv2's im2col forward + backward on one thread, in slices of CHUNK_BYTES of
+    columns (the GEMM reads what im2col just wrote, from the cache) against the whole
+    batch in one pass (kernels/cpu/conv.py, CHUNK_BYTES)."""
+    from kernels.cpu import _threads, conv
+    x, w, b = _conv2_arrays(5)
+    threads, chunk = _threads.get_num_threads(), conv.CHUNK_BYTES
+    _threads.set_num_threads(1)
+    try:
+        sliced = _times(lambda: _im2col_pass(conv, x, w, b), repeat)
+        conv.CHUNK_BYTES = 1 << 40
+        whole = _times(lambda: _im2col_pass(conv, x, w, b), repeat)
+    finally:
+        conv.CHUNK_BYTES = chunk
+        _threads.set_num_threads(threads)
+    return {f"slices of {chunk >> 20} MiB": sliced, "whole batch": whole}
+
+
+def weight_grad_orientation(repeat):
+    """conv2's weight-gradient GEMMs on one OpenBLAS thread: cols[n] @ gy[n].T per
+    image (what kernels/cpu/conv.py runs), gy[n] @ cols[n].T, and one GEMM with
+    K = N*OH*OW over the batch laid side by side."""
+    rng = np.random.default_rng(6)
+    cols = rng.standard_normal((32, 289, 1600), dtype=np.float32)
+    gy = rng.standard_normal((32, 64, 1600), dtype=np.float32)
+    gy_wide = np.ascontiguousarray(gy.transpose(1, 0, 2)).reshape(64, -1)
+    cols_wide = np.ascontiguousarray(cols.transpose(1, 0, 2)).reshape(289, -1)
+    with _one_blas_thread():
+        return {"cols @ gy.T per image": _times(
+                    lambda: np.matmul(cols, gy.transpose(0, 2, 1)), repeat),
+                "gy @ cols.T per image": _times(
+                    lambda: np.matmul(gy, cols.transpose(0, 2, 1)), repeat),
+                "one GEMM, K = N*OH*OW": _times(lambda: gy_wide @ cols_wide.T, repeat)}
+
+
+def openblas_spin(repeat):
+    """What OpenBLAS's spinning workers cost the slice threads: a dense-layer GEMM
+    (32 x 12800 @ 12800 x 128) then conv3's Winograd forward + backward on the kernels'
+    threads, with OpenBLAS held to one thread throughout (what kernels/cpu/_threads.py
+    does) against OpenBLAS on two threads for the GEMM, whose workers then spin
+    through the convolution."""
+    from kernels.cpu import _threads, winograd
+    if _threads._BLAS is None or _threads.get_num_threads() < 2:
+        return {"skipped": "needs OpenBLAS and at least two kernel threads"}
+    get_blas, put_blas = _threads._BLAS
+    rng = np.random.default_rng(7)
+    a = rng.standard_normal((32, 12800), dtype=np.float32)
+    dense = rng.standard_normal((12800, 128), dtype=np.float32)
+    x = rng.standard_normal((32, 64, 20, 20), dtype=np.float32)
+    w = rng.standard_normal((128, 64, 3, 3), dtype=np.float32) * 0.1
+    b = np.zeros(128, np.float32)
+
+    def step(gemm_threads):
+        put_blas(gemm_threads)
+        a @ dense
+        put_blas(1)
+        y, cache = winograd.conv2d_forward(x, w, b, (1, 1), "relu", np.float32)
+        winograd.conv2d_backward(y, cache, True)
+    held = get_blas()
+    try:
+        return {"OpenBLAS held to 1 thread": _times(lambda: step(1), repeat),
+                "OpenBLAS on 2 threads for the GEMM": _times(lambda: step(2), repeat)}
+    finally:
+        put_blas(held)
+
+
+def matmul_split(repeat):
+    """The fast table's matmul (kernels/cpu/linalg.py) split over the kernels' threads
+    against one thread, on the dense layer's product (32 x 12800 @ 12800 x 128, 52M
+    multiply-adds) and a large one (256 x 51200 @ 51200 x 128, 1.7G)."""
+    from kernels.cpu import _threads, linalg
+    rng = np.random.default_rng(8)
+    result = {}
+    for name, (m, k, n) in {"dense": (32, 12800, 128), "large": (256, 51200, 128)}.items():
+        a = rng.standard_normal((m, k), dtype=np.float32)
+        b = rng.standard_normal((k, n), dtype=np.float32)
+        limit = linalg.PARALLEL_MIN_WORK
+        linalg.PARALLEL_MIN_WORK = 1  # split whatever the size
+        try:
+            result[f"{name}: split over threads"] = _times(lambda: linalg.matmul(a, b), repeat)
+        finally:
+            linalg.PARALLEL_MIN_WORK = limit
+        with _one_blas_thread():
+            result[f"{name}: one thread"] = _times(lambda: np.matmul(a, b), repeat)
+    return result
+
+
+class _one_blas_thread:
+    """OpenBLAS held to one thread for the block (as the kernels' slices run it)."""
+
+    def __enter__(self):
+        from kernels.cpu import _threads
+        self._blas = _threads._BLAS
+        if self._blas is not None:
+            self._before = self._blas[0]()
+            self._blas[1](1)
+
+    def __exit__(self, *exc):
+        if self._blas is not None:
+            self._blas[1](self._before)
+
+
 MEASUREMENTS = {"relu": relu, "relu-in-place": relu_in_place, "tanh-exp": tanh_exp,
                 "gemm-fresh-output": gemm_fresh_output, "matmul-transposed": matmul_transposed,
-                "shape-product": shape_product}
+                "shape-product": shape_product, "conv-slices": conv_slices,
+                "weight-grad-orientation": weight_grad_orientation, "openblas-spin": openblas_spin,
+                "matmul-split": matmul_split}
 
 
 def main(argv=None):

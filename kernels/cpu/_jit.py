@@ -6,7 +6,8 @@ own would only compete with the other slices. Before the slices, parallel Numba
 kernels were measured against OpenBLAS's multi-threaded GEMMs and lost: OpenBLAS
 keeps its workers spin-waiting for about 0.1 s after every GEMM, so a parallel loop
 always shared a core with a spinning thread and ran 3-5x slower than its serial
-version (benchmarks/README.md, "Design measurements").
+version (benchmarks/README.md, "Design measurements": openblas-spin shows what the
+spinning costs the slices).
 
 ``MINIGRAD_CPU_PARALLEL=1`` (read once, at import) compiles the kernels with
 ``parallel=True`` instead, for machines where that measures faster; they then use

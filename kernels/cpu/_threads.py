@@ -6,11 +6,10 @@ with OpenBLAS held to one thread.
 Why: after every multi-threaded GEMM, OpenBLAS keeps its worker threads spin-waiting
 for about 0.1 s (its THREAD_TIMEOUT, fixed when the library loads). A training step
 calls a GEMM every few milliseconds, so those workers never slept and took the core
-that a slice thread needed: the exercise's step measured 119 ms with OpenBLAS left at
-two threads against 79 ms with it held to one (benchmarks/README.md, "Design
-measurements"). So while these kernels are loaded, OpenBLAS runs on one thread and
-the parallelism is the slices'; each core does its own slices end to end and nothing
-spins. The Numba kernels release the GIL (``nogil``) and so does ``np.matmul``.
+that a slice thread needed (benchmarks/README.md: "Design measurements",
+openblas-spin, and the exercise step before and after). So while these kernels are
+loaded, OpenBLAS runs on one thread and the parallelism is the slices': each core
+does its own slices end to end and nothing spins. The Numba kernels release the GIL (``nogil``) and so does ``np.matmul``.
 
 ``MINIGRAD_NUM_THREADS`` (read once, at import): threads for the slices (default: the
 cores this process may use); 1 runs everything on the calling thread and leaves

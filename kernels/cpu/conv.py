@@ -42,9 +42,8 @@ from .activation import backward_into, forward_into
 
 # The batch goes through im2col + GEMM (and GEMM + col2im) in slices of about this
 # many bytes of columns, so the second kernel reads what the first just wrote from
-# the cache instead of from memory: on the 2-core machine (32 MiB L3) this saved
-# 8-10 ms per training step against whole-batch passes (2 and 4 MiB measured alike;
-# a scratch script, not kept: see benchmarks/README.md).
+# the cache instead of from memory (benchmarks/README.md, "Design measurements":
+# conv-slices).
 CHUNK_BYTES = 4 << 20
 
 # "auto" picks between im2col and Winograd (where Winograd applies: 3x3, stride 1) by
@@ -70,9 +69,9 @@ def _im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, cols):
     each task reads one input plane (cache resident) and writes kh*kw whole rows; the
     channel-0 task also writes its image's bias row (an input with no channels still
     has one task per image, for that row). Written the plain way on purpose:
-    sub-array views inside the parallel loop (an atomic reference count each) and
-    precomputed valid column ranges both measured 2-5x slower than this per-element
-    bounds test, which LLVM vectorises (a scratch script, not kept).
+    sub-array views inside the loop cost an atomic reference count each, and this
+    per-element bounds test is what LLVM vectorises (benchmarks/README.md, "Design
+    measurements": im2col-loop).
     """
     n_img, n_ch, h, w = x.shape
     rows = n_ch * kh * kw
@@ -213,9 +212,9 @@ def _im2col_backward(gy, cache, need_input_grad):
     _, c, kh, kw = w.shape
     k = c * kh * kw
     # Weight gradient, transposed: cols[n] @ gy[n].T per image into a stacked buffer,
-    # then one reduction over the batch. OpenBLAS ran this orientation 20-35% faster
-    # than gy[n] @ cols[n].T, and faster than one GEMM with K = N*OH*OW (a scratch
-    # script, not kept: see benchmarks/README.md).
+    # then one reduction over the batch: OpenBLAS runs this orientation faster than
+    # gy[n] @ cols[n].T or one GEMM with K = N*OH*OW (benchmarks/README.md, "Design
+    # measurements": weight-grad-orientation).
     per_image = POOL.empty("conv.gw", (n, rows, out_ch), dtype)
     chunks = _chunks(n, rows * oh * ow * cols.itemsize)
     slice_images = _slice_images(chunks)

@@ -5,10 +5,10 @@ import numpy as np
 
 from . import _threads
 
-# Below this many multiply-adds a product runs whole on the calling thread: the
-# exercise's dense layers (52M, bound by reading the 6.5 MB weight) measured no faster
-# split in two, products of 1.7G and more twice as fast (benchmarks/README.md).
-PARALLEL_MIN_WORK = 1 << 26
+# Below this many multiply-adds a product runs whole on the calling thread: handing a
+# block to another thread costs about 50 us, as much as the product itself around 8M
+# (benchmarks/README.md, "Design measurements": matmul-split).
+PARALLEL_MIN_WORK = 1 << 24
 
 
 def matmul(a, b):

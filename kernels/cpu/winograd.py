@@ -58,8 +58,8 @@ def tiles(oh, ow):
 # patch of tile f is even[f], odd[f], even[f + tw], ...: constant offsets, unit
 # stride. They index arrays in full rather than through row views, and allocate
 # their scratch once per image: a view or an allocation costs Numba reference-count
-# or allocator calls, which inside these loops took about a third of the time
-# (a scratch script, not kept). Parallel builds split the work by image.
+# or allocator calls inside these loops (benchmarks/README.md, "Design
+# measurements": winograd-views). Parallel builds split the work by image.
 
 
 @cpu_kernel

@@ -159,3 +159,25 @@ def test_the_design_measurements_run_and_name_what_they_compare(tmp_path, capsys
     with pytest.raises(SystemExit):
         module.main(["relu-inplace"])
     assert "unknown measurement 'relu-inplace'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_kernel_design_measurements_leave_the_kernels_as_they_found_them(tmp_path):
+    """conv-slices, weight-grad-orientation, openblas-spin and matmul-split change the
+    chunk size, the thread counts and the split threshold while they time: all put back."""
+    from kernels.cpu import _threads, conv, linalg
+    path = SCRIPT.parent / "design_measurements.py"
+    spec = importlib.util.spec_from_file_location("design_measurements", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    blas = _threads._BLAS[0]() if _threads._BLAS else None
+    before = (_threads.get_num_threads(), conv.CHUNK_BYTES, linalg.PARALLEL_MIN_WORK, blas)
+    out = tmp_path / "design.json"
+    names = ["conv-slices", "weight-grad-orientation", "openblas-spin", "matmul-split"]
+    module.main(names + ["--repeat", "1", "--json", str(out)])
+    result = json.loads(out.read_text())
+    assert set(result["conv-slices"]) == {"slices of 4 MiB", "whole batch"}
+    assert len(result["weight-grad-orientation"]) == 3
+    assert len(result["matmul-split"]) == 4
+    blas = _threads._BLAS[0]() if _threads._BLAS else None
+    assert (_threads.get_num_threads(), conv.CHUNK_BYTES, linalg.PARALLEL_MIN_WORK, blas) == before
