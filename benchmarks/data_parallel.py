@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -38,7 +37,7 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 import numpy as np  # noqa: E402  (after the path set-up)
-from _common import CLASSES, IMAGE_SIZE, make_batch, median_ms, time_each  # noqa: E402
+from _common import CLASSES, IMAGE_SIZE, cpu_model, make_batch, median_ms, time_each  # noqa: E402
 
 # Link speeds (bytes/s, sustained) and per-message latencies (s): typical published
 # figures, to show the shape of the curve rather than any one cluster's numbers.
@@ -147,7 +146,7 @@ def main(argv=None):
     parameters = one["parameters"]
     compute = {"this CPU, 1 thread, batch %d" % args.batch_size: one["compute_ms"], **GPU_STEP_MS}
     result = {
-        "machine": {"cpu": _cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()},
+        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()},
         "measured": measured,
         "speedup_2_over_1": round(two["images_per_second"] / one["images_per_second"], 2),
         "gradient_bytes": 4 * parameters,
@@ -158,16 +157,6 @@ def main(argv=None):
     print(text)
     if args.json:
         Path(args.json).write_text(text + "\n")
-
-
-def _cpu_model():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 if __name__ == "__main__":

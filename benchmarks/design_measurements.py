@@ -11,6 +11,7 @@ Times are per call: the median and the fastest of ``--repeat`` calls after one
 warm-up call (which also compiles the Numba loops).
 """
 import argparse
+import contextlib
 import math
 import platform
 import statistics
@@ -207,7 +208,7 @@ def matmul_split(repeat):
     """The fast table's matmul (kernels/cpu/linalg.py) split over the kernels' threads
     against one thread, on the dense layer's product (32 x 12800 @ 12800 x 128, 52M
     multiply-adds) and a large one (256 x 51200 @ 51200 x 128, 1.7G)."""
-    from kernels.cpu import _threads, linalg
+    from kernels.cpu import linalg
     rng = np.random.default_rng(8)
     result = {}
     for name, (m, k, n) in {"dense": (32, 12800, 128), "large": (256, 51200, 128)}.items():
@@ -224,19 +225,20 @@ def matmul_split(repeat):
     return result
 
 
-class _one_blas_thread:
+@contextlib.contextmanager
+def _one_blas_thread():
     """OpenBLAS held to one thread for the block (as the kernels' slices run it)."""
-
-    def __enter__(self):
-        from kernels.cpu import _threads
-        self._blas = _threads._BLAS
-        if self._blas is not None:
-            self._before = self._blas[0]()
-            self._blas[1](1)
-
-    def __exit__(self, *exc):
-        if self._blas is not None:
-            self._blas[1](self._before)
+    from kernels.cpu import _threads
+    if _threads._BLAS is None:
+        yield
+        return
+    get_blas, put_blas = _threads._BLAS
+    before = get_blas()
+    put_blas(1)
+    try:
+        yield
+    finally:
+        put_blas(before)
 
 
 MEASUREMENTS = {"relu": relu, "relu-in-place": relu_in_place, "tanh-exp": tanh_exp,

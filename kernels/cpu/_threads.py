@@ -9,7 +9,8 @@ calls a GEMM every few milliseconds, so those workers never slept and took the c
 that a slice thread needed (benchmarks/README.md: "Design measurements",
 openblas-spin, and the exercise step before and after). So while these kernels are
 loaded, OpenBLAS runs on one thread and the parallelism is the slices': each core
-does its own slices end to end and nothing spins. The Numba kernels release the GIL (``nogil``) and so does ``np.matmul``.
+does its own slices end to end and nothing spins. The Numba kernels release the GIL
+(``nogil``) and so does ``np.matmul``.
 
 ``MINIGRAD_NUM_THREADS`` (read once, at import): threads for the slices (default: the
 cores this process may use); 1 runs everything on the calling thread and leaves
@@ -56,18 +57,12 @@ def _find_openblas():
     return None
 
 
-def usable_cores():
-    """Cores this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
 def choose_threads(environ=None, cores=None):
     """Threads for batch slices: ``MINIGRAD_NUM_THREADS`` or every usable core."""
     environ = os.environ if environ is None else environ
     if cores is None:
-        cores = usable_cores()
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+            os.cpu_count() or 1)
     value = environ.get("MINIGRAD_NUM_THREADS", "").strip()
     if not value:
         return cores
@@ -80,7 +75,7 @@ _BLAS = _find_openblas()
 THREADS = 1
 _blas_threads_found = None  # OpenBLAS's own count, given back when THREADS returns to 1
 _executors = {}  # worker count -> its pool (made at first use)
-_lock = threading.Lock()  # one sliced run at a time sets OpenBLAS's thread count
+_lock = threading.Lock()  # one sliced run at a time (a nested one runs serially)
 
 
 def set_num_threads(threads):
